@@ -1,0 +1,83 @@
+"""Settings, read once from the environment.
+
+Everything has an embedded default, so a fresh install works with no servers: state in SQLite and
+objects on the local disk, both under FREIGHT_HOME (default ./.freight).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from freight.errors import UserError
+from freight.units import parse_bytes, parse_cpus
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    object_store_url: str
+    #: Capacity this node offers to jobs; None means "detect".
+    cpus: float | None = None
+    memory: int | None = None
+    #: "auto" (cgroups when writable, else rlimits), "cgroups" (required) or "rlimits".
+    isolation: str = "auto"
+    #: Name of the cgroup (under each controller's root) freight keeps its slots in.
+    cgroup_parent: str = "freight"
+    #: Remote mode: talk to a freight server instead of the local store.
+    url: str | None = None
+    token: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Per-attempt shim records (pid, exit status); must survive a scheduler restart."""
+        return self.home / "attempts"
+
+    def with_home(self, home: Path) -> Settings:
+        return replace(
+            self,
+            home=home,
+            database_url=_default_db(home),
+            object_store_url=(home / "objects").resolve().as_uri(),
+        )
+
+
+def _default_db(home: Path) -> str:
+    return f"sqlite:///{(home / 'freight.db').resolve()}"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from FREIGHT_* environment variables."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("FREIGHT_HOME", ".freight")).expanduser().resolve()
+    try:
+        cpus = parse_cpus(env["FREIGHT_CPUS"]) if env.get("FREIGHT_CPUS") else None
+    except ValueError as exc:
+        raise UserError(str(exc), where="FREIGHT_CPUS") from None
+    try:
+        memory = parse_bytes(env["FREIGHT_MEMORY"]) if env.get("FREIGHT_MEMORY") else None
+    except ValueError as exc:
+        raise UserError(str(exc), where="FREIGHT_MEMORY") from None
+    isolation = env.get("FREIGHT_ISOLATION", "auto")
+    if isolation not in {"auto", "cgroups", "rlimits"}:
+        raise UserError(
+            f"unknown isolation {isolation!r}", where="FREIGHT_ISOLATION", hint="use auto, cgroups or rlimits"
+        )
+    return Settings(
+        home=home,
+        database_url=env.get("FREIGHT_DATABASE_URL") or _default_db(home),
+        object_store_url=env.get("FREIGHT_OBJECT_STORE") or (home / "objects").as_uri(),
+        cpus=cpus,
+        memory=memory,
+        isolation=isolation,
+        cgroup_parent=env.get("FREIGHT_CGROUP_PARENT", "freight"),
+        url=env.get("FREIGHT_URL") or None,
+        token=env.get("FREIGHT_TOKEN") or None,
+    )

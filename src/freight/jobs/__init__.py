@@ -1,0 +1,1 @@
+"""The job platform: specs, states, queues, placement, the scheduler and the service facade."""

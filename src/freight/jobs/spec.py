@@ -1,0 +1,146 @@
+"""JobSpec: what to run, with which limits, and how to treat failure.
+
+Validated with pydantic; human units are accepted ("512M", "1.5", "10m") and stored as plain numbers
+(cpus as float, memory as bytes, durations as seconds).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from freight.errors import UserError
+from freight.units import parse_bytes, parse_cpus, parse_duration
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _cpus(value: Any) -> float:
+    return parse_cpus(value)
+
+
+def _bytes(value: Any) -> int:
+    return parse_bytes(value)
+
+
+def _seconds(value: Any) -> float:
+    return parse_duration(value)
+
+
+Cpus = Annotated[float, BeforeValidator(_cpus)]
+Bytes = Annotated[int, BeforeValidator(_bytes)]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+RetryReason = Literal["oom", "timeout", "lost", "failed"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    """Hard limits for one attempt. memory is a hard cap with no swap; cpus is a CFS quota."""
+
+    cpus: Cpus = 1.0
+    memory: Bytes = 512 * 1024**2
+    pids: int = Field(default=1024, ge=8, le=1_000_000)
+
+
+class RetryPolicy(_Strict):
+    """How many attempts, and which outcomes earn another one.
+
+    `retry_on` lists outcome kinds (`oom`, `timeout`, `lost`, `failed` for any non-zero exit) and/or
+    specific exit codes. The default retries a lost attempt only: a machine crash is not the job's fault.
+    """
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    backoff: Seconds = 1.0
+    backoff_max: Seconds = 300.0
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    retry_on: list[RetryReason | int] = Field(default_factory=lambda: ["lost"])
+
+    def delay(self, attempt: int, random01: float) -> float:
+        """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
+        base = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
+        return max(0.0, base * (1 + self.jitter * (2 * random01 - 1)))
+
+
+class Dependency(_Strict):
+    job: str
+    #: after_ok: start only when `job` succeeded (its failure cancels this job);
+    #: after_any: start when `job` reached any terminal state.
+    condition: Literal["after_ok", "after_any"] = "after_ok"
+
+
+class JobSpec(_Strict):
+    """Everything needed to run a job. Either `command` (argv) or `shell` (a /bin/sh script)."""
+
+    name: str | None = Field(default=None, max_length=200)
+    command: list[str] | None = None
+    shell: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+    timeout: Seconds | None = None
+    #: Seconds between SIGTERM and SIGKILL when a timeout or a cancel stops the attempt.
+    grace: Seconds = 10.0
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    queue: str = "default"
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    depends_on: list[Dependency] = Field(default_factory=list)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    image: str | None = None
+
+    @model_validator(mode="after")
+    def _one_command(self) -> JobSpec:
+        if (self.command is None) == (self.shell is None):
+            raise ValueError("give exactly one of `command` (a list of arguments) or `shell` (a script)")
+        if self.command is not None and (not self.command or not self.command[0]):
+            raise ValueError("`command` must name a program to run")
+        if not _NAME.match(self.queue):
+            raise ValueError(f"queue name {self.queue!r} must be letters, digits, '.', '_' or '-'")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("`timeout` must be more than 0")
+        return self
+
+    def argv(self) -> list[str]:
+        if self.command is not None:
+            return list(self.command)
+        assert self.shell is not None
+        return ["/bin/sh", "-c", self.shell]
+
+
+def format_validation_error(exc: ValidationError, source: str = "spec") -> UserError:
+    """Turn pydantic's report into one clear line naming the field path."""
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"]) or "(root)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field; check its spelling"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return UserError(f"{msg}{suffix}", where=f"{source}: {loc}")
+
+
+def parse_spec(data: Any, source: str = "spec") -> JobSpec:
+    """Validate a mapping into a JobSpec, raising one UserError that names the field."""
+    if not isinstance(data, dict):
+        raise UserError("a job spec must be a mapping of fields", where=source)
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc, source) from None
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overlay submission overrides on a definition's template; nested mappings merge key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,1 @@
+"""Run ONE attempt in isolation: cgroups (v1 or v2) or rlimits, behind a small exit-recording shim."""

@@ -1,0 +1,114 @@
+"""The one door to the job platform for workloads (pipelines, builds) and entry points (CLI, API).
+
+`JobClient` is implemented by `freight.jobs.service.JobService` (embedded: the local store and an
+in-process scheduler) and, for a remote server, by an HTTP client. Workloads depend on this Protocol
+only, never on the scheduler's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from freight.jobs.spec import JobSpec
+from freight.jobs.states import JobState
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    number: int
+    state: str
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    signal: int | None
+    oom_killed: bool
+    peak_memory: int | None
+    cpu_seconds: float | None
+    error: str | None
+    log_path: str | None
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    name: str | None
+    queue: str
+    state: JobState
+    priority: int
+    spec: JobSpec
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    attempts: int
+    exit_code: int | None
+    #: One plain sentence on how it ended or why it waits ("out of memory: peak 64.0M of limit 64.0M").
+    reason: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+    definition: str | None = None
+    attempt_list: tuple[AttemptView, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "queue": self.queue,
+            "state": self.state.value,
+            "priority": self.priority,
+            "spec": self.spec.model_dump(mode="json"),
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "attempts": self.attempts,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "labels": self.labels,
+            "definition": self.definition,
+            "attempt_list": [a.__dict__ for a in self.attempt_list],
+        }
+
+
+class JobClient(Protocol):
+    def submit(
+        self,
+        spec: JobSpec | dict[str, Any],
+        *,
+        definition: str | None = None,
+    ) -> JobView:
+        """Queue a job. With `definition`, `spec` holds overrides of that definition's template.
+        The same idempotency_key returns the existing job instead of a new one."""
+        ...
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
+        """Queue several jobs in one transaction (they may depend on each other by id order)."""
+        ...
+
+    def get(self, job_id: str) -> JobView: ...
+
+    def list(
+        self,
+        *,
+        state: str | None = None,
+        queue: str | None = None,
+        label: dict[str, str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> list[JobView]: ...
+
+    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]:
+        """Block until every job is terminal (or timeout); returns their latest views."""
+        ...
+
+    def cancel(self, job_id: str) -> JobView: ...
+
+    def retry(self, job_id: str) -> JobView: ...
+
+    def logs(self, job_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[bytes]:
+        """The attempt's combined stdout/stderr (default: the latest attempt). With follow, keeps
+        yielding until the job is terminal."""
+        ...

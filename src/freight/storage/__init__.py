@@ -1,0 +1,1 @@
+"""Object storage: logs, pipeline staging data, build cache and releases."""

@@ -1,0 +1,108 @@
+"""ObjectStore: a thin, atomic layer over fsspec.
+
+`file://` under FREIGHT_HOME is the embedded default; `s3://` (with the [s3] extra) in production.
+Keys are '/'-separated paths relative to the store's root. Writes are atomic: a reader sees the old
+object or the new one, never half of one (temp file + rename locally; a single PUT on S3).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+import fsspec
+
+from freight.errors import NotFoundError, UserError
+
+
+class ObjectStore:
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url.rstrip("/")
+        self.fs, root = fsspec.core.url_to_fs(self.url, **options)
+        self.root = cast(str, root).rstrip("/")
+        self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        key = key.strip("/")
+        if not key or any(part in ("", ".", "..") for part in key.split("/")):
+            raise UserError(f"object key {key!r} is not a clean relative path")
+        return f"{self.root}/{key}"
+
+    def local_path(self, key: str) -> Path | None:
+        """The file behind `key` when the store is on local disk (lets readers mmap / tail it)."""
+        return Path(self._path(key)) if self.local else None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        if self.local:
+            _atomic_local_write(Path(path), data)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def put_file(self, key: str, source: Path) -> None:
+        path = self._path(key)
+        if self.local:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+            self.fs.copy(str(source), str(tmp))
+            os.replace(tmp, target)
+        else:
+            self.fs.put_file(str(source), path)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return cast(bytes, self.fs.cat_file(self._path(key)))
+        except FileNotFoundError:
+            raise NotFoundError(f"no object {key!r} in {self.url}") from None
+
+    def get_file(self, key: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.fs.get_file(self._path(key), str(target))
+        except FileNotFoundError:
+            raise NotFoundError(f"no object {key!r} in {self.url}") from None
+
+    def open(self, key: str, mode: str = "rb") -> IO[bytes]:
+        if "w" in mode and self.local:
+            raise UserError("write through put_bytes/put_file so writes stay atomic")
+        return cast(IO[bytes], self.fs.open(self._path(key), mode))
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self._path(key)))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every key under `prefix`, recursively, sorted."""
+        base = self._path(prefix) if prefix.strip("/") else self.root
+        if not self.fs.exists(base):
+            return
+        for path in sorted(self.fs.find(base)):
+            rel = str(path)[len(self.root) + 1 :] if str(path).startswith(self.root) else str(path)
+            if not rel.rsplit("/", 1)[-1].startswith("."):
+                yield rel
+
+    def delete(self, key: str, recursive: bool = False) -> None:
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=recursive)
+
+
+def _atomic_local_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""The state store: SQLAlchemy 2 Core tables, engine set-up and Alembic migrations."""

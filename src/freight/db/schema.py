@@ -1,0 +1,124 @@
+"""Tables of the job platform. Times are float seconds since the epoch (portable and exact enough)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200)),
+    Column("queue", String(64), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("definition", String(200)),
+    Column("labels", Text, nullable=False, default="{}"),
+    Column("idempotency_key", String(200)),
+    Column("submitted_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("exit_code", Integer),
+    Column("reason", Text),
+    #: earliest time the next attempt may start (retry backoff)
+    Column("not_before", Float),
+    #: set by a cancel request against a starting/running job; the scheduler acts on it
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
+)
+Index("ix_jobs_state", jobs.c.state)
+Index("ix_jobs_queue_state", jobs.c.queue, jobs.c.state)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("job_id", String(32), ForeignKey("jobs.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("handle", Text),
+    #: why the scheduler stopped it ("timeout" or "cancel"), written before the signal is sent
+    Column("stop_reason", String(16)),
+    Column("node", String(200)),
+    Column("cpus", Float, nullable=False),
+    Column("memory", Integer, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("exit_code", Integer),
+    Column("signal", Integer),
+    Column("oom_killed", Boolean, nullable=False, default=False),
+    Column("peak_memory", Integer),
+    Column("cpu_seconds", Float),
+    Column("error", Text),
+    Column("log_path", Text),
+    UniqueConstraint("job_id", "number", name="uq_attempts_job_number"),
+)
+Index("ix_attempts_state", attempts.c.state)
+
+dependencies = Table(
+    "dependencies",
+    metadata,
+    Column("job_id", String(32), ForeignKey("jobs.id"), primary_key=True),
+    Column("depends_on", String(32), ForeignKey("jobs.id"), primary_key=True),
+    Column("condition", String(16), nullable=False),
+)
+Index("ix_dependencies_depends_on", dependencies.c.depends_on)
+
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("description", Text),
+    Column("created_at", Float, nullable=False),
+)
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    #: queues of higher priority are served first; weights share capacity among equals
+    Column("priority", Integer, nullable=False, default=0),
+    Column("weight", Float, nullable=False, default=1.0),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), nullable=False),
+    Column("attempt", Integer),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("detail", Text),
+)
+Index("ix_events_job", events.c.job_id)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

@@ -1,0 +1,157 @@
+"""The DuckDB-file warehouse: Arrow batches go in through DuckDB's Arrow scan, never row by row.
+
+`replace` runs as one transaction that deletes the old rows and inserts the new ones. DuckDB is MVCC
+and single-writer, so other readers keep seeing the old rows until the commit: the same guarantee as a
+table swap, and the table keeps its constraints (DuckDB has no CREATE TABLE ... LIKE to copy them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
+from freight.errors import UserError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_SRC = "__freight_src"
+
+
+def qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qt(name: str) -> str:
+    return ".".join(qi(part) for part in name.split("."))
+
+
+class DuckDBWarehouse:
+    kind = "duckdb"
+
+    def __init__(self, path: str, *, memory_limit: int | None = None, threads: int | None = None) -> None:
+        import duckdb
+
+        if path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = f"{max(64, memory_limit // 1024**2 * 3 // 4)}MB"
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(path, config=config)
+        self.path = path
+
+    def close(self) -> None:
+        self.con.close()
+
+    def columns(self, table: str) -> list[str] | None:
+        schema, name = table.rsplit(".", 1) if "." in table else (None, table)
+        sql = "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+        params: list[Any] = [name]
+        if schema:
+            sql += " AND table_schema = ?"
+            params.append(schema)
+        rows = self.con.execute(sql + " ORDER BY ordinal_position", params).fetchall()
+        return [r[0] for r in rows] or None
+
+    def query(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def execute(self, sql: str) -> None:
+        self.con.begin()
+        try:
+            self.con.execute(sql)
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+
+    def load(
+        self,
+        table: str,
+        batches: pa.RecordBatchReader,
+        *,
+        mode: LoadMode = "append",
+        primary_key: list[str] | None = None,
+        create_sql: str | None = None,
+    ) -> LoadResult:
+        schema = batches.schema
+        check_load_args(mode, primary_key, schema)
+        self.con.begin()
+        try:
+            created = self._ensure_table(table, schema, create_sql)
+            added = self._add_columns(table, schema)
+            names = ", ".join(qi(n) for n in schema.names)
+            if mode == "upsert":
+                rows = self._upsert(table, batches, primary_key or [], names)
+            else:
+                if mode == "replace" and not created:
+                    self.con.execute(f"DELETE FROM {qt(table)}")
+                self.con.register(_SRC, batches)
+                try:
+                    self.con.execute(f"INSERT INTO {qt(table)} ({names}) SELECT {names} FROM {_SRC}")
+                    rows = _rowcount(self.con)
+                finally:
+                    self.con.unregister(_SRC)
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        return LoadResult(table, mode, rows, created, tuple(added))
+
+    def _upsert(self, table: str, batches: pa.RecordBatchReader, key: list[str], names: str) -> int:
+        import pyarrow as pa
+
+        stage = "__freight_stage"
+        seq_schema = batches.schema.append(pa.field(SEQ_COLUMN, pa.int64()))
+        self.con.register(_SRC, pa.RecordBatchReader.from_batches(seq_schema, with_sequence(batches)))
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {_SRC}")
+        finally:
+            self.con.unregister(_SRC)
+        match = " AND ".join(f"t.{qi(k)} = s.{qi(k)}" for k in key)
+        self.con.execute(f"DELETE FROM {qt(table)} AS t USING {stage} AS s WHERE {match}")
+        partition = ", ".join(qi(k) for k in key)
+        self.con.execute(
+            f"INSERT INTO {qt(table)} ({names}) SELECT {names} FROM {stage} "
+            f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {SEQ_COLUMN} DESC) = 1"
+        )
+        rows = _rowcount(self.con)
+        self.con.execute(f"DROP TABLE {stage}")
+        return rows
+
+    def _ensure_table(self, table: str, schema: pa.Schema, create_sql: str | None) -> bool:
+        if self.columns(table) is not None:
+            return False
+        if "." in table:
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {qi(table.rsplit('.', 1)[0])}")
+        if create_sql:
+            self.con.execute(create_sql)
+            if self.columns(table) is None:
+                raise UserError(f"the CREATE TABLE file did not create table {table!r}")
+            return True
+        cols = ", ".join(
+            f"{qi(n)} {t}" for n, t in zip(schema.names, duck_types(self.con, schema), strict=True)
+        )
+        self.con.execute(f"CREATE TABLE {qt(table)} ({cols})")
+        return True
+
+    def _add_columns(self, table: str, schema: pa.Schema) -> list[str]:
+        have = {c.lower() for c in self.columns(table) or []}
+        types = dict(zip(schema.names, duck_types(self.con, schema), strict=True))
+        added = [n for n in schema.names if n.lower() not in have]
+        for name in added:
+            self.con.execute(f"ALTER TABLE {qt(table)} ADD COLUMN {qi(name)} {types[name]}")
+        return added
+
+
+def duck_types(con: Any, schema: pa.Schema) -> list[str]:
+    return [str(t) for t in con.from_arrow(schema.empty_table()).types]
+
+
+def _rowcount(con: Any) -> int:
+    row = con.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

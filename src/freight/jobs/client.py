@@ -90,7 +90,7 @@ class JobClient(Protocol):
 
     def get(self, job_id: str) -> JobView: ...
 
-    def list(
+    def list_jobs(
         self,
         *,
         state: str | None = None,

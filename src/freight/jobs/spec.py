@@ -48,6 +48,10 @@ class Resources(_Strict):
     pids: int = Field(default=1024, ge=8, le=1_000_000)
 
 
+def _default_retry_on() -> list[RetryReason | int]:
+    return ["lost"]
+
+
 class RetryPolicy(_Strict):
     """How many attempts, and which outcomes earn another one.
 
@@ -59,12 +63,12 @@ class RetryPolicy(_Strict):
     backoff: Seconds = 1.0
     backoff_max: Seconds = 300.0
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
-    retry_on: list[RetryReason | int] = Field(default_factory=lambda: ["lost"])
+    retry_on: list[RetryReason | int] = Field(default_factory=_default_retry_on)
 
     def delay(self, attempt: int, random01: float) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
         base = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
-        return max(0.0, base * (1 + self.jitter * (2 * random01 - 1)))
+        return float(max(0.0, base * (1 + self.jitter * (2 * random01 - 1))))
 
 
 class Dependency(_Strict):

@@ -1,0 +1,724 @@
+"""The scheduler: one loop that admits, places, starts, watches and finishes attempts.
+
+Each tick:
+  1. sync     - read new submissions, cancel requests and queue settings from the store (when poked or
+                every `poll_interval`), so other processes (CLI, API servers) can submit.
+  2. reap     - collect outcomes of attempts that ended (pidfds wake the loop at once).
+  3. timers   - timeouts (SIGTERM, then SIGKILL after the grace), retry backoffs that elapsed.
+  4. place    - pop jobs from the fair queues while they fit the node's free capacity.
+  5. commit   - write all of the above in ONE transaction (write-ahead: `starting` and stop reasons are
+                persisted before any process is started or signalled).
+  6. act      - start the placed attempts, send the signals; persist the handles in a second commit.
+
+The store is the source of truth; everything here is a cache rebuilt by `recover()` on start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import os
+import random
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from freight.config import Settings
+from freight.db.schema import attempts, jobs, queues
+from freight.errors import FreightError
+from freight.jobs.outcome import classify, should_retry
+from freight.jobs.placement import Node, Request, place
+from freight.jobs.queue import FairQueues
+from freight.jobs.states import JobState
+from freight.jobs.store import (
+    Batch,
+    JobRecord,
+    apply_batch,
+    dependency_rows,
+    holder_id,
+    load_jobs,
+    release_lease,
+    try_lease,
+)
+from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered, Runtime
+
+log = logging.getLogger("freight.scheduler")
+
+LEASE = "scheduler"
+LEASE_TTL = 15.0
+
+
+class LeaseHeldError(FreightError):
+    """Another live scheduler holds the lease on this store."""
+
+
+@dataclass
+class Running:
+    job_id: str
+    attempt_id: str
+    number: int
+    cpus: float
+    memory: int
+    handle: Handle | None = None
+    started_at: float = 0.0
+    deadline: float | None = None
+    stop_reason: str | None = None
+    kill_at: float | None = None
+    fd: int | None = None
+
+
+@dataclass
+class _Actions:
+    """Side effects to perform after the tick's commit."""
+
+    start: list[tuple[JobRecord, Running]] = field(default_factory=list)
+    term: list[Running] = field(default_factory=list)
+    kill: list[Running] = field(default_factory=list)
+    release: list[Handle] = field(default_factory=list)
+
+
+def detect_capacity(settings: Settings) -> tuple[float, int]:
+    cpus = settings.cpus or float(len(os.sched_getaffinity(0)))
+    if settings.memory:
+        return cpus, settings.memory
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return cpus, int(line.split()[1]) * 1024
+    raise FreightError("cannot read MemTotal from /proc/meminfo; set FREIGHT_MEMORY")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        runtime: Runtime,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        poll_interval: float = 0.5,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.runtime = runtime
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng
+        self.poll_interval = poll_interval
+        self.on_commit = on_commit
+        cpus, memory = detect_capacity(settings)
+        self.node_name = os.uname().nodename
+        self.capacity = Node(self.node_name, cpus, memory)
+        self.used_cpus = 0.0
+        self.used_memory = 0
+        self.queues = FairQueues(cpus, memory)
+        self.jobs: dict[str, JobRecord] = {}
+        self.running: dict[str, Running] = {}
+        self.waiting: dict[str, set[str]] = {}
+        self.dependents: dict[str, list[tuple[str, str]]] = {}
+        self.delayed: list[tuple[float, str]] = []
+        self.holder = holder_id()
+        self._stop = threading.Event()
+        self._poked = True
+        self._last_sync = 0.0
+        self._last_lease = 0.0
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._sock: socket.socket | None = None
+        self._pending_term: list[Running] = []
+        self._exited: set[str] = set()
+        self.ticks = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    @property
+    def socket_path(self) -> Path:
+        return self.settings.home / "scheduler.sock"
+
+    def start(self) -> None:
+        """Take the lease and rebuild state from the store. Raises LeaseHeldError if another runs."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if not try_lease(conn, LEASE, self.holder, LEASE_TTL, now):
+                raise LeaseHeldError("another scheduler is running on this store")
+        self._last_lease = now
+        self._bind_socket()
+        self.recover()
+
+    def _bind_socket(self) -> None:
+        path = self.socket_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(str(path))
+        self._sock = sock
+        self._selector.register(sock, selectors.EVENT_READ, None)
+
+    def run(self) -> None:
+        """Loop until stop(). Call start() first."""
+        while not self._stop.is_set():
+            self.tick()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake()
+
+    def close(self) -> None:
+        """Leave running attempts alone (they keep running); give up the lease and the socket."""
+        with contextlib.suppress(Exception), self.engine.begin() as conn:
+            release_lease(conn, LEASE, self.holder)
+        if self._sock is not None:
+            self._sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def wake(self) -> None:
+        """Ask for a sync at the next tick (thread-safe)."""
+        self._poked = True
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    # --- recovery -----------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Re-attach to attempts that are still running and settle those that ended meanwhile."""
+        now = self.clock()
+        batch = Batch()
+        with self.engine.connect() as conn:
+            self._load_queues(conn)
+            rows = conn.execute(
+                select(jobs.c.id).where(jobs.c.state.in_([s.value for s in JobState if not s.terminal]))
+            ).all()
+            records = load_jobs(conn, [r.id for r in rows])
+            active = [j for j in records if j.state.active]
+            current = {f"{j.id}-{j.attempts}" for j in active}
+            attempt_rows = {
+                r.job_id: r for r in conn.execute(select(attempts).where(attempts.c.id.in_(current)))
+            }
+        actions = _Actions()
+        for job in records:
+            self.jobs[job.id] = job
+        for job in active:
+            self._recover_active(job, attempt_rows.get(job.id), batch, actions, now)
+        with self.engine.connect() as conn:
+            self._admit([j for j in records if not j.state.active], conn, batch, now)
+        self._commit(batch, now)
+        self._act(actions, now)
+
+    def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: _Actions, now: float) -> None:
+        if row is None or row.handle is None:
+            # Claimed but never started (the handle is persisted right after the shim starts).
+            attempt_id = f"{job.id}-{job.attempts}"
+            if row is not None and (self.settings.run_dir / attempt_id).exists():
+                self._end_lost(job, row.number, batch, now, "the scheduler stopped while starting it")
+                return
+            # It never ran, so it does not count against the retry policy: queue it again as it was.
+            batch.move(job, JobState.QUEUED, now, "never started; queued again after a restart")
+            if row is not None:
+                batch.ended_attempts.append(
+                    _ended_row(f"{job.id}-{row.number}", "lost", now, None, "never started")
+                )
+            return
+        handle = Handle.from_json(row.handle)
+        run = Running(
+            job_id=job.id,
+            attempt_id=row.id,
+            number=row.number,
+            cpus=row.cpus,
+            memory=row.memory,
+            handle=handle,
+            started_at=row.started_at or now,
+            stop_reason=row.stop_reason,
+        )
+        status = self.runtime.recover(handle)
+        if status is Recovered.VANISHED:
+            self._end_lost(job, row.number, batch, now, "its process vanished with no exit record")
+            return
+        self._charge(job, run)
+        if isinstance(status, Outcome):
+            self._finish(job, run, status, batch, actions, now)
+            return
+        if job.spec.timeout is not None:
+            run.deadline = run.started_at + job.spec.timeout
+        if run.stop_reason:
+            run.kill_at = now  # it was being stopped when the old scheduler went away
+        self._watch(run)
+        if job.state is JobState.STARTING:
+            batch.move(job, JobState.RUNNING, now, "re-attached after a restart")
+
+    def _end_lost(self, job: JobRecord, number: int, batch: Batch, now: float, why: str) -> None:
+        batch.ended_attempts.append(_ended_row(f"{job.id}-{number}", JobState.LOST.value, now, None, why))
+        self._settle(job, JobState.LOST, None, f"lost: {why}", batch, now)
+
+    # --- the tick -----------------------------------------------------------------------------------
+
+    def tick(self, timeout: float | None = None) -> None:
+        wait = self._next_timer_in(self.clock()) if timeout is None else timeout
+        ready = self._selector.select(wait)
+        for key, _ in ready:
+            if key.fd == self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            elif isinstance(key.data, str):
+                self._exited.add(key.data)
+            elif self._sock is not None and key.fileobj is self._sock:
+                with contextlib.suppress(BlockingIOError):
+                    while self._sock.recv(64):
+                        self._poked = True
+        now = self.clock()
+        batch = Batch()
+        actions = _Actions()
+        if self._poked or now - self._last_sync >= self.poll_interval:
+            self._poked = False
+            self._sync(batch, now)
+        self._reap(batch, actions, now)
+        self._timers(batch, actions, now)
+        self._place(batch, actions, now)
+        self._commit(batch, now)
+        self._act(actions, now)
+        if now - self._last_lease >= LEASE_TTL / 3:
+            self._renew_lease(now)
+        self.ticks += 1
+
+    def _next_timer_in(self, now: float) -> float:
+        wait = self.poll_interval
+        if self.delayed:
+            wait = min(wait, self.delayed[0][0] - now)
+        for run in self.running.values():
+            if run.kill_at is not None:
+                wait = min(wait, run.kill_at - now)
+            elif run.deadline is not None and run.stop_reason is None:
+                wait = min(wait, run.deadline - now)
+            if run.fd is None:
+                wait = min(wait, 0.05)  # no pidfd: poll for the exit record
+        return max(wait, 0.0)
+
+    def _renew_lease(self, now: float) -> None:
+        with self.engine.begin() as conn:
+            ok = try_lease(conn, LEASE, self.holder, LEASE_TTL, now)
+        self._last_lease = now
+        if not ok:
+            log.error("lost the scheduler lease to another process; stopping (running jobs keep running)")
+            self._stop.set()
+
+    # --- sync ---------------------------------------------------------------------------------------
+
+    def _load_queues(self, conn: Any) -> None:
+        for row in conn.execute(select(queues)):
+            self.queues.configure(row.name, priority=row.priority, weight=row.weight, paused=row.paused)
+
+    def _sync(self, batch: Batch, now: float) -> None:
+        self._last_sync = now
+        with self.engine.connect() as conn:
+            self._load_queues(conn)
+            waiting_states = [JobState.QUEUED.value, JobState.RETRYING.value]
+            rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(waiting_states))).all()
+            in_store = {r.id for r in rows}
+            # Jobs we hold as waiting that someone else moved on (cancelled by another process).
+            for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
+                self._forget_external(job_id, conn, batch, now)
+            new_ids = [r.id for r in rows if r.id not in self.jobs]
+            if new_ids:
+                records = load_jobs(conn, new_ids)
+                for job in records:
+                    self.jobs[job.id] = job
+                self._admit(records, conn, batch, now)
+            cancels = conn.execute(
+                select(jobs.c.id).where(
+                    jobs.c.cancel_requested.is_(True),
+                    jobs.c.state.in_([JobState.STARTING.value, JobState.RUNNING.value]),
+                )
+            ).all()
+        for row in cancels:
+            run = self.running.get(row.id)
+            if run is not None and run.stop_reason is None:
+                self._request_stop(run, "cancel", batch, now)
+            batch.clear_cancel.append(row.id)
+
+    def _forget_external(self, job_id: str, conn: Any, batch: Batch, now: float) -> None:
+        job = self.jobs.pop(job_id)
+        self.queues.discard(job.queue, job_id)
+        self.waiting.pop(job_id, None)
+        fresh = load_jobs(conn, [job_id])
+        if fresh and fresh[0].state.terminal:
+            self._notify_dependents(fresh[0], batch, now)
+
+    def _admit(self, records: list[JobRecord], conn: Any, batch: Batch, now: float) -> None:
+        """Route waiting jobs: to the retry timer, to wait on dependencies, or into their queue."""
+        deps = dependency_rows(conn, [j.id for j in records])
+        by_job: dict[str, list[tuple[str, str]]] = {}
+        for job_id, dep, cond in deps:
+            by_job.setdefault(job_id, []).append((dep, cond))
+        unknown = {dep for _, dep, _ in deps if dep not in self.jobs}
+        dep_states = {j.id: j.state for j in load_jobs(conn, unknown)} if unknown else {}
+        for job in records:
+            if job.state is JobState.RETRYING:
+                heapq.heappush(self.delayed, (job.not_before or now, job.id))
+                continue
+            pending: set[str] = set()
+            failed_dep: str | None = None
+            for dep, cond in by_job.get(job.id, []):
+                dep_job = self.jobs.get(dep)
+                state = dep_job.state if dep_job is not None else dep_states.get(dep)
+                if state is None:
+                    failed_dep = dep  # dependency deleted: cannot be satisfied
+                elif not state.terminal:
+                    pending.add(dep)
+                    self.dependents.setdefault(dep, []).append((job.id, cond))
+                elif cond == "after_ok" and state is not JobState.SUCCEEDED:
+                    failed_dep = dep
+            if failed_dep is not None:
+                self._cascade(job, failed_dep, batch, now)
+            elif pending:
+                self.waiting[job.id] = pending
+                self._set_reason(
+                    job, f"waiting for {len(pending)} dependenc{'y' if len(pending) == 1 else 'ies'}", batch
+                )
+            else:
+                self.queues.push(job.queue, job.id, job.priority)
+
+    def _cascade(self, job: JobRecord, dep: str, batch: Batch, now: float) -> None:
+        job.ended_at = now
+        job.reason = f"dependency {dep} did not succeed"
+        self._terminal(job, JobState.CANCELLED, batch, now, job.reason)
+
+    def _notify_dependents(self, job: JobRecord, batch: Batch, now: float) -> None:
+        for dependent_id, cond in self.dependents.pop(job.id, []):
+            dependent = self.jobs.get(dependent_id)
+            pending = self.waiting.get(dependent_id)
+            if dependent is None or pending is None:
+                continue
+            if cond == "after_ok" and job.state is not JobState.SUCCEEDED:
+                self.waiting.pop(dependent_id, None)
+                self._cascade(dependent, job.id, batch, now)
+                continue
+            pending.discard(job.id)
+            if not pending:
+                self.waiting.pop(dependent_id, None)
+                self._set_reason(dependent, None, batch)
+                self.queues.push(dependent.queue, dependent.id, dependent.priority)
+
+    # --- reap ---------------------------------------------------------------------------------------
+
+    def _reap(self, batch: Batch, actions: _Actions, now: float) -> None:
+        for job_id, run in list(self.running.items()):
+            if run.handle is None:
+                continue
+            outcome = self.runtime.poll(run.handle)
+            if outcome is not None:
+                self._finish(self.jobs[job_id], run, outcome, batch, actions, now)
+            elif job_id in self._exited:
+                # The shim exited but left no exit record (it was killed): the attempt is lost.
+                status = self.runtime.recover(run.handle)
+                if isinstance(status, Outcome):
+                    self._finish(self.jobs[job_id], run, status, batch, actions, now)
+                elif status is Recovered.VANISHED:
+                    self._unwatch(run)
+                    self._discharge(self.jobs[job_id], run)
+                    actions.release.append(run.handle)
+                    self._end_lost(
+                        self.jobs[job_id], run.number, batch, now, "its shim died with no exit record"
+                    )
+        self._exited.clear()
+
+    def _finish(
+        self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: _Actions, now: float
+    ) -> None:
+        self._unwatch(run)
+        self.running.pop(job.id, None)
+        self._discharge(job, run)
+        state, reason = classify(outcome, run.stop_reason, job.spec)
+        batch.ended_attempts.append(
+            {
+                "b_id": run.attempt_id,
+                "state": state.value,
+                "ended_at": outcome.ended_at,
+                "exit_code": outcome.exit_code,
+                "signal": outcome.signal,
+                "oom_killed": outcome.oom_killed,
+                "peak_memory": outcome.peak_memory,
+                "cpu_seconds": outcome.cpu_seconds,
+                "error": outcome.error,
+            }
+        )
+        job.exit_code = outcome.exit_code
+        if run.handle is not None:
+            actions.release.append(run.handle)
+        self._settle(job, state, outcome.exit_code, reason, batch, now)
+
+    def _settle(
+        self,
+        job: JobRecord,
+        state: JobState,
+        exit_code: int | None,
+        reason: str | None,
+        batch: Batch,
+        now: float,
+    ) -> None:
+        """An attempt ended in `state`: retry per policy, or make it the job's final state."""
+        self.running.pop(job.id, None)
+        if should_retry(state, exit_code, job.attempts, job.spec):
+            delay = job.spec.retry.delay(job.attempts, self.rng())
+            job.not_before = now + delay
+            job.reason = f"attempt {job.attempts} {reason or state.value}; retrying in {delay:.1f}s"
+            batch.move(job, JobState.RETRYING, now, job.reason)
+            heapq.heappush(self.delayed, (job.not_before, job.id))
+            return
+        job.ended_at = now
+        job.reason = reason
+        self._terminal(job, state, batch, now, reason)
+
+    def _terminal(
+        self, job: JobRecord, state: JobState, batch: Batch, now: float, detail: str | None
+    ) -> None:
+        batch.move(job, state, now, detail)
+        self.queues.discard(job.queue, job.id)
+        self.waiting.pop(job.id, None)
+        self.jobs.pop(job.id, None)
+        self._notify_dependents(job, batch, now)
+
+    # --- timers -------------------------------------------------------------------------------------
+
+    def _timers(self, batch: Batch, actions: _Actions, now: float) -> None:
+        for run in self.running.values():
+            if run.kill_at is not None and now >= run.kill_at:
+                actions.kill.append(run)
+                run.kill_at = now + 1.0  # keep killing until the exit is recorded
+            elif run.stop_reason is None and run.deadline is not None and now >= run.deadline:
+                self._request_stop(run, "timeout", batch, now)
+        while self.delayed and self.delayed[0][0] <= now:
+            _, job_id = heapq.heappop(self.delayed)
+            job = self.jobs.get(job_id)
+            if job is None or job.state is not JobState.RETRYING:
+                continue
+            job.not_before = None
+            batch.move(job, JobState.QUEUED, now, "backoff elapsed")
+            self.queues.push(job.queue, job.id, job.priority)
+
+    def _request_stop(self, run: Running, reason: str, batch: Batch, now: float) -> None:
+        job = self.jobs[run.job_id]
+        run.stop_reason = reason
+        # Persisted with this tick's commit, before the signal: a restart knows why it died.
+        batch.stop_reasons.append({"b_id": run.attempt_id, "stop_reason": reason})
+        run.kill_at = now + job.spec.grace
+        self._pending_term.append(run)
+
+    # --- placement ----------------------------------------------------------------------------------
+
+    def _place(self, batch: Batch, actions: _Actions, now: float) -> None:
+        blocked: set[str] = set()
+        while True:
+            order = self.queues.order(blocked)
+            if not order:
+                return
+            queue = order[0]
+            job_id = queue.peek()
+            assert job_id is not None
+            job = self.jobs.get(job_id)
+            if job is None or job.state is not JobState.QUEUED:
+                queue.discard(job_id)
+                continue
+            res = job.spec.resources
+            node = Node(
+                self.node_name, self.capacity.cpus, self.capacity.memory, self.used_cpus, self.used_memory
+            )
+            decision = place(Request(res.cpus, res.memory), [node])
+            if decision.node is None:
+                if decision.impossible:
+                    queue.pop()
+                    job.ended_at = now
+                    job.reason = f"can never run here: {decision.why()}"
+                    self._terminal(job, JobState.FAILED, batch, now, job.reason)
+                    continue
+                blocked.add(queue.name)
+                self._set_reason(job, f"waiting for capacity: {decision.why()}", batch)
+                continue
+            queue.pop()
+            self._claim(job, batch, actions, now)
+
+    def _claim(self, job: JobRecord, batch: Batch, actions: _Actions, now: float) -> None:
+        job.attempts += 1
+        job.reason = None
+        job.exit_code = None
+        job.ended_at = None
+        res = job.spec.resources
+        attempt_id = f"{job.id}-{job.attempts}"
+        run = Running(job.id, attempt_id, job.attempts, res.cpus, res.memory)
+        log_path = self.settings.logs_dir / job.id / f"{job.attempts}.log"
+        batch.move(job, JobState.STARTING, now)
+        batch.new_attempts.append(
+            {
+                "id": attempt_id,
+                "job_id": job.id,
+                "number": job.attempts,
+                "state": JobState.STARTING.value,
+                "node": self.node_name,
+                "cpus": res.cpus,
+                "memory": res.memory,
+                "log_path": str(log_path),
+                "oom_killed": False,
+            }
+        )
+        self._charge(job, run)
+        self.running[job.id] = run
+        actions.start.append((job, run))
+
+    def _charge(self, job: JobRecord, run: Running) -> None:
+        self.running[job.id] = run
+        self.used_cpus += run.cpus
+        self.used_memory += run.memory
+        self.queues.charge(job.queue, run.cpus, run.memory)
+
+    def _discharge(self, job: JobRecord, run: Running) -> None:
+        self.used_cpus -= run.cpus
+        self.used_memory -= run.memory
+        self.queues.charge(job.queue, -run.cpus, -run.memory)
+
+    def _set_reason(self, job: JobRecord, reason: str | None, batch: Batch) -> None:
+        if job.reason != reason:
+            job.reason = reason
+            batch.reasons[job.id] = reason
+
+    # --- commit and act -----------------------------------------------------------------------------
+
+    def _commit(self, batch: Batch, now: float) -> None:
+        if not batch:
+            return
+        with self.engine.begin() as conn:
+            lost = apply_batch(conn, batch, now)
+        for job_id in lost:
+            # Someone else changed it first (e.g. cancelled it); their word stands.
+            self._drop_claim(job_id)
+        if self.on_commit is not None:
+            self.on_commit()
+
+    def _drop_claim(self, job_id: str) -> None:
+        job = self.jobs.pop(job_id, None)
+        run = self.running.pop(job_id, None)
+        if job is not None and run is not None and run.handle is None:
+            self._discharge(job, run)
+            run.attempt_id = ""  # _act skips it
+        if job is not None:
+            self.queues.discard(job.queue, job_id)
+
+    def _act(self, actions: _Actions, now: float) -> None:
+        for run in self._pending_term:
+            if run.handle is not None:
+                self.runtime.signal(run.handle, signal.SIGTERM)
+        self._pending_term.clear()
+        for run in actions.kill:
+            if run.handle is not None:
+                self.runtime.kill(run.handle)
+        for handle in actions.release:
+            self.runtime.release(handle)
+        if not actions.start:
+            return
+        batch = Batch()
+        failed: list[tuple[JobRecord, Running, str]] = []
+        for job, run in actions.start:
+            if not run.attempt_id:
+                continue
+            try:
+                run.handle = self.runtime.start(self._request(job, run))
+            except FreightError as exc:
+                failed.append((job, run, str(exc)))
+                continue
+            run.started_at = self.clock()
+            if job.spec.timeout is not None:
+                run.deadline = run.started_at + job.spec.timeout
+            job.started_at = job.started_at or run.started_at
+            batch.running_attempts.append(
+                {
+                    "b_id": run.attempt_id,
+                    "state": "running",
+                    "handle": run.handle.to_json(),
+                    "started_at": run.started_at,
+                }
+            )
+            batch.move(job, JobState.RUNNING, run.started_at)
+            self._watch(run)
+        end = self.clock()
+        more = _Actions()
+        for job, run, error in failed:
+            outcome = Outcome(None, None, False, None, None, end, end, error=f"could not start: {error}")
+            self._finish(job, run, outcome, batch, more, end)
+        self._commit(batch, end)
+
+    def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
+        spec = job.spec
+        env = dict(os.environ)
+        env.update(spec.env)
+        env["FREIGHT_JOB_ID"] = job.id
+        env["FREIGHT_ATTEMPT"] = str(run.number)
+        res = spec.resources
+        return AttemptRequest(
+            attempt_id=run.attempt_id,
+            argv=spec.argv(),
+            env=env,
+            cwd=spec.cwd,
+            limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
+            log_path=self.settings.logs_dir / job.id / f"{run.number}.log",
+        )
+
+    def _watch(self, run: Running) -> None:
+        assert run.handle is not None
+        fd = self.runtime.fileno(run.handle)
+        if fd is not None:
+            try:
+                self._selector.register(fd, selectors.EVENT_READ, run.job_id)
+                run.fd = fd
+            except (KeyError, ValueError, OSError):
+                run.fd = None
+
+    def _unwatch(self, run: Running) -> None:
+        if run.fd is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(run.fd)
+            run.fd = None
+
+    # --- introspection ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "node": self.node_name,
+            "cpus": self.capacity.cpus,
+            "memory": self.capacity.memory,
+            "used_cpus": self.used_cpus,
+            "used_memory": self.used_memory,
+            "running": len(self.running),
+            "queued": self.queues.depth(),
+            "waiting_on_dependencies": len(self.waiting),
+            "retrying": len(self.delayed),
+        }
+
+
+def _ended_row(
+    attempt_id: str, state: str, now: float, exit_code: int | None, error: str | None
+) -> dict[str, Any]:
+    return {
+        "b_id": attempt_id,
+        "state": state,
+        "ended_at": now,
+        "exit_code": exit_code,
+        "signal": None,
+        "oom_killed": False,
+        "peak_memory": None,
+        "cpu_seconds": None,
+        "error": error,
+    }

@@ -1,0 +1,507 @@
+"""JobService: the embedded implementation of JobClient, on the local store.
+
+Submissions, cancels and retries are written to the store and the scheduler is poked; the scheduler
+may live in this process (`running()`), in a `freight up` on this machine (poked through its unix
+socket), or elsewhere (it polls the store). Bad input raises UserError and writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from freight.config import Settings, load_settings
+from freight.db.engine import open_engine
+from freight.db.schema import definitions, dependencies, events, jobs, queues
+from freight.errors import ConflictError, NotFoundError, UserError
+from freight.jobs.client import JobView
+from freight.jobs.scheduler import LEASE, Scheduler
+from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
+from freight.jobs.states import JobState
+from freight.jobs.store import (
+    JobRecord,
+    attempt_views,
+    definition_row,
+    event_rows,
+    lease_holder,
+    load_jobs,
+    record_from_spec,
+)
+
+
+class JobService:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.scheduler: Scheduler | None = None
+        self._thread: threading.Thread | None = None
+        self._changed = threading.Condition()
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> JobService:
+        settings = settings or load_settings()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings, open_engine(settings.database_url))
+
+    def close(self) -> None:
+        self.stop_scheduler()
+        self.engine.dispose()
+
+    def __enter__(self) -> JobService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the scheduler ------------------------------------------------------------------------------
+
+    def scheduler_holder(self) -> str | None:
+        """Who runs the scheduler on this store right now, if anyone."""
+        with self.engine.connect() as conn:
+            return lease_holder(conn, LEASE, time.time())
+
+    def start_scheduler(self, *, poll_interval: float = 0.5) -> Scheduler:
+        """Run a scheduler in a background thread of this process."""
+        from freight.runtime import create_runtime
+
+        if self.scheduler is not None:
+            return self.scheduler
+        scheduler = Scheduler(
+            self.engine,
+            create_runtime(self.settings),
+            self.settings,
+            poll_interval=poll_interval,
+            on_commit=self._notify,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        self._thread = threading.Thread(target=self._loop, name="freight-scheduler", daemon=True)
+        self._thread.start()
+        return scheduler
+
+    def _loop(self) -> None:
+        assert self.scheduler is not None
+        try:
+            self.scheduler.run()
+        finally:
+            self._notify()
+
+    def stop_scheduler(self) -> None:
+        if self.scheduler is None:
+            return
+        self.scheduler.stop()
+        if self._thread is not None:
+            self._thread.join()
+        self.scheduler.close()
+        self.scheduler = None
+        self._thread = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Scheduler | None]:
+        """Make sure a scheduler serves this store while the block runs: reuse a live one (e.g. a
+        `freight up` on this machine), or run one in this process and stop it afterwards."""
+        if self.scheduler is not None or self.scheduler_holder() is not None:
+            yield self.scheduler
+            return
+        scheduler = self.start_scheduler()
+        try:
+            yield scheduler
+        finally:
+            self.stop_scheduler()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def poke(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.sendto(b"!", str(self.settings.home / "scheduler.sock"))
+        except OSError:
+            pass  # no local scheduler listening; a remote one polls the store
+        finally:
+            sock.close()
+
+    # --- submit -------------------------------------------------------------------------------------
+
+    def resolve(
+        self, spec: JobSpec | dict[str, Any], definition: str | None = None
+    ) -> tuple[JobSpec, str | None]:
+        """Apply a definition's template (if any) and validate."""
+        if definition is None:
+            return (spec if isinstance(spec, JobSpec) else parse_spec(spec)), None
+        name, _, version_text = definition.partition(":")
+        if version_text and not version_text.isdigit():
+            raise UserError(
+                f"bad definition reference {definition!r}",
+                where="definition",
+                hint="use NAME or NAME:VERSION",
+            )
+        with self.engine.connect() as conn:
+            row = definition_row(conn, name, int(version_text) if version_text else None)
+        if row is None:
+            raise NotFoundError(
+                f"no job definition {definition!r}", where="definition", hint="see `freight definitions`"
+            )
+        overrides = spec.model_dump(exclude_unset=True) if isinstance(spec, JobSpec) else dict(spec)
+        merged = merge_overrides(json.loads(row["spec"]), overrides)
+        return parse_spec(merged, source=f"definition {name}:{row['version']}"), f"{name}:{row['version']}"
+
+    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView:
+        resolved, ref = self.resolve(spec, definition)
+        return self._insert([(resolved, ref)])[0]
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
+        return self._insert([(spec, None) for spec in specs])
+
+    def _insert(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[JobView]:
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                views = self._insert_in(conn, items, now)
+        except IntegrityError:
+            # Two submitters raced on one idempotency key; the other's insert won. Read theirs.
+            with self.engine.begin() as conn:
+                views = self._insert_in(conn, items, now)
+        self.poke()
+        return views
+
+    def _insert_in(self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], now: float) -> list[JobView]:
+        out: list[JobView | None] = [None] * len(items)
+        fresh: list[JobRecord] = []
+        keys = [spec.idempotency_key for spec, _ in items if spec.idempotency_key]
+        existing: dict[str, JobRecord] = {}
+        if keys:
+            rows = conn.execute(select(jobs).where(jobs.c.idempotency_key.in_(keys)))
+            existing = {r.idempotency_key: JobRecord.from_row(r) for r in rows}
+        for index, (spec, ref) in enumerate(items):
+            key = spec.idempotency_key
+            if key and key in existing:
+                prior = existing[key]
+                if prior.spec != spec:
+                    raise ConflictError(
+                        f"idempotency key {key!r} was already used for job {prior.id} with a different spec",
+                        where="idempotency_key",
+                        hint="use a new key for a different job",
+                    )
+                out[index] = prior.view()
+                continue
+            record = record_from_spec(spec, now=now, definition=ref)
+            fresh.append(record)
+            out[index] = record.view()
+            if key:
+                existing[key] = record
+        if fresh:
+            known_ids = {r.id for r in fresh}
+            self._check_dependencies(conn, fresh, known_ids)
+            self._ensure_queues(conn, {r.queue for r in fresh}, now)
+            conn.execute(insert(jobs), [r.insert_params() for r in fresh])
+            dep_rows = [
+                {"job_id": r.id, "depends_on": d.job, "condition": d.condition}
+                for r in fresh
+                for d in r.spec.depends_on
+            ]
+            if dep_rows:
+                conn.execute(insert(dependencies), dep_rows)
+            conn.execute(
+                insert(events),
+                [
+                    {
+                        "job_id": r.id,
+                        "attempt": None,
+                        "from_state": None,
+                        "to_state": "queued",
+                        "at": now,
+                        "detail": "submitted",
+                    }
+                    for r in fresh
+                ],
+            )
+        return [v for v in out if v is not None]
+
+    def _check_dependencies(self, conn: Any, fresh: list[JobRecord], known: set[str]) -> None:
+        wanted = {d.job for r in fresh for d in r.spec.depends_on} - known
+        found = (
+            {r.id for r in conn.execute(select(jobs.c.id).where(jobs.c.id.in_(wanted)))} if wanted else set()
+        )
+        for record in fresh:
+            for index, dep in enumerate(record.spec.depends_on):
+                if dep.job not in known and dep.job not in found:
+                    raise NotFoundError(f"no job {dep.job!r} to depend on", where=f"depends_on.{index}.job")
+                if dep.job == record.id:
+                    raise UserError("a job cannot depend on itself", where=f"depends_on.{index}.job")
+
+    def _ensure_queues(self, conn: Any, names: set[str], now: float) -> None:
+        have = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.name.in_(names)))}
+        missing = names - have
+        if missing:
+            conn.execute(
+                insert(queues),
+                [
+                    {"name": n, "priority": 0, "weight": 1.0, "paused": False, "created_at": now}
+                    for n in sorted(missing)
+                ],
+            )
+
+    # --- read ---------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobView:
+        with self.engine.connect() as conn:
+            found = load_jobs(conn, [job_id])
+            if not found:
+                raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
+            return found[0].view(attempt_views(conn, job_id))
+
+    def list_jobs(
+        self,
+        *,
+        state: str | None = None,
+        queue: str | None = None,
+        label: dict[str, str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> list[JobView]:
+        """Newest first. `cursor` is the id of the last job of the previous page."""
+        if state is not None and state not in {s.value for s in JobState}:
+            raise UserError(
+                f"unknown state {state!r}", where="state", hint=", ".join(s.value for s in JobState)
+            )
+        query = select(jobs).order_by(jobs.c.id.desc())
+        if state:
+            query = query.where(jobs.c.state == state)
+        if queue:
+            query = query.where(jobs.c.queue == queue)
+        if cursor:
+            query = query.where(jobs.c.id < cursor)
+        views: list[JobView] = []
+        with self.engine.connect() as conn:
+            # Label filters are matched in Python over JSON; page until `limit` matches.
+            batch_size = max(limit, 100) if label else limit
+            while len(views) < limit:
+                rows = conn.execute(query.limit(batch_size)).all()
+                if not rows:
+                    break
+                for row in rows:
+                    record = JobRecord.from_row(row)
+                    if label and any(record.labels.get(k) != v for k, v in label.items()):
+                        continue
+                    views.append(record.view())
+                    if len(views) == limit:
+                        break
+                if len(rows) < batch_size:
+                    break
+                query = query.where(jobs.c.id < rows[-1].id)
+        return views
+
+    def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return event_rows(conn, job_id, limit)
+
+    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = list(dict.fromkeys(job_ids))
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(pending))).all()
+            missing = set(pending) - {r.id for r in rows}
+            if missing:
+                raise NotFoundError(f"no job {sorted(missing)[0]!r}")
+            pending = [r.id for r in rows if not JobState(r.state).terminal]
+            if not pending:
+                return [self.get(job_id) for job_id in job_ids]
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return [self.get(job_id) for job_id in job_ids]
+            with self._changed:
+                self._changed.wait(0.2 if left is None else min(0.2, left))
+
+    # --- control ------------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobView:
+        now = time.time()
+        with self.engine.begin() as conn:
+            found = load_jobs(conn, [job_id])
+            if not found:
+                raise NotFoundError(f"no job {job_id!r}")
+            job = found[0]
+            if job.state.terminal:
+                raise ConflictError(f"job {job_id} already ended ({job.state.value})", where=job_id)
+            if job.state in (JobState.QUEUED, JobState.RETRYING):
+                result = conn.execute(
+                    update(jobs)
+                    .where(and_(jobs.c.id == job_id, jobs.c.state == job.state.value))
+                    .values(
+                        state="cancelled", updated_at=now, ended_at=now, reason="cancelled before it started"
+                    )
+                )
+                if result.rowcount == 1:
+                    conn.execute(
+                        insert(events).values(
+                            job_id=job_id,
+                            from_state=job.state.value,
+                            to_state="cancelled",
+                            at=now,
+                            detail="cancelled",
+                        )
+                    )
+            else:
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
+        self.poke()
+        return self.get(job_id)
+
+    def retry(self, job_id: str) -> JobView:
+        """Queue a finished job again (a new attempt of the same job, same id)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            found = load_jobs(conn, [job_id])
+            if not found:
+                raise NotFoundError(f"no job {job_id!r}")
+            job = found[0]
+            if not job.state.terminal:
+                raise ConflictError(f"job {job_id} is {job.state.value}; only a finished job can be retried")
+            conn.execute(
+                update(jobs)
+                .where(and_(jobs.c.id == job_id, jobs.c.state == job.state.value))
+                .values(
+                    state="queued",
+                    updated_at=now,
+                    ended_at=None,
+                    reason=None,
+                    exit_code=None,
+                    not_before=None,
+                )
+            )
+            conn.execute(
+                insert(events).values(
+                    job_id=job_id,
+                    from_state=job.state.value,
+                    to_state="queued",
+                    at=now,
+                    detail="retried by request",
+                )
+            )
+        self.poke()
+        return self.get(job_id)
+
+    def logs(self, job_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[bytes]:
+        view = self.get(job_id)
+        number = attempt or view.attempts
+        if number == 0:
+            if not follow:
+                return
+            view = self._wait_started(job_id)
+            number = view.attempts
+            if number == 0:
+                return
+        path = self.settings.logs_dir / job_id / f"{number}.log"
+        offset = 0
+        while True:
+            chunk = b""
+            if path.exists():
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+            if chunk:
+                offset += len(chunk)
+                yield chunk
+                continue
+            if not follow:
+                return
+            current = self.get(job_id)
+            if current.attempts != number or current.terminal or current.state is JobState.RETRYING:
+                # one last read: the attempt ended, its log is complete
+                if path.exists():
+                    with path.open("rb") as handle:
+                        handle.seek(offset)
+                        rest = handle.read()
+                    if rest:
+                        yield rest
+                return
+            time.sleep(0.1)
+
+    def _wait_started(self, job_id: str) -> JobView:
+        while True:
+            view = self.get(job_id)
+            if view.attempts > 0 or view.terminal:
+                return view
+            time.sleep(0.1)
+
+    # --- definitions and queues ---------------------------------------------------------------------
+
+    def register_definition(self, name: str, template: dict[str, Any], description: str | None = None) -> int:
+        """Store a new version of a named job template. Returns its version number."""
+        if not name or any(c in name for c in ": /"):
+            raise UserError(
+                f"bad definition name {name!r}", where="name", hint="letters, digits, '.', '_' or '-'"
+            )
+        parse_spec(template, source=f"definition {name}")
+        with self.engine.begin() as conn:
+            latest = conn.execute(
+                select(func.max(definitions.c.version)).where(definitions.c.name == name)
+            ).scalar()
+            version = int(latest or 0) + 1
+            conn.execute(
+                insert(definitions).values(
+                    name=name,
+                    version=version,
+                    spec=json.dumps(template),
+                    description=description,
+                    created_at=time.time(),
+                )
+            )
+        return version
+
+    def definitions(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(definitions).order_by(definitions.c.name, definitions.c.version.desc())
+            )
+            return [dict(r._mapping) | {"spec": json.loads(r.spec)} for r in rows]
+
+    def set_queue(
+        self,
+        name: str,
+        *,
+        weight: float | None = None,
+        priority: int | None = None,
+        paused: bool | None = None,
+    ) -> dict[str, Any]:
+        if weight is not None and weight <= 0:
+            raise UserError("weight must be more than 0", where="weight")
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._ensure_queues(conn, {name}, now)
+            values: dict[str, Any] = {}
+            if weight is not None:
+                values["weight"] = weight
+            if priority is not None:
+                values["priority"] = priority
+            if paused is not None:
+                values["paused"] = paused
+            if values:
+                conn.execute(update(queues).where(queues.c.name == name).values(**values))
+        self.poke()
+        return next(q for q in self.queues() if q["name"] == name)
+
+    def queues(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(queues).order_by(queues.c.name)).all()
+            counts = conn.execute(
+                select(jobs.c.queue, jobs.c.state, func.count()).group_by(jobs.c.queue, jobs.c.state)
+            ).all()
+        by_queue: dict[str, dict[str, int]] = {}
+        for queue, state, count in counts:
+            by_queue.setdefault(queue, {})[state] = int(count)
+        return [dict(r._mapping) | {"jobs": by_queue.get(r.name, {})} for r in rows]

@@ -1,0 +1,384 @@
+"""Reading and writing job state. The store is the source of truth; the scheduler's heaps are a cache.
+
+Every state change is a compare-and-set on the previous state (`WHERE id = :id AND state = :old`) and
+is recorded in the events table in the same transaction. The scheduler collects a tick's changes in a
+`Batch` and applies them with one executemany per table (group commit).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+
+from freight.db.schema import attempts, definitions, dependencies, events, jobs, leases, queues
+from freight.jobs.client import AttemptView, JobView
+from freight.jobs.spec import JobSpec
+from freight.jobs.states import JobState
+
+_counter = itertools.count()
+
+
+def new_job_id(now: float | None = None) -> str:
+    """Sortable by submission time: 12 hex digits of milliseconds, a per-process sequence (so ids of
+    one batch keep their order), then random digits (so other processes do not collide)."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:012x}{next(_counter) % 65536:04x}{secrets.token_hex(2)}"
+
+
+@dataclass
+class JobRecord:
+    """One row of `jobs`, with the spec parsed. The scheduler keeps these in memory."""
+
+    id: str
+    name: str | None
+    queue: str
+    priority: int
+    state: JobState
+    spec: JobSpec
+    submitted_at: float
+    updated_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: int = 0
+    exit_code: int | None = None
+    reason: str | None = None
+    not_before: float | None = None
+    cancel_requested: bool = False
+    definition: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobRecord:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            name=m["name"],
+            queue=m["queue"],
+            priority=m["priority"],
+            state=JobState(m["state"]),
+            spec=JobSpec.model_validate_json(m["spec"]),
+            submitted_at=m["submitted_at"],
+            updated_at=m["updated_at"],
+            started_at=m["started_at"],
+            ended_at=m["ended_at"],
+            attempts=m["attempts"],
+            exit_code=m["exit_code"],
+            reason=m["reason"],
+            not_before=m["not_before"],
+            cancel_requested=bool(m["cancel_requested"]),
+            definition=m["definition"],
+            labels=json.loads(m["labels"]),
+            idempotency_key=m["idempotency_key"],
+        )
+
+    def insert_params(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "queue": self.queue,
+            "priority": self.priority,
+            "state": self.state.value,
+            "spec": self.spec.model_dump_json(),
+            "definition": self.definition,
+            "labels": json.dumps(self.labels),
+            "idempotency_key": self.idempotency_key,
+            "submitted_at": self.submitted_at,
+            "updated_at": self.updated_at,
+            "attempts": self.attempts,
+            "cancel_requested": False,
+        }
+
+    def view(self, attempt_list: Sequence[AttemptView] = ()) -> JobView:
+        return JobView(
+            id=self.id,
+            name=self.name,
+            queue=self.queue,
+            state=self.state,
+            priority=self.priority,
+            spec=self.spec,
+            submitted_at=self.submitted_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            attempts=self.attempts,
+            exit_code=self.exit_code,
+            reason=self.reason,
+            labels=self.labels,
+            definition=self.definition,
+            attempt_list=tuple(attempt_list),
+        )
+
+
+def record_from_spec(spec: JobSpec, *, now: float, definition: str | None = None) -> JobRecord:
+    return JobRecord(
+        id=new_job_id(now),
+        name=spec.name,
+        queue=spec.queue,
+        priority=spec.priority,
+        state=JobState.QUEUED,
+        spec=spec,
+        submitted_at=now,
+        updated_at=now,
+        definition=definition,
+        labels=dict(spec.labels),
+        idempotency_key=spec.idempotency_key,
+    )
+
+
+# --- the group-commit batch -------------------------------------------------------------------------
+
+_JOB_MUTABLE = (
+    "state",
+    "updated_at",
+    "started_at",
+    "ended_at",
+    "attempts",
+    "exit_code",
+    "reason",
+    "not_before",
+)
+_ATTEMPT_END = (
+    "state",
+    "ended_at",
+    "exit_code",
+    "signal",
+    "oom_killed",
+    "peak_memory",
+    "cpu_seconds",
+    "error",
+)
+
+_update_job_cas = (
+    update(jobs)
+    .where(and_(jobs.c.id == bindparam("b_id"), jobs.c.state == bindparam("b_old")))
+    .values({name: bindparam(name) for name in _JOB_MUTABLE})
+)
+_update_job_reason = update(jobs).where(jobs.c.id == bindparam("b_id")).values(reason=bindparam("reason"))
+_update_attempt_running = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("b_id"))
+    .values(state=bindparam("state"), handle=bindparam("handle"), started_at=bindparam("started_at"))
+)
+_update_attempt_end = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("b_id"))
+    .values({name: bindparam(name) for name in _ATTEMPT_END})
+)
+_update_attempt_stop = (
+    update(attempts).where(attempts.c.id == bindparam("b_id")).values(stop_reason=bindparam("stop_reason"))
+)
+
+
+@dataclass
+class Batch:
+    """The writes of one scheduler tick, applied in one transaction."""
+
+    transitions: list[tuple[JobRecord, JobState, str | None]] = field(default_factory=list)
+    new_attempts: list[dict[str, Any]] = field(default_factory=list)
+    running_attempts: list[dict[str, Any]] = field(default_factory=list)
+    ended_attempts: list[dict[str, Any]] = field(default_factory=list)
+    stop_reasons: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[str, str | None] = field(default_factory=dict)
+    clear_cancel: list[str] = field(default_factory=list)
+
+    def move(self, job: JobRecord, new: JobState, now: float, detail: str | None = None) -> None:
+        """Record job.state -> new (the caller already set the other fields on `job`)."""
+        old = job.state
+        job.state = new
+        job.updated_at = now
+        self.transitions.append((job, old, detail))
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.transitions
+            or self.new_attempts
+            or self.running_attempts
+            or self.ended_attempts
+            or self.stop_reasons
+            or self.reasons
+            or self.clear_cancel
+        )
+
+
+def apply_batch(conn: Connection, batch: Batch, now: float) -> set[str]:
+    """Write a batch. Returns the ids of jobs whose compare-and-set lost (changed by someone else);
+    the caller must drop its in-memory view of those and re-read them."""
+    lost: set[str] = set()
+    if batch.transitions:
+        params = []
+        for job, old, _ in batch.transitions:
+            row = {name: getattr(job, name) for name in _JOB_MUTABLE}
+            row["state"] = job.state.value
+            row["b_id"] = job.id
+            row["b_old"] = old.value
+            params.append(row)
+        result = conn.execute(_update_job_cas, params)
+        if result.rowcount != len(params):
+            lost = _find_cas_losers(conn, batch)
+        event_params = [
+            {
+                "job_id": job.id,
+                "attempt": job.attempts or None,
+                "from_state": old.value,
+                "to_state": job.state.value,
+                "at": now,
+                "detail": detail,
+            }
+            for job, old, detail in batch.transitions
+            if job.id not in lost
+        ]
+        if event_params:
+            conn.execute(insert(events), event_params)
+    new_attempts = [a for a in batch.new_attempts if a["job_id"] not in lost]
+    if new_attempts:
+        conn.execute(insert(attempts), new_attempts)
+    for stmt, rows in (
+        (_update_attempt_running, batch.running_attempts),
+        (_update_attempt_end, batch.ended_attempts),
+        (_update_attempt_stop, batch.stop_reasons),
+    ):
+        if rows:
+            conn.execute(stmt, rows)
+    if batch.reasons:
+        conn.execute(_update_job_reason, [{"b_id": k, "reason": v} for k, v in batch.reasons.items()])
+    if batch.clear_cancel:
+        conn.execute(update(jobs).where(jobs.c.id.in_(batch.clear_cancel)).values(cancel_requested=False))
+    return lost
+
+
+def _find_cas_losers(conn: Connection, batch: Batch) -> set[str]:
+    wanted = {job.id: job.state.value for job, _, _ in batch.transitions}
+    rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))).all()
+    return {row.id for row in rows if row.state != wanted[row.id]}
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+
+def load_jobs(conn: Connection, ids: Iterable[str]) -> list[JobRecord]:
+    id_list = list(ids)
+    out: list[JobRecord] = []
+    for start in range(0, len(id_list), 500):
+        chunk = id_list[start : start + 500]
+        out.extend(JobRecord.from_row(r) for r in conn.execute(select(jobs).where(jobs.c.id.in_(chunk))))
+    return out
+
+
+def attempt_views(conn: Connection, job_id: str) -> list[AttemptView]:
+    rows = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number))
+    return [
+        AttemptView(
+            number=r.number,
+            state=r.state,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            exit_code=r.exit_code,
+            signal=r.signal,
+            oom_killed=bool(r.oom_killed),
+            peak_memory=r.peak_memory,
+            cpu_seconds=r.cpu_seconds,
+            error=r.error,
+            log_path=r.log_path,
+        )
+        for r in rows
+    ]
+
+
+def dependency_rows(conn: Connection, job_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    for start in range(0, len(job_ids), 500):
+        chunk = list(job_ids[start : start + 500])
+        rows = conn.execute(select(dependencies).where(dependencies.c.job_id.in_(chunk)))
+        out.extend((r.job_id, r.depends_on, r.condition) for r in rows)
+    return out
+
+
+def dependents_of(conn: Connection, job_id: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        select(dependencies.c.job_id, dependencies.c.condition).where(dependencies.c.depends_on == job_id)
+    )
+    return [(r.job_id, r.condition) for r in rows]
+
+
+def event_rows(conn: Connection, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    query = select(events).order_by(events.c.id.desc()).limit(limit)
+    if job_id:
+        query = query.where(events.c.job_id == job_id)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def queue_rows(conn: Connection) -> dict[str, dict[str, Any]]:
+    return {r.name: dict(r._mapping) for r in conn.execute(select(queues))}
+
+
+def definition_row(conn: Connection, name: str, version: int | None) -> dict[str, Any] | None:
+    query = select(definitions).where(definitions.c.name == name)
+    query = (
+        query.where(definitions.c.version == version)
+        if version is not None
+        else query.order_by(definitions.c.version.desc()).limit(1)
+    )
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+# --- the scheduler lease ----------------------------------------------------------------------------
+
+
+def holder_id() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def try_lease(conn: Connection, name: str, holder: str, ttl: float, now: float) -> bool:
+    """Take or renew a lease. A lease held by a dead process on this host is taken over at once."""
+    row = conn.execute(select(leases).where(leases.c.name == name)).first()
+    if row is None:
+        conn.execute(insert(leases).values(name=name, holder=holder, expires_at=now + ttl))
+        return True
+    free = row.holder == holder or row.expires_at < now or _holder_dead(row.holder)
+    if not free:
+        return False
+    result = conn.execute(
+        update(leases)
+        .where(and_(leases.c.name == name, leases.c.holder == row.holder))
+        .values(holder=holder, expires_at=now + ttl)
+    )
+    return result.rowcount == 1
+
+
+def release_lease(conn: Connection, name: str, holder: str) -> None:
+    conn.execute(
+        update(leases).where(and_(leases.c.name == name, leases.c.holder == holder)).values(expires_at=0)
+    )
+
+
+def lease_holder(conn: Connection, name: str, now: float) -> str | None:
+    row = conn.execute(select(leases).where(leases.c.name == name)).first()
+    if row is None or row.expires_at < now or _holder_dead(row.holder):
+        return None
+    return str(row.holder)
+
+
+def _holder_dead(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != os.uname().nodename or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def active_filter() -> Any:
+    return or_(jobs.c.state == JobState.STARTING.value, jobs.c.state == JobState.RUNNING.value)

@@ -1,0 +1,1 @@
+"""Pipelines: declarative ETL whose steps run as isolated jobs on the job platform."""

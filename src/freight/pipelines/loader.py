@@ -1,0 +1,210 @@
+"""Read a pipeline file into a checked `Pipeline`, with every error pointing at file:line and a field.
+
+PyYAML's `compose` gives the node tree with line numbers; the same tree is turned into plain data for
+pydantic, and pydantic's error locations are walked back through the tree to the line that holds the
+offending key. Only the first problem is reported, as one line: fixing it may fix the rest.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from freight.errors import UserError
+from freight.pipelines.graph import Dag, check_graph
+from freight.pipelines.spec import STEP_TYPES, PipelineSpec
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Locator:
+    """Maps a path in the document (("steps", 2, "mode")) to the line where it was written."""
+
+    source: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+    data: Any = None
+
+    def where(self, path: Path_) -> str:
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return f"{self.source}:{line}"
+        return self.source
+
+    def label(self, path: Path_) -> str:
+        """steps[2].mode, written with the step's name when it has one: steps.load_orders.mode."""
+        out = ""
+        node = self.data
+        for part in path:
+            if isinstance(part, int):
+                name = node[part].get("name") if _is_list(node) and _has(node, part) else None
+                out += f".{name}" if out == "steps" and isinstance(name, str) else f"[{part}]"
+                node = node[part] if _is_list(node) and _has(node, part) else None
+            else:
+                out += f".{part}" if out else part
+                node = node.get(part) if isinstance(node, dict) else None
+        return out or "(top level)"
+
+
+@dataclass
+class Pipeline:
+    """A validated spec, the folder its relative file paths start from, and where it came from."""
+
+    spec: PipelineSpec
+    base_dir: Path
+    locator: Locator
+    dag: Dag
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def file(self, relative: str) -> Path:
+        return (self.base_dir / relative).resolve()
+
+
+def load_pipeline(path: Path | str) -> Pipeline:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"no pipeline file {str(path)!r}", hint="check the path") from None
+    except OSError as exc:
+        raise UserError(f"cannot read the pipeline file: {exc.strerror}", where=str(path)) from None
+    return parse_pipeline(text, source=str(path), base_dir=path.resolve().parent)
+
+
+def parse_pipeline(text: str, *, source: str = "pipeline.yaml", base_dir: Path | None = None) -> Pipeline:
+    locator = Locator(source)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source) from None
+    if node is None:
+        raise UserError("the file is empty", where=f"{source}:1", hint="a pipeline needs `name` and `steps`")
+    locator.data = _to_data(node, (), locator)
+    return validate(locator.data, locator, base_dir or Path.cwd())
+
+
+def validate(data: Any, locator: Locator, base_dir: Path) -> Pipeline:
+    """Validate plain data (from YAML or the Python API) into a Pipeline, or raise one UserError."""
+    if not isinstance(data, dict):
+        raise UserError("a pipeline is a mapping with `name` and `steps`", where=locator.where(()))
+    locator.data = data
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, locator) from None
+    dag = check_graph(spec, locator, base_dir)
+    return Pipeline(spec, base_dir, locator, dag)
+
+
+def _to_data(node: yaml.Node, path: Path_, locator: Locator) -> Any:
+    locator.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _construct(key_node)
+            if key in out:
+                raise UserError(
+                    f"duplicate key {key!r}",
+                    where=f"{locator.source}:{key_node.start_mark.line + 1}",
+                    hint=f"it is already set at line {locator.lines[(*path, key)]}",
+                )
+            locator.lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _to_data(value_node, (*path, key), locator)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_data(item, (*path, i), locator) for i, item in enumerate(node.value)]
+    return _construct(node)
+
+
+def _construct(node: yaml.Node) -> Any:
+    """A scalar, constructed exactly as yaml.safe_load would (ints, bools, dates, nulls)."""
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str) -> UserError:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(exc, "problem", None) or str(exc)
+    return UserError(f"not valid YAML: {problem}", where=f"{source}:{line}")
+
+
+_ALL_FIELDS = sorted(
+    {"name", "description", "defaults", "steps", "type", "depends_on", "inputs", "resources", "retries"}
+    | {"timeout", "connection", "table", "query", "batch_size", "split", "path", "format", "header"}
+    | {"delimiter", "columns", "sql", "file", "function", "script", "warehouse", "mode", "primary_key"}
+    | {"create", "on_fail", "source", "tolerance", "key", "sample", "expect", "cpus", "memory"}
+)
+
+
+def _pydantic_error(exc: ValidationError, locator: Locator) -> UserError:
+    err = exc.errors()[0]
+    loc = _data_path(locator.data, tuple(err["loc"]))
+    kind = err["type"]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    hint: str | None = None
+    if kind == "union_tag_invalid":
+        step_type = err.get("input", {}).get("type") if isinstance(err.get("input"), dict) else None
+        loc = (*loc, "type")
+        msg = f"unknown step type {step_type!r}"
+        hint = _suggest(str(step_type), STEP_TYPES, "use one of " + ", ".join(STEP_TYPES))
+    elif kind == "union_tag_not_found":
+        msg = "a step needs a `type`"
+        hint = "one of " + ", ".join(STEP_TYPES)
+    elif kind == "missing":
+        msg = f"`{loc[-1]}` is required" if loc else "a field is required"
+        loc = loc[:-1]
+        return _user_error(msg, locator, loc, hint, field_path=(*loc, err["loc"][-1]))
+    elif kind == "extra_forbidden":
+        msg = f"unknown field `{loc[-1]}`"
+        hint = _suggest(str(loc[-1]), _ALL_FIELDS, "check its spelling")
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "name":
+        msg = f"{err['input']!r} is not a valid name"
+        hint = "use letters, digits and _ (and start with a letter or _)"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        msg = "should be a mapping of fields"
+    return _user_error(msg, locator, loc, hint)
+
+
+def _user_error(
+    msg: str, locator: Locator, loc: Path_, hint: str | None, field_path: Path_ | None = None
+) -> UserError:
+    return UserError(f"{locator.label(field_path or loc)}: {msg}", where=locator.where(loc), hint=hint)
+
+
+def _suggest(word: str, choices: Any, fallback: str) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else fallback
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
+    """Drop the parts of pydantic's location that are not in the document (union tags like 'load')."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        in_list = _is_list(node) and isinstance(part, int) and _has(node, part)
+        if (isinstance(node, dict) and part in node) or in_list:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part == node.get("type"):
+            continue
+        elif isinstance(part, str) and (isinstance(node, dict) or node is None):
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _is_list(node: Any) -> bool:
+    return isinstance(node, list)
+
+
+def _has(node: list[Any], index: int) -> bool:
+    return 0 <= index < len(node)

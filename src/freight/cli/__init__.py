@@ -1,0 +1,1 @@
+"""The `freight` command line (typer + rich). Thin: it parses, calls a JobClient, and prints."""

@@ -1,0 +1,118 @@
+"""Shared CLI plumbing: opening the client, spec building from flags, reading spec files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from freight.config import load_settings
+from freight.errors import UserError
+from freight.jobs.service import JobService
+from freight.jobs.spec import JobSpec, format_validation_error
+from freight.yamlfile import load_yaml
+
+
+def open_service() -> JobService:
+    return JobService.open(load_settings())
+
+
+def parse_pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"expected KEY=VALUE, got {item!r}", where=flag)
+        out[key] = value
+    return out
+
+
+def spec_from_flags(
+    command: list[str],
+    *,
+    name: str | None,
+    cpus: str | None,
+    memory: str | None,
+    timeout: str | None,
+    retries: int | None,
+    retry_on: list[str] | None,
+    queue: str | None,
+    priority: int | None,
+    env: list[str] | None,
+    label: list[str] | None,
+    after: list[str] | None,
+    idempotency_key: str | None,
+    shell: bool,
+    cwd: str | None,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The spec a set of flags describes, as a dict (so a definition can supply what flags omit)."""
+    spec: dict[str, Any] = dict(base or {})
+    if command:
+        spec.pop("command", None)
+        spec.pop("shell", None)
+        if shell:
+            spec["shell"] = " ".join(command)
+        else:
+            spec["command"] = command
+    resources = dict(spec.get("resources", {}))
+    if cpus is not None:
+        resources["cpus"] = cpus
+    if memory is not None:
+        resources["memory"] = memory
+    if resources:
+        spec["resources"] = resources
+    retry = dict(spec.get("retry", {}))
+    if retries is not None:
+        retry["max_attempts"] = retries + 1
+        retry.setdefault("retry_on", ["failed", "oom", "timeout", "lost"])
+    if retry_on:
+        retry["retry_on"] = [int(r) if r.isdigit() else r for r in retry_on]
+    if retry:
+        spec["retry"] = retry
+    for key, value in (
+        ("name", name),
+        ("timeout", timeout),
+        ("queue", queue),
+        ("priority", priority),
+        ("idempotency_key", idempotency_key),
+        ("cwd", cwd),
+    ):
+        if value is not None:
+            spec[key] = value
+    if env:
+        spec["env"] = {**spec.get("env", {}), **parse_pairs(env, "--env")}
+    if label:
+        spec["labels"] = {**spec.get("labels", {}), **parse_pairs(label, "--label")}
+    if after:
+        deps = []
+        for item in after:
+            job, _, cond = item.partition(":")
+            deps.append({"job": job, "condition": cond or "after_ok"})
+        spec["depends_on"] = deps
+    return spec
+
+
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """A job spec from YAML or JSON; errors name file:line and the field."""
+    located = load_yaml(path)
+    if not isinstance(located.data, dict):
+        raise UserError("a job spec file must hold a mapping of fields", where=f"{path}:1")
+    return dict(located.data)
+
+
+def validate_located(path: Path, data: dict[str, Any]) -> JobSpec:
+    located = load_yaml(path)
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        error = format_validation_error(exc, str(path))
+        loc = tuple(exc.errors()[0]["loc"])
+        error.where = located.where(loc)
+        raise error from None
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)

@@ -1,0 +1,173 @@
+"""Entry point: `freight ...`. Bad input prints one line and exits 2, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from freight.cli import jobs
+from freight.cli.common import open_service, read_spec_file
+from freight.cli.output import console, err_console, print_json
+from freight.errors import FreightError, UserError
+from freight.units import format_bytes
+
+app = typer.Typer(
+    name="freight",
+    help="Run any command as an isolated job with hard limits; ETL pipelines and monorepo builds on top.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run", context_settings={"allow_interspersed_args": False})(jobs.run)
+app.command("submit", context_settings={"allow_interspersed_args": False})(jobs.submit)
+app.add_typer(jobs.jobs_app, name="jobs")
+
+queues_app = typer.Typer(
+    help="Named queues: priority, fair-share weight, pause and resume.", invoke_without_command=True
+)
+definitions_app = typer.Typer(help="Named, versioned job templates.", invoke_without_command=True)
+app.add_typer(queues_app, name="queues")
+app.add_typer(definitions_app, name="definitions")
+
+
+@queues_app.callback()
+def queues_ls(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List queues with their settings and job counts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_service() as svc:
+        rows = svc.queues()
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"):
+        table.add_column(column)
+    for q in rows:
+        counts = q["jobs"]
+        failed = sum(counts.get(s, 0) for s in ("failed", "oom_killed", "timed_out", "lost"))
+        table.add_row(
+            q["name"],
+            str(q["priority"]),
+            f"{q['weight']:g}",
+            "yes" if q["paused"] else "no",
+            str(counts.get("queued", 0) + counts.get("retrying", 0)),
+            str(counts.get("running", 0) + counts.get("starting", 0)),
+            str(counts.get("succeeded", 0)),
+            str(failed),
+        )
+    console.print(table)
+
+
+@queues_app.command("set")
+def queues_set(
+    name: str,
+    weight: Annotated[float | None, typer.Option("--weight")] = None,
+    priority: Annotated[int | None, typer.Option("--priority")] = None,
+    pause: Annotated[bool, typer.Option("--pause")] = False,
+    resume: Annotated[bool, typer.Option("--resume")] = False,
+) -> None:
+    """Create or change a queue."""
+    if pause and resume:
+        raise UserError("give --pause or --resume, not both")
+    with open_service() as svc:
+        row = svc.set_queue(
+            name, weight=weight, priority=priority, paused=True if pause else False if resume else None
+        )
+    typer.echo(
+        f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {'paused' if row['paused'] else 'active'}"
+    )
+
+
+@definitions_app.callback()
+def definitions_ls(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List job definitions (newest version first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_service() as svc:
+        rows = svc.definitions()
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        cmd = row["spec"].get("command") or row["spec"].get("shell")
+        typer.echo(f"{row['name']}:{row['version']}  {row['description'] or ''}  {cmd}")
+
+
+@definitions_app.command("register")
+def definitions_register(
+    name: str,
+    file: Path,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+) -> None:
+    """Register FILE (YAML/JSON job spec) as the next version of definition NAME."""
+    with open_service() as svc:
+        version = svc.register_definition(name, read_spec_file(file), description)
+    typer.echo(f"{name}:{version}")
+
+
+@app.command("up")
+def up(
+    cpus: Annotated[str | None, typer.Option("--cpus", help="Capacity to offer (default: detected)")] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Capacity to offer (default: detected)")
+    ] = None,
+) -> None:
+    """Run the scheduler in the foreground (Ctrl-C stops it; running jobs keep running)."""
+    import os
+
+    if cpus:
+        os.environ["FREIGHT_CPUS"] = cpus
+    if memory:
+        os.environ["FREIGHT_MEMORY"] = memory
+    with open_service() as svc:
+        scheduler = svc.start_scheduler()
+        snap = scheduler.snapshot()
+        err_console.print(
+            f"freight: scheduler up on {snap['node']} with {snap['cpus']:g} cpus, "
+            f"{format_bytes(snap['memory'])}; "
+            f"isolation: {scheduler.runtime.description}; home: {svc.settings.home}"
+        )
+        signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+        try:
+            assert svc._thread is not None
+            while svc._thread.is_alive():
+                svc._thread.join(0.5)
+        except KeyboardInterrupt:
+            err_console.print(
+                "freight: stopping; running jobs keep running and are re-attached on next start"
+            )
+
+
+def _mount_optional() -> None:
+    """Workload CLIs live with their workloads; mount them when present."""
+    try:
+        from freight.cli.pipeline import app as pipeline_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(pipeline_app, name="pipeline")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
+    _mount_optional()
+    try:
+        app()
+    except UserError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except FreightError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -239,6 +239,5 @@ def events(job_id: Annotated[str | None, typer.Argument()] = None, limit: int = 
     with open_service() as svc:
         rows = svc.events(job_id, limit)
     for row in reversed(rows):
-        typer.echo(
-            f"{when(row['at'])}  {row['job_id']}  {row['from_state'] or '-':>10} -> {row['to_state']:<10} {row['detail'] or ''}"
-        )
+        moved = f"{row['from_state'] or '-':>10} -> {row['to_state']:<10}"
+        typer.echo(f"{when(row['at'])}  {row['job_id']}  {moved} {row['detail'] or ''}")

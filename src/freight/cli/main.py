@@ -81,9 +81,8 @@ def queues_set(
         row = svc.set_queue(
             name, weight=weight, priority=priority, paused=True if pause else False if resume else None
         )
-    typer.echo(
-        f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {'paused' if row['paused'] else 'active'}"
-    )
+    status = "paused" if row["paused"] else "active"
+    typer.echo(f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {status}")
 
 
 @definitions_app.callback()

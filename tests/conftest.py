@@ -1,0 +1,55 @@
+"""Shared fixtures: a fresh FREIGHT_HOME per test, and stores on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from freight.config import Settings, load_settings
+
+PG_ADMIN = os.environ.get("FREIGHT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def cgroup_parent() -> str:
+    return f"freight-test-{os.getpid()}"
+
+
+@pytest.fixture
+def settings(home: Path, cgroup_parent: str) -> Settings:
+    base = load_settings({"FREIGHT_HOME": str(home), "FREIGHT_CGROUP_PARENT": cgroup_parent})
+    return base
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, dropped afterwards."""
+    name = f"freight_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The same test against both stores."""
+    if request.param == "sqlite":
+        return settings
+    url = request.getfixturevalue("pg_url")
+    from dataclasses import replace
+
+    return replace(settings, database_url=url)

@@ -1,0 +1,126 @@
+"""Submission, validation, idempotency, definitions and queues on the real stores (no scheduler)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from freight.config import Settings
+from freight.db.schema import events, jobs
+from freight.errors import ConflictError, NotFoundError, UserError
+from freight.jobs.service import JobService
+from freight.jobs.spec import JobSpec
+
+
+@pytest.fixture
+def svc(store_settings: Settings):
+    service = JobService.open(store_settings)
+    yield service
+    service.close()
+
+
+def count_jobs(svc: JobService) -> int:
+    with svc.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
+
+
+def test_submit_stores_job_and_event(svc: JobService) -> None:
+    view = svc.submit({"command": ["echo", "hi"], "resources": {"memory": "64M", "cpus": "0.5"}, "timeout": "1m"})
+    assert view.state.value == "queued"
+    got = svc.get(view.id)
+    assert got.spec.resources.memory == 64 * 1024**2
+    assert got.spec.resources.cpus == 0.5
+    assert got.spec.timeout == 60
+    with svc.engine.connect() as conn:
+        rows = conn.execute(select(events.c.to_state).where(events.c.job_id == view.id)).all()
+    assert [r.to_state for r in rows] == ["queued"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "where", "message"),
+    [
+        ({"command": ["x"], "resources": {"memory": "lots"}}, "spec: resources.memory", "is not a size"),
+        ({"command": ["x"], "resources": {"cpus": 0}}, "spec: resources.cpus", "cpus must be more than 0"),
+        ({"command": ["x"], "timeout": "soon"}, "spec: timeout", "is not a duration"),
+        ({"shell": "true", "command": ["x"]}, "spec: (root)", "exactly one of"),
+        ({"command": ["x"], "colour": "red"}, "spec: colour", "unknown field"),
+        ({"command": ["x"], "retry": {"max_attempts": 0}}, "spec: retry.max_attempts", "greater than or equal"),
+    ],
+)
+def test_malformed_specs_rejected_with_one_clear_message_and_nothing_stored(
+    svc: JobService, payload: dict, where: str, message: str
+) -> None:
+    with pytest.raises(UserError) as err:
+        svc.submit(payload)
+    assert err.value.where == where
+    assert message in err.value.message
+    assert count_jobs(svc) == 0
+
+
+def test_unknown_dependency_rejected(svc: JobService) -> None:
+    with pytest.raises(NotFoundError) as err:
+        svc.submit({"command": ["true"], "depends_on": [{"job": "nope"}]})
+    assert err.value.where == "depends_on.0.job"
+    assert count_jobs(svc) == 0
+
+
+def test_idempotency_key_returns_the_same_job(svc: JobService) -> None:
+    first = svc.submit({"command": ["true"], "idempotency_key": "nightly-2026-11-26"})
+    again = svc.submit({"command": ["true"], "idempotency_key": "nightly-2026-11-26"})
+    assert again.id == first.id
+    assert count_jobs(svc) == 1
+    with pytest.raises(ConflictError):
+        svc.submit({"command": ["false"], "idempotency_key": "nightly-2026-11-26"})
+
+
+def test_idempotency_within_one_batch(svc: JobService) -> None:
+    spec = JobSpec(command=["true"], idempotency_key="k1")
+    views = svc.submit_many([spec, spec])
+    assert views[0].id == views[1].id
+    assert count_jobs(svc) == 1
+
+
+def test_definitions_are_versioned_templates_with_overrides(svc: JobService) -> None:
+    v1 = svc.register_definition("report", {"command": ["echo", "v1"], "resources": {"memory": "128M"}})
+    v2 = svc.register_definition("report", {"command": ["echo", "v2"], "resources": {"memory": "256M"}})
+    assert (v1, v2) == (1, 2)
+    latest = svc.submit({"resources": {"cpus": 2}}, definition="report")
+    assert latest.definition == "report:2"
+    assert latest.spec.command == ["echo", "v2"]
+    assert latest.spec.resources.memory == 256 * 1024**2 and latest.spec.resources.cpus == 2
+    pinned = svc.submit({}, definition="report:1")
+    assert pinned.spec.command == ["echo", "v1"]
+    with pytest.raises(NotFoundError):
+        svc.submit({}, definition="nope")
+    with pytest.raises(UserError):
+        svc.register_definition("bad", {"command": []})
+
+
+def test_cancel_queued_job_and_retry_it(svc: JobService) -> None:
+    view = svc.submit({"command": ["true"]})
+    cancelled = svc.cancel(view.id)
+    assert cancelled.state.value == "cancelled"
+    with pytest.raises(ConflictError):
+        svc.cancel(view.id)
+    again = svc.retry(view.id)
+    assert again.state.value == "queued"
+
+
+def test_queues_created_on_submit_and_configurable(svc: JobService) -> None:
+    svc.submit({"command": ["true"], "queue": "etl"})
+    row = svc.set_queue("etl", weight=3, priority=5, paused=True)
+    assert (row["weight"], row["priority"], row["paused"]) == (3, 5, True)
+    assert row["jobs"] == {"queued": 1}
+    with pytest.raises(UserError):
+        svc.set_queue("etl", weight=0)
+
+
+def test_list_filters_and_cursor_pagination(svc: JobService) -> None:
+    ids = [svc.submit({"command": ["true"], "labels": {"team": "a" if i % 2 else "b"}}).id for i in range(7)]
+    page1 = svc.list_jobs(limit=3)
+    page2 = svc.list_jobs(limit=3, cursor=page1[-1].id)
+    page3 = svc.list_jobs(limit=3, cursor=page2[-1].id)
+    assert [v.id for v in page1 + page2 + page3] == list(reversed(ids))
+    assert len(svc.list_jobs(label={"team": "a"})) == 3
+    with pytest.raises(UserError):
+        svc.list_jobs(state="sleeping")

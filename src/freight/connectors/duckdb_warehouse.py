@@ -7,6 +7,7 @@ table swap, and the table keeps its constraints (DuckDB has no CREATE TABLE ... 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
@@ -29,7 +30,14 @@ def qt(name: str) -> str:
 class DuckDBWarehouse:
     kind = "duckdb"
 
-    def __init__(self, path: str, *, memory_limit: int | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        memory_limit: int | None = None,
+        threads: int | None = None,
+        lock_wait: float = 600.0,
+    ) -> None:
         import duckdb
 
         if path != ":memory:":
@@ -41,7 +49,7 @@ class DuckDBWarehouse:
             config["memory_limit"] = f"{max(64, memory_limit // 1024**2 * 3 // 4)}MB"
         if threads:
             config["threads"] = threads
-        self.con = duckdb.connect(path, config=config)
+        self.con = _connect(path, config, lock_wait)
         self.path = path
 
     def close(self) -> None:
@@ -146,6 +154,23 @@ class DuckDBWarehouse:
         for name in added:
             self.con.execute(f"ALTER TABLE {qt(table)} ADD COLUMN {qi(name)} {types[name]}")
         return added
+
+
+def _connect(path: str, config: dict[str, Any], lock_wait: float) -> Any:
+    """Open the file, waiting while another process holds it: DuckDB allows one writer process, and
+    parallel load steps into one warehouse file take turns instead of failing."""
+    import duckdb
+
+    deadline = time.monotonic() + lock_wait
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(0.5, pause * 1.5)
 
 
 def duck_types(con: Any, schema: pa.Schema) -> list[str]:

@@ -1,0 +1,301 @@
+"""Run state for pipelines: runs, their steps and QA check results, as rows anyone can query.
+
+The tables live in the same database as the job tables (Settings.database_url), prefixed `pipeline_`.
+They are created with `metadata.create_all` when the store opens; they are meant to be folded into the
+platform's Alembic migrations later, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+
+from freight.errors import NotFoundError
+
+metadata = MetaData()
+
+runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("pipeline", String(100), nullable=False),
+    # running | succeeded | failed | cancelled
+    Column("state", String(20), nullable=False),
+    Column("spec_path", Text),
+    Column("spec_json", Text, nullable=False),
+    Column("rerun_of", String(40)),
+    Column("run_url", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("error", Text),
+)
+Index("ix_pipeline_runs_pipeline", runs.c.pipeline, runs.c.created_at)
+
+step_runs = Table(
+    "pipeline_step_runs",
+    metadata,
+    Column("run_id", String(40), ForeignKey("pipeline_runs.id"), primary_key=True),
+    Column("step", String(100), primary_key=True),
+    Column("type", String(40), nullable=False),
+    # pending | queued | running | succeeded | failed | cancelled | skipped | reused
+    Column("state", String(20), nullable=False),
+    Column("job_id", String(40)),
+    Column("attempts", Integer),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("rows", BigInteger),
+    #: Dataset URL this step's output lives at (another run's, when reused).
+    Column("output_url", Text),
+    Column("reused_from", String(40)),
+    Column("error", Text),
+    #: JSON: what the step measured about itself (import, work and total seconds; peak memory).
+    Column("metrics", Text),
+)
+
+checks = Table(
+    "pipeline_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("pipeline_runs.id"), nullable=False),
+    Column("step", String(100), nullable=False),
+    Column("check_type", String(40), nullable=False),
+    # pass | fail | warn
+    Column("status", String(10), nullable=False),
+    Column("on_fail", String(10), nullable=False),
+    Column("observed", Text),
+    Column("expected", Text),
+    Column("message", Text),
+    Column("at", Float, nullable=False),
+)
+Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)
+
+TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "cancelled", "skipped", "reused"})
+OK_STEP_STATES = frozenset({"succeeded", "reused"})
+
+
+@dataclass
+class StepRun:
+    step: str
+    type: str
+    state: str
+    job_id: str | None = None
+    attempts: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    rows: int | None = None
+    output_url: str | None = None
+    reused_from: str | None = None
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass
+class Run:
+    id: str
+    pipeline: str
+    state: str
+    spec_path: str | None
+    spec: dict[str, Any]
+    rerun_of: str | None
+    run_url: str
+    created_at: float
+    ended_at: float | None
+    error: str | None
+    steps: list[StepRun] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def step(self, name: str) -> StepRun:
+        for s in self.steps:
+            if s.step == name:
+                return s
+        raise KeyError(name)
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now or time.time()))
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class RunStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    @classmethod
+    def open(cls, database_url: str) -> RunStore:
+        from freight.db.engine import make_engine
+
+        return cls(make_engine(database_url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def create_run(
+        self,
+        run_id: str,
+        pipeline: str,
+        *,
+        spec: dict[str, Any],
+        spec_path: str | None,
+        run_url: str,
+        steps: Sequence[StepRun],
+        rerun_of: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(runs).values(
+                    id=run_id,
+                    pipeline=pipeline,
+                    state="running",
+                    spec_path=spec_path,
+                    spec_json=json.dumps(spec),
+                    rerun_of=rerun_of,
+                    run_url=run_url,
+                    created_at=now,
+                )
+            )
+            conn.execute(insert(step_runs), [_step_row(run_id, s) for s in steps])
+
+    def update_step(self, run_id: str, step: StepRun) -> None:
+        with self.engine.begin() as conn:
+            row = _step_row(run_id, step)
+            conn.execute(
+                update(step_runs)
+                .where(step_runs.c.run_id == run_id, step_runs.c.step == step.step)
+                .values({k: v for k, v in row.items() if k not in ("run_id", "step")})
+            )
+
+    def add_checks(self, run_id: str, step: str, results: Sequence[dict[str, Any]], now: float) -> None:
+        if not results:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(checks),
+                [
+                    {
+                        "run_id": run_id,
+                        "step": step,
+                        "check_type": r["check"],
+                        "status": r["status"],
+                        "on_fail": r["on_fail"],
+                        "observed": _text(r.get("observed")),
+                        "expected": _text(r.get("expected")),
+                        "message": r.get("message"),
+                        "at": now,
+                    }
+                    for r in results
+                ],
+            )
+
+    def finish_run(self, run_id: str, state: str, error: str | None = None, now: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(state=state, error=error, ended_at=time.time() if now is None else now)
+            )
+
+    def get(self, run_id: str) -> Run:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFoundError(
+                    f"no pipeline run {run_id!r}", hint="list runs with `freight pipeline runs`"
+                )
+            steps = conn.execute(select(step_runs).where(step_runs.c.run_id == run_id)).all()
+            found = conn.execute(select(checks).where(checks.c.run_id == run_id).order_by(checks.c.id)).all()
+        run = _run(row)
+        order = {name: i for i, name in enumerate(s["name"] for s in run.spec.get("steps", []))}
+        run.steps = sorted((_step(r) for r in steps), key=lambda s: order.get(s.step, 1 << 30))
+        run.checks = [dict(r._mapping) for r in found]
+        return run
+
+    def list(self, pipeline: str | None = None, limit: int = 50) -> list[Run]:
+        query = select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if pipeline:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return [_run(r) for r in conn.execute(query)]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def _step_row(run_id: str, s: StepRun) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "step": s.step,
+        "type": s.type,
+        "state": s.state,
+        "job_id": s.job_id,
+        "attempts": s.attempts,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "rows": s.rows,
+        "output_url": s.output_url,
+        "reused_from": s.reused_from,
+        "error": s.error,
+        "metrics": json.dumps(s.metrics) if s.metrics else None,
+    }
+
+
+def _step(row: Any) -> StepRun:
+    return StepRun(
+        step=row.step,
+        type=row.type,
+        state=row.state,
+        job_id=row.job_id,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        rows=row.rows,
+        output_url=row.output_url,
+        reused_from=row.reused_from,
+        error=row.error,
+        metrics=json.loads(row.metrics) if row.metrics else {},
+    )
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        id=row.id,
+        pipeline=row.pipeline,
+        state=row.state,
+        spec_path=row.spec_path,
+        spec=json.loads(row.spec_json),
+        rerun_of=row.rerun_of,
+        run_url=row.run_url,
+        created_at=row.created_at,
+        ended_at=row.ended_at,
+        error=row.error,
+    )

@@ -1,0 +1,204 @@
+"""The scheduler end to end on real cgroups, real processes and the real stores."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from freight.config import Settings
+from freight.jobs.service import JobService
+from freight.jobs.spec import JobSpec
+from freight.jobs.states import JobState
+
+SMALL = {"cpus": 0.2, "memory": "32M"}
+
+
+@pytest.fixture
+def svc(settings: Settings) -> Iterator[JobService]:
+    service = JobService.open(replace(settings, cpus=2.0, memory=4 << 30))
+    service.start_scheduler(poll_interval=0.2)
+    yield service
+    service.close()
+
+
+def run(svc: JobService, timeout: float = 60, **spec: object) -> object:
+    spec.setdefault("resources", SMALL)
+    view = svc.submit(JobSpec(**spec))  # type: ignore[arg-type]
+    return svc.wait([view.id], timeout=timeout)[0]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_success_and_failure_exit_codes_and_logs(svc: JobService) -> None:
+    ok = run(svc, shell="echo out; echo err >&2")
+    assert ok.state is JobState.SUCCEEDED and ok.exit_code == 0
+    assert b"".join(svc.logs(ok.id)) == b"out\nerr\n"
+    bad = run(svc, shell="exit 3")
+    assert bad.state is JobState.FAILED and bad.exit_code == 3
+    assert bad.reason == "exited with code 3"
+
+
+def test_command_that_cannot_start_fails_with_clear_error(svc: JobService) -> None:
+    view = run(svc, command=["/no/such/program"])
+    assert view.state is JobState.FAILED
+    assert "/no/such/program" in (view.reason or "") + b"".join(svc.logs(view.id)).decode()
+
+
+def test_oom_is_reported_while_neighbours_succeed(svc: JobService) -> None:
+    import sys
+
+    hog = svc.submit(
+        JobSpec(
+            command=[sys.executable, "-c", "x = [bytearray(8 << 20) for _ in range(64)]"],
+            resources={"cpus": 0.2, "memory": "64M"},
+        )
+    )
+    neighbours = svc.submit_many([JobSpec(shell=f"sleep 0.5; echo {i}", resources=SMALL) for i in range(5)])
+    views = svc.wait([hog.id, *[n.id for n in neighbours]], timeout=60)
+    oom, rest = views[0], views[1:]
+    assert oom.state is JobState.OOM_KILLED
+    attempt = oom.attempt_list[-1]
+    assert attempt.oom_killed
+    assert attempt.peak_memory is not None and attempt.peak_memory > 48 << 20
+    assert "out of memory" in (oom.reason or "")
+    assert [v.state for v in rest] == [JobState.SUCCEEDED] * 5
+
+
+def test_timeout_kills_the_whole_process_tree(svc: JobService, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script = (
+        f"sleep 300 & echo $! >> {pids}; "
+        f"sh -c 'sleep 300 & echo $! >> {pids}; wait' & "
+        f"setsid sleep 300 & echo $! >> {pids}; "
+        "wait"
+    )
+    view = run(svc, shell=script, timeout="1s", grace="0.5s")
+    assert view.state is JobState.TIMED_OUT
+    assert "timed out after 1.0s" in (view.reason or "")
+    recorded = [int(p) for p in pids.read_text().split()]
+    assert len(recorded) == 3
+    deadline = time.time() + 5
+    while any(alive(p) for p in recorded) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in recorded)
+
+
+def test_retry_policy_is_obeyed(svc: JobService, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    script = f"echo x >> {counter}; n=$(wc -l < {counter}); [ $n -ge 3 ] && exit 0; exit 75"
+    view = run(svc, shell=script, retry={"max_attempts": 5, "retry_on": [75], "backoff": "50ms", "jitter": 0})
+    assert view.state is JobState.SUCCEEDED
+    assert view.attempts == 3
+    assert [a.exit_code for a in view.attempt_list] == [75, 75, 0]
+    no_retry = run(svc, shell="exit 1", retry={"max_attempts": 5, "retry_on": [75], "backoff": "50ms"})
+    assert no_retry.state is JobState.FAILED and no_retry.attempts == 1
+    exhausted = run(svc, shell="exit 75", retry={"max_attempts": 2, "retry_on": [75], "backoff": "50ms"})
+    assert exhausted.state is JobState.FAILED and exhausted.attempts == 2
+
+
+def test_cancel_running_and_queued(svc: JobService) -> None:
+    running = svc.submit(JobSpec(command=["sleep", "300"], grace="0.5s", resources=SMALL))
+    deadline = time.time() + 10
+    while svc.get(running.id).state is not JobState.RUNNING and time.time() < deadline:
+        time.sleep(0.02)
+    svc.cancel(running.id)
+    view = svc.wait([running.id], timeout=20)[0]
+    assert view.state is JobState.CANCELLED
+    assert view.attempt_list[-1].signal in (15, 9)
+    svc.set_queue("held", paused=True)
+    queued = svc.submit(JobSpec(command=["true"], queue="held", resources=SMALL))
+    assert svc.cancel(queued.id).state is JobState.CANCELLED
+
+
+def test_dependencies_order_and_cascade(svc: JobService) -> None:
+    first = svc.submit(JobSpec(shell="sleep 0.3", resources=SMALL))
+    second = svc.submit(JobSpec(shell="true", depends_on=[{"job": first.id}], resources=SMALL))
+    broken = svc.submit(JobSpec(shell="exit 1", resources=SMALL))
+    skipped = svc.submit(JobSpec(shell="true", depends_on=[{"job": broken.id}], resources=SMALL))
+    skipped_too = svc.submit(JobSpec(shell="true", depends_on=[{"job": skipped.id}], resources=SMALL))
+    cleanup = svc.submit(
+        JobSpec(shell="true", depends_on=[{"job": broken.id, "condition": "after_any"}], resources=SMALL)
+    )
+    views = {
+        v.id: v for v in svc.wait([first.id, second.id, broken.id, skipped.id, skipped_too.id, cleanup.id])
+    }
+    assert views[second.id].state is JobState.SUCCEEDED
+    assert views[second.id].started_at >= views[first.id].ended_at  # type: ignore[operator]
+    assert views[skipped.id].state is JobState.CANCELLED
+    assert views[skipped.id].reason == f"dependency {broken.id} did not succeed"
+    assert views[skipped_too.id].state is JobState.CANCELLED
+    assert views[skipped_too.id].attempts == 0
+    assert views[cleanup.id].state is JobState.SUCCEEDED
+
+
+def test_admission_respects_capacity_and_says_why_jobs_wait(svc: JobService, tmp_path: Path) -> None:
+    spans = tmp_path / "spans"
+    specs = [
+        JobSpec(
+            shell=f"echo start $(date +%s.%N) >> {spans}; sleep 0.4; echo end $(date +%s.%N) >> {spans}",
+            resources={"cpus": 1, "memory": "16M"},
+        )
+        for _ in range(4)
+    ]
+    views = svc.submit_many(specs)
+    time.sleep(0.15)
+    waiting = [svc.get(v.id) for v in views if svc.get(v.id).state is JobState.QUEUED]
+    assert waiting and "waiting for capacity" in (waiting[0].reason or "")
+    assert "needs 1 cpus, 0 of 2 free" in (waiting[0].reason or "")
+    done = svc.wait([v.id for v in views], timeout=30)
+    assert all(v.state is JobState.SUCCEEDED for v in done)
+    events = sorted(
+        (float(t), +1 if kind == "start" else -1)
+        for kind, t in (line.split() for line in spans.read_text().splitlines())
+    )
+    level = peak = 0
+    for _, delta in events:
+        level += delta
+        peak = max(peak, level)
+    assert peak <= 2
+
+
+def test_a_job_that_can_never_fit_fails_at_once(svc: JobService) -> None:
+    view = run(svc, command=["true"], resources={"cpus": 64, "memory": "16M"})
+    assert view.state is JobState.FAILED
+    assert "can never run here" in (view.reason or "")
+
+
+def test_lifecycle_on_both_stores(store_settings: Settings) -> None:
+    with JobService.open(replace(store_settings, cpus=2.0, memory=4 << 30)) as service:
+        service.start_scheduler(poll_interval=0.2)
+        views = service.submit_many([JobSpec(shell=f"exit {i % 2}", resources=SMALL) for i in range(6)])
+        done = service.wait([v.id for v in views], timeout=60)
+        assert [v.state for v in done] == [JobState.SUCCEEDED, JobState.FAILED] * 3
+        events = service.events(done[0].id)
+        assert [e["to_state"] for e in reversed(events)] == ["queued", "starting", "running", "succeeded"]
+
+
+def test_rlimits_fallback_still_runs_jobs(settings: Settings) -> None:
+    with JobService.open(replace(settings, isolation="rlimits", cpus=2.0, memory=4 << 30)) as service:
+        service.start_scheduler(poll_interval=0.2)
+        assert service.scheduler is not None
+        assert "rlimit" in service.scheduler.runtime.description
+        view = service.submit(JobSpec(shell="echo fallback", resources=SMALL))
+        done = service.wait([view.id], timeout=30)[0]
+        assert done.state is JobState.SUCCEEDED
+        assert b"".join(service.logs(done.id)) == b"fallback\n"
+
+
+def test_env_and_cwd(svc: JobService, tmp_path: Path) -> None:
+    view = run(svc, shell="echo $GREETING $FREIGHT_JOB_ID; pwd", env={"GREETING": "hi"}, cwd=str(tmp_path))
+    out = b"".join(svc.logs(view.id)).decode().split("\n")
+    assert out[0] == f"hi {view.id}"
+    assert out[1] == str(tmp_path)
+    assert os.path.isdir(tmp_path)

@@ -1,10 +1,10 @@
 """The step process: `python -m freight.pipelines.step --run-dir URL --step NAME`.
 
 Each pipeline step runs as one platform job executing this module. It reads the run's manifest, runs
-the step, writes its output dataset and `_result.json`, and exits 0 (done), 1 (failed) or 3 (a QA check
-with on_fail: fail did not pass). Imports are lazy: this module pulls in only the standard library, and
-each step type imports just what it needs (pyarrow, duckdb, connectorx, psycopg), so a step pays only
-for its own tools. Every message it prints passes through `redact` first.
+the step, writes its output dataset and `_result.json`, and exits 0 (done), 1 (failed), 2 (bad input,
+not worth a retry) or 3 (a QA check with on_fail: fail did not pass). Imports are lazy: this module
+pulls in only the standard library, and each step type imports just what it needs (pyarrow, duckdb,
+connectorx, psycopg), so a step pays only for its own tools. Every message it prints is redacted.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _T0 = time.perf_counter()
 
 MANIFEST = "manifest.json"
 EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
 EXIT_CHECK_FAILED = 3
 
 #: step type → "module:function" under freight.pipelines.steps
@@ -178,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CHECK_FAILED
     except Exception as exc:
         from freight.connectors.connections import redact
-        from freight.errors import FreightError
+        from freight.errors import FreightError, UserError
 
         if not isinstance(exc, FreightError):
             print(redact(traceback.format_exc()), file=sys.stderr)
         print(f"step {args.step} failed: {describe(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_FAILED
     summary = {k: result[k] for k in ("rows", "metrics") if k in result}
     print(f"step {args.step} done: {json.dumps(summary)}", file=sys.stderr)
     for check in result.get("checks", []):

@@ -1,0 +1,304 @@
+"""Compile a pipeline run into platform jobs, submit them, follow them, record what happened.
+
+Every step becomes one job running `python -m freight.pipelines.step` with the step's own cpus and
+memory. Jobs are submitted in topological order, each with `depends_on: after_ok` on the jobs of the
+steps it waits for, so the platform's scheduler releases a step the moment its inputs are done (no
+polling round-trip through this process) and cancels the dependents of a failed step (the cascade).
+This process only follows: it waits on the jobs, reads each step's `_result.json` and writes runs,
+step runs and QA results to the run store. Talks to the platform only through `JobClient`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from freight.config import Settings
+from freight.connectors.connections import default_config_path, redact
+from freight.errors import ConflictError, UserError
+from freight.jobs.client import JobClient, JobView
+from freight.jobs.spec import Dependency, JobSpec, Resources, RetryPolicy
+from freight.jobs.states import JobState
+from freight.pipelines.datasets import read_result
+from freight.pipelines.loader import Pipeline, load_pipeline, validate
+from freight.pipelines.spec import Step
+from freight.pipelines.step import MANIFEST
+from freight.pipelines.store import OK_STEP_STATES, Run, RunStore, StepRun, new_run_id
+from freight.storage.objectstore import ObjectStore
+
+DEFAULT_CPUS = 1.0
+DEFAULT_MEMORY = 512 * 1024**2
+#: A step exits 2 on bad input (not worth retrying) and 3 on a failed QA check.
+RETRYABLE: list[Any] = ["lost", "oom", "timeout", 1]
+
+
+@dataclass
+class Compiled:
+    run_id: str
+    run_url: str
+    manifest: dict[str, Any]
+    #: steps to run, in topological order, with the job spec each becomes (depends_on filled later)
+    jobs: list[tuple[str, JobSpec]]
+    step_runs: list[StepRun]
+
+
+class PipelineRunner:
+    def __init__(
+        self,
+        client: JobClient,
+        store: RunStore,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        python: str = sys.executable,
+        on_event: Callable[[str, StepRun], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.settings = settings
+        self.config_path = config_path or default_config_path()
+        self.python = python
+        self.on_event = on_event
+
+    # --- compile ------------------------------------------------------------------------------------
+
+    def compile(
+        self,
+        pipeline: Pipeline,
+        *,
+        reuse: dict[str, StepRun] | None = None,
+        run_id: str | None = None,
+    ) -> Compiled:
+        reuse = reuse or {}
+        spec = pipeline.spec
+        run_id = run_id or new_run_id()
+        run_url = f"{self.settings.object_store_url.rstrip('/')}/runs/{spec.name}/{run_id}"
+        outputs = {
+            s.name: (reuse[s.name].output_url if s.name in reuse else f"{run_url}/{s.name}")
+            for s in spec.steps
+        }
+        manifest: dict[str, Any] = {
+            "pipeline": spec.name,
+            "run_id": run_id,
+            "defaults": {"warehouse": spec.defaults.warehouse},
+            "config_path": str(self.config_path),
+            "home": str(self.settings.home),
+            "steps": {},
+        }
+        jobs: list[tuple[str, JobSpec]] = []
+        step_runs: list[StepRun] = []
+        for name in pipeline.dag.order():
+            step = spec.step(name)
+            cpus, memory = self._resources(pipeline, step)
+            manifest["steps"][name] = {
+                "type": step.type,
+                "config": step.model_dump(mode="json", exclude_none=True),
+                "texts": _texts(pipeline, step),
+                "paths": _paths(pipeline, step),
+                "inputs": {i: outputs[i] for i in step.inputs},
+                "output_url": outputs[name],
+                "cpus": cpus,
+                "memory": memory,
+            }
+            if name in reuse:
+                old = reuse[name]
+                step_runs.append(
+                    StepRun(
+                        name,
+                        step.type,
+                        "reused",
+                        rows=old.rows,
+                        output_url=old.output_url,
+                        reused_from=old.reused_from or _run_of(old),
+                    )
+                )
+                continue
+            step_runs.append(StepRun(name, step.type, "pending", output_url=outputs[name]))
+            jobs.append((name, self._job_spec(pipeline, step, run_id, run_url, cpus, memory)))
+        return Compiled(run_id, run_url, manifest, jobs, step_runs)
+
+    def _resources(self, pipeline: Pipeline, step: Step) -> tuple[float, int]:
+        defaults = pipeline.spec.defaults.resources
+        own = step.resources
+        cpus = (own.cpus if own and own.cpus else None) or defaults.cpus or DEFAULT_CPUS
+        memory = (own.memory if own and own.memory else None) or defaults.memory or DEFAULT_MEMORY
+        return cpus, memory
+
+    def _job_spec(
+        self, pipeline: Pipeline, step: Step, run_id: str, run_url: str, cpus: float, memory: int
+    ) -> JobSpec:
+        defaults = pipeline.spec.defaults
+        retries = step.retries if step.retries is not None else defaults.retries
+        timeout = step.timeout if step.timeout is not None else defaults.timeout
+        return JobSpec(
+            name=f"{pipeline.name}/{step.name}",
+            command=[self.python, "-m", "freight.pipelines.step", "--run-dir", run_url, "--step", step.name],
+            cwd=str(pipeline.base_dir),
+            resources=Resources(cpus=cpus, memory=memory),
+            timeout=timeout,
+            retry=RetryPolicy(max_attempts=retries + 1, retry_on=RETRYABLE if retries else ["lost"]),
+            labels={"pipeline": pipeline.name, "pipeline_run": run_id, "pipeline_step": step.name},
+        )
+
+    # --- run ----------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        pipeline: Pipeline,
+        *,
+        reuse: dict[str, StepRun] | None = None,
+        rerun_of: str | None = None,
+        spec_path: str | None = None,
+    ) -> str:
+        """Write the manifest, record the run and submit its jobs. Returns the run id."""
+        compiled = self.compile(pipeline, reuse=reuse)
+        ObjectStore(compiled.run_url).put_bytes(MANIFEST, json.dumps(compiled.manifest).encode())
+        self.store.create_run(
+            compiled.run_id,
+            pipeline.name,
+            spec=pipeline.spec.model_dump(mode="json", exclude_none=True),
+            spec_path=spec_path,
+            run_url=compiled.run_url,
+            steps=compiled.step_runs,
+            rerun_of=rerun_of,
+        )
+        by_name = {s.step: s for s in compiled.step_runs}
+        job_ids: dict[str, str] = {}
+        for name, job in compiled.jobs:
+            deps = [
+                Dependency(job=job_ids[u], condition="after_ok")
+                for u in pipeline.dag.upstream[name]
+                if u in job_ids
+            ]
+            view = self.client.submit(job.model_copy(update={"depends_on": deps}))
+            job_ids[name] = view.id
+            step_run = by_name[name]
+            step_run.job_id, step_run.state = view.id, "queued"
+            self.store.update_step(compiled.run_id, step_run)
+        return compiled.run_id
+
+    def follow(self, run_id: str, *, poll: float = 1.0, timeout: float | None = None) -> Run:
+        """Wait for the run's jobs, recording each step as it ends; returns the finished run."""
+        run = self.store.get(run_id)
+        steps = {s.step: s for s in run.steps}
+        pending = {s.job_id: s for s in run.steps if s.job_id and s.state in ("pending", "queued", "running")}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            views = self.client.wait(list(pending), timeout=poll if left is None else min(poll, left))
+            for view in views:
+                step_run = pending[view.id]
+                if view.state.terminal:
+                    self._finish_step(run, step_run, view)
+                    del pending[view.id]
+                elif view.state is JobState.RUNNING and step_run.state != "running":
+                    step_run.state, step_run.started_at = "running", view.started_at
+                    self.store.update_step(run_id, step_run)
+                    self._emit("running", step_run)
+        if not pending:
+            failed = [s for s in steps.values() if s.state not in OK_STEP_STATES]
+            first = next((s for s in failed if s.state == "failed"), None)
+            error = f"step {first.step} failed: {first.error}" if first else None
+            self.store.finish_run(run_id, "failed" if failed else "succeeded", error)
+        return self.store.get(run_id)
+
+    def run(self, pipeline: Pipeline, *, spec_path: str | None = None, poll: float = 1.0) -> Run:
+        return self.follow(self.start(pipeline, spec_path=spec_path), poll=poll)
+
+    def rerun(self, run_id: str, *, from_failed: bool = True, poll: float = 1.0) -> Run:
+        """A new run of the same pipeline. With from_failed, steps that succeeded before are reused
+        (their datasets are read where they are) and only failed steps and their dependents run."""
+        old = self.store.get(run_id)
+        if old.state == "running":
+            raise ConflictError(f"run {run_id} is still running", hint="wait for it, or follow it first")
+        pipeline = self._reload(old)
+        reuse: dict[str, StepRun] = {}
+        if from_failed:
+            bad = {s.step for s in old.steps if s.state not in OK_STEP_STATES}
+            redo = pipeline.dag.closure_down(n for n in bad if n in pipeline.dag.upstream)
+            redo |= {n for n in pipeline.dag.names if n not in {s.step for s in old.steps}}
+            if not redo:
+                raise ConflictError(f"run {run_id} has no failed steps", hint="rerun without --from-failed")
+            reuse = {s.step: s for s in old.steps if s.step not in redo and s.step in pipeline.dag.upstream}
+        new_id = self.start(pipeline, reuse=reuse, rerun_of=run_id, spec_path=old.spec_path)
+        return self.follow(new_id, poll=poll)
+
+    def _reload(self, run: Run) -> Pipeline:
+        """The pipeline file as it is now (a rerun picks up fixes), or the run's stored spec without it."""
+        if run.spec_path and Path(run.spec_path).is_file():
+            pipeline = load_pipeline(run.spec_path)
+            if pipeline.name != run.pipeline:
+                raise UserError(
+                    f"{run.spec_path} now defines pipeline {pipeline.name!r}, not {run.pipeline!r}",
+                    hint="rerun from the original file",
+                )
+            return pipeline
+        from freight.pipelines.loader import Locator
+
+        base = Path(run.spec_path).parent if run.spec_path else Path.cwd()
+        return validate(run.spec, Locator(f"run {run.id}"), base)
+
+    def _finish_step(self, run: Run, step_run: StepRun, view: JobView) -> None:
+        result = read_result(ObjectStore(step_run.output_url or "")) if step_run.output_url else None
+        step_run.started_at = view.started_at
+        step_run.ended_at = view.ended_at
+        step_run.attempts = view.attempts
+        if view.state is JobState.SUCCEEDED:
+            step_run.state = "succeeded"
+        elif (
+            view.state is JobState.CANCELLED
+            and view.started_at is None
+            and "dependency" in (view.reason or "")
+        ):
+            step_run.state = "upstream_failed"
+        elif view.state is JobState.CANCELLED:
+            step_run.state = "cancelled"
+        else:
+            step_run.state = "failed"
+        if result:
+            step_run.rows = result.get("rows")
+            step_run.metrics = dict(result.get("metrics") or {})
+            failed_checks = [c for c in result.get("checks", []) if c["status"] == "fail"]
+            step_run.error = result.get("error") or (failed_checks[0]["message"] if failed_checks else None)
+            self.store.add_checks(run.id, step_run.step, result.get("checks", []), time.time())
+        if step_run.state == "failed" and not step_run.error:
+            step_run.error = redact(view.reason or view.state.value)
+        if step_run.state == "upstream_failed":
+            step_run.error = view.reason
+        attempt = view.attempt_list[-1] if view.attempt_list else None
+        if attempt is not None and attempt.peak_memory:
+            step_run.metrics["job_peak_memory"] = attempt.peak_memory
+        self.store.update_step(run.id, step_run)
+        self._emit(step_run.state, step_run)
+
+    def _emit(self, event: str, step_run: StepRun) -> None:
+        if self.on_event is not None:
+            self.on_event(event, step_run)
+
+
+def _texts(pipeline: Pipeline, step: Step) -> dict[str, str]:
+    return {f: pipeline.file(rel).read_text() for f, rel in step.files().items() if f != "script"}
+
+
+def _paths(pipeline: Pipeline, step: Step) -> dict[str, str]:
+    paths = {"base_dir": str(pipeline.base_dir)}
+    for f, rel in step.files().items():
+        if f == "script":
+            paths[f] = str(pipeline.file(rel))
+    path = getattr(step, "path", None)
+    if step.type == "extract-files" and isinstance(path, str) and "://" not in path:
+        paths["path"] = str(pipeline.base_dir / path) if not Path(path).is_absolute() else path
+    return paths
+
+
+def _run_of(step_run: StepRun) -> str | None:
+    """The run id inside a dataset URL .../runs/<pipeline>/<run>/<step>."""
+    parts = (step_run.output_url or "").rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 else None

@@ -326,6 +326,9 @@ class JobService:
                 return [self.get(job_id) for job_id in job_ids]
             with self._changed:
                 self._changed.wait(0.2 if left is None else min(0.2, left))
+            # The scheduler may commit every few milliseconds; re-reading a long list of ids that
+            # often would steal its time. Coalesce wake-ups.
+            time.sleep(min(0.05, 0.001 * len(pending)))
 
     # --- control ------------------------------------------------------------------------------------
 

@@ -122,3 +122,20 @@ leases = Table(
     Column("holder", String(200), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    #: short public id, shown in `freight tokens ls` and used to revoke
+    Column("id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    #: sha256 of the secret; the secret itself is shown once and never stored
+    Column("secret_hash", String(64), nullable=False),
+    #: JSON list of queue names this token may use; NULL means every queue
+    Column("queues", Text),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
+)

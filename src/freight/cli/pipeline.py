@@ -1,0 +1,235 @@
+"""`freight pipeline validate|graph|run|runs|show|rerun|schema` (mounted by freight.cli.main)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from freight.config import load_settings
+from freight.units import format_bytes, format_duration
+
+app = typer.Typer(help="Declarative ETL pipelines whose steps run as isolated jobs.", no_args_is_help=True)
+
+FileArg = Annotated[Path, typer.Argument(help="The pipeline file (YAML)")]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="freight.toml with [connections] (default: $FREIGHT_CONFIG)"),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+_MARK = {
+    "succeeded": "ok  ",
+    "reused": "kept",
+    "failed": "FAIL",
+    "upstream_failed": "skip",
+    "cancelled": "cncl",
+    "running": " .. ",
+}
+
+
+@app.command()
+def validate(file: FileArg) -> None:
+    """Check a pipeline file: fields, step types, inputs, files and cycles."""
+    from freight.pipelines.loader import load_pipeline
+
+    pipeline = load_pipeline(file)
+    typer.echo(f"{file}: pipeline {pipeline.name} is valid ({len(pipeline.spec.steps)} steps)")
+
+
+@app.command()
+def graph(
+    file: FileArg,
+    fmt: Annotated[str, typer.Option("--format", help="text, dot or mermaid")] = "text",
+) -> None:
+    """Draw the step graph."""
+    from freight.errors import UserError
+    from freight.pipelines.loader import load_pipeline
+
+    pipeline = load_pipeline(file)
+    dag = pipeline.dag
+    types: dict[str, str] = {s.name: str(s.type) for s in pipeline.spec.steps}
+    if fmt == "text":
+        typer.echo(dag.render(types))
+    elif fmt == "dot":
+        lines = [f'digraph "{pipeline.name}" {{', "  rankdir=LR;"]
+        lines += [f'  "{n}" [label="{n}\\n{types[n]}"];' for n in dag.names]
+        lines += [f'  "{u}" -> "{n}";' for n in dag.names for u in dag.upstream[n]]
+        typer.echo("\n".join([*lines, "}"]))
+    elif fmt == "mermaid":
+        lines = ["flowchart LR"] + [f"  {n}[{n}<br/>{types[n]}]" for n in dag.names]
+        lines += [f"  {u} --> {n}" for n in dag.names for u in dag.upstream[n]]
+        typer.echo("\n".join(lines))
+    else:
+        raise UserError(f"unknown format {fmt!r}", where="--format", hint="use text, dot or mermaid")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline files (for editor completion)."""
+    from freight.pipelines.spec import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
+    """Run a pipeline now: every step becomes a job; waits for the run and prints each step."""
+    from freight.pipelines.loader import load_pipeline
+
+    pipeline = load_pipeline(file)
+    with _runner(config, quiet=as_json) as runner:
+        result = runner.run(pipeline, spec_path=str(file.resolve()))
+    _finish(result, as_json)
+
+
+@app.command()
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The run to run again")],
+    from_failed: Annotated[
+        bool, typer.Option("--from-failed/--all", help="Rerun only failed steps and what depends on them")
+    ] = True,
+    config: Config = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a finished run again: by default only what failed and what depends on it."""
+    with _runner(config, quiet=as_json) as runner:
+        result = runner.rerun(run_id, from_failed=from_failed)
+    _finish(result, as_json)
+
+
+@app.command()
+def runs(
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """List recent runs."""
+    from freight.pipelines.store import RunStore
+
+    store = RunStore.open(load_settings().database_url)
+    try:
+        found = store.list(pipeline, limit)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([_run_dict(r) for r in found], indent=2))
+        return
+    for r in found:
+        took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
+        extra = f"  (rerun of {r.rerun_of})" if r.rerun_of else ""
+        typer.echo(f"{r.id}  {r.pipeline:<20} {r.state:<10} {took:>8}{extra}")
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument(help="A run id")], as_json: AsJson = False) -> None:
+    """One run: its steps, their jobs, rows, times and QA results."""
+    from freight.pipelines.store import RunStore
+
+    store = RunStore.open(load_settings().database_url)
+    try:
+        found = store.get(run_id)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(_run_dict(found), indent=2, default=str))
+        return
+    _print_run(found)
+
+
+@contextlib.contextmanager
+def _runner(config: Path | None, *, quiet: bool) -> Iterator[Any]:
+    from freight.jobs.service import JobService
+    from freight.pipelines.runner import PipelineRunner
+    from freight.pipelines.store import RunStore
+
+    settings = load_settings()
+    svc = JobService.open(settings)
+    store = RunStore.open(settings.database_url)
+    try:
+        with svc.running():
+            yield PipelineRunner(
+                svc,
+                store,
+                settings,
+                config_path=config.resolve() if config else None,
+                on_event=None if quiet else _print_event,
+            )
+    finally:
+        store.close()
+        svc.close()
+
+
+def _print_event(event: str, step: Any) -> None:
+    if event == "running":
+        typer.echo(f"  {_MARK['running']} {step.step}", err=True)
+        return
+    typer.echo(f"  {_MARK.get(step.state, step.state)} {_step_line(step)}", err=True)
+
+
+def _step_line(step: Any) -> str:
+    rows = f"{step.rows} rows" if step.rows is not None else ""
+    took = format_duration(step.seconds) if step.seconds is not None else ""
+    error = f"  {step.error}" if step.error and step.state != "succeeded" else ""
+    return f"{step.step:<24} {step.type:<18} {rows:>12} {took:>8}{error}"
+
+
+def _finish(result: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_run_dict(result), indent=2, default=str))
+    else:
+        _print_run(result)
+    if result.state != "succeeded":
+        raise typer.Exit(1)
+
+
+def _print_run(r: Any) -> None:
+    took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
+    typer.echo(f"run {r.id}  pipeline {r.pipeline}  {r.state}  {took}")
+    if r.rerun_of:
+        typer.echo(f"  rerun of {r.rerun_of}")
+    for s in r.steps:
+        mem = s.metrics.get("job_peak_memory") or s.metrics.get("peak_rss")
+        extra = f"  peak {format_bytes(mem)}" if mem else ""
+        job = f"  job {s.job_id}" if s.job_id else (f"  from {s.reused_from}" if s.reused_from else "")
+        typer.echo(f"  {_MARK.get(s.state, s.state)} {_step_line(s)}{job}{extra}")
+    for c in r.checks:
+        typer.echo(f"  check {c['step']} ({c['check_type']}): {c['status']} — {c['message']}")
+    if r.error:
+        typer.echo(f"  error: {r.error}")
+
+
+def _run_dict(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "pipeline": r.pipeline,
+        "state": r.state,
+        "rerun_of": r.rerun_of,
+        "created_at": r.created_at,
+        "ended_at": r.ended_at,
+        "error": r.error,
+        "steps": [
+            {
+                k: getattr(s, k)
+                for k in (
+                    "step",
+                    "type",
+                    "state",
+                    "job_id",
+                    "attempts",
+                    "started_at",
+                    "ended_at",
+                    "rows",
+                    "reused_from",
+                    "error",
+                    "metrics",
+                )
+            }
+            for s in r.steps
+        ],
+        "checks": r.checks,
+    }

@@ -1,0 +1,152 @@
+"""The builds workload in one place, for the CLI, the git hook and the demo.
+
+`Builds.open(settings)` wires the object store, the state store and the caches; building needs a
+`JobClient` on top (the embedded JobService, or a remote client).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from freight.builds.explain import Explanation, explain
+from freight.builds.gateway import Gateway
+from freight.builds.plan import Plan, PlanOptions, make_plan
+from freight.builds.progress import Reporter
+from freight.builds.results import RunSummary
+from freight.builds.runner import RELEASE_TASK, Builder, RunOptions, make_cache
+from freight.builds.store import BuildStore, Deployment, Release
+from freight.config import Settings
+from freight.errors import NotFoundError
+from freight.jobs.client import JobClient
+from freight.storage.objectstore import ObjectStore
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    release: Release
+    #: environments where this release is current
+    current_in: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.release.__dict__, "current_in": list(self.current_in)}
+
+
+class Builds:
+    def __init__(self, settings: Settings, objects: ObjectStore, store: BuildStore) -> None:
+        self.settings = settings
+        self.objects = objects
+        self.store = store
+
+    @classmethod
+    def open(cls, settings: Settings) -> Builds:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings, ObjectStore(settings.object_store_url), BuildStore.open(settings))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Builds:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # building --------------------------------------------------------------------------------------
+
+    def plan(self, root: Path, options: PlanOptions | None = None) -> Plan:
+        return make_plan(root, options or PlanOptions())
+
+    def builder(self, client: JobClient, reporter: Reporter | None = None) -> Builder:
+        return Builder(self.settings, client, objects=self.objects, store=self.store, reporter=reporter)
+
+    def build(
+        self,
+        client: JobClient,
+        root: Path,
+        plan_options: PlanOptions | None = None,
+        run_options: RunOptions | None = None,
+        reporter: Reporter | None = None,
+    ) -> RunSummary:
+        plan = self.plan(root, plan_options)
+        return self.builder(client, reporter).run(plan, run_options)
+
+    def why(self, plan: Plan, name: str, task: str = RELEASE_TASK) -> list[Explanation]:
+        """Explain the task of package `name`, then (recursively) every dependency whose hash moved."""
+        pkg = plan.ws.find(name)
+        start = f"{pkg.name}#{task}"
+        if start not in plan.graph.tasks:
+            raise NotFoundError(f"{pkg.name} has no {task} task in this plan")
+        cache = make_cache(self.settings, self.objects)
+        out: list[Explanation] = []
+        stack = [start]
+        seen: set[str] = set()
+        while stack:
+            tid = stack.pop(0)
+            if tid in seen:
+                continue
+            seen.add(tid)
+            inputs = plan.inputs[tid]
+            cached = None
+            for store in (cache.local, cache.shared):
+                if store is not None and store.has(plan.hashes[tid]):
+                    cached = store.name
+                    break
+            result = explain(tid, inputs, self.store.last_task(str(plan.ws.root), tid), cached)
+            out.append(result)
+            if result.changed and result.previous_hash is not None:
+                stack.extend(
+                    c.split(" ")[1]
+                    for c in result.changes
+                    if c.startswith("dependency ") and " changed (hash " in c
+                )
+        return out
+
+    # releases --------------------------------------------------------------------------------------
+
+    def releases(self, app: str) -> list[ReleaseRow]:
+        rows = self.store.releases(app)
+        if not rows:
+            raise NotFoundError(f"no releases of {app!r}", hint="build it first: `freight build`")
+        envs: dict[str, list[str]] = {}
+        for dep in self.store.history(app, limit=1000):
+            envs.setdefault(dep.env, [])
+        current = {env: self.store.current_release(app, env) for env in envs}
+        return [ReleaseRow(r, tuple(sorted(e for e, rid in current.items() if rid == r.id))) for r in rows]
+
+    def deploy(
+        self, app: str, release: str | None = None, env: str = "prod", actor: str | None = None
+    ) -> tuple[str, Deployment | None]:
+        """Make a release (default: the newest) current; (release id, deployment or None if it was)."""
+        if release is None:
+            rows = self.store.releases(app)
+            if not rows:
+                raise NotFoundError(f"no releases of {app!r}", hint="build it first: `freight build`")
+            release_id = rows[0].id
+        else:
+            release_id = self.store.release(app, release).id
+        return release_id, self.store.deploy(app, env, release_id, actor=actor)
+
+    def rollback(self, app: str, env: str = "prod", actor: str | None = None) -> Deployment:
+        return self.store.rollback(app, env, actor=actor)
+
+    def gateway(self, env: str = "prod", ttl: float = 1.0) -> Gateway:
+        return Gateway(self.store, self.objects, env=env, ttl=ttl)
+
+
+def write_summary(settings: Settings, summary: RunSummary) -> Path:
+    """`--summarize`: the run as JSON under FREIGHT_HOME/builds/runs/."""
+    folder = settings.home / "builds" / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{summary.id}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+    tmp.replace(path)
+    return path
+
+
+def summary_dict(summary: RunSummary, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {**summary.to_dict(), **(extra or {})}

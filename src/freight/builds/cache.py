@@ -1,0 +1,248 @@
+"""The task cache: outputs plus the task's log, keyed by task hash, local first and then shared.
+
+An entry is two objects: `<hash>.tgz` (the log and the output files) and `<hash>.json` (its metadata:
+the archive's sha256 and an HMAC over the metadata). The archive is written first and the metadata
+last, each atomically, so a reader never trusts an entry that is half written. On read, a bad signature
+or a wrong archive digest is a miss that is reported, never a silent one; so is any failure of the
+shared store (a warning on every lookup and write, then the task builds as if nothing were cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freight.builds.outputs import clear_outputs
+from freight.builds.signing import sign, verify
+from freight.errors import NotFoundError
+from freight.storage.objectstore import ObjectStore
+
+PREFIX = "builds/cache"
+_LOG = "log"
+_OUT = "out/"
+
+
+@dataclass(frozen=True)
+class Entry:
+    hash: str
+    task: str
+    files: list[str]
+    duration: float
+    log: bytes
+    created_at: float
+
+
+@dataclass
+class Lookup:
+    entry: Entry | None = None
+    #: "local" or "shared" on a hit.
+    source: str | None = None
+    #: Loud problems met on the way (a failed signature check, an unreachable shared store).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def hit(self) -> bool:
+        return self.entry is not None
+
+
+class CacheCheckFailed(Exception):
+    """An entry exists but cannot be trusted."""
+
+
+def _keys(task_hash: str) -> tuple[str, str]:
+    base = f"{PREFIX}/{task_hash[:2]}/{task_hash}"
+    return f"{base}.tgz", f"{base}.json"
+
+
+def pack(package_dir: Path, files: list[str], log: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo(_LOG)
+        info.size = len(log)
+        tar.addfile(info, io.BytesIO(log))
+        for rel in files:
+            path = package_dir / rel
+            data = path.read_bytes()
+            info = tarfile.TarInfo(_OUT + rel)
+            info.size = len(data)
+            info.mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+            # Fixed mtimes keep archives of the same outputs byte-identical.
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def unpack(archive: bytes, package_dir: Path, outputs: list[str]) -> bytes:
+    """Clear the output folders, then write the archive's files; returns the log."""
+    log = b""
+    members: list[tuple[str, bytes, int]] = []
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                raise CacheCheckFailed(f"archive holds a non-file member {member.name!r}")
+            handle = tar.extractfile(member)
+            data = handle.read() if handle else b""
+            if member.name == _LOG:
+                log = data
+                continue
+            rel = member.name.removeprefix(_OUT)
+            parts = rel.split("/")
+            if not member.name.startswith(_OUT) or any(p in ("", ".", "..") for p in parts):
+                raise CacheCheckFailed(f"archive holds an unsafe path {member.name!r}")
+            members.append((rel, data, member.mode))
+    clear_outputs(package_dir, outputs)
+    for rel, data, mode in members:
+        target = package_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode & 0o777)
+    return log
+
+
+class CacheStore:
+    """One cache location (a local folder or the shared object store)."""
+
+    def __init__(self, store: ObjectStore, key: bytes, name: str) -> None:
+        self.store = store
+        self.key = key
+        self.name = name
+
+    def read(self, task_hash: str) -> tuple[dict[str, Any], bytes] | None:
+        """(metadata, archive), None when absent; CacheCheckFailed when present but untrustworthy."""
+        archive_key, meta_key = _keys(task_hash)
+        try:
+            raw = self.store.get_bytes(meta_key)
+        except NotFoundError:
+            return None
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError:
+            raise CacheCheckFailed("its metadata is not JSON") from None
+        if not isinstance(meta, dict) or not verify(self.key, meta):
+            raise CacheCheckFailed("its signature does not match (tampered, or signed with another key)")
+        if meta.get("hash") != task_hash:
+            raise CacheCheckFailed("it was stored under the wrong hash")
+        try:
+            archive = self.store.get_bytes(archive_key)
+        except NotFoundError:
+            raise CacheCheckFailed("its archive is missing") from None
+        if hashlib.sha256(archive).hexdigest() != meta.get("archive_sha256"):
+            raise CacheCheckFailed("its archive does not match the signed digest (tampered or truncated)")
+        return meta, archive
+
+    def write(self, meta: dict[str, Any], archive: bytes) -> None:
+        archive_key, meta_key = _keys(meta["hash"])
+        meta = {**meta, "archive_sha256": hashlib.sha256(archive).hexdigest(), "archive_size": len(archive)}
+        meta["signature"] = sign(self.key, meta)
+        self.store.put_bytes(archive_key, archive)
+        self.store.put_bytes(meta_key, json.dumps(meta, sort_keys=True).encode())
+
+    def has(self, task_hash: str) -> bool:
+        return self.store.exists(_keys(task_hash)[1])
+
+
+class TaskCache:
+    """Local cache in front of an optional shared one."""
+
+    def __init__(
+        self,
+        local: CacheStore | None,
+        shared: CacheStore | None,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.local = local
+        self.shared = shared
+        self.now = now
+
+    def lookup(self, task_hash: str, task: str, package_dir: Path, outputs: list[str]) -> Lookup:
+        """Find an entry and restore it into `package_dir`."""
+        result = Lookup()
+        for store in (self.local, self.shared):
+            if store is None:
+                continue
+            try:
+                found = store.read(task_hash)
+            except CacheCheckFailed as exc:
+                result.warnings.append(
+                    f"{task}: {store.name} cache entry {task_hash} rejected: {exc}; rebuilding"
+                )
+                continue
+            except Exception as exc:  # the shared store may fail in any way; say so loudly
+                result.warnings.append(
+                    f"{task}: {store.name} cache unavailable ({type(exc).__name__}: {exc})"
+                )
+                continue
+            if found is None:
+                continue
+            meta, archive = found
+            try:
+                log = unpack(archive, package_dir, outputs)
+            except (CacheCheckFailed, tarfile.TarError, OSError) as exc:
+                result.warnings.append(
+                    f"{task}: {store.name} cache entry {task_hash} unusable: {exc}; rebuilding"
+                )
+                continue
+            result.entry = Entry(
+                hash=task_hash,
+                task=task,
+                files=list(meta.get("files", [])),
+                duration=float(meta.get("duration", 0.0)),
+                log=log,
+                created_at=float(meta.get("created_at", 0.0)),
+            )
+            result.source = store.name
+            if store is self.shared and self.local is not None:
+                # Copy down so the next lookup stays on this machine.
+                try:
+                    self.local.write(_plain(meta), archive)
+                except OSError as exc:
+                    result.warnings.append(f"{task}: could not copy the entry into the local cache: {exc}")
+            return result
+        return result
+
+    def save(
+        self, task_hash: str, task: str, package_dir: Path, files: list[str], log: bytes, duration: float
+    ) -> list[str]:
+        """Store an entry in every cache; returns warnings (a shared write that failed)."""
+        archive = pack(package_dir, files, log)
+        meta = {
+            "hash": task_hash,
+            "task": task,
+            "files": files,
+            "duration": duration,
+            "created_at": self.now(),
+        }
+        warnings: list[str] = []
+        for store in (self.local, self.shared):
+            if store is None:
+                continue
+            try:
+                store.write(meta, archive)
+            except Exception as exc:
+                warnings.append(
+                    f"{task}: could not write to the {store.name} cache ({type(exc).__name__}: {exc})"
+                )
+        return warnings
+
+
+def _plain(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k not in ("signature", "archive_sha256", "archive_size")}
+
+
+def local_cache_dir(home: Path) -> Path:
+    return home / "cache" / "builds"
+
+
+def tmp_dir(home: Path) -> Path:
+    path = home / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=path))

@@ -1,0 +1,213 @@
+"""freight.toml: the build settings of a workspace (tasks, outputs, env inputs, apps, deploy rules).
+
+Every section is optional; a workspace with no freight.toml builds `build` after its dependencies'
+`build`, caches `dist/**` and treats the packages under `apps/*` as deployable apps.
+
+::
+
+    [workspace]
+    apps = ["apps/*"]              # which packages are deployable apps
+    global_inputs = ["tsconfig.base.json"]
+    global_env = ["CI"]
+
+    [tasks.build]
+    depends_on = ["^build"]        # "^t": task t of internal dependencies; "t": task t of this package
+    outputs = ["dist/**"]
+    env = ["API_URL"]              # hashed; a change is a cache miss
+    pass_env = ["HTTP_PROXY"]      # passed to the job, not hashed
+    cpus = 1
+    memory = "1G"
+
+    [apps.shop]
+    hosts = ["shop.example.com"]
+    prefix = "/shop/"
+    deploy = { main = "prod" }     # pushes to branch main deploy shop to env prod
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from freight.errors import UserError
+from freight.jobs.spec import format_validation_error
+from freight.units import parse_bytes, parse_cpus, parse_duration
+
+CONFIG_FILE = "freight.toml"
+_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
+
+
+def _cpus(value: Any) -> float:
+    return parse_cpus(value)
+
+
+def _bytes(value: Any) -> int:
+    return parse_bytes(value)
+
+
+def _seconds(value: Any) -> float:
+    return parse_duration(value)
+
+
+Cpus = Annotated[float, BeforeValidator(_cpus)]
+Bytes = Annotated[int, BeforeValidator(_bytes)]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_env_names(names: list[str]) -> list[str]:
+    for name in names:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name (a trailing * is a prefix)")
+    return names
+
+
+class TaskConfig(_Strict):
+    depends_on: list[str] = Field(default_factory=lambda: ["^build"])
+    outputs: list[str] = Field(default_factory=lambda: ["dist/**"])
+    #: Globs (relative to the package) that narrow the hashed files; empty means every tracked file.
+    inputs: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    pass_env: list[str] = Field(default_factory=list)
+    cpus: Cpus = 1.0
+    memory: Bytes = 1024**3
+    timeout: Seconds | None = 600.0
+    cache: bool = True
+
+    @field_validator("env", "pass_env")
+    @classmethod
+    def _env(cls, value: list[str]) -> list[str]:
+        return _check_env_names(value)
+
+    @field_validator("outputs", "inputs")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        for glob in value:
+            if glob.startswith("/") or ".." in glob.split("/"):
+                raise ValueError(f"{glob!r} must be a relative glob inside the package")
+        return value
+
+    def settings_digest_source(self) -> dict[str, Any]:
+        """The settings that change what a task produces (resources and timeout do not)."""
+        return {
+            "depends_on": self.depends_on,
+            "outputs": self.outputs,
+            "inputs": self.inputs,
+            "env": self.env,
+            "cache": self.cache,
+        }
+
+
+class AppConfig(_Strict):
+    hosts: list[str] = Field(default_factory=list)
+    #: URL path the gateway serves the app under; default "/<app>/".
+    prefix: str | None = None
+    #: Folder (relative to the package) published as the release; default: the build outputs' root.
+    publish: str | None = None
+    spa: bool = True
+    #: branch -> environment: a push to the branch deploys the app there.
+    deploy: dict[str, str] = Field(default_factory=dict)
+    cpus: Cpus | None = None
+    memory: Bytes | None = None
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("/"):
+            raise ValueError("prefix must start with '/', like /shop/")
+        return value.rstrip("/") + "/"
+
+
+class WorkspaceConfig(_Strict):
+    apps: list[str] = Field(default_factory=lambda: ["apps/*"])
+    package_manager: Literal["npm", "yarn", "pnpm"] | None = None
+    global_inputs: list[str] = Field(default_factory=list)
+    global_env: list[str] = Field(default_factory=list)
+    #: Install command; default: `npm ci`, `yarn install --frozen-lockfile`, `pnpm install --frozen-lockfile`.
+    install: str | None = None
+    #: Publish every built app as a release.
+    publish: bool = True
+
+    @field_validator("global_env")
+    @classmethod
+    def _env(cls, value: list[str]) -> list[str]:
+        return _check_env_names(value)
+
+
+class DeployConfig(_Strict):
+    #: branch -> environment for every app (an app's own `deploy` wins).
+    branches: dict[str, str] = Field(default_factory=dict)
+
+
+class BuildConfig(_Strict):
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    tasks: dict[str, TaskConfig] = Field(default_factory=lambda: {"build": TaskConfig()})
+    apps: dict[str, AppConfig] = Field(default_factory=dict)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    #: Where it was read from, for error messages.
+    source: str = CONFIG_FILE
+
+    def task(self, name: str) -> TaskConfig:
+        if name in self.tasks:
+            return self.tasks[name]
+        if name == "build":
+            return TaskConfig()
+        raise UserError(
+            f"no task {name!r} is configured",
+            where=f"{self.source}: tasks",
+            hint=f"add a [tasks.{name}] section; configured: {', '.join(sorted(self.tasks)) or 'none'}",
+        )
+
+    def app(self, *names: str) -> AppConfig:
+        for name in names:
+            if name in self.apps:
+                return self.apps[name]
+        return AppConfig()
+
+    def deploy_env(self, app_names: tuple[str, ...], branch: str) -> str | None:
+        app = self.app(*app_names)
+        if branch in app.deploy:
+            return app.deploy[branch]
+        return self.deploy.branches.get(branch)
+
+
+def parse_config(text: str, source: str = CONFIG_FILE) -> BuildConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_LINE.search(str(exc))
+        where = f"{source}:{match.group(1)}" if match else source
+        message = _TOML_LINE.sub("", str(exc)).strip()
+        raise UserError(f"not valid TOML: {message}", where=where, hint="see https://toml.io") from None
+    data.pop("source", None)
+    try:
+        config = BuildConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise format_validation_error(exc, source) from None
+    for name, task in config.tasks.items():
+        for dep in task.depends_on:
+            target = dep.removeprefix("^")
+            if target not in config.tasks and target != "build":
+                raise UserError(
+                    f"depends on unknown task {target!r}",
+                    where=f"{source}: tasks.{name}.depends_on",
+                    hint=f"configure [tasks.{target}] or remove it",
+                )
+    return config
+
+
+def load_config(root: Path) -> BuildConfig:
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return BuildConfig(source=str(path))
+    return parse_config(path.read_text(encoding="utf-8"), source=str(path))

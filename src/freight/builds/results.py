@@ -1,0 +1,162 @@
+"""What happened to each task in a run, and the run summary built from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from freight.builds.graph import TaskGraph
+from freight.units import format_duration
+
+#: built: ran as a job; cached: restored; noop: no script; failed; skipped: not started; cancelled.
+STATUSES = ("built", "cached", "noop", "failed", "skipped", "cancelled")
+
+
+@dataclass
+class TaskResult:
+    task: str
+    package: str
+    hash: str
+    status: str
+    cache: str | None = None
+    #: Seconds the task took this time: the job's run time, or the restore time for a hit.
+    duration: float = 0.0
+    #: Seconds a hit saved: the original build's duration.
+    saved: float = 0.0
+    #: Offsets from the start of the run.
+    start: float = 0.0
+    end: float = 0.0
+    job_id: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    outputs: int = 0
+    log: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("built", "cached", "noop")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "package": self.package,
+            "hash": self.hash,
+            "status": self.status,
+            "cache": self.cache,
+            "duration": round(self.duration, 4),
+            "saved": round(self.saved, 4),
+            "start": round(self.start, 4),
+            "end": round(self.end, 4),
+            "job_id": self.job_id,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "outputs": self.outputs,
+        }
+
+
+@dataclass
+class RunSummary:
+    id: str
+    workspace: str
+    commit: str | None
+    started_at: float
+    ended_at: float
+    results: dict[str, TaskResult]
+    critical_path: list[str]
+    critical_seconds: float
+    deps: dict[str, Any] | None = None
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    trigger: str = "cli"
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results.values())
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "failed"
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results.values() if r.status == status)
+
+    def totals(self) -> dict[str, Any]:
+        runnable = [r for r in self.results.values() if r.status != "noop"]
+        built = [r for r in runnable if r.status in ("built", "failed")]
+        task_seconds = sum(r.duration for r in built)
+        wall = self.ended_at - self.started_at
+        hits = self.count("cached")
+        return {
+            "tasks": len(self.results),
+            **{s: self.count(s) for s in STATUSES},
+            "wall_seconds": round(wall, 4),
+            "task_seconds": round(task_seconds, 4),
+            "saved_seconds": round(sum(r.saved for r in runnable if r.status == "cached"), 4),
+            "cache_hit_rate": round(hits / len(runnable), 4) if runnable else None,
+            "parallelism": round(task_seconds / wall, 3) if wall > 0 else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workspace": self.workspace,
+            "commit": self.commit,
+            "trigger": self.trigger,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "totals": self.totals(),
+            "critical_path": {"tasks": self.critical_path, "seconds": round(self.critical_seconds, 4)},
+            "deps": self.deps,
+            "releases": self.releases,
+            "warnings": self.warnings,
+            "tasks": [r.to_dict() for r in self.results.values()],
+        }
+
+    def table(self) -> str:
+        """A plain-text table, for terminals and logs."""
+        rows = [("TASK", "STATUS", "CACHE", "TIME", "SAVED", "HASH")]
+        for r in sorted(self.results.values(), key=lambda r: (r.start, r.task)):
+            rows.append(
+                (
+                    r.task,
+                    r.status + (f" ({r.reason})" if r.reason and not r.ok else ""),
+                    r.cache or "-",
+                    format_duration(r.duration) if r.status != "noop" else "-",
+                    format_duration(r.saved) if r.saved else "-",
+                    r.hash[:12],
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
+        t = self.totals()
+        lines.append("")
+        lines.append(
+            f"{t['tasks']} tasks: {t['built']} built, {t['cached']} cached, {t['failed']} failed, "
+            f"{t['skipped'] + t['cancelled']} not run, {t['noop']} without a script"
+        )
+        lines.append(
+            f"wall {format_duration(t['wall_seconds'])}, task time {format_duration(t['task_seconds'])}, "
+            f"saved by cache {format_duration(t['saved_seconds'])}"
+        )
+        if self.critical_path:
+            lines.append(
+                f"critical path ({format_duration(self.critical_seconds)}): "
+                + " -> ".join(self.critical_path)
+            )
+        if self.deps:
+            status = self.deps.get("status")
+            saved = self.deps.get("saved_seconds")
+            extra = f", saved {format_duration(saved)}" if status == "restored" and saved else ""
+            lines.append(f"dependencies: {status} in {format_duration(self.deps.get('seconds'))}{extra}")
+        for warning in self.warnings:
+            lines.append(f"warning: {warning}")
+        return "\n".join(lines)
+
+
+def critical_path(graph: TaskGraph, results: dict[str, TaskResult]) -> tuple[list[str], float]:
+    durations = {tid: r.duration for tid, r in results.items() if r.status != "noop"}
+    chain, seconds = graph.critical_path(durations)
+    return [t for t in chain if results.get(t) and results[t].status != "noop"], seconds

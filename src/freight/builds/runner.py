@@ -1,0 +1,478 @@
+"""Run a build plan: every task whose hash is not cached becomes one platform job.
+
+The runner only talks to the platform through `JobClient` (submit / wait / cancel / logs). A task is
+submitted as soon as its dependencies have succeeded; the platform's scheduler decides how many run at
+once (each asks for its cpus and memory), so parallelism follows the machine's capacity. The script runs
+directly with `node_modules/.bin` on PATH, as npm would, without paying for `npm run`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freight.builds.cache import CacheStore, TaskCache, local_cache_dir
+from freight.builds.depcache import DependencyCache, DepReport
+from freight.builds.globs import static_root
+from freight.builds.graph import Task
+from freight.builds.outputs import clear_outputs, find_outputs
+from freight.builds.plan import Plan
+from freight.builds.progress import NullReporter, Reporter
+from freight.builds.releases import publish
+from freight.builds.results import RunSummary, TaskResult, critical_path
+from freight.builds.signing import cache_key
+from freight.builds.store import BuildStore, Route
+from freight.builds.workspace import Package, Workspace
+from freight.config import Settings
+from freight.errors import FreightError, UserError
+from freight.jobs.client import JobClient, JobView
+from freight.jobs.spec import JobSpec, Resources
+from freight.jobs.states import JobState
+from freight.storage.objectstore import ObjectStore
+
+#: Passed to every task unhashed: the basics a shell and node need.
+BASE_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER")
+RELEASE_TASK = "build"
+
+
+@dataclass
+class RunOptions:
+    continue_on_error: bool = False
+    #: Ignore cache hits (entries are still written).
+    force: bool = False
+    #: Publish built apps as releases (None: as freight.toml says).
+    publish: bool | None = None
+    trigger: str = "cli"
+    install: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def bin_path(ws: Workspace, pkg: Package, base_path: str) -> str:
+    """node_modules/.bin of the package and of every folder up to the root, then the caller's PATH."""
+    dirs: list[str] = []
+    current = ws.root / pkg.dir if pkg.dir else ws.root
+    while True:
+        dirs.append(str(current / "node_modules" / ".bin"))
+        if current == ws.root:
+            break
+        current = current.parent
+    return os.pathsep.join([*dirs, base_path])
+
+
+def task_env(ws: Workspace, task: Task, environ: Mapping[str, str]) -> dict[str, str]:
+    env = {k: environ[k] for k in BASE_ENV if k in environ}
+    for name in [*ws.config.workspace.global_env, *task.config.env, *task.config.pass_env]:
+        if name.endswith("*"):
+            env.update({k: v for k, v in environ.items() if k.startswith(name[:-1])})
+        elif name in environ:
+            env[name] = environ[name]
+    pkg = task.package
+    env.update(
+        {
+            "PATH": bin_path(ws, pkg, environ.get("PATH", os.defpath)),
+            "INIT_CWD": str(ws.root / pkg.dir),
+            "npm_package_name": pkg.name,
+            "npm_package_version": pkg.version,
+            "npm_lifecycle_event": task.name,
+            "npm_lifecycle_script": task.script or "",
+            "FREIGHT_TASK": task.id,
+        }
+    )
+    return env
+
+
+def task_script(task: Task) -> str:
+    """pre<task>, <task> and post<task>, as npm chains them."""
+    scripts = task.package.scripts
+    parts = [scripts[k] for k in (f"pre{task.name}", task.name, f"post{task.name}") if k in scripts]
+    return " && ".join(f"( {p} )" for p in parts) if len(parts) > 1 else parts[0]
+
+
+def make_cache(settings: Settings, objects: ObjectStore) -> TaskCache:
+    """The shared store doubles as the local cache when it sits under FREIGHT_HOME (the default)."""
+    key = cache_key(settings)
+    if objects.local and Path(objects.root).resolve().is_relative_to(settings.home.resolve()):
+        return TaskCache(CacheStore(objects, key, "local"), None)
+    local = ObjectStore(local_cache_dir(settings.home).resolve().as_uri())
+    return TaskCache(CacheStore(local, key, "local"), CacheStore(objects, key, "shared"))
+
+
+class Builder:
+    def __init__(
+        self,
+        settings: Settings,
+        client: JobClient,
+        *,
+        objects: ObjectStore | None = None,
+        store: BuildStore | None = None,
+        reporter: Reporter | None = None,
+        cache: TaskCache | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.objects = objects or ObjectStore(settings.object_store_url)
+        self.store = store or BuildStore.open(settings)
+        self.reporter: Reporter = reporter or NullReporter()
+        self.cache = cache or make_cache(settings, self.objects)
+        self.deps = DependencyCache(self.objects, cache_key(settings))
+
+    # dry run ---------------------------------------------------------------------------------------
+
+    def cache_status(self, plan: Plan) -> dict[str, str]:
+        status: dict[str, str] = {}
+        for tid, task in plan.graph.tasks.items():
+            if not task.runnable:
+                status[tid] = "noop"
+                continue
+            status[tid] = "miss"
+            for store in (self.cache.local, self.cache.shared):
+                try:
+                    if store is not None and store.has(plan.hashes[tid]):
+                        status[tid] = store.name
+                        break
+                except Exception as exc:
+                    self.reporter.warning(f"{store.name if store else ''} cache unavailable: {exc}")
+        return status
+
+    def dry(self, plan: Plan) -> dict[str, Any]:
+        return plan.to_dict(self.cache_status(plan))
+
+    # running ---------------------------------------------------------------------------------------
+
+    def run(self, plan: Plan, options: RunOptions | None = None) -> RunSummary:
+        return _Run(self, plan, options or RunOptions()).execute()
+
+    def install(self, command: str, cwd: Path, labels: Mapping[str, str]) -> tuple[bool, float, bytes]:
+        """Run the package manager as a platform job."""
+        env = {k: os.environ[k] for k in (*BASE_ENV, "PATH") if k in os.environ}
+        spec = JobSpec(
+            name="build deps install",
+            shell=command,
+            cwd=str(cwd),
+            env=env,
+            resources=Resources(cpus=1.0, memory="2G"),
+            timeout=1800.0,
+            labels={**labels, "freight.workload": "build", "build.task": "install"},
+        )
+        started = time.monotonic()
+        job = self.client.submit(spec)
+        view = self.client.wait([job.id])[0]
+        log = b"".join(self.client.logs(job.id))
+        seconds = _job_seconds(view) or (time.monotonic() - started)
+        return view.state == JobState.SUCCEEDED, seconds, log
+
+
+def _job_seconds(view: JobView) -> float | None:
+    if view.started_at is not None and view.ended_at is not None:
+        return max(0.0, view.ended_at - view.started_at)
+    return None
+
+
+class _Run:
+    """The state of one execution of a plan."""
+
+    def __init__(self, builder: Builder, plan: Plan, options: RunOptions) -> None:
+        self.b = builder
+        self.plan = plan
+        self.options = options
+        self.id = uuid.uuid4().hex[:16]
+        self.reporter = builder.reporter
+        self.results: dict[str, TaskResult] = {}
+        self.warnings: list[str] = []
+        self.releases: list[dict[str, Any]] = []
+        self.events: queue.Queue[tuple[str, JobView | None, BaseException | None]] = queue.Queue()
+        self.running: dict[str, tuple[str, float]] = {}
+        self.deps_report: DepReport | None = None
+        self.deps_error: str | None = None
+        self.stopping = False
+        self.publish = plan.ws.config.workspace.publish if options.publish is None else options.publish
+        self.labels = {"freight.workload": "build", "build.run": self.id, **options.labels}
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.reporter.warning(message)
+
+    def offset(self) -> float:
+        return time.monotonic() - self.t0
+
+    def execute(self) -> RunSummary:
+        self.started_at = time.time()
+        self.t0 = time.monotonic()
+        graph = self.plan.graph
+        order = graph.order()
+        pending = list(order)
+        self.reporter.started(len(order))
+        try:
+            while pending or self.running:
+                pending = self._start_ready(pending)
+                if not self.running:
+                    if pending:  # only blocked tasks left: their dependencies did not succeed
+                        for tid in pending:
+                            self._skip(tid)
+                        pending = []
+                    continue
+                tid, view, error = self.events.get()
+                self._finish(tid, view, error)
+        except BaseException:
+            self._cancel_running()
+            raise
+        finally:
+            self.reporter.finished()
+        return self._summarize()
+
+    # scheduling ------------------------------------------------------------------------------------
+
+    def _start_ready(self, pending: list[str]) -> list[str]:
+        graph = self.plan.graph
+        left: list[str] = []
+        for tid in pending:
+            task = graph.tasks[tid]
+            if self.stopping:
+                self._skip(tid, "not started: an earlier task failed (use --continue to go on)")
+                continue
+            bad = [d for d in task.deps if d in self.results and not self.results[d].ok]
+            if bad:
+                self._skip(tid, f"dependency {bad[0]} {self.results[bad[0]].status}")
+                continue
+            if not all(d in self.results for d in task.deps):
+                left.append(tid)
+                continue
+            self._start(task)
+        return left
+
+    def _skip(self, tid: str, reason: str = "dependency did not succeed") -> None:
+        task = self.plan.graph.tasks[tid]
+        now = self.offset()
+        result = TaskResult(tid, task.package.name, self.plan.hashes[tid], "skipped", start=now, end=now)
+        result.reason = reason
+        self.results[tid] = result
+        self.reporter.task_finished(result)
+
+    def _start(self, task: Task) -> None:
+        tid = task.id
+        task_hash = self.plan.hashes[tid]
+        start = self.offset()
+        if not task.runnable:
+            self.results[tid] = TaskResult(tid, task.package.name, task_hash, "noop", start=start, end=start)
+            self.reporter.task_finished(self.results[tid])
+            return
+        pkg_dir = self.plan.ws.root / task.package.dir
+        if task.config.cache and not self.options.force:
+            lookup = self.b.cache.lookup(task_hash, tid, pkg_dir, task.config.outputs)
+            for warning in lookup.warnings:
+                self.warn(warning)
+            if lookup.entry is not None:
+                result = TaskResult(
+                    tid,
+                    task.package.name,
+                    task_hash,
+                    "cached",
+                    cache=lookup.source,
+                    duration=self.offset() - start,
+                    saved=lookup.entry.duration,
+                    start=start,
+                    end=self.offset(),
+                    outputs=len(lookup.entry.files),
+                    log=lookup.entry.log,
+                )
+                self.results[tid] = result
+                self.reporter.task_finished(result)
+                self._publish(task)
+                return
+        self._submit(task, pkg_dir, start)
+
+    def _ensure_deps(self) -> None:
+        if self.deps_report is not None or self.deps_error is not None or not self.options.install:
+            return
+        try:
+            self.deps_report = self.b.deps.ensure(
+                self.plan.ws, lambda command, cwd: self.b.install(command, cwd, self.labels)
+            )
+        except FreightError as exc:
+            self.deps_error = str(exc)
+            self.warn(f"installing dependencies failed: {exc}")
+            return
+        for warning in self.deps_report.warnings:
+            self.warn(warning)
+        report = self.deps_report
+        if report.status == "restored":
+            self.reporter.info(
+                f"dependencies restored from snapshot {report.key[:12]} in {report.seconds:.2f}s "
+                f"(install took {report.install_seconds or 0:.2f}s; saved {report.saved_seconds or 0:.2f}s)"
+            )
+        elif report.status == "installed":
+            self.reporter.info(f"dependencies installed in {report.seconds:.2f}s and snapshotted")
+
+    def _submit(self, task: Task, pkg_dir: Path, start: float) -> None:
+        self._ensure_deps()
+        tid = task.id
+        if self.deps_error is not None:
+            result = TaskResult(tid, task.package.name, self.plan.hashes[tid], "failed", start=start)
+            result.reason = "dependencies could not be installed"
+            result.end = self.offset()
+            self.results[tid] = result
+            self.reporter.task_finished(result)
+            self._after_failure()
+            return
+        clear_outputs(pkg_dir, task.config.outputs)
+        app = self.plan.ws.config.app(*task.package.names) if task.package.is_app else None
+        resources = Resources(
+            cpus=(app.cpus if app and app.cpus else task.config.cpus),
+            memory=(app.memory if app and app.memory else task.config.memory),
+        )
+        spec = JobSpec(
+            name=f"build {tid}"[:200],
+            shell=task_script(task),
+            cwd=str(pkg_dir),
+            env=task_env(self.plan.ws, task, self.plan.environ),
+            resources=resources,
+            timeout=task.config.timeout,
+            labels={**self.labels, "build.task": tid, "build.hash": self.plan.hashes[tid]},
+        )
+        job = self.b.client.submit(spec)
+        self.running[tid] = (job.id, start)
+        self.reporter.task_started(tid, job.id)
+        threading.Thread(target=self._wait, args=(tid, job.id), daemon=True, name=f"wait-{tid}").start()
+
+    def _wait(self, tid: str, job_id: str) -> None:
+        try:
+            view = self.b.client.wait([job_id])[0]
+        except BaseException as exc:
+            self.events.put((tid, None, exc))
+        else:
+            self.events.put((tid, view, None))
+
+    def _finish(self, tid: str, view: JobView | None, error: BaseException | None) -> None:
+        job_id, start = self.running.pop(tid)
+        task = self.plan.graph.tasks[tid]
+        end = self.offset()
+        result = TaskResult(tid, task.package.name, self.plan.hashes[tid], "failed", start=start, end=end)
+        result.job_id = job_id
+        if view is None:
+            result.reason = f"lost track of job {job_id}: {error}"
+            result.duration = end - start
+        else:
+            result.duration = _job_seconds(view) or (end - start)
+            result.exit_code = view.exit_code
+            try:
+                result.log = b"".join(self.b.client.logs(job_id))
+            except Exception as exc:
+                self.warn(f"{tid}: could not read the log of job {job_id}: {exc}")
+            if view.state == JobState.SUCCEEDED:
+                self._succeeded(task, result)
+            elif view.state == JobState.CANCELLED:
+                result.status = "cancelled"
+                result.reason = view.reason or "cancelled"
+            else:
+                result.reason = view.reason or view.state.value
+        self.results[tid] = result
+        self.reporter.task_finished(result)
+        if result.status == "built":
+            self._publish(task)
+        elif result.status == "failed":
+            self._after_failure()
+
+    def _succeeded(self, task: Task, result: TaskResult) -> None:
+        pkg_dir = self.plan.ws.root / task.package.dir
+        files = find_outputs(pkg_dir, task.config.outputs)
+        if task.config.outputs and not files:
+            self.warn(f"{task.id}: produced no files matching {task.config.outputs}")
+        result.status = "built"
+        result.outputs = len(files)
+        if task.config.cache:
+            for warning in self.b.cache.save(
+                result.hash, task.id, pkg_dir, files, result.log, result.duration
+            ):
+                self.warn(warning)
+
+    def _after_failure(self) -> None:
+        if self.options.continue_on_error or self.stopping:
+            return
+        self.stopping = True
+        self._cancel_running()
+
+    def _cancel_running(self) -> None:
+        for tid, (job_id, _start) in list(self.running.items()):
+            try:
+                self.b.client.cancel(job_id)
+            except Exception as exc:  # it may have just finished; its waiter reports the real end
+                self.reporter.info(f"{tid}: cancel of job {job_id} not needed ({exc})")
+
+    # releases and summary --------------------------------------------------------------------------
+
+    def _publish(self, task: Task) -> None:
+        pkg = task.package
+        if not (self.publish and pkg.is_app and task.name == RELEASE_TASK):
+            return
+        app = self.plan.ws.config.app(*pkg.names)
+        folder = app.publish or (static_root(task.config.outputs[0]) if task.config.outputs else "") or "dist"
+        try:
+            release, new = publish(
+                self.b.objects,
+                self.b.store,
+                pkg.slug,
+                self.plan.ws.root / pkg.dir / folder,
+                task_hash=self.plan.hashes[task.id],
+                commit=self.plan.commit,
+            )
+            self.b.store.set_route(Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa))
+        except UserError as exc:
+            self.warn(f"{task.id}: not published: {exc}")
+            return
+        except Exception as exc:
+            self.warn(f"{task.id}: publishing failed ({type(exc).__name__}: {exc})")
+            return
+        self.releases.append({"app": pkg.slug, "release": release.id, "new": new, "files": release.files})
+
+    def _summarize(self) -> RunSummary:
+        chain, seconds = critical_path(self.plan.graph, self.results)
+        ordered = {tid: self.results[tid] for tid in self.plan.graph.order() if tid in self.results}
+        summary = RunSummary(
+            id=self.id,
+            workspace=str(self.plan.ws.root),
+            commit=self.plan.commit,
+            started_at=self.started_at,
+            ended_at=time.time(),
+            results=ordered,
+            critical_path=chain,
+            critical_seconds=seconds,
+            deps=self.deps_report.to_dict() if self.deps_report else None,
+            releases=self.releases,
+            warnings=self.warnings,
+            trigger=self.options.trigger,
+        )
+        tasks = [
+            {
+                "task": r.task,
+                "hash": r.hash,
+                "status": r.status,
+                "duration": r.duration,
+                "inputs": self.plan.inputs[r.task].to_dict(),
+            }
+            for r in ordered.values()
+            if r.status in ("built", "cached", "failed", "noop")
+        ]
+        try:
+            self.b.store.record_run(
+                {
+                    "id": self.id,
+                    "workspace": summary.workspace,
+                    "started_at": summary.started_at,
+                    "ended_at": summary.ended_at,
+                    "status": summary.status,
+                    "trigger": self.options.trigger,
+                    "commit": summary.commit,
+                    "summary": summary.to_dict(),
+                },
+                tasks,
+            )
+        except Exception as exc:
+            self.warn(f"could not record the run in the state store: {exc}")
+        return summary

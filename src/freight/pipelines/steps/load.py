@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 from freight.connectors.warehouse import Warehouse, open_warehouse
-from freight.pipelines.datasets import read_dataset
+from freight.pipelines.datasets import part_keys, read_dataset
 from freight.pipelines.step import StepContext
 
 
 def warehouse_for(ctx: StepContext) -> Warehouse:
+    from freight.connectors.duckdb_warehouse import DuckDBWarehouse
+
     conn = ctx.connections().warehouse(ctx.warehouse_name(), where=f"steps.{ctx.name}.warehouse")
     if conn.kind == "duckdb":
-        from freight.connectors.duckdb_warehouse import DuckDBWarehouse
-
         threads = max(1, int((ctx.cpus or 1) + 0.5))
         return DuckDBWarehouse(conn.path or ":memory:", memory_limit=ctx.memory, threads=threads)
     return open_warehouse(conn)
 
 
 def load(ctx: StepContext) -> None:
+    from freight.connectors.duckdb_warehouse import DuckDBWarehouse
+
     cfg = ctx.config
     (source,) = ctx.inputs
-    reader = read_dataset(ctx.input_store(source))
+    store = ctx.input_store(source)
+    reader = read_dataset(store)
     warehouse = warehouse_for(ctx)
+    options = {
+        "mode": cfg.get("mode", "append"),
+        "primary_key": list(cfg.get("primary_key") or []),
+        "create_sql": ctx.texts.get("create"),
+    }
     try:
-        result = warehouse.load(
-            cfg["table"],
-            reader,
-            mode=cfg.get("mode", "append"),
-            primary_key=list(cfg.get("primary_key") or []),
-            create_sql=ctx.texts.get("create"),
-        )
+        if isinstance(warehouse, DuckDBWarehouse) and store.local:
+            # DuckDB reads the Parquet parts natively: less memory than scanning them through Arrow.
+            files = [str(store.local_path(k)) for k in part_keys(store)]
+            result = warehouse.load(cfg["table"], reader, parquet_files=files, **options)
+        else:
+            result = warehouse.load(cfg["table"], reader, **options)
     finally:
         warehouse.close()
     ctx.result.update(

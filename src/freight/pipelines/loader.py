@@ -186,16 +186,21 @@ def _suggest(word: str, choices: Any, fallback: str) -> str:
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
-    """Drop the parts of pydantic's location that are not in the document (union tags like 'load')."""
+    """Drop the parts of pydantic's location that are not in the document: the union tag (a step's
+    `type` value) that pydantic puts right after the step's index."""
     out: list[str | int] = []
     node = data
+    after_index = False
     for part in loc:
-        in_list = _is_list(node) and isinstance(part, int) and _has(node, part)
-        if (isinstance(node, dict) and part in node) or in_list:
+        if after_index and isinstance(node, dict) and part == node.get("type"):
+            after_index = False
+            continue
+        after_index = isinstance(part, int)
+        if (isinstance(node, dict) and part in node) or (
+            _is_list(node) and isinstance(part, int) and _has(node, part)
+        ):
             out.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part == node.get("type"):
-            continue
         elif isinstance(part, str) and (isinstance(node, dict) or node is None):
             out.append(part)
             node = None

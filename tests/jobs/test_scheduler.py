@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from freight.config import Settings
+from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
@@ -26,10 +27,10 @@ def svc(settings: Settings) -> Iterator[JobService]:
     service.close()
 
 
-def run(svc: JobService, timeout: float = 60, **spec: object) -> object:
+def run(svc: JobService, **spec: object) -> JobView:
     spec.setdefault("resources", SMALL)
     view = svc.submit(JobSpec(**spec))  # type: ignore[arg-type]
-    return svc.wait([view.id], timeout=timeout)[0]
+    return svc.wait([view.id], timeout=60)[0]
 
 
 def alive(pid: int) -> bool:

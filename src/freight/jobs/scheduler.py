@@ -137,6 +137,9 @@ class Scheduler:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
+        #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
+        self._base_env = dict(os.environ)
+        self._logs_dir = str(settings.logs_dir)
         self._exited: set[str] = set()
         self.ticks = 0
 
@@ -662,7 +665,7 @@ class Scheduler:
 
     def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
         spec = job.spec
-        env = dict(os.environ)
+        env = self._base_env.copy()
         env.update(spec.env)
         env["FREIGHT_JOB_ID"] = job.id
         env["FREIGHT_ATTEMPT"] = str(run.number)
@@ -673,7 +676,7 @@ class Scheduler:
             env=env,
             cwd=spec.cwd,
             limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
-            log_path=self.settings.logs_dir / job.id / f"{run.number}.log",
+            log_path=Path(f"{self._logs_dir}/{job.id}/{run.number}.log"),
         )
 
     def _watch(self, run: Running) -> None:

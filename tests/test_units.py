@@ -5,7 +5,13 @@ from freight.units import format_bytes, format_duration, parse_bytes, parse_cpus
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("512M", 512 * 1024**2), ("2G", 2 * 1024**3), ("1.5GiB", int(1.5 * 1024**3)), ("1000kb", 10**6), (4096, 4096)],
+    [
+        ("512M", 512 * 1024**2),
+        ("2G", 2 * 1024**3),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("1000kb", 10**6),
+        (4096, 4096),
+    ],
 )
 def test_parse_bytes(text: str | int, expected: int) -> None:
     assert parse_bytes(text) == expected

@@ -7,8 +7,15 @@ SPEC = JobSpec(command=["x"], resources={"memory": "64M"}, timeout=5)
 
 
 def outcome(**kw: object) -> Outcome:
-    base = dict(exit_code=None, signal=None, oom_killed=False, peak_memory=None, cpu_seconds=None,
-                started_at=0.0, ended_at=1.0)
+    base = dict(
+        exit_code=None,
+        signal=None,
+        oom_killed=False,
+        peak_memory=None,
+        cpu_seconds=None,
+        started_at=0.0,
+        ended_at=1.0,
+    )
     base.update(kw)
     return Outcome(**base)  # type: ignore[arg-type]
 

@@ -25,7 +25,9 @@ def count_jobs(svc: JobService) -> int:
 
 
 def test_submit_stores_job_and_event(svc: JobService) -> None:
-    view = svc.submit({"command": ["echo", "hi"], "resources": {"memory": "64M", "cpus": "0.5"}, "timeout": "1m"})
+    view = svc.submit(
+        {"command": ["echo", "hi"], "resources": {"memory": "64M", "cpus": "0.5"}, "timeout": "1m"}
+    )
     assert view.state.value == "queued"
     got = svc.get(view.id)
     assert got.spec.resources.memory == 64 * 1024**2
@@ -44,7 +46,11 @@ def test_submit_stores_job_and_event(svc: JobService) -> None:
         ({"command": ["x"], "timeout": "soon"}, "spec: timeout", "is not a duration"),
         ({"shell": "true", "command": ["x"]}, "spec: (root)", "exactly one of"),
         ({"command": ["x"], "colour": "red"}, "spec: colour", "unknown field"),
-        ({"command": ["x"], "retry": {"max_attempts": 0}}, "spec: retry.max_attempts", "greater than or equal"),
+        (
+            {"command": ["x"], "retry": {"max_attempts": 0}},
+            "spec: retry.max_attempts",
+            "greater than or equal",
+        ),
     ],
 )
 def test_malformed_specs_rejected_with_one_clear_message_and_nothing_stored(

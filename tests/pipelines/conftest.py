@@ -108,7 +108,23 @@ url = "postgresql://postgres@127.0.0.1:5432/{pg_db}?options=${{FREIGHT_TEST_PG_O
 
 
 @pytest.fixture
-def runner(env: Env) -> Iterator[PipelineRunner]:
+def local_runner(env: Env) -> Iterator[PipelineRunner]:
+    """The runner over the in-process JobClient double."""
     store = RunStore.open(env.settings.database_url)
     yield PipelineRunner(LocalJobClient(), store, env.settings, config_path=env.config)
     store.close()
+
+
+@pytest.fixture
+def runner(env: Env) -> Iterator[PipelineRunner]:
+    """The runner over the real platform: the embedded JobService and its scheduler."""
+    from freight.jobs.service import JobService
+
+    svc = JobService.open(env.settings)
+    store = RunStore.open(env.settings.database_url)
+    try:
+        with svc.running():
+            yield PipelineRunner(svc, store, env.settings, config_path=env.config)
+    finally:
+        store.close()
+        svc.close()

@@ -10,7 +10,9 @@ from freight.pipelines.runner import PipelineRunner
 from tests.pipelines.conftest import EDGE_ROWS, Env
 
 
-def test_extract_transform_load_check_into_duckdb_and_postgres(env: Env, runner: PipelineRunner) -> None:
+def test_extract_transform_load_check_into_duckdb_and_postgres(
+    env: Env, local_runner: PipelineRunner
+) -> None:
     env.write("sql/daily.sql", "SELECT id, note, amount, qty * 2 AS qty2 FROM orders_raw WHERE id <= 8")
     path = env.write(
         "p.yaml",
@@ -52,7 +54,7 @@ steps:
     table: orders
 """,
     )
-    run = runner.run(load_pipeline(path), spec_path=str(path), poll=0.2)
+    run = local_runner.run(load_pipeline(path), spec_path=str(path), poll=0.2)
     assert run.state == "succeeded", [(s.step, s.state, s.error) for s in run.steps]
     assert {s.step: s.rows for s in run.steps}["orders_raw"] == len(EDGE_ROWS)
     assert [(c["check_type"], c["status"]) for c in run.checks] == [

@@ -82,7 +82,7 @@ CASES = [
     ("name: p\nsteps: []\n", "p.yaml:2: steps: List should have at least 1 item after validation, not 0"),
     (
         HEAD + "  - name: 9bad\n    type: sql\n    sql: select 1\n",
-        "p.yaml:3: steps.9bad.name: '9bad' is not a valid name (use letters, digits and _ (and start with a letter or _))",
+        "p.yaml:3: steps.9bad.name: '9bad' is not a valid name",
     ),
 ]
 

@@ -1,7 +1,8 @@
 """Read CSV, TSV, JSON lines or Parquet files — local or in an object store, by glob — as Arrow batches.
 
 Every reader streams: CSV/TSV and JSON lines through pyarrow's incremental readers, Parquet by row
-group. Empty text cells stay empty strings ('' is not NULL); only non-text columns read NULL markers.
+group. Empty text cells stay empty strings ('' is not NULL) and the text NULL stays text; only an empty cell
+in a non-text column reads as NULL.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class FileSource:
             parse_options=pc.ParseOptions(
                 delimiter=self.delimiter or default_delimiter, newlines_in_values=True
             ),
-            convert_options=pc.ConvertOptions(column_types=types, strings_can_be_null=False),
+            convert_options=pc.ConvertOptions(
+                column_types=types, null_values=[""], strings_can_be_null=False
+            ),
         )
         yield from reader

@@ -139,6 +139,9 @@ class PipelineRunner:
             name=f"{pipeline.name}/{step.name}",
             command=[self.python, "-m", "freight.pipelines.step", "--run-dir", run_url, "--step", step.name],
             cwd=str(pipeline.base_dir),
+            # connectorx's Rust pool logs connection errors (with the URL's parts) straight to stderr,
+            # past our redaction; silence it: the step reports the same error, redacted.
+            env={"RUST_LOG": "off"},
             resources=Resources(cpus=cpus, memory=memory),
             timeout=timeout,
             retry=RetryPolicy(max_attempts=retries + 1, retry_on=RETRYABLE if retries else ["lost"]),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import traceback
@@ -193,5 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    # Run the copy imported under its real name, so `CheckFailed` raised by step code (which imports
+    # freight.pipelines.step) is the class `main` catches, not a twin defined in __main__.
+    from freight.pipelines.step import main as _main
+
+    sys.exit(_main())

@@ -89,8 +89,17 @@ def baseline(db: str, pg_url: str) -> dict[str, Any]:
 
 def pipeline_run(runner: PipelineRunner, warehouse: str, table: str, base: Path) -> dict[str, Any]:
     p = PipelineBuilder(f"bench-{warehouse}", base_dir=base)
-    raw = p.extract_sql("orders_raw", connection="shop", table="orders", resources={"cpus": 2, "memory": "1G"})
-    p.load("load", input=raw, table=table, mode="replace", warehouse=warehouse, resources={"cpus": 2, "memory": "1G"})
+    raw = p.extract_sql(
+        "orders_raw", connection="shop", table="orders", resources={"cpus": 2, "memory": "1G"}
+    )
+    p.load(
+        "load",
+        input=raw,
+        table=table,
+        mode="replace",
+        warehouse=warehouse,
+        resources={"cpus": 2, "memory": "1G"},
+    )
     pipeline = p.build()
     start = time.perf_counter()
     run = runner.run(pipeline, poll=0.2)
@@ -119,6 +128,34 @@ def pipeline_run(runner: PipelineRunner, warehouse: str, table: str, base: Path)
         "peak_rss": max(int(v["peak_rss"] or 0) for v in steps.values()),
         "step_to_step_gap_s": round(gap, 4),
         "steps": steps,
+    }
+
+
+def chain_overhead(runner: PipelineRunner, base: Path, length: int = 8) -> dict[str, Any]:
+    """A chain of tiny steps: what a dependency costs beyond the step's own work."""
+    p = PipelineBuilder("bench-chain", base_dir=base)
+    prev = p.transform_sql("s0", inputs=[], sql="SELECT 1 AS x")
+    for i in range(1, length):
+        prev = p.transform_sql(f"s{i}", inputs=[prev], sql=f"SELECT x + 1 AS x FROM s{i - 1}")
+    run = runner.run(p.build(), poll=0.05)
+    assert run.state == "succeeded"
+    steps = run.steps
+    gaps = [(b.started_at or 0) - (a.ended_at or 0) for a, b in zip(steps, steps[1:], strict=False)]
+    process = [float(s.metrics.get("process_s") or 0) for s in steps]
+    job = [s.seconds or 0 for s in steps]
+    return {
+        "steps": length,
+        "wall_s": round((steps[-1].ended_at or 0) - (steps[0].started_at or 0), 3),
+        "dependency_gap_ms_median": round(sorted(gaps)[len(gaps) // 2] * 1000, 1),
+        "dependency_gap_ms_max": round(max(gaps) * 1000, 1),
+        "job_seconds_median": round(sorted(job)[len(job) // 2], 3),
+        "step_process_s_median": round(sorted(process)[len(process) // 2], 3),
+        "interpreter_and_imports_s_median": round(
+            sorted(j - float(s.metrics.get("work_s") or 0) for j, s in zip(job, steps, strict=False))[
+                len(job) // 2
+            ],
+            3,
+        ),
     }
 
 
@@ -161,13 +198,20 @@ def main() -> None:
         client, ctx, client_kind = open_client(settings)
         store = RunStore.open(settings.database_url)
         runner = PipelineRunner(client, store, settings, config_path=config)
-        results: dict[str, Any] = {"rows": args.rows, "columns": 10, "client": client_kind, "cpus": os.cpu_count()}
+        results: dict[str, Any] = {
+            "rows": args.rows,
+            "columns": 10,
+            "client": client_kind,
+            "cpus": os.cpu_count(),
+        }
         results["baseline_mysql_psql_copy"] = baseline(db, pg_url)
         print("baseline", results["baseline_mysql_psql_copy"], file=sys.stderr)
         results["pipeline_to_postgres"] = pipeline_run(runner, "pg", "orders", tmp)
         print("postgres", results["pipeline_to_postgres"], file=sys.stderr)
         results["pipeline_to_duckdb"] = pipeline_run(runner, "warehouse", "orders", tmp)
         print("duckdb", results["pipeline_to_duckdb"], file=sys.stderr)
+        results["step_chain"] = chain_overhead(runner, tmp)
+        print("chain", results["step_chain"], file=sys.stderr)
         base_rate = results["baseline_mysql_psql_copy"]["rows_per_s"]
         for key in ("pipeline_to_postgres", "pipeline_to_duckdb"):
             results[key]["vs_baseline"] = round(results[key]["rows_per_s"] / base_rate, 2)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from freight.cli.pipeline import app
+from freight.errors import UserError
+from tests.pipelines.conftest import Env
+
+PIPELINE = """
+name: cli
+steps:
+  - name: orders
+    type: extract-sql
+    connection: shop
+    table: orders
+  - name: load
+    type: load
+    inputs: [orders]
+    table: orders
+  - name: pk
+    type: check-primary-key
+    depends_on: [load]
+    table: orders
+    columns: [id]
+"""
+
+
+@pytest.fixture
+def cli_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
+    monkeypatch.setenv("FREIGHT_HOME", str(env.settings.home))
+    monkeypatch.setenv("FREIGHT_CONFIG", str(env.config))
+    return env
+
+
+def test_validate_graph_schema(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE)
+    cli = CliRunner()
+    result = cli.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0 and result.output == f"{path}: pipeline cli is valid (3 steps)\n"
+    result = cli.invoke(app, ["graph", str(path)])
+    assert result.output.splitlines() == [
+        " 0  orders [extract-sql]",
+        " 1  load [load]  <- orders",
+        " 2  pk [check-primary-key]  <- load",
+    ]
+    assert 'digraph "cli"' in cli.invoke(app, ["graph", str(path), "--format", "dot"]).output
+    assert json.loads(cli.invoke(app, ["schema"]).output)["title"] == "freight pipeline"
+    path.write_text(PIPELINE.replace("type: load", "type: lod"))
+    result = cli.invoke(app, ["validate", str(path)])
+    assert isinstance(result.exception, UserError)  # freight's main prints it as one line, exit 2
+    assert (
+        str(result.exception) == f"{path}:9: steps.load.type: unknown step type 'lod' (did you mean `load`?)"
+    )
+
+
+def test_run_runs_show_rerun(cli_env: Env) -> None:
+    path = cli_env.write("p.yaml", PIPELINE)
+    cli = CliRunner()
+    result = cli.invoke(app, ["run", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.output)
+    assert run["state"] == "succeeded" and [s["state"] for s in run["steps"]] == ["succeeded"] * 3
+    listing = cli.invoke(app, ["runs"]).output
+    assert run["id"] in listing and "succeeded" in listing
+    shown = cli.invoke(app, ["show", run["id"]]).output
+    assert f"run {run['id']}  pipeline cli  succeeded" in shown
+    assert "check pk (check-primary-key): pass" in shown
+    result = cli.invoke(app, ["rerun", run["id"]])
+    assert isinstance(result.exception, UserError) and "has no failed steps" in str(result.exception)
+    result = cli.invoke(app, ["rerun", run["id"], "--all", "--json"])
+    assert json.loads(result.output)["rerun_of"] == run["id"]
+    result = cli.invoke(app, ["show", "nope"])
+    assert isinstance(result.exception, UserError) and str(result.exception).startswith(
+        "no pipeline run 'nope'"
+    )

@@ -1,0 +1,17 @@
+"""The REST API under /api/v1, one router per noun."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from freight.server.api import cluster, definitions, events, jobs, queues, tokens
+from freight.server.errors import ERROR_RESPONSES
+
+PREFIX = "/api/v1"
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)
+    for module in (jobs, queues, definitions, cluster, events, tokens):
+        router.include_router(module.router)
+    return router

@@ -1,0 +1,90 @@
+"""Helpers shared by the API routers: input hygiene, JSON replies, scope-aware job lookup."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import Path
+from fastapi.responses import JSONResponse
+
+from freight.errors import NotFoundError, UserError
+from freight.jobs.client import JobView
+from freight.jobs.service import JobService
+from freight.server.auth import check_queue
+from freight.server.tokens import Principal
+
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A job id")]
+QueuePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="A queue name")]
+
+
+def check_input(data: Any, where: str) -> None:
+    """Reject what no store or exec can hold: NUL characters and non-finite numbers. Both would
+    otherwise fail deep down (PostgreSQL text, execve) instead of as a clear 400 here."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise UserError("text may not contain NUL characters", where=where)
+    elif isinstance(data, float):
+        if not math.isfinite(data):
+            raise UserError("numbers must be finite", where=where)
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            check_input(key, where)
+            check_input(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            check_input(value, f"{where}.{index}" if where else str(index))
+
+
+def reply(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def list_visible(
+    svc: JobService,
+    principal: Principal,
+    *,
+    state: str | None = None,
+    queue: str | None = None,
+    label: dict[str, str] | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> list[JobView]:
+    """Newest first, only jobs this token may see. Checks a named queue against the token's scope."""
+    if queue is not None:
+        check_queue(principal, queue)
+        return svc.list_jobs(state=state, queue=queue, label=label, limit=limit, cursor=cursor)
+    if principal.admin or principal.queues is None:
+        return svc.list_jobs(state=state, label=label, limit=limit, cursor=cursor)
+    # A scoped token sees the newest `limit` across its own queues: merge one page per queue.
+    merged = [
+        view
+        for name in sorted(principal.queues)
+        for view in svc.list_jobs(state=state, queue=name, label=label, limit=limit, cursor=cursor)
+    ]
+    return sorted(merged, key=lambda v: v.id, reverse=True)[:limit]
+
+
+def job_usage(svc: JobService, view: JobView) -> dict[str, Any]:
+    """Memory and CPU now, measured from the running attempt when the scheduler runs in this process;
+    otherwise the last attempt's recorded peak and total."""
+    scheduler = svc.scheduler
+    if scheduler is not None and view.state.active:
+        run = scheduler.running.get(view.id)
+        if run is not None and run.handle is not None:
+            memory, cpu = scheduler.runtime.usage(run.handle)
+            return {"live": True, "memory": memory, "cpu_seconds": cpu}
+    last = view.attempt_list[-1] if view.attempt_list else None
+    return {
+        "live": False,
+        "memory": last.peak_memory if last else None,
+        "cpu_seconds": last.cpu_seconds if last else None,
+    }
+
+
+def visible_job(svc: JobService, principal: Principal, job_id: str) -> JobView:
+    """The job, if this token may see it; a job in another queue looks like no job at all."""
+    view = svc.get(job_id)
+    if not principal.may_use(view.queue):
+        raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
+    return view

@@ -1,0 +1,156 @@
+"""The app factory: the REST API (/api/v1), the web UI, /metrics and /healthz in one FastAPI app.
+
+`create_app(settings, scheduler=True)` is what `freight up` serves: the scheduler runs in this process
+next to the API. Without `scheduler`, the app serves a store some other process schedules (or that no
+one schedules yet: jobs wait). Workload routers plug in when their modules exist (see `_mount_extras`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from freight.config import Settings, load_settings
+from freight.jobs.service import JobService
+from freight.jobs.spec import JobSpec
+from freight.server.api import PREFIX, api_router
+from freight.server.deps import ServerContext
+from freight.server.errors import install_error_handlers
+from freight.server.logconfig import AccessLog
+from freight.server.metrics import CONTENT_TYPE, Metrics
+from freight.server.sampler import Sampler
+from freight.server.ui import install_ui_redirects, ui_router
+
+log = logging.getLogger("freight.server")
+
+HERE = Path(__file__).parent
+VERSION = "0.1.0"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    service: JobService | None = None,
+    scheduler: bool = False,
+    sample_interval: float = 2.0,
+) -> FastAPI:
+    """Build the app. With `service`, the caller owns it (and its scheduler); else the app opens one
+    on `settings` and closes it on shutdown. `scheduler=True` starts the scheduler at startup."""
+    owned = service is None
+    svc = service or JobService.open(settings or load_settings())
+    metrics = Metrics()
+    sampler = Sampler(svc, interval=sample_interval, on_started=metrics.submit_to_start.observe)
+    metrics.watch_store(svc, sampler)
+    ctx = ServerContext(settings=svc.settings, service=svc, sampler=sampler, metrics=metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        started_scheduler = False
+        if scheduler and svc.scheduler is None:
+            svc.start_scheduler()
+            started_scheduler = True
+        sampler.start()
+        try:
+            yield
+        finally:
+            sampler.stop()
+            if started_scheduler:
+                svc.stop_scheduler()
+            if owned:
+                svc.close()
+
+    app = FastAPI(
+        title="freight",
+        version=VERSION,
+        description="Isolated batch jobs with hard limits, queues and live logs.",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI loads its assets from a CDN; the schema is at /openapi.json
+        redoc_url=None,
+    )
+    app.state.freight = ctx
+    install_error_handlers(app)
+    install_ui_redirects(app)
+    app.include_router(api_router())
+    app.include_router(ui_router())
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    _mount_extras(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(AccessLog, metrics=metrics)
+    return app
+
+
+def _mount_extras(app: FastAPI) -> None:
+    """Workload routers, when their modules exist. `freight.builds.hooks.router` (an APIRouter, paths
+    relative to /api/v1 unless they already start with it) handles git hooks; it authenticates its
+    callers itself (hook signatures, not API tokens) and finds the JobService and settings on
+    `request.app.state.freight`."""
+    try:
+        hooks = importlib.import_module("freight.builds.hooks")
+    except ImportError:
+        return
+    router = getattr(hooks, "router", None)
+    if router is None:
+        log.warning("freight.builds.hooks has no `router`; git hooks are not served")
+        return
+    paths = [getattr(route, "path", "") for route in router.routes]
+    prefixed = bool(paths) and all(p.startswith(PREFIX) for p in paths)
+    app.include_router(router, prefix="" if prefixed else PREFIX)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema plus the job spec as a request body (the submit route takes it as a plain
+    mapping, so definitions can supply what a submission leaves out)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    spec_schema = JobSpec.model_json_schema(ref_template="#/components/schemas/JobSpecIn.{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, sub in spec_schema.pop("$defs", {}).items():
+        components[f"JobSpecIn.{name}"] = _loosen_units(sub)
+    components["JobSpecIn"] = _loosen_units(spec_schema)
+    app.openapi_schema = schema
+    return schema
+
+
+_UNIT_FIELDS = {
+    "memory": "512M",
+    "cpus": "500m",
+    "timeout": "10m",
+    "grace": "30s",
+    "backoff": "1s",
+    "backoff_max": "5m",
+}
+
+
+def _loosen_units(schema: dict[str, Any]) -> dict[str, Any]:
+    """Human units ("512M", "10m") are accepted where the model stores numbers; say so."""
+    for name, prop in schema.get("properties", {}).items():
+        if name not in _UNIT_FIELDS:
+            continue
+        example = _UNIT_FIELDS[name]
+        if "anyOf" in prop:
+            prop["anyOf"] = [*prop["anyOf"], {"type": "string", "examples": [example]}]
+        elif "type" in prop:
+            number = {
+                k: prop.pop(k) for k in list(prop) if k in ("type", "minimum", "exclusiveMinimum", "maximum")
+            }
+            prop["anyOf"] = [number, {"type": "string", "examples": [example]}]
+    return schema

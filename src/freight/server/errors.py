@@ -1,0 +1,103 @@
+"""Every error leaves the API as JSON: {"status", "message", "where", "hint"}.
+
+Bad input (UserError, request validation) is a 4xx naming the field path; anything else is a logged
+500 whose body says only that it was our fault, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from freight.errors import UserError
+
+log = logging.getLogger("freight.server")
+
+
+class Problem(BaseModel):
+    where: str | None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    status: int
+    message: str
+    where: str | None = None
+    hint: str | None = None
+    problems: list[Problem] | None = None
+
+
+#: documented on every API route, so clients (and schemathesis) know the error shape
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad input"},
+    401: {"model": ErrorBody, "description": "No token, or an unknown or revoked one"},
+    403: {"model": ErrorBody, "description": "The token may not do this"},
+    404: {"model": ErrorBody, "description": "No such thing (or not visible to this token)"},
+    409: {"model": ErrorBody, "description": "Clashes with the current state"},
+    422: {"model": ErrorBody, "description": "The request does not match the schema"},
+}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    where: str | None = None,
+    hint: str | None = None,
+    problems: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"status": status, "message": message, "where": where, "hint": hint}
+    if problems:
+        body["problems"] = problems
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _loc_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        kind = parts.pop(0)
+        if not parts:
+            return "body" if kind == "body" else kind
+        if kind in ("query", "path", "header"):
+            return ".".join(str(p) for p in parts)
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "extra_forbidden":
+        return "unknown field; check its spelling"
+    if error.get("type") == "json_invalid":
+        return "the body is not valid JSON"
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UserError)
+    async def _user_error(_request: Request, exc: UserError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message, where=exc.where, hint=exc.hint)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        problems = [{"where": _loc_path(e.get("loc", ())), "message": _message(e)} for e in errors]
+        first = problems[0] if problems else {"where": None, "message": "invalid request"}
+        more = len(problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+        return error_response(422, f"{first['message']}{suffix}", where=first["where"], problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")

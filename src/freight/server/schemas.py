@@ -1,0 +1,188 @@
+"""Request and response models of the REST API (they are what /openapi.json documents).
+
+Responses are built from `JobView.to_dict()` and friends and sent as JSON directly; these models
+describe them for the schema (and schemathesis checks that they tell the truth).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from freight.jobs.spec import JobSpec
+from freight.jobs.states import JobState
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AttemptOut(BaseModel):
+    number: int
+    state: str
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    signal: int | None
+    oom_killed: bool
+    peak_memory: int | None
+    cpu_seconds: float | None
+    error: str | None
+    log_path: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str | None
+    queue: str
+    state: JobState
+    priority: int
+    spec: JobSpec
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    attempts: int
+    exit_code: int | None
+    reason: str | None = Field(description="How it ended, or why it is still waiting (placement)")
+    labels: dict[str, str]
+    definition: str | None
+    attempt_list: list[AttemptOut]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class BatchIn(_Body):
+    jobs: list[dict[str, Any]] = Field(min_length=1, max_length=1000, description="Job specs")
+
+
+class WaitIn(_Body):
+    ids: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1, max_length=1000)
+    timeout: Annotated[Finite, Field(ge=0, le=30)] = 30.0
+
+
+class UsageOut(BaseModel):
+    live: bool = Field(description="Measured now from the running attempt (else the last attempt's peak)")
+    memory: int | None
+    cpu_seconds: float | None
+
+
+class EventOut(BaseModel):
+    id: int
+    job_id: str
+    attempt: int | None
+    from_state: str | None
+    to_state: str
+    at: float
+    detail: str | None
+
+
+class QueueOut(BaseModel):
+    name: str
+    priority: int
+    weight: float
+    paused: bool
+    created_at: float
+    jobs: dict[str, int] = Field(description="Job counts by state")
+
+
+class QueueIn(_Body):
+    weight: Annotated[Finite, Field(gt=0, le=1_000_000)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+    paused: bool | None = None
+
+
+class DefinitionOut(BaseModel):
+    name: str
+    version: int
+    spec: dict[str, Any]
+    description: str | None
+    created_at: float
+
+
+class DefinitionIn(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    spec: dict[str, Any] = Field(description="A job spec template; submissions may override fields")
+    description: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class DefinitionCreated(BaseModel):
+    name: str
+    version: int
+
+
+class NodeOut(BaseModel):
+    name: str
+    cpus: float
+    memory: int
+    used_cpus: float
+    used_memory: int
+    running: int
+    queued: int
+    isolation: str | None
+
+
+class NodesOut(BaseModel):
+    scheduler: str | None = Field(description="Who holds the scheduler lease; null if none runs")
+    nodes: list[NodeOut]
+
+
+class SampleOut(BaseModel):
+    t: float
+    cpus: float
+    used_cpus: float
+    memory: int
+    used_memory: int
+    running: int
+    queued: int
+
+
+class CapacityOut(BaseModel):
+    interval: float = Field(description="Seconds between samples")
+    now: SampleOut
+    series: list[SampleOut]
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    admin: bool
+    queues: list[str] | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself; shown this once and never stored")
+
+
+class TokenIn(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    queues: list[QueueName] | None = Field(default=None, max_length=100)
+    admin: bool = False
+
+
+class WhoAmI(BaseModel):
+    token_id: str
+    name: str
+    admin: bool
+    queues: list[str] | None

@@ -11,6 +11,7 @@ test double (real subprocesses, no cgroups) — the JSON says which.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -140,7 +141,7 @@ def chain_overhead(runner: PipelineRunner, base: Path, length: int = 8) -> dict[
     run = runner.run(p.build(), poll=0.05)
     assert run.state == "succeeded"
     steps = run.steps
-    gaps = [(b.started_at or 0) - (a.ended_at or 0) for a, b in zip(steps, steps[1:], strict=False)]
+    gaps = [(b.started_at or 0) - (a.ended_at or 0) for a, b in itertools.pairwise(steps)]
     process = [float(s.metrics.get("process_s") or 0) for s in steps]
     job = [s.seconds or 0 for s in steps]
     return {

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from freight.cli.common import open_service, read_spec_file, spec_from_flags, validate_located
+from freight.cli.common import Service, open_service, read_spec_file, spec_from_flags, validate_located
 from freight.cli.output import (
     console,
     ending_sentence,
@@ -20,7 +20,6 @@ from freight.cli.output import (
 )
 from freight.errors import UserError
 from freight.jobs.client import JobView
-from freight.jobs.service import JobService
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
 
@@ -47,7 +46,7 @@ Command = Annotated[list[str] | None, typer.Argument(help="The command, after --
 
 
 def _submit(
-    svc: JobService, command: list[str] | None, file: Path | None, definition: str | None, **flags: Any
+    svc: Service, command: list[str] | None, file: Path | None, definition: str | None, **flags: Any
 ) -> JobView:
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
@@ -106,7 +105,7 @@ def run(
         raise typer.Exit(exit_code_for(view))
 
 
-def _stream_until_done(svc: JobService, job_id: str) -> JobView:
+def _stream_until_done(svc: Service, job_id: str) -> JobView:
     """Copy each attempt's output to stdout as it is written, until the job ends."""
     shown = 0
     while True:

@@ -3,20 +3,68 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self
 
 from pydantic import ValidationError
 
 from freight.config import load_settings
 from freight.errors import UserError
+from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec, format_validation_error
 from freight.yamlfile import load_yaml
 
 
-def open_service() -> JobService:
-    return JobService.open(load_settings())
+class Service(Protocol):
+    """What the CLI needs from the platform: the embedded JobService, or RemoteJobClient when
+    FREIGHT_URL points at a server. Both give the same answers, so the output is the same."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView: ...
+    def get(self, job_id: str) -> JobView: ...
+    def list_jobs(
+        self,
+        *,
+        state: str | None = None,
+        queue: str | None = None,
+        label: dict[str, str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> list[JobView]: ...
+    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]: ...
+    def cancel(self, job_id: str) -> JobView: ...
+    def retry(self, job_id: str) -> JobView: ...
+    def logs(self, job_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[bytes]: ...
+    def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
+    def scheduler_holder(self) -> str | None: ...
+    def running(self) -> AbstractContextManager[object]: ...
+    def register_definition(
+        self, name: str, template: dict[str, Any], description: str | None = None
+    ) -> int: ...
+    def definitions(self) -> list[dict[str, Any]]: ...
+    def set_queue(
+        self,
+        name: str,
+        *,
+        weight: float | None = None,
+        priority: int | None = None,
+        paused: bool | None = None,
+    ) -> dict[str, Any]: ...
+    def queues(self) -> list[dict[str, Any]]: ...
+
+
+def open_service() -> Service:
+    """The local store, or the server at FREIGHT_URL (with FREIGHT_TOKEN) when it is set."""
+    settings = load_settings()
+    if settings.url:
+        from freight.jobs.remote import RemoteJobClient
+
+        return RemoteJobClient(settings.url, settings.token)
+    return JobService.open(settings)
 
 
 def parse_pairs(items: list[str] | None, flag: str) -> dict[str, str]:

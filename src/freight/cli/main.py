@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,6 @@ from freight.cli import jobs
 from freight.cli.common import open_service, read_spec_file
 from freight.cli.output import console, err_console, print_json
 from freight.errors import FreightError, UserError
-from freight.units import format_bytes
 
 app = typer.Typer(
     name="freight",
@@ -114,39 +112,59 @@ def definitions_register(
 
 @app.command("up")
 def up(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port for the API and the web UI")] = 8321,
     cpus: Annotated[str | None, typer.Option("--cpus", help="Capacity to offer (default: detected)")] = None,
     memory: Annotated[
         str | None, typer.Option("--memory", help="Capacity to offer (default: detected)")
     ] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "text",
+    gateway_port: Annotated[
+        int | None, typer.Option("--gateway-port", help="Also serve build releases on this port")
+    ] = None,
 ) -> None:
-    """Run the scheduler in the foreground (Ctrl-C stops it; running jobs keep running)."""
+    """Serve the API and the web UI and run the scheduler, in one process (Ctrl-C stops it; running
+    jobs keep running and are re-attached on the next start)."""
     import os
 
+    from freight.config import load_settings
+    from freight.server.serve import serve
+
+    if log_format not in ("text", "json"):
+        raise UserError(f"unknown log format {log_format!r}", where="--log-format", hint="use text or json")
     if cpus:
         os.environ["FREIGHT_CPUS"] = cpus
     if memory:
         os.environ["FREIGHT_MEMORY"] = memory
-    with open_service() as svc:
-        scheduler = svc.start_scheduler()
-        snap = scheduler.snapshot()
+    settings = load_settings()
+
+    def announce(url: str, token: str | None) -> None:
         err_console.print(
-            f"freight: scheduler up on {snap['node']} with {snap['cpus']:g} cpus, "
-            f"{format_bytes(snap['memory'])}; "
-            f"isolation: {scheduler.runtime.description}; home: {svc.settings.home}"
+            f"freight: serving {url} (API at {url}/api/v1, home {settings.home})", highlight=False
         )
-        signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
-        try:
-            assert svc._thread is not None
-            while svc._thread.is_alive():
-                svc._thread.join(0.5)
-        except KeyboardInterrupt:
+        if token:
             err_console.print(
-                "freight: stopping; running jobs keep running and are re-attached on next start"
+                "freight: first start: an admin token was created. It is shown only this once; keep it:\n"
+                f"\n    {token}\n\n"
+                f"  sign in to {url} with it, or: export FREIGHT_URL={url} FREIGHT_TOKEN={token}",
+                highlight=False,
             )
+
+    serve(
+        settings,
+        host=host,
+        port=port,
+        log_format=log_format,
+        gateway_port=gateway_port,
+        announce=announce,
+    )
 
 
 def _mount_optional() -> None:
     """Workload CLIs live with their workloads; mount them when present."""
+    from freight.cli.tokens import tokens_app
+
+    app.add_typer(tokens_app, name="tokens")
     try:
         from freight.cli.pipeline import app as pipeline_app
     except ImportError:

@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from freight.config import Settings, load_settings
+from freight.jobs.scheduler import LeaseHeldError
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.server.api import PREFIX, api_router
@@ -29,6 +30,7 @@ from freight.server.logconfig import AccessLog
 from freight.server.metrics import CONTENT_TYPE, Metrics
 from freight.server.sampler import Sampler
 from freight.server.ui import install_ui_redirects, ui_router
+from freight.units import format_bytes
 
 log = logging.getLogger("freight.server")
 
@@ -56,8 +58,21 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         started_scheduler = False
         if scheduler and svc.scheduler is None:
-            svc.start_scheduler()
-            started_scheduler = True
+            try:
+                running = svc.start_scheduler()
+            except LeaseHeldError:
+                # Another server schedules this store (PostgreSQL, several servers): serve the API only.
+                log.warning("another scheduler holds the lease on this store; serving the API only")
+            else:
+                started_scheduler = True
+                snap = running.snapshot()
+                log.info(
+                    "scheduler up on %s with %g cpus, %s memory",
+                    snap["node"],
+                    snap["cpus"],
+                    format_bytes(int(snap["memory"])),
+                    extra={"isolation": running.runtime.description, "home": str(svc.settings.home)},
+                )
         sampler.start()
         try:
             yield

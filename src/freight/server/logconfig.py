@@ -18,7 +18,8 @@ from freight.server.metrics import Metrics
 
 access_log = logging.getLogger("freight.server.access")
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# color_message: uvicorn's ANSI-coloured copy of the message
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

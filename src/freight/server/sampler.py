@@ -39,6 +39,13 @@ class Sample:
         return asdict(self)
 
 
+def _count(value: Any) -> int:
+    """The snapshot's queue depth: a number, or a count per queue."""
+    if isinstance(value, dict):
+        return sum(int(v) for v in value.values())
+    return int(value)
+
+
 class Sampler:
     def __init__(
         self,
@@ -103,7 +110,7 @@ class Sampler:
                 memory=int(snap["memory"]),
                 used_memory=max(0, int(snap["used_memory"])),
                 running=int(snap["running"]),
-                queued=int(snap["queued"]),
+                queued=_count(snap["queued"]),
             )
         if self._capacity is None:
             self._capacity = detect_capacity(self.service.settings)

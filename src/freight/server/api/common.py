@@ -14,7 +14,7 @@ from freight.jobs.service import JobService
 from freight.server.auth import check_queue
 from freight.server.tokens import Principal
 
-JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A job id")]
+JobId = Annotated[str, Path(max_length=200, description="A job id")]
 QueuePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="A queue name")]
 
 
@@ -84,6 +84,7 @@ def job_usage(svc: JobService, view: JobView) -> dict[str, Any]:
 
 def visible_job(svc: JobService, principal: Principal, job_id: str) -> JobView:
     """The job, if this token may see it; a job in another queue looks like no job at all."""
+    check_input(job_id, "job_id")
     view = svc.get(job_id)
     if not principal.may_use(view.queue):
         raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")

@@ -1,0 +1,86 @@
+"""Serving: `freight up` runs the API, the UI and the scheduler in one process under uvicorn, and
+the builds gateway on a port of its own when asked (its routing owns every path of its host)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from freight.config import Settings
+from freight.jobs.service import JobService
+from freight.server.app import create_app
+from freight.server.logconfig import configure_logging
+from freight.server.tokens import ensure_first_admin
+
+log = logging.getLogger("freight.server")
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8321,
+    log_format: str = "text",
+    gateway_port: int | None = None,
+    gateway_env: str = "prod",
+    announce: Callable[[str, str | None], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM. `announce(url, first_admin_token)` is called once the store is
+    ready, before the socket opens; the token is None unless this is the store's first start."""
+    configure_logging(log_format)
+    svc = JobService.open(settings)
+    token = ensure_first_admin(svc.engine)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown_host}:{port}"
+    app = create_app(service=svc, scheduler=True)
+    app.state.freight.base_url = url
+    if announce is not None:
+        announce(url, token)
+    gateway = _start_gateway(settings, host, gateway_port, gateway_env) if gateway_port else None
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if gateway is not None:
+            gateway()
+        svc.close()
+
+
+def _start_gateway(settings: Settings, host: str, port: int, env: str) -> Callable[[], None] | None:
+    """The builds gateway in a thread of its own (signals stay with the main server); returns a stop
+    function. Skipped, with a warning, when the builds workload is not installed."""
+    try:
+        builds_api = importlib.import_module("freight.builds.api")
+    except ModuleNotFoundError as exc:
+        log.warning("no builds gateway: %s", exc)
+        return None
+    builds: Any = builds_api.Builds.open(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            builds.gateway(env), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), name="freight-gateway", daemon=True)
+    thread.start()
+    log.info("builds gateway serving %s releases", env, extra={"url": f"http://{host}:{port}"})
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        builds.close()
+
+    return stop

@@ -31,6 +31,7 @@ from freight.jobs.store import (
     attempt_views,
     definition_row,
     event_rows,
+    job_views,
     lease_holder,
     load_jobs,
     record_from_spec,
@@ -264,6 +265,10 @@ class JobService:
                 raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
             return found[0].view(attempt_views(conn, job_id))
 
+    def get_many(self, job_ids: Sequence[str]) -> list[JobView]:
+        with self.engine.connect() as conn:
+            return job_views(conn, job_ids)
+
     def list_jobs(
         self,
         *,
@@ -320,10 +325,10 @@ class JobService:
                 raise NotFoundError(f"no job {sorted(missing)[0]!r}")
             pending = [r.id for r in rows if not JobState(r.state).terminal]
             if not pending:
-                return [self.get(job_id) for job_id in job_ids]
+                return self.get_many(job_ids)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                return [self.get(job_id) for job_id in job_ids]
+                return self.get_many(job_ids)
             with self._changed:
                 self._changed.wait(0.2 if left is None else min(0.2, left))
             # The scheduler may commit every few milliseconds; re-reading a long list of ids that

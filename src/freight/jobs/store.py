@@ -272,24 +272,38 @@ def load_jobs(conn: Connection, ids: Iterable[str]) -> list[JobRecord]:
     return out
 
 
+def _attempt_view(r: Any) -> AttemptView:
+    return AttemptView(
+        number=r.number,
+        state=r.state,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+        exit_code=r.exit_code,
+        signal=r.signal,
+        oom_killed=bool(r.oom_killed),
+        peak_memory=r.peak_memory,
+        cpu_seconds=r.cpu_seconds,
+        error=r.error,
+        log_path=r.log_path,
+    )
+
+
 def attempt_views(conn: Connection, job_id: str) -> list[AttemptView]:
     rows = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number))
-    return [
-        AttemptView(
-            number=r.number,
-            state=r.state,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            exit_code=r.exit_code,
-            signal=r.signal,
-            oom_killed=bool(r.oom_killed),
-            peak_memory=r.peak_memory,
-            cpu_seconds=r.cpu_seconds,
-            error=r.error,
-            log_path=r.log_path,
-        )
-        for r in rows
-    ]
+    return [_attempt_view(r) for r in rows]
+
+
+def job_views(conn: Connection, job_ids: Sequence[str]) -> list[JobView]:
+    """Views of many jobs with their attempts, in the order asked, in a few queries."""
+    records = {r.id: r for r in load_jobs(conn, job_ids)}
+    by_job: dict[str, list[AttemptView]] = {}
+    unique = list(dict.fromkeys(job_ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        query = select(attempts).where(attempts.c.job_id.in_(chunk)).order_by(attempts.c.number)
+        for row in conn.execute(query):
+            by_job.setdefault(row.job_id, []).append(_attempt_view(row))
+    return [records[i].view(by_job.get(i, [])) for i in job_ids if i in records]
 
 
 def dependency_rows(conn: Connection, job_ids: Sequence[str]) -> list[tuple[str, str, str]]:

@@ -1,0 +1,318 @@
+"""ShimRuntime: runs each attempt under a small shim process, isolated by cgroup slots or rlimits.
+
+    scheduler ──posix_spawn──▶ freight-shim (own session; holds the record dir's flock; ignores
+                                            SIGTERM/SIGHUP/SIGINT/SIGPIPE)
+                                         └─fork─▶ job: joins the slot's cgroups, own process group,
+                                                  rlimits (fallback), execvp COMMAND
+    the shim waits for the job (wait4) and writes record_dir/status, then exits;
+    the scheduler learns of the exit through a pidfd on the shim, and reads the status file.
+
+Nothing here blocks except wait(); a start costs one posix_spawn plus a few cgroup file writes.
+The shim is not in the job's cgroups, so an OOM kill in the job can never take the record with it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+from freight.errors import TerminalError, TransientError
+from freight.runtime import records
+from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
+from freight.runtime.isolation import Isolation, Placement
+from freight.runtime.shim import Shim
+
+_ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,200}$")
+_STDIN_FROM_DEV_NULL = (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
+_ALL_SIGNALS = tuple(signal.valid_signals())
+
+
+class ShimRuntime:
+    """The `Runtime` for one machine. Thread-safe; one instance per scheduler process."""
+
+    def __init__(self, isolation: Isolation, shim: Shim, run_dir: Path) -> None:
+        self.isolation = isolation
+        self.shim = shim
+        self.run_dir = run_dir
+        self.description = isolation.description + ("" if shim.kind == "c" else " with the Python shim")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        #: shims this process spawned and has not reaped yet
+        self._children: set[int] = set()
+        self._pidfds: dict[str, int] = {}
+        #: directories known to exist (log and record parents): one mkdir each per instance
+        self._made_dirs: set[Path] = set()
+        #: attempts started and not released yet
+        self._live: set[str] = set()
+        #: released shims that had not exited yet
+        self._unreaped: set[int] = set()
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def start(self, request: AttemptRequest) -> Handle:
+        if not _ATTEMPT_ID.match(request.attempt_id):
+            raise TerminalError(f"attempt id {request.attempt_id!r} cannot name a directory")
+        if not request.argv:
+            raise TerminalError(f"attempt {request.attempt_id} has an empty command")
+        with self._lock:
+            if request.attempt_id in self._live:
+                raise TerminalError(f"attempt {request.attempt_id} was started before and not released")
+            self._live.add(request.attempt_id)
+            if self._unreaped:
+                self._unreaped = {pid for pid in self._unreaped if not self._reap_locked(pid)}
+        try:
+            placement = self.isolation.place(request.attempt_id, request.limits)
+            record_dir = self.run_dir / (placement.slot or "rlimits") / request.attempt_id
+            try:
+                pid = self._spawn(request, placement, record_dir)
+            except BaseException:
+                self.isolation.unplace(request.attempt_id, placement)
+                raise
+        except BaseException as exc:
+            with self._lock:
+                self._live.discard(request.attempt_id)
+            if isinstance(exc, FileExistsError):
+                raise TerminalError(
+                    f"attempt {request.attempt_id} was started before: {exc.filename} exists"
+                ) from None
+            if isinstance(exc, OSError):
+                raise TransientError(f"cannot start attempt {request.attempt_id}: {exc}") from exc
+            raise
+        started = records.start_time(pid)
+        return Handle(
+            attempt_id=request.attempt_id,
+            shim_pid=pid,
+            shim_start=started if started is not None else 0,
+            record_dir=str(record_dir),
+            isolation=self.isolation.kind,
+            slot=placement.slot,
+            oom_base=placement.oom_base,
+            extra={"cpu_base": placement.cpu_base} if placement.cpu_base else {},
+        )
+
+    def _spawn(self, request: AttemptRequest, placement: Placement, record_dir: Path) -> int:
+        if record_dir.parent not in self._made_dirs:
+            record_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(record_dir.parent)
+        os.mkdir(record_dir)
+        try:
+            return self._spawn_shim(request, placement, record_dir)
+        except BaseException:
+            shutil.rmtree(record_dir, ignore_errors=True)
+            raise
+
+    def _spawn_shim(self, request: AttemptRequest, placement: Placement, record_dir: Path) -> int:
+        # locked before the shim exists, so no one ever sees this attempt's record unlocked
+        lock = _lock_directory(record_dir)
+        try:
+            log = self._open_log(request.log_path)
+            try:
+                argv = [
+                    *self.shim.argv_prefix,
+                    str(record_dir),
+                    request.cwd or "-",
+                    placement.rlimits,
+                    str(len(placement.procs)),
+                    *placement.procs,
+                    str(len(placement.counters)),
+                    *placement.counters,
+                    *request.argv,
+                ]
+                actions = [
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                    _STDIN_FROM_DEV_NULL,
+                    (os.POSIX_SPAWN_DUP2, lock, 3),
+                ]
+                # every signal blocked until the shim has set its dispositions and left our session
+                pid = os.posix_spawn(
+                    self.shim.executable, argv, request.env, file_actions=actions, setsigmask=_ALL_SIGNALS
+                )
+            finally:
+                os.close(log)
+        finally:
+            os.close(lock)
+        with self._lock:
+            self._children.add(pid)
+        return pid
+
+    def _open_log(self, path: Path) -> int:
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+    def prewarm(self, count: int) -> None:
+        """Have `count` cgroup slots ready, so the first attempts do not pay for creating them."""
+        self.isolation.prewarm(count)
+
+    def close(self) -> None:
+        """Drop this instance's descriptors. Running attempts go on; a new instance can recover them."""
+        with self._lock:
+            fds, self._pidfds = list(self._pidfds.values()), {}
+        for fd in fds:
+            os.close(fd)
+
+    def destroy(self) -> None:
+        """Kill every attempt and delete freight's cgroups (uninstall, tests)."""
+        self.close()
+        self.isolation.destroy()
+
+    # -- learning how it ended --------------------------------------------------------------------
+
+    def poll(self, handle: Handle) -> Outcome | None:
+        status = self._status(handle)
+        if status is None:
+            return None
+        if isinstance(status, Recovered):
+            return self._lost(handle)
+        return self._outcome(handle, status)
+
+    def _outcome(self, handle: Handle, status: records.ShimStatus) -> Outcome:
+        measures = self.isolation.measure(handle, status)
+        return Outcome(
+            exit_code=status.exit_code,
+            signal=status.signal,
+            oom_killed=measures.oom_killed,
+            peak_memory=measures.peak_memory,
+            cpu_seconds=measures.cpu_seconds,
+            started_at=status.started,
+            ended_at=status.ended,
+            error=status.error,
+        )
+
+    def _status(self, handle: Handle) -> records.ShimStatus | Recovered | None:
+        """The shim's exit record; None while the shim runs; VANISHED if it died without one."""
+        status = records.read_status(handle.record_dir)
+        if status is not None:
+            self._reap(handle.shim_pid)
+            return status
+        if self._shim_running(handle):
+            return None
+        # the shim writes the record before it exits: look again now that it is gone
+        return records.read_status(handle.record_dir) or Recovered.VANISHED
+
+    def _lost(self, handle: Handle) -> Outcome:
+        """The shim died without recording the exit (someone SIGKILLed it): nothing can be measured."""
+        now = time.time()
+        return Outcome(
+            exit_code=None,
+            signal=None,
+            oom_killed=False,
+            peak_memory=None,
+            cpu_seconds=None,
+            started_at=now,
+            ended_at=now,
+            error=f"lost: the shim (pid {handle.shim_pid}) died without recording the job's exit",
+        )
+
+    def wait(self, handle: Handle, timeout: float | None = None) -> Outcome | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.fileno(handle)
+        pause, readable = 0.001, False
+        while (outcome := self.poll(handle)) is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            if fd is not None and not readable:
+                readable = bool(select.select([fd], [], [], remaining)[0])
+            else:  # no pidfd, or one that says "ended" before the record shows: poll gently
+                time.sleep(pause if remaining is None else min(pause, remaining))
+                pause = min(pause * 2, 0.05)
+        return outcome
+
+    def fileno(self, handle: Handle) -> int | None:
+        with self._lock:
+            fd = self._pidfds.get(handle.attempt_id)
+            if fd is None:
+                fd = self._pidfds[handle.attempt_id] = self._open_pidfd(handle)
+            return fd
+
+    def _open_pidfd(self, handle: Handle) -> int:
+        """A pidfd on the shim; for a shim already gone, an eventfd that is readable at once."""
+        try:
+            fd = os.pidfd_open(handle.shim_pid)
+        except ProcessLookupError:
+            return os.eventfd(1, os.EFD_CLOEXEC)
+        # an unreaped child of ours cannot have lost its pid; anything else must prove it is the shim
+        ours = handle.shim_pid in self._children
+        if not ours and not records.process_alive(handle.shim_pid, handle.shim_start):
+            os.close(fd)
+            return os.eventfd(1, os.EFD_CLOEXEC)
+        return fd
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def signal(self, handle: Handle, signum: int) -> None:
+        self.isolation.signal(handle, signum)
+
+    def kill(self, handle: Handle) -> None:
+        records.request_kill(handle.record_dir)  # a job not exec'ed yet sees this and dies
+        self.isolation.kill(handle)
+
+    # -- restart ----------------------------------------------------------------------------------
+
+    def recover(self, handle: Handle) -> Outcome | Recovered:
+        self.isolation.claim(handle)
+        status = self._status(handle)
+        if status is None:
+            return Recovered.RUNNING
+        if isinstance(status, Recovered):
+            return status
+        return self._outcome(handle, status)
+
+    def release(self, handle: Handle) -> None:
+        self.isolation.release(handle)
+        with self._lock:
+            self._live.discard(handle.attempt_id)
+            fd = self._pidfds.pop(handle.attempt_id, None)
+        if fd is not None:
+            os.close(fd)
+        if not self._reap(handle.shim_pid):
+            self._unreaped.add(handle.shim_pid)  # released while running: reaped on a later start
+        shutil.rmtree(handle.record_dir, ignore_errors=True)
+
+    def usage(self, handle: Handle) -> tuple[int | None, float | None]:
+        return self.isolation.usage(handle)
+
+    # -- the shim process -------------------------------------------------------------------------
+
+    def _shim_running(self, handle: Handle) -> bool:
+        pid = handle.shim_pid
+        if pid in self._children:
+            return not self._reap(pid)
+        # adopted after a restart: the lock says it even where /proc cannot (another pid namespace)
+        return records.process_alive(pid, handle.shim_start) or records.lock_held(handle.record_dir)
+
+    def _reap(self, pid: int) -> bool:
+        """Collect our exited shim so it does not linger as a zombie; True once it is gone."""
+        with self._lock:
+            return self._reap_locked(pid)
+
+    def _reap_locked(self, pid: int) -> bool:
+        if pid not in self._children:
+            return True
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid  # someone else reaped it
+        if done == pid:
+            self._children.discard(pid)
+            return True
+        return False
+
+
+def _lock_directory(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if fd == 3:  # posix_spawn's dup2(3, 3) would keep close-on-exec on some libcs: move it
+        fd = fcntl.fcntl(3, fcntl.F_DUPFD_CLOEXEC, 4)
+        os.close(3)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from freight.builds.hashing import node_version
 from freight.builds.signing import sign, verify
-from freight.builds.workspace import DEP_SECTIONS, Workspace, read_json
+from freight.builds.workspace import DEP_SECTIONS, LOCKFILES, Workspace, read_json
 from freight.errors import FreightError, NotFoundError
 from freight.storage.objectstore import ObjectStore
 
@@ -139,7 +139,9 @@ class DependencyCache:
         if not ok:
             tail = log.decode(errors="replace").strip().splitlines()[-15:]
             raise FreightError(f"`{command}` failed in {ws.root}:\n" + "\n".join(tail))
-        key = dependency_key(ws)  # an install without a lockfile just wrote one
+        if ws.lockfile is None and (ws.root / LOCKFILES[ws.manager]).exists():
+            ws.lockfile = LOCKFILES[ws.manager]  # an install without a lockfile just wrote one
+            key = dependency_key(ws)
         size: int | None = None
         if self.store is not None:
             try:

@@ -104,6 +104,26 @@ def make_cache(settings: Settings, objects: ObjectStore) -> TaskCache:
     return TaskCache(CacheStore(local, key, "local"), CacheStore(objects, key, "shared"))
 
 
+def cache_status(cache: TaskCache, plan: Plan) -> dict[str, str]:
+    """Per task: "local", "shared", "miss", "noop", or "unavailable: ..." when a store fails."""
+    status: dict[str, str] = {}
+    for tid, task in plan.graph.tasks.items():
+        if not task.runnable:
+            status[tid] = "noop"
+            continue
+        status[tid] = "miss"
+        for store in (cache.local, cache.shared):
+            if store is None:
+                continue
+            try:
+                if store.has(plan.hashes[tid]):
+                    status[tid] = store.name
+                    break
+            except Exception as exc:
+                status[tid] = f"unavailable: {store.name} cache ({type(exc).__name__}: {exc})"
+    return status
+
+
 class Builder:
     def __init__(
         self,
@@ -125,24 +145,8 @@ class Builder:
 
     # dry run ---------------------------------------------------------------------------------------
 
-    def cache_status(self, plan: Plan) -> dict[str, str]:
-        status: dict[str, str] = {}
-        for tid, task in plan.graph.tasks.items():
-            if not task.runnable:
-                status[tid] = "noop"
-                continue
-            status[tid] = "miss"
-            for store in (self.cache.local, self.cache.shared):
-                try:
-                    if store is not None and store.has(plan.hashes[tid]):
-                        status[tid] = store.name
-                        break
-                except Exception as exc:
-                    self.reporter.warning(f"{store.name if store else ''} cache unavailable: {exc}")
-        return status
-
     def dry(self, plan: Plan) -> dict[str, Any]:
-        return plan.to_dict(self.cache_status(plan))
+        return plan.to_dict(cache_status(self.cache, plan))
 
     # running ---------------------------------------------------------------------------------------
 
@@ -360,6 +364,10 @@ class _Run:
             result.duration = end - start
         else:
             result.duration = _job_seconds(view) or (end - start)
+            if view.started_at is not None and view.ended_at is not None:
+                # The job's own clock: when it really ran, not when it was queued.
+                result.start = max(0.0, view.started_at - self.started_at)
+                result.end = max(result.start, view.ended_at - self.started_at)
             result.exit_code = view.exit_code
             try:
                 result.log = b"".join(self.b.client.logs(job_id))

@@ -1,0 +1,305 @@
+"""`POST /api/v1/hooks/git`: a GitHub-style push builds what changed and deploys where configured.
+
+The body's HMAC (`X-Hub-Signature-256: sha256=<hex>`, keyed with the hook secret) is checked before
+anything else is read; a missing or wrong signature is a 401 and starts nothing. A push to a known
+repository is answered 202 at once and handled in the background:
+
+1. fetch the repository into a work tree kept under FREIGHT_HOME (its node_modules stay warm),
+2. check out the pushed commit and build what changed since `before` (everything after a force push),
+3. deploy each built app whose freight.toml maps the branch to an environment.
+
+Mount it with::
+
+    router = create_git_hook_router(secret, GitBuildTrigger(settings, client, repos).handle)
+    app.include_router(router)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from freight.builds.api import Builds
+from freight.builds.plan import PlanOptions
+from freight.builds.progress import Reporter
+from freight.builds.runner import RunOptions
+from freight.builds.workspace import load_workspace
+from freight.config import Settings
+from freight.errors import FreightError, NotFoundError, UserError
+from freight.jobs.client import JobClient
+
+SECRET_ENV = "FREIGHT_GIT_HOOK_SECRET"
+_ZERO = re.compile(r"^0+$")
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    if not secret or not header:
+        return False
+    return hmac.compare_digest(signature(secret, body), header.strip())
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    repository: str
+    ref: str
+    before: str
+    after: str
+    pusher: str | None = None
+    changed: frozenset[str] = frozenset()
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def deleted(self) -> bool:
+        return bool(_ZERO.match(self.after))
+
+    @property
+    def created(self) -> bool:
+        return bool(_ZERO.match(self.before))
+
+
+def parse_push(payload: Any) -> PushEvent:
+    if not isinstance(payload, dict):
+        raise UserError("a push payload must be a JSON object", where="body")
+    repo = payload.get("repository")
+    name = repo.get("full_name") if isinstance(repo, dict) else None
+    if not isinstance(name, str) or not name:
+        raise UserError("missing repository.full_name", where="body.repository.full_name")
+    for key in ("ref", "before", "after"):
+        if not isinstance(payload.get(key), str):
+            raise UserError(f"missing {key}", where=f"body.{key}")
+    for key in ("before", "after"):
+        if not _SHA.match(payload[key]):
+            raise UserError(f"{key} is not a commit id", where=f"body.{key}")
+    changed: set[str] = set()
+    for commit in payload.get("commits") or []:
+        if isinstance(commit, dict):
+            for kind in ("added", "modified", "removed"):
+                changed.update(str(p) for p in commit.get(kind) or [])
+    pusher = payload.get("pusher")
+    return PushEvent(
+        repository=name,
+        ref=payload["ref"],
+        before=payload["before"],
+        after=payload["after"],
+        pusher=pusher.get("name") if isinstance(pusher, dict) else None,
+        changed=frozenset(changed),
+    )
+
+
+PushHandler = Callable[[PushEvent], dict[str, Any]]
+
+
+def create_git_hook_router(
+    secret: str | bytes | Callable[[], bytes],
+    on_push: PushHandler,
+    *,
+    status: Callable[[str], dict[str, Any] | None] | None = None,
+    path: str = "/api/v1/hooks/git",
+) -> APIRouter:
+    """The webhook route. `secret` may be a callable so a rotated secret is read per request."""
+    router = APIRouter()
+
+    def current_secret() -> bytes:
+        value = secret() if callable(secret) else secret
+        return value.encode() if isinstance(value, str) else value
+
+    @router.post(path, status_code=202)
+    async def git_push(request: Request) -> JSONResponse:
+        body = await request.body()
+        if not verify_signature(current_secret(), body, request.headers.get("x-hub-signature-256")):
+            return JSONResponse({"detail": "bad or missing X-Hub-Signature-256"}, status_code=401)
+        event_type = request.headers.get("x-github-event", "push")
+        if event_type == "ping":
+            return JSONResponse({"ok": True}, status_code=200)
+        if event_type != "push":
+            return JSONResponse({"ignored": f"event {event_type!r}"}, status_code=202)
+        try:
+            event = parse_push(json.loads(body))
+        except json.JSONDecodeError as exc:
+            return JSONResponse({"detail": f"body is not JSON: {exc.msg}"}, status_code=400)
+        except UserError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        if event.deleted or event.branch is None:
+            return JSONResponse({"ignored": "not a branch push"}, status_code=202)
+        try:
+            accepted = on_push(event)
+        except UserError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        return JSONResponse(accepted, status_code=202)
+
+    if status is not None:
+        lookup = status
+
+        @router.get(path + "/{trigger_id}")
+        async def git_push_status(trigger_id: str) -> JSONResponse:
+            found = lookup(trigger_id)
+            if found is None:
+                return JSONResponse({"detail": f"no trigger {trigger_id!r}"}, status_code=404)
+            return JSONResponse(found)
+
+    return router
+
+
+@dataclass
+class Trigger:
+    id: str
+    repository: str
+    branch: str
+    after: str
+    state: str = "queued"
+    run_id: str | None = None
+    built: list[str] = field(default_factory=list)
+    deployed: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise FreightError(f"git {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+class GitBuildTrigger:
+    """Handles pushes for the repositories it knows (full name -> clone URL or local path)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: JobClient,
+        repos: Mapping[str, str],
+        *,
+        builds: Builds | None = None,
+        reporter: Reporter | None = None,
+        background: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.repos = dict(repos)
+        self.builds = builds or Builds.open(settings)
+        self.reporter = reporter
+        self.background = background
+        self.triggers: dict[str, Trigger] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def handle(self, event: PushEvent) -> dict[str, Any]:
+        if event.repository not in self.repos:
+            raise NotFoundError(
+                f"repository {event.repository!r} is not configured for builds",
+                where="body.repository.full_name",
+            )
+        trigger = Trigger(uuid.uuid4().hex[:16], event.repository, event.branch or "", event.after)
+        with self._guard:
+            self.triggers[trigger.id] = trigger
+            self._locks.setdefault(event.repository, threading.Lock())
+        if self.background:
+            thread = threading.Thread(target=self.run, args=(event, trigger), daemon=True, name="git-build")
+            self._threads[trigger.id] = thread
+            thread.start()
+        else:
+            self.run(event, trigger)
+        return {"accepted": True, "trigger": trigger.id, "after": event.after, "branch": event.branch}
+
+    def status(self, trigger_id: str) -> dict[str, Any] | None:
+        found = self.triggers.get(trigger_id)
+        return found.to_dict() if found else None
+
+    def join(self, trigger_id: str, timeout: float | None = None) -> Trigger:
+        thread = self._threads.get(trigger_id)
+        if thread is not None:
+            thread.join(timeout)
+        return self.triggers[trigger_id]
+
+    def workdir(self, repository: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "__", repository)
+        return self.settings.home / "builds" / "repos" / safe
+
+    def checkout(self, event: PushEvent) -> Path:
+        work = self.workdir(event.repository)
+        if not (work / ".git").exists():
+            work.parent.mkdir(parents=True, exist_ok=True)
+            _git(work.parent, "clone", "--quiet", "--no-checkout", self.repos[event.repository], work.name)
+        _git(work, "fetch", "--quiet", "--force", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        _git(work, "checkout", "--quiet", "--force", "--detach", event.after)
+        # Keep node_modules (the warm dependencies); everything else untracked goes.
+        _git(work, "clean", "-ffdxq", "-e", "node_modules")
+        return work
+
+    def run(self, event: PushEvent, trigger: Trigger) -> Trigger:
+        with self._locks[event.repository]:
+            trigger.state = "running"
+            trigger.started_at = time.time()
+            try:
+                self._run(event, trigger)
+                trigger.state = trigger.state if trigger.state == "failed" else "succeeded"
+            except FreightError as exc:
+                trigger.state = "failed"
+                trigger.error = str(exc)
+            except Exception as exc:
+                trigger.state = "failed"
+                trigger.error = f"{type(exc).__name__}: {exc}"
+            trigger.ended_at = time.time()
+        return trigger
+
+    def _run(self, event: PushEvent, trigger: Trigger) -> None:
+        work = self.checkout(event)
+        since = None
+        if not event.created:
+            known = subprocess.run(
+                ["git", "cat-file", "-e", f"{event.before}^{{commit}}"], cwd=work, capture_output=True
+            )
+            since = event.before if known.returncode == 0 else None
+        summary = self.builds.build(
+            self.client,
+            work,
+            PlanOptions(affected_since=since),
+            RunOptions(continue_on_error=True, trigger="git", labels={"build.commit": event.after[:40]}),
+            reporter=self.reporter,
+        )
+        trigger.run_id = summary.id
+        trigger.built = [r.task for r in summary.results.values() if r.status in ("built", "cached")]
+        if not summary.ok:
+            trigger.state = "failed"
+            failed = [r.task for r in summary.results.values() if r.status == "failed"]
+            trigger.error = f"failed: {', '.join(failed)}" if failed else "some tasks did not run"
+        ws = load_workspace(work)
+        by_slug = {p.slug: p for p in ws.apps}
+        for item in summary.releases:
+            pkg = by_slug.get(item["app"])
+            env = ws.config.deploy_env(pkg.names, trigger.branch) if pkg else None
+            if env is None:
+                continue
+            done = self.builds.store.deploy(
+                item["app"], env, item["release"], actor=f"git:{event.pusher or '?'}"
+            )
+            trigger.deployed.append(
+                {"app": item["app"], "env": env, "release": item["release"], "changed": str(done is not None)}
+            )

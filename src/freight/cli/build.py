@@ -1,0 +1,232 @@
+"""`freight build | deploy | rollback | releases | serve`: the builds workload on the command line.
+
+Mount with `freight.cli.build.mount(app)` (adds the five commands to the root app), or pick the
+command functions (`build`, `deploy`, `rollback`, `releases`, `serve`) one by one. `build_app` is a
+Typer holding them all, for tests or for mounting under a group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from freight.config import Settings, load_settings
+from freight.jobs.service import JobService
+from freight.units import format_bytes
+
+Env = Annotated[str, typer.Option("--env", "-e", help="Environment (e.g. prod, staging)")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@contextlib.contextmanager
+def _platform(settings: Settings) -> Iterator[JobService]:
+    """The embedded job platform, with a scheduler in this process unless `freight up` runs one."""
+    svc = JobService.open(settings)
+    try:
+        with svc.running():
+            yield svc
+    finally:
+        svc.close()
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def build(
+    packages: Annotated[
+        list[str] | None, typer.Argument(help="Only these packages (and what they need)")
+    ] = None,
+    path: Annotated[Path, typer.Option("--cwd", "-C", help="Inside the workspace")] = Path("."),
+    dry: Annotated[bool, typer.Option("--dry", help="Show the plan and hashes; run nothing")] = False,
+    as_json: AsJson = False,
+    why: Annotated[str | None, typer.Option("--why", help="Explain APP's cache miss input by input")] = None,
+    keep_going: Annotated[
+        bool, typer.Option("--continue", help="Keep building what does not depend on a failure")
+    ] = False,
+    affected_since: Annotated[
+        str | None, typer.Option("--affected-since", help="Only packages changed since REF, and dependents")
+    ] = None,
+    summarize: Annotated[
+        bool, typer.Option("--summarize", help="Write the run summary JSON under FREIGHT_HOME/builds/runs")
+    ] = False,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="Task names (default: build)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Ignore cache hits (still writes the cache)")
+    ] = False,
+    no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish releases")] = False,
+) -> None:
+    """Build the workspace's apps as isolated jobs, with content-hashed caching."""
+    from freight.builds.api import Builds, write_summary
+    from freight.builds.plan import PlanOptions
+    from freight.builds.progress import PlainReporter
+    from freight.builds.runner import RunOptions
+
+    settings = _settings()
+    options = PlanOptions(
+        tasks=tuple(task or ("build",)), only=tuple(packages or ()), affected_since=affected_since
+    )
+    with Builds.open(settings) as builds:
+        plan = builds.plan(path, options)
+        if why is not None:
+            explanations = builds.why(plan, why, task=options.tasks[0])
+            if as_json:
+                _print_json([e.to_dict() for e in explanations])
+            else:
+                typer.echo("\n".join(e.text() for e in explanations))
+            return
+        if dry:
+            from freight.builds.runner import cache_status, make_cache
+
+            data = plan.to_dict(cache_status(make_cache(settings, builds.objects), plan))
+            if as_json:
+                _print_json(data)
+            else:
+                _print_plan(data)
+            return
+        reporter = PlainReporter(sys.stderr, logs=not as_json)
+        with _platform(settings) as client:
+            summary = builds.builder(client, reporter).run(
+                plan,
+                RunOptions(continue_on_error=keep_going, force=force, publish=False if no_publish else None),
+            )
+        if summarize:
+            where = write_summary(settings, summary)
+            typer.echo(f"summary: {where}", err=True)
+        if as_json:
+            _print_json(summary.to_dict())
+        else:
+            typer.echo(summary.table())
+            for item in summary.releases:
+                if item["new"]:
+                    typer.echo(f"release {item['app']} {item['release']} ({item['files']} files)")
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _print_plan(data: dict[str, object]) -> None:
+    tasks = data["tasks"]
+    assert isinstance(tasks, list)
+    rows = [("TASK", "HASH", "CACHE", "COMMAND")]
+    for t in tasks:
+        rows.append((t["task"], t["hash"][:12], t["cache"] or "-", t["command"] or "(no script)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        typer.echo("  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)), r[3]]))
+    if data.get("affected") is not None:
+        typer.echo(f"affected packages: {', '.join(data['affected']) or 'none'}")  # type: ignore[arg-type]
+
+
+def deploy(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="The app (its short name)")],
+    release: Annotated[str | None, typer.Argument(help="Release id or prefix (default: newest)")] = None,
+    env: Env = "prod",
+) -> None:
+    """Make a release of APP current in an environment, atomically."""
+    from freight.builds.api import Builds
+
+    with Builds.open(_settings()) as builds:
+        release_id, done = builds.deploy(app_name, release, env, actor="cli")
+    if done is None:
+        typer.echo(f"{app_name}: {release_id} is already current in {env}")
+    else:
+        was = f" (was {done.previous_release_id})" if done.previous_release_id else ""
+        typer.echo(f"{app_name}: {release_id} is now current in {env}{was}")
+
+
+def rollback(
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    env: Env = "prod",
+) -> None:
+    """Re-point APP to the release it replaced, at once."""
+    from freight.builds.api import Builds
+
+    with Builds.open(_settings()) as builds:
+        done = builds.rollback(app_name, env, actor="cli")
+    typer.echo(f"{app_name}: rolled back to {done.release_id} in {env} (from {done.previous_release_id})")
+
+
+def releases(
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    as_json: AsJson = False,
+    history: Annotated[bool, typer.Option("--history", help="Show deploys and rollbacks")] = False,
+) -> None:
+    """List APP's releases (newest first) and where each is current."""
+    import datetime as dt
+
+    from freight.builds.api import Builds
+
+    with Builds.open(_settings()) as builds:
+        rows = builds.releases(app_name)
+        events = builds.store.history(app_name) if history else []
+    if as_json:
+        _print_json({"releases": [r.to_dict() for r in rows], "history": [e.to_dict() for e in events]})
+        return
+    for row in rows:
+        r = row.release
+        when = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        current = f"  <- current in {', '.join(row.current_in)}" if row.current_in else ""
+        commit = (r.commit or "-")[:10]
+        typer.echo(f"{r.id}  {when}  {r.files:>4} files  {format_bytes(r.bytes):>8}  {commit}{current}")
+    for e in events:
+        when = dt.datetime.fromtimestamp(e.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(
+            f"{when}  {e.env}  {e.action:<8} {e.release_id} (was {e.previous_release_id or '-'}) by {e.actor}"
+        )
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    env: Env = "prod",
+    ttl: Annotated[float, typer.Option("--ttl", help="Seconds to cache what is current")] = 1.0,
+) -> None:
+    """Serve every app's current release (by host name or path prefix) with CDN cache headers."""
+    import uvicorn
+
+    from freight.builds.api import Builds
+
+    builds = Builds.open(_settings())
+    gateway = builds.gateway(env=env, ttl=ttl)
+    routes = builds.store.routes()
+    typer.echo(f"freight gateway on http://{host}:{port} ({env}); apps:", err=True)
+    for route in routes:
+        hosts = f" hosts {', '.join(route.hosts)}" if route.hosts else ""
+        typer.echo(f"  {route.app}: {route.prefix}{hosts}", err=True)
+    try:
+        uvicorn.run(gateway, host=host, port=port, log_level="warning")
+    finally:
+        builds.close()
+
+
+build_app = typer.Typer(help="Monorepo builds: build, deploy, roll back, serve.", no_args_is_help=True)
+COMMANDS: dict[str, Callable[..., None]] = {
+    "build": build,
+    "deploy": deploy,
+    "rollback": rollback,
+    "releases": releases,
+    "serve": serve,
+}
+for _name, _fn in COMMANDS.items():
+    build_app.command(_name)(_fn)
+
+
+def mount(app: typer.Typer) -> None:
+    """Add `build`, `deploy`, `rollback`, `releases` and `serve` to the root CLI."""
+    for name, fn in COMMANDS.items():
+        app.command(name)(fn)
+
+
+__all__ = ["build", "build_app", "deploy", "mount", "releases", "rollback", "serve"]

@@ -186,8 +186,11 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> BuildConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_LINE.search(str(exc))
-        where = f"{source}:{match.group(1)}" if match else source
-        message = _TOML_LINE.sub("", str(exc)).strip()
+        line = (
+            match.group(1) if match else str(text.count("\n") + 1) if "end of document" in str(exc) else None
+        )
+        where = f"{source}:{line}" if line else source
+        message = _TOML_LINE.sub("", str(exc)).replace("(at end of document)", "").strip()
         raise UserError(f"not valid TOML: {message}", where=where, hint="see https://toml.io") from None
     data.pop("source", None)
     try:

@@ -68,6 +68,15 @@ def dependency_key(ws: Workspace) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def mark_installed(ws: Workspace) -> str:
+    """Record that node_modules matches the current dependency key (after an install done elsewhere)."""
+    key = dependency_key(ws)
+    folder = ws.root / "node_modules"
+    folder.mkdir(exist_ok=True)
+    (folder / MARKER).write_text(json.dumps({"key": key}))
+    return key
+
+
 def _module_dirs(ws: Workspace) -> list[str]:
     dirs = ["node_modules"] if (ws.root / "node_modules").is_dir() else []
     for pkg in sorted(ws.packages.values(), key=lambda p: p.dir):
@@ -104,9 +113,9 @@ class DependencyCache:
             return None
 
     def _write_marker(self, ws: Workspace, key: str) -> None:
-        path = ws.root / "node_modules"
-        path.mkdir(exist_ok=True)
-        (path / MARKER).write_text(json.dumps({"key": key}))
+        folder = ws.root / "node_modules"
+        folder.mkdir(exist_ok=True)
+        (folder / MARKER).write_text(json.dumps({"key": key}))
 
     def ensure(self, ws: Workspace, install: Installer) -> DepReport:
         """Make node_modules match the lockfile: keep it, restore a snapshot, or install and snapshot."""

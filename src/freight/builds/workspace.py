@@ -139,6 +139,8 @@ def _detect_manager(root: Path, config: BuildConfig, manifest: dict[str, Any]) -
     for manager, lockfile in LOCKFILES.items():
         if (root / lockfile).exists():
             return manager
+    if (root / "pnpm-workspace.yaml").exists():
+        return "pnpm"
     declared = str(manifest.get("packageManager", ""))
     for manager in ("pnpm", "yarn", "npm"):
         if declared.startswith(manager + "@"):

@@ -1,0 +1,148 @@
+"""Workspace discovery, freight.toml, globs and the task graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from freight.builds.config import parse_config
+from freight.builds.globs import match_any, matches, static_root
+from freight.builds.graph import build_graph
+from freight.builds.workspace import load_workspace
+from freight.errors import UserError
+
+
+def write(root: Path, rel: str, data: object) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+def small_workspace(root: Path, workspaces: object = None) -> Path:
+    write(
+        root, "package.json", {"name": "r", "private": True, "workspaces": workspaces or ["apps/*", "libs/*"]}
+    )
+    write(root, "libs/core/package.json", {"name": "@x/core", "version": "1.0.0"})
+    write(
+        root,
+        "libs/ui/package.json",
+        {"name": "@x/ui", "dependencies": {"@x/core": "*"}, "scripts": {"build": "tsc"}},
+    )
+    write(
+        root,
+        "apps/web/package.json",
+        {
+            "name": "@x/web",
+            "dependencies": {"@x/ui": "*", "react": "^18"},
+            "scripts": {"build": "vite build"},
+        },
+    )
+    write(root, "apps/admin/package.json", {"name": "admin", "devDependencies": {"@x/core": "*"}})
+    return root
+
+
+def test_globs() -> None:
+    assert matches("dist/assets/a.js", "dist/**")
+    assert not matches("src/dist/a.js", "dist/**")
+    assert matches("src/a/b/c.ts", "src/**/*.ts")
+    assert matches("src/c.ts", "src/**/*.ts")
+    assert matches("a.js", "*.{js,css}") and not matches("a.ts", "*.{js,css}")
+    assert match_any("dist/a.js", ["dist/**", "!dist/**/*.map"])
+    assert not match_any("dist/a.js.map", ["dist/**", "!dist/**/*.map"])
+    assert static_root("dist/**") == "dist"
+    assert static_root("build/*.js") == "build"
+    assert static_root("*.js") == ""
+    assert static_root("out") == "out"
+
+
+def test_discovers_packages_apps_and_internal_dependencies(tmp_path: Path) -> None:
+    ws = load_workspace(small_workspace(tmp_path) / "apps" / "web")  # found from a subfolder
+    assert ws.root == tmp_path
+    assert ws.manager == "npm" and ws.lockfile is None
+    assert sorted(ws.packages) == ["@x/core", "@x/ui", "@x/web", "admin"]
+    assert ws.packages["@x/web"].internal == ("@x/ui",)
+    assert ws.packages["admin"].internal == ("@x/core",)
+    assert [p.slug for p in ws.apps] == ["admin", "web"] or sorted(p.slug for p in ws.apps) == [
+        "admin",
+        "web",
+    ]
+    assert ws.find("web").name == "@x/web"
+    assert ws.find("apps/admin").name == "admin"
+    with pytest.raises(UserError, match="no package 'nope'"):
+        ws.find("nope")
+
+
+def test_yarn_object_form_and_pnpm_workspace_file(tmp_path: Path) -> None:
+    yarn = small_workspace(tmp_path / "y", {"packages": ["apps/*", "libs/*"]})
+    write(yarn, "yarn.lock", "# yarn lockfile v1\n")
+    assert load_workspace(yarn).manager == "yarn"
+    pnpm = small_workspace(tmp_path / "p")
+    write(pnpm, "package.json", {"name": "r"})
+    write(pnpm, "pnpm-workspace.yaml", "packages:\n  - 'apps/*'\n  - 'libs/*'\n  - '!libs/ui'\n")
+    ws = load_workspace(pnpm)
+    assert ws.manager == "pnpm"
+    assert "@x/ui" not in ws.packages and "@x/core" in ws.packages
+
+
+def test_task_graph_orders_builds_after_dependencies_and_keeps_noop_nodes(tmp_path: Path) -> None:
+    ws = load_workspace(small_workspace(tmp_path))
+    graph = build_graph(ws)
+    order = graph.order()
+    assert order.index("@x/core#build") < order.index("@x/ui#build") < order.index("@x/web#build")
+    assert not graph.tasks["@x/core#build"].runnable  # no script: a no-op that still carries a hash
+    assert graph.tasks["@x/web#build"].deps == ("@x/ui#build",)
+    assert graph.closure(["@x/web#build"]) == {"@x/web#build", "@x/ui#build", "@x/core#build"}
+    assert graph.upstream_of(["@x/core#build"]) == set(graph.tasks)
+    chain, seconds = graph.critical_path(
+        {"@x/core#build": 1, "@x/ui#build": 2, "@x/web#build": 3, "admin#build": 4}
+    )
+    assert chain == ["@x/core#build", "@x/ui#build", "@x/web#build"] and seconds == 6
+
+
+def test_cycle_is_a_user_error_naming_the_loop(tmp_path: Path) -> None:
+    root = small_workspace(tmp_path)
+    write(root, "libs/core/package.json", {"name": "@x/core", "dependencies": {"@x/ui": "*"}})
+    with pytest.raises(UserError, match="cycle: @x/core#build -> @x/ui#build -> @x/core#build"):
+        build_graph(load_workspace(root))
+
+
+def test_config_errors_name_the_line_or_field(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as bad_toml:
+        parse_config("[tasks.build]\noutputs = [\n", "freight.toml")
+    assert bad_toml.value.where is not None and bad_toml.value.where.startswith("freight.toml:")
+    with pytest.raises(UserError) as unknown:
+        parse_config("[tasks.build]\noutput = ['dist/**']\n", "freight.toml")
+    assert unknown.value.where == "freight.toml: tasks.build.output"
+    with pytest.raises(UserError, match="relative glob"):
+        parse_config("[tasks.build]\noutputs = ['../x/**']\n")
+    with pytest.raises(UserError, match="unknown task 'lint'"):
+        parse_config("[tasks.test]\ndepends_on = ['lint']\n")
+    with pytest.raises(UserError) as memory:
+        parse_config("[tasks.build]\nmemory = 'lots'\n")
+    assert memory.value.where == "freight.toml: tasks.build.memory"
+    config = parse_config("[tasks.build]\nmemory = '2G'\nenv = ['API_*']\n[apps.web]\nprefix = '/w'\n")
+    assert config.tasks["build"].memory == 2 << 30
+    assert config.apps["web"].prefix == "/w/"
+
+
+def test_app_section_must_name_an_app(tmp_path: Path) -> None:
+    root = small_workspace(tmp_path)
+    write(root, "freight.toml", "[apps.shop]\nprefix = '/shop/'\n")
+    with pytest.raises(UserError, match=r"\[apps.shop\] names no app"):
+        load_workspace(root)
+
+
+def test_bad_package_json_points_at_the_line(tmp_path: Path) -> None:
+    root = small_workspace(tmp_path)
+    write(root, "apps/web/package.json", '{\n  "name": "@x/web",\n  oops\n}')
+    with pytest.raises(UserError) as exc:
+        load_workspace(root)
+    assert exc.value.where == f"{root}/apps/web/package.json:3"
+
+
+def test_not_a_workspace(tmp_path: Path) -> None:
+    write(tmp_path, "package.json", {"name": "solo"})
+    with pytest.raises(UserError, match="no JS workspace here"):
+        load_workspace(tmp_path)

@@ -56,7 +56,7 @@ __metadata:
 "loose-envify@npm:^1.1.0":
   version: 1.4.0
   resolution: "loose-envify@npm:1.4.0"
-  checksum: 10c0/655d110220983c1a4b9c0c679a2e8016d4b67f6e9c7b5435ff5979ecdb20d0813f4c2b6af4e8f3eb6c7d3cfc5e9c48b0d14c2d2d4c2c9e8b2f0d5c3a0d
+  checksum: 10c0/655d1102209c1a4b9c0c679a2e8016d4b67f6e9c7b5435ff
   languageName: node
   linkType: hard
 
@@ -65,7 +65,7 @@ __metadata:
   resolution: "react@npm:18.2.0"
   dependencies:
     loose-envify: "npm:^1.1.0"
-  checksum: 10c0/b562d9b569b0cb315e44b48099f7712283d93df36b19a39a67c254c6686479d3980b7f013dc931f4a5a3ae7645eae6386b4aa5eea933baa54ecd0f9acb0902b8
+  checksum: 10c0/b562d9b569b0cb315e44b48099f7712283d93df36b19a39a
   languageName: node
   linkType: hard
 """

@@ -23,7 +23,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One FREIGHT_HOME per session (the C shim is compiled once); the cgroups go at the end."""
     home = tmp_path_factory.mktemp("home")
     yield home
-    SlotPool(open_cgroups(CGROUP_PARENT), home / "attempts").destroy()
+    SlotPool(open_cgroups(CGROUP_PARENT)).destroy()
 
 
 @pytest.fixture

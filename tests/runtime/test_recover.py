@@ -89,8 +89,10 @@ def test_an_attempt_whose_shim_died_has_vanished(
     os.waitpid(handle.shim_pid, 0)
     restarted = create_runtime(settings)  # the old instance is gone as far as the attempt knows
     assert restarted.recover(handle) is Recovered.VANISHED
-    lost = restarted.poll(handle)
+    assert restarted.poll(handle) is None  # no exit is recorded, and none will be
+    lost = restarted.wait(handle)  # returns rather than blocking forever
     assert lost is not None and lost.error is not None and lost.error.startswith("lost:")
+    assert not lost.ok and lost.exit_code is None
     assert not gone(job)  # still running, unsupervised, until release cleans up
     restarted.release(handle)
     assert gone(job)

@@ -9,6 +9,7 @@ from freight.config import Settings
 from freight.runtime import create_runtime
 from freight.runtime.process import ShimRuntime
 from freight.runtime.slots import SlotPool
+from tests.runtime.conftest import MAKE_SETTINGS
 from tests.runtime.helpers import read, request, slot_dir
 
 MiB = 1 << 20
@@ -76,17 +77,41 @@ def test_limits_change_with_the_attempt_and_are_written_only_when_they_change(
     runtime.release(third)
 
 
-def test_a_busy_slot_is_never_handed_out(runtime: ShimRuntime, settings: Settings, tmp_path: Path) -> None:
-    busy = runtime.start(request(tmp_path, ["sleep", "300"]))
-    restarted = create_runtime(settings)  # knows nothing of `busy` until it recovers it
-    other = restarted.start(request(tmp_path, ["true"]))
-    assert other.slot != busy.slot
-    assert restarted.wait(other, timeout=30) is not None
-    restarted.release(other)
-    runtime.kill(busy)
-    assert runtime.wait(busy, timeout=30) is not None
-    runtime.release(busy)
-    restarted.close()
+def test_a_restarted_runtime_never_takes_a_running_attempts_slot(
+    runtime: ShimRuntime, settings: Settings, tmp_path: Path
+) -> None:
+    """Even before the job has joined its cgroup: the shim holds the slot's claim from the start."""
+    for _ in range(10):
+        busy = runtime.start(request(tmp_path, ["sleep", "300"]))
+        runtime.close()  # the scheduler goes away; its attempt runs on
+        restarted = create_runtime(settings)  # knows nothing of `busy` until it recovers it
+        other = restarted.start(request(tmp_path, ["true"]))
+        assert other.slot != busy.slot
+        assert restarted.wait(other, timeout=30) is not None
+        restarted.release(other)
+        restarted.kill(busy)
+        assert restarted.wait(busy, timeout=30) is not None
+        restarted.release(busy)
+        restarted.close()
+
+
+def test_runtimes_sharing_a_cgroup_parent_never_share_a_slot(
+    make_settings: MAKE_SETTINGS, tmp_path: Path
+) -> None:
+    """Two runtimes with different homes (think: two test sessions) and one cgroup parent."""
+    first = create_runtime(make_settings().with_home(tmp_path / "a"))
+    second = create_runtime(make_settings().with_home(tmp_path / "b"))
+    try:
+        done = first.start(request(tmp_path, ["true"]))
+        assert first.wait(done, timeout=30) is not None
+        first.release(done)  # free, but still first's
+        mine = second.start(request(tmp_path, ["true"]))
+        assert mine.slot != done.slot
+        assert second.wait(mine, timeout=30) is not None
+        second.release(mine)
+    finally:
+        first.close()
+        second.close()
 
 
 def test_prewarm_creates_free_slots(runtime: ShimRuntime) -> None:

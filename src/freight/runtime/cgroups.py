@@ -15,8 +15,9 @@ CPU and OOM-kill counters read as baselines, and only the limits that changed re
 
 from __future__ import annotations
 
-import contextlib
 import errno
+import os
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,14 @@ class Slot:
     counters: tuple[str, ...]
     #: the procs file listing the slot's processes
     members: str
+    #: the directory whose flock claims the slot (see slots.py): memory's in v1
+    path: str
+    #: controller → the slot's directory for it (v2: "" → the one directory)
+    dirs: dict[str, str]
     #: last value written per limit: a start writes only what changed
     written: dict[str, int | str] = field(default_factory=dict)
+    #: this pool's descriptor holding the slot's flock, once taken
+    lock: int | None = None
 
 
 def cpu_quota(cpus: float) -> int:
@@ -106,11 +113,24 @@ class CgroupDriver(ABC):
     def kill(self, slot: Slot, timeout: float = 5.0) -> bool:
         return kill_until_empty(slot.members, timeout)
 
-    def remove(self, name: str) -> None:
-        """Delete a slot (its processes must be gone)."""
+    def remove(self, name: str, timeout: float = 10.0) -> None:
+        """Delete a slot (its processes must be gone).
+
+        A killed process that init has not reaped yet is no longer listed in cgroup.procs but still
+        keeps its cgroup populated, so rmdir says EBUSY for a while: try again until it goes.
+        """
+        deadline = time.monotonic() + timeout
         for parent in self.hierarchies:
-            with contextlib.suppress(FileNotFoundError):
-                (parent / name).rmdir()
+            while True:
+                try:
+                    (parent / name).rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def remove_parents(self) -> None:
         for parent in self.hierarchies:
@@ -153,43 +173,44 @@ class CgroupV1(CgroupDriver):
         self.memsw = (parents["memory"] / "memory.memsw.limit_in_bytes").exists()
         self.description = f"cgroup v1 ({', '.join(sorted(parents))})"
 
-    def _dir(self, controller: str, name: str) -> str:
-        return str(self.parents[controller] / name)
-
     def _init_slot(self, path: Path) -> None:
         for file, value in (("memory.swappiness", 0), ("cpu.cfs_period_us", CPU_PERIOD_US)):
             if (path / file).exists() and read_int(str(path / file)) != value:
                 write_text(str(path / file), str(value))
 
     def _slot(self, name: str) -> Slot:
-        memory = self._dir("memory", name)
+        dirs = {controller: str(parent / name) for controller, parent in self.parents.items()}
+        memory = dirs["memory"]
         counters = [
             f"oom_kill:oom_kill:{memory}/memory.oom_control",
             f"peak:-:{memory}/memory.max_usage_in_bytes",
         ]
-        if "cpuacct" in self.parents:
-            counters.append(f"cpu_ns:-:{self._dir('cpuacct', name)}/cpuacct.usage")
+        if "cpuacct" in dirs:
+            counters.append(f"cpu_ns:-:{dirs['cpuacct']}/cpuacct.usage")
         return Slot(
             name=name,
             procs=tuple(str(parent / name / "cgroup.procs") for parent in self.hierarchies),
             counters=tuple(counters),
             members=f"{memory}/cgroup.procs",
+            path=memory,
+            dirs=dirs,
         )
 
     def prepare(self, slot: Slot, limits: Limits) -> tuple[int, int]:
-        memory = self._dir("memory", slot.name)
+        dirs = slot.dirs
+        memory = dirs["memory"]
         self._set_memory(slot, memory, limits.memory if limits.memory > 0 else -1)
-        if "cpu" in self.parents:
-            quota = cpu_quota(limits.cpus)
-            self._write_once(slot, "cpu", f"{self._dir('cpu', slot.name)}/cpu.cfs_quota_us", quota)
-        if "pids" in self.parents:
-            pids = limits.pids if limits.pids > 0 else "max"
-            self._write_once(slot, "pids", f"{self._dir('pids', slot.name)}/pids.max", pids)
+        if "cpu" in dirs:
+            self._write_once(slot, "cpu", f"{dirs['cpu']}/cpu.cfs_quota_us", cpu_quota(limits.cpus))
+        if "pids" in dirs:
+            self._write_once(
+                slot, "pids", f"{dirs['pids']}/pids.max", limits.pids if limits.pids > 0 else "max"
+            )
         if read_int(f"{memory}/memory.usage_in_bytes") > LEFTOVER_BYTES:
             write_text(f"{memory}/memory.force_empty", "0")
         write_text(f"{memory}/memory.max_usage_in_bytes", "0")
-        if "cpuacct" in self.parents:
-            write_text(f"{self._dir('cpuacct', slot.name)}/cpuacct.usage", "0")
+        if "cpuacct" in dirs:
+            write_text(f"{dirs['cpuacct']}/cpuacct.usage", "0")
         return read_key(f"{memory}/memory.oom_control", "oom_kill"), 0
 
     def _set_memory(self, slot: Slot, memory: str, value: int) -> None:
@@ -209,11 +230,11 @@ class CgroupV1(CgroupDriver):
         slot.written["memory"] = value
 
     def oom_count(self, slot: Slot) -> int:
-        return read_key(f"{self._dir('memory', slot.name)}/memory.oom_control", "oom_kill")
+        return read_key(f"{slot.dirs['memory']}/memory.oom_control", "oom_kill")
 
     def usage(self, slot: Slot) -> tuple[int, int]:
-        memory = read_int(f"{self._dir('memory', slot.name)}/memory.usage_in_bytes")
-        cpu = read_int(f"{self._dir('cpuacct', slot.name)}/cpuacct.usage") if "cpuacct" in self.parents else 0
+        memory = read_int(f"{slot.dirs['memory']}/memory.usage_in_bytes")
+        cpu = read_int(f"{slot.dirs['cpuacct']}/cpuacct.usage") if "cpuacct" in slot.dirs else 0
         return memory, cpu
 
 
@@ -228,41 +249,39 @@ class CgroupV2(CgroupDriver):
         self.parent = parent
 
     def _init_slot(self, path: Path) -> None:
-        pass  # limits are written on first use
+        if (path / "memory.swap.max").exists():  # absent without swap accounting
+            write_text(str(path / "memory.swap.max"), "0")
 
     def _slot(self, name: str) -> Slot:
-        path = self.parent / name
+        path = str(self.parent / name)
         counters = [f"oom_kill:oom_kill:{path}/memory.events", f"cpu_us:usage_usec:{path}/cpu.stat"]
-        if (path / "memory.peak").exists():
+        if os.path.exists(f"{path}/memory.peak"):
             counters.append(f"peak:+reset:{path}/memory.peak")
         procs = f"{path}/cgroup.procs"
-        return Slot(name=name, procs=(procs,), counters=tuple(counters), members=procs)
+        return Slot(name, (procs,), tuple(counters), members=procs, path=path, dirs={"": path})
 
     def prepare(self, slot: Slot, limits: Limits) -> tuple[int, int]:
-        path = self.parent / slot.name
+        path = slot.path
         self._write_once(slot, "memory", f"{path}/memory.max", limits.memory if limits.memory > 0 else "max")
-        if (path / "memory.swap.max").exists():
-            self._write_once(slot, "swap", f"{path}/memory.swap.max", 0)
         quota = cpu_quota(limits.cpus)
         self._write_once(slot, "cpu", f"{path}/cpu.max", f"{quota if quota > 0 else 'max'} {CPU_PERIOD_US}")
         self._write_once(slot, "pids", f"{path}/pids.max", limits.pids if limits.pids > 0 else "max")
         return read_key(f"{path}/memory.events", "oom_kill"), read_key(f"{path}/cpu.stat", "usage_usec")
 
     def kill(self, slot: Slot, timeout: float = 5.0) -> bool:
-        kill_file = self.parent / slot.name / "cgroup.kill"
-        if not kill_file.exists():  # before Linux 5.14
+        kill_file = f"{slot.path}/cgroup.kill"
+        if not os.path.exists(kill_file):  # before Linux 5.14
             return super().kill(slot, timeout)
         if not read_pids(slot.members):
             return True
-        write_text(str(kill_file), "1")
+        write_text(kill_file, "1")
         return wait_until_empty(slot.members, timeout)
 
     def oom_count(self, slot: Slot) -> int:
-        return read_key(f"{self.parent / slot.name}/memory.events", "oom_kill")
+        return read_key(f"{slot.path}/memory.events", "oom_kill")
 
     def usage(self, slot: Slot) -> tuple[int, int]:
-        path = self.parent / slot.name
-        return read_int(f"{path}/memory.current"), read_key(f"{path}/cpu.stat", "usage_usec")
+        return read_int(f"{slot.path}/memory.current"), read_key(f"{slot.path}/cpu.stat", "usage_usec")
 
 
 def open_cgroups(parent: str) -> CgroupDriver:

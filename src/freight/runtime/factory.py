@@ -30,7 +30,7 @@ def _isolation(settings: Settings) -> Isolation:
         warn_once("rlimits", f"freight: isolation is rlimits as configured (FREIGHT_ISOLATION): {_WEAKER}")
         return RlimitIsolation()
     try:
-        return SlotPool(open_cgroups(settings.cgroup_parent), settings.run_dir)
+        return SlotPool(open_cgroups(settings.cgroup_parent))
     except CgroupUnavailable as exc:
         if settings.isolation == "cgroups":
             raise UserError(

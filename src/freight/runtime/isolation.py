@@ -23,6 +23,8 @@ class Placement:
     counters: tuple[str, ...]
     #: rlimits the job sets before exec: "-" or "as=BYTES,nproc=N"
     rlimits: str
+    #: a descriptor holding the slot's flock, for the shim to keep while the attempt lives
+    lock: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class Isolation(Protocol):
 
     def prewarm(self, count: int) -> None:
         """Have `count` slots ready before the first attempts need them."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what this instance holds; running attempts are not touched."""
         ...
 
     def destroy(self) -> None:

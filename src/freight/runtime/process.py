@@ -47,8 +47,8 @@ class ShimRuntime:
         #: shims this process spawned and has not reaped yet
         self._children: set[int] = set()
         self._pidfds: dict[str, int] = {}
-        #: directories known to exist (log and record parents): one mkdir each per instance
-        self._made_dirs: set[Path] = set()
+        #: log directories known to exist: one mkdir each per instance
+        self._log_dirs: set[Path] = set()
         #: attempts started and not released yet
         self._live: set[str] = set()
         #: released shims that had not exited yet
@@ -69,7 +69,7 @@ class ShimRuntime:
                 self._unreaped = {pid for pid in self._unreaped if not self._reap_locked(pid)}
         try:
             placement = self.isolation.place(request.attempt_id, request.limits)
-            record_dir = self.run_dir / (placement.slot or "rlimits") / request.attempt_id
+            record_dir = self.run_dir / request.attempt_id
             try:
                 pid = self._spawn(request, placement, record_dir)
             except BaseException:
@@ -98,9 +98,6 @@ class ShimRuntime:
         )
 
     def _spawn(self, request: AttemptRequest, placement: Placement, record_dir: Path) -> int:
-        if record_dir.parent not in self._made_dirs:
-            record_dir.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(record_dir.parent)
         os.mkdir(record_dir)
         try:
             return self._spawn_shim(request, placement, record_dir)
@@ -110,9 +107,10 @@ class ShimRuntime:
 
     def _spawn_shim(self, request: AttemptRequest, placement: Placement, record_dir: Path) -> int:
         # locked before the shim exists, so no one ever sees this attempt's record unlocked
-        lock = _lock_directory(record_dir)
+        lock = _above_stdio(os.open(record_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         try:
-            log = self._open_log(request.log_path)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            log = _above_stdio(self._open_log(request.log_path))
             try:
                 argv = [
                     *self.shim.argv_prefix,
@@ -131,6 +129,8 @@ class ShimRuntime:
                     _STDIN_FROM_DEV_NULL,
                     (os.POSIX_SPAWN_DUP2, lock, 3),
                 ]
+                if placement.lock is not None:  # the slot's claim, kept by the shim while the job lives
+                    actions.append((os.POSIX_SPAWN_DUP2, placement.lock, 4))
                 # every signal blocked until the shim has set its dispositions and left our session
                 pid = os.posix_spawn(
                     self.shim.executable, argv, request.env, file_actions=actions, setsigmask=_ALL_SIGNALS
@@ -144,9 +144,9 @@ class ShimRuntime:
         return pid
 
     def _open_log(self, path: Path) -> int:
-        if path.parent not in self._made_dirs:
+        if path.parent not in self._log_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path.parent)
+            self._log_dirs.add(path.parent)
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
     def prewarm(self, count: int) -> None:
@@ -159,6 +159,7 @@ class ShimRuntime:
             fds, self._pidfds = list(self._pidfds.values()), {}
         for fd in fds:
             os.close(fd)
+        self.isolation.close()
 
     def destroy(self) -> None:
         """Kill every attempt and delete freight's cgroups (uninstall, tests)."""
@@ -168,11 +169,10 @@ class ShimRuntime:
     # -- learning how it ended --------------------------------------------------------------------
 
     def poll(self, handle: Handle) -> Outcome | None:
+        """None while the shim runs, and also when it died without a record: recover() says VANISHED."""
         status = self._status(handle)
-        if status is None:
+        if status is None or isinstance(status, Recovered):
             return None
-        if isinstance(status, Recovered):
-            return self._lost(handle)
         return self._outcome(handle, status)
 
     def _outcome(self, handle: Handle, status: records.ShimStatus) -> Outcome:
@@ -200,7 +200,7 @@ class ShimRuntime:
         return records.read_status(handle.record_dir) or Recovered.VANISHED
 
     def _lost(self, handle: Handle) -> Outcome:
-        """The shim died without recording the exit (someone SIGKILLed it): nothing can be measured."""
+        """What wait() returns when the shim died without recording the exit (someone SIGKILLed it)."""
         now = time.time()
         return Outcome(
             exit_code=None,
@@ -217,7 +217,7 @@ class ShimRuntime:
         deadline = None if timeout is None else time.monotonic() + timeout
         fd = self.fileno(handle)
         pause, readable = 0.001, False
-        while (outcome := self.poll(handle)) is None:
+        while (status := self._status(handle)) is None:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
@@ -226,7 +226,7 @@ class ShimRuntime:
             else:  # no pidfd, or one that says "ended" before the record shows: poll gently
                 time.sleep(pause if remaining is None else min(pause, remaining))
                 pause = min(pause * 2, 0.05)
-        return outcome
+        return self._lost(handle) if isinstance(status, Recovered) else self._outcome(handle, status)
 
     def fileno(self, handle: Handle) -> int | None:
         with self._lock:
@@ -277,7 +277,7 @@ class ShimRuntime:
             os.close(fd)
         if not self._reap(handle.shim_pid):
             self._unreaped.add(handle.shim_pid)  # released while running: reaped on a later start
-        shutil.rmtree(handle.record_dir, ignore_errors=True)
+        records.remove_record(handle.record_dir)
 
     def usage(self, handle: Handle) -> tuple[int | None, float | None]:
         return self.isolation.usage(handle)
@@ -309,10 +309,11 @@ class ShimRuntime:
         return False
 
 
-def _lock_directory(path: Path) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    if fd == 3:  # posix_spawn's dup2(3, 3) would keep close-on-exec on some libcs: move it
-        fd = fcntl.fcntl(3, fcntl.F_DUPFD_CLOEXEC, 4)
-        os.close(3)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
+def _above_stdio(fd: int) -> int:
+    """Move `fd` above 0-4, the descriptors a spawn rewires, so no file action clobbers another's source
+    (and no dup2(fd, fd) keeps close-on-exec where a libc skips it)."""
+    if fd > 4:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
+    os.close(fd)
+    return moved

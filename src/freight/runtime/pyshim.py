@@ -151,7 +151,7 @@ def main(argv: list[str]) -> int:
             "usage: pyshim RECORD_DIR CWD RLIMITS NPROCS PROCS... NSTATS STATS... COMMAND...", file=sys.stderr
         )
         return SHIM_FAILED
-    os.closerange(4, 65536)
+    os.closerange(5, 65536)
     record_dir, cwd, rlimits = argv[1], argv[2], argv[3]
     nprocs = int(argv[4])
     procs = argv[5 : 5 + nprocs]
@@ -168,6 +168,9 @@ def main(argv: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
     fcntl.flock(lock_record_dir(record_dir), fcntl.LOCK_EX)
+    if procs:
+        with contextlib.suppress(OSError):
+            os.set_inheritable(4, False)  # the slot's claim: ours to keep, not the job's
     counters = open_counters(specs)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     started = time.time()

@@ -7,9 +7,7 @@
     kill    created by kill(); a job that has not exec'ed yet sees it and dies instead
     status  the exit record, written once (temp + rename) when the job has ended
 
-Record directories live in `<run_dir>/<slot>/<attempt_id>` ("rlimits" instead of a slot name), so a
-restarted runtime can tell a slot still claimed by a running shim from a free one. The C shim
-(shim.c) and the Python shim (pyshim.py) write the same files.
+The C shim (shim.c) and the Python shim (pyshim.py) write the same files.
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 PID = "pid"
 KILL = "kill"
@@ -70,10 +68,26 @@ def parse_status(text: str) -> ShimStatus:
 
 def read_status(record_dir: str) -> ShimStatus | None:
     try:
-        with open(os.path.join(record_dir, STATUS), encoding="utf-8", errors="replace") as file:
-            return parse_status(file.read())
+        fd = os.open(os.path.join(record_dir, STATUS), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        return parse_status(os.read(fd, 65536).decode(errors="replace"))
+    finally:
+        os.close(fd)
+
+
+def remove_record(record_dir: str) -> None:
+    """Delete a record directory: its known files one by one (cheaper than a tree walk), then it."""
+    for name in (STATUS, PID, KILL):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(record_dir, name))
+    try:
+        os.rmdir(record_dir)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(record_dir, ignore_errors=True)  # something unexpected in it (a shim's temp file)
 
 
 def read_pid(record_dir: str) -> int | None:
@@ -102,18 +116,6 @@ def lock_held(record_dir: str) -> bool:
     finally:
         os.close(fd)  # closing drops the lock if we took it
     return False
-
-
-def held_by_a_shim(parent: Path) -> bool:
-    """True if some record directory under `parent` belongs to a shim that is still running."""
-    try:
-        entries = list(os.scandir(parent))
-    except FileNotFoundError:
-        return False
-    return any(
-        entry.is_dir() and not os.path.exists(os.path.join(entry.path, STATUS)) and lock_held(entry.path)
-        for entry in entries
-    )
 
 
 def proc_stat(pid: int) -> list[str] | None:

@@ -5,7 +5,8 @@ Weaker than cgroups, and said so once when chosen:
   kill, so `oom_killed` is never set, and runtimes that reserve address space (JVM, Go) need room;
 - processes are RLIMIT_NPROC, counted per user and ignored for root: best effort only;
 - no CPU quota (RLIMIT_CPU would kill a job after N CPU seconds, which is not a quota);
-- a process that leaves the job's process group (setsid) escapes signal() and kill();
+- a process that leaves the job's process group (setsid) escapes signal() and kill(), and kill()
+  returns once SIGKILL is sent to the group, not once the group is gone;
 - peak memory and CPU come from the job's rusage (itself plus the descendants it waited for).
 """
 
@@ -56,6 +57,9 @@ class RlimitIsolation:
         self.kill(handle)  # what the job left running in its group
 
     def prewarm(self, count: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def destroy(self) -> None:

@@ -15,7 +15,8 @@
  * The runtime spawns the shim with stdout/stderr on the attempt's log and descriptor 3 open on
  * RECORD_DIR, flock'ed; the shim starts a session of its own and holds that lock for its whole life:
  * a lock that can be taken with no status file in the directory means the shim is gone and the
- * exit was lost.
+ * exit was lost. With cgroups, descriptor 4 holds the slot cgroup's flock, which keeps the slot
+ * claimed while the shim lives (even if the runtime that started it is gone).
  * The job writes RECORD_DIR/pid; the shim writes RECORD_DIR/status atomically (temp + rename).
  */
 #define _GNU_SOURCE
@@ -257,7 +258,7 @@ int main(int argc, char **argv) {
         return SHIM_FAILED;
     }
 #ifdef SYS_close_range
-    syscall(SYS_close_range, 4U, ~0U, 0U); /* nothing of the scheduler's may leak into the job */
+    syscall(SYS_close_range, 5U, ~0U, 0U); /* nothing of the scheduler's may leak into the job */
 #endif
     record_dir = argv[1];
     const char *cwd = argv[2];
@@ -293,6 +294,8 @@ int main(int argc, char **argv) {
         dprintf(2, "freight-shim: cannot lock %s: %s\n", record_dir, strerror(errno));
         return SHIM_FAILED;
     }
+    if (nprocs > 0)
+        fcntl(4, F_SETFD, FD_CLOEXEC); /* the slot's claim: ours to keep, not the job's */
     parse_stats(nstats, argv + 6 + nprocs, stats);
 
     int errpipe[2];

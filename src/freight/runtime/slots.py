@@ -1,44 +1,47 @@
 """Cgroup isolation through a pool of reusable slot cgroups.
 
 Creating a cgroup per attempt costs milliseconds; reusing `<parent>/slot-N` costs a few file writes.
-A slot is busy from place() until release(). Free slots are tracked in memory only: after a restart
-the pool starts from the slot directories it finds, and takes one it has not used yet only when the
-cgroup is empty and no running shim holds a record under `<run_dir>/<slot>/` (the job may not have
-joined its cgroup yet). So a slot still running an attempt that has not been recovered is never
-handed out; a finished attempt's measures live in its shim's status file, so reusing its slot
-loses nothing.
+A slot is busy from place() until release(), tracked in memory. Across processes a slot is claimed
+by an flock on its cgroup directory: the pool takes it when it first uses the slot and keeps it, and
+each attempt's shim inherits it (descriptor 4) for its whole life. So another runtime sharing the
+cgroup parent never takes our slots, and after a restart a slot whose attempt still runs stays
+claimed by that attempt's shim even before its job has joined the cgroup. A finished attempt's
+measures live in its shim's status file, so reusing its slot loses nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
 import threading
-from pathlib import Path
+import weakref
 
 from freight.errors import TransientError
-from freight.runtime import records
 from freight.runtime.base import Handle, Limits
 from freight.runtime.cgroups import CgroupDriver, Slot
 from freight.runtime.isolation import Measures, Placement
 from freight.runtime.notices import logger
 from freight.runtime.records import ShimStatus
 
+#: slot locks are kept above the descriptors a spawn rewires (0-4), so file actions cannot clobber them
+_LOCK_FLOOR = 10
+
 
 class SlotPool:
-    def __init__(self, driver: CgroupDriver, run_dir: Path) -> None:
+    def __init__(self, driver: CgroupDriver) -> None:
         self.driver = driver
-        self.run_dir = run_dir
         self.kind = driver.kind
         self.description = driver.description
         self._lock = threading.Lock()
         self._slots: dict[str, Slot] = {}
+        # a pool dropped without close() must not keep its slots claimed for the life of the process
+        weakref.finalize(self, _unlock_all, self._slots)
         self._owner: dict[str, str] = {}
         #: free slots, most recently released last (reused first: its limits are likeliest unchanged)
         self._free = driver.slot_names()
-        #: slots found busy when taken: maybe an earlier run's attempt, not recovered yet
+        #: slots that could not be taken: claimed elsewhere, or processes still in them
         self._stale: set[str] = set()
-        #: slots this instance has checked for records of an earlier run's running shims
-        self._checked: set[str] = set()
         numbers = [int(name[5:]) for name in self._free if name[5:].isdigit()]
         self._next = max(numbers, default=-1) + 1
 
@@ -59,7 +62,7 @@ class SlotPool:
                 self._free.append(slot.name)
             problem = f"{exc.strerror} ({exc.filename})"
             raise TransientError(f"cannot prepare cgroup {slot.name}: {problem}") from exc
-        return Placement(slot.name, oom_base, cpu_base, slot.procs, slot.counters, "-")
+        return Placement(slot.name, oom_base, cpu_base, slot.procs, slot.counters, "-", slot.lock)
 
     def unplace(self, attempt_id: str, placement: Placement) -> None:
         with self._lock:
@@ -87,7 +90,8 @@ class SlotPool:
         emptied = self.driver.kill(slot)
         with self._lock:
             del self._owner[slot.name]
-            if emptied:
+            # a recovered attempt's shim may still hold the slot's lock for a moment
+            if emptied and self._lock_slot(slot):
                 self._free.append(slot.name)
             else:
                 self._stale.add(slot.name)
@@ -122,15 +126,23 @@ class SlotPool:
         slot = self._slot_of(handle, claim=False)
         return self.driver.pids(slot) if slot is not None else []
 
+    def close(self) -> None:
+        """Let go of every slot (running attempts keep theirs claimed through their shims)."""
+        with self._lock:
+            self._forget_all()
+
     def destroy(self) -> None:
         """Kill everything in every slot and delete the slots and the parent cgroup."""
         with self._lock:
-            names = set(self._free) | self._stale | set(self._owner) | set(self.driver.slot_names())
-            for name in names:
+            for name in set(self._slots) | set(self.driver.slot_names()):
                 self.driver.kill(self._open(name))
                 self.driver.remove(name)
-            self._free, self._stale, self._owner, self._slots = [], set(), {}, {}
+            self._forget_all()
             self.driver.remove_parents()
+
+    def _forget_all(self) -> None:
+        _unlock_all(self._slots)
+        self._free, self._stale, self._owner = [], set(), {}
 
     def _take(self, attempt_id: str) -> Slot:
         with self._lock:
@@ -145,18 +157,29 @@ class SlotPool:
                     self._stale.discard(name)
                     self._owner[name] = attempt_id
                     return slot
-            slot = self._new_slot()
-            self._checked.add(slot.name)
+            while not self._usable(slot := self._new_slot()):
+                self._stale.add(slot.name)  # another runtime created the same name first
             self._owner[slot.name] = attempt_id
             return slot
 
     def _usable(self, slot: Slot) -> bool:
-        if not self.driver.is_empty(slot):
+        return self._lock_slot(slot) and self.driver.is_empty(slot)
+
+    def _lock_slot(self, slot: Slot) -> bool:
+        """Claim the slot for this pool, unless another runtime or a running shim holds it."""
+        if slot.lock is not None:
+            return True
+        try:
+            fd = os.open(slot.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return False
-        if slot.name not in self._checked:
-            if records.held_by_a_shim(self.run_dir / slot.name):
-                return False
-            self._checked.add(slot.name)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            slot.lock = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _LOCK_FLOOR)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
         return True
 
     def _new_slot(self) -> Slot:
@@ -171,7 +194,7 @@ class SlotPool:
         return slot
 
     def _slot_of(self, handle: Handle, *, claim: bool) -> Slot | None:
-        """The handle's slot if this attempt holds it; with `claim`, take it if nobody holds it."""
+        """The handle's slot if this attempt holds it; with `claim`, take it if nobody holds it here."""
         name = handle.slot
         if name is None:
             return None
@@ -186,3 +209,11 @@ class SlotPool:
             self._stale.discard(name)
             self._owner[name] = handle.attempt_id
             return self._open(name)
+
+
+def _unlock_all(slots: dict[str, Slot]) -> None:
+    for slot in slots.values():
+        if slot.lock is not None:
+            os.close(slot.lock)
+            slot.lock = None
+    slots.clear()

@@ -335,31 +335,32 @@ class BuildStore:
             rows = conn.execute(query.order_by(build_deployments.c.id.desc()).limit(limit)).mappings()
             return [Deployment(**r) for r in rows]
 
-    def _current_row(self, conn: Connection, app: str, env: str) -> dict[str, Any] | None:
-        row = (
-            conn.execute(
-                select(build_current).where(and_(build_current.c.app == app, build_current.c.env == env))
-            )
-            .mappings()
-            .first()
-        )
+    def _current_row(
+        self, conn: Connection, app: str, env: str, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        query = select(build_current).where(and_(build_current.c.app == app, build_current.c.env == env))
+        if lock:
+            # PostgreSQL: writers queue on the row instead of failing the compare-and-set; SQLite
+            # already holds the database write lock (BEGIN IMMEDIATE) and ignores FOR UPDATE.
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 
     def _switch(
         self, app: str, env: str, release_id: str, action: str, actor: str | None
     ) -> Deployment | None:
-        for _ in range(5):
+        for attempt in range(10):
             try:
                 return self._try_switch(app, env, release_id, action, actor)
             except _Raced:
-                continue
-        raise ConflictError(f"{app} in {env} changed under us five times; try again")
+                time.sleep(0.005 * (attempt + 1))
+        raise ConflictError(f"{app} in {env} kept changing under us; try again")
 
     def _try_switch(
         self, app: str, env: str, release_id: str, action: str, actor: str | None
     ) -> Deployment | None:
         with self.engine.begin() as conn:
-            row = self._current_row(conn, app, env)
+            row = self._current_row(conn, app, env, lock=True)
             previous = row["release_id"] if row else None
             if previous == release_id:
                 return None

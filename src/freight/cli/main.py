@@ -139,15 +139,15 @@ def up(
     settings = load_settings()
 
     def announce(url: str, token: str | None) -> None:
-        err_console.print(
-            f"freight: serving {url} (API at {url}/api/v1, home {settings.home})", highlight=False
-        )
+        # plain writes: a wrapped token line could not be copied
+        typer.echo(f"freight: serving {url} (API at {url}/api/v1, home {settings.home})", err=True)
         if token:
-            err_console.print(
+            typer.echo(
                 "freight: first start: an admin token was created. It is shown only this once; keep it:\n"
                 f"\n    {token}\n\n"
-                f"  sign in to {url} with it, or: export FREIGHT_URL={url} FREIGHT_TOKEN={token}",
-                highlight=False,
+                f"  sign in to {url} with it, or:\n"
+                f"  export FREIGHT_URL={url} FREIGHT_TOKEN={token}\n",
+                err=True,
             )
 
     serve(

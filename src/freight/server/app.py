@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -106,28 +106,34 @@ def create_app(
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    _mount_extras(app)
+    _mount_extras(app, ctx)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 
 
-def _mount_extras(app: FastAPI) -> None:
-    """Workload routers, when their modules exist. `freight.builds.hooks.router` (an APIRouter, paths
-    relative to /api/v1 unless they already start with it) handles git hooks; it authenticates its
-    callers itself (hook signatures, not API tokens) and finds the JobService and settings on
+def _mount_extras(app: FastAPI, ctx: ServerContext) -> None:
+    """Workload routers, when their modules exist. `freight.builds.hooks` may offer either
+    `create_router(settings, client) -> APIRouter | None` (preferred: it gets the settings and this
+    server's JobService as its JobClient; None means "not configured") or a ready `router`. Paths are
+    taken as they are when they already start with /api/v1, else put under it. The hook checks its
+    callers itself (a signature, not an API token); handlers also find the ServerContext on
     `request.app.state.freight`."""
     try:
         hooks = importlib.import_module("freight.builds.hooks")
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("freight.builds", "freight.builds.hooks"):
+            raise
         return
-    router = getattr(hooks, "router", None)
-    if router is None:
-        log.warning("freight.builds.hooks has no `router`; git hooks are not served")
+    factory = getattr(hooks, "create_router", None)
+    router = factory(ctx.settings, ctx.service) if callable(factory) else getattr(hooks, "router", None)
+    if not isinstance(router, APIRouter):
+        log.debug("freight.builds.hooks offers no router here; git hooks are not served")
         return
-    paths = [getattr(route, "path", "") for route in router.routes]
+    paths = [str(getattr(route, "path", "")) for route in router.routes]
     prefixed = bool(paths) and all(p.startswith(PREFIX) for p in paths)
     app.include_router(router, prefix="" if prefixed else PREFIX)
+    log.info("serving git hooks", extra={"paths": ",".join(paths)})
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -141,6 +147,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, sub in spec_schema.pop("$defs", {}).items():
         components[f"JobSpecIn.{name}"] = _loosen_units(sub)
     components["JobSpecIn"] = _loosen_units(spec_schema)
+    # openapi_extra merges into the generated "object" body schema; keep only the $ref
+    for operation in (op for item in schema["paths"].values() for op in item.values()):
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            body = media.get("schema", {})
+            if "$ref" in body and len(body) > 1:
+                media["schema"] = {"$ref": body["$ref"]}
     app.openapi_schema = schema
     return schema
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from freight.server.metrics import Metrics
 
 access_log = logging.getLogger("freight.server.access")
+API_PREFIX = "/api/v1"
 
 # color_message: uvicorn's ANSI-coloured copy of the message
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -68,6 +69,17 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+def route_label(scope: Scope) -> str:
+    """The matched route's path template ("/api/v1/jobs/{job_id}"), so metric labels stay few.
+    Routes of included routers carry their path without the router's prefix; put /api/v1 back."""
+    path = getattr(scope.get("route"), "path", None)
+    if not path:
+        return "unmatched"
+    if scope["path"].startswith(API_PREFIX) and not path.startswith(API_PREFIX):
+        return API_PREFIX + str(path)
+    return str(path)
+
+
 class AccessLog:
     """ASGI middleware: log each HTTP request once and count it in the metrics."""
 
@@ -89,7 +101,7 @@ class AccessLog:
                 return
             timed = True
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_label(scope)
             self.metrics.observe_request(scope["method"], route, status, elapsed)
             principal = getattr(scope.get("state", {}).get("principal"), "name", None)
             quiet = route in ("/metrics", "/healthz") or scope["path"].startswith("/static/")

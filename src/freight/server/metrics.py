@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.requests import Request
 
 from freight.jobs.states import JobState
 
@@ -106,10 +105,3 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.request_seconds.labels(method, route).observe(seconds)
-
-
-def route_name(request: Request) -> str:
-    """The route's path template ("/api/v1/jobs/{job_id}"), so label cardinality stays small."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"

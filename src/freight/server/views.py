@@ -95,7 +95,11 @@ def outcome(view: JobView, *, queue_paused: bool = False, scheduler_up: bool = T
     if state is JobState.OOM_KILLED:
         limit = bytes_text(spec.resources.memory)
         peak = f" (peak {bytes_text(last.peak_memory)})" if last and last.peak_memory else ""
-        detail = _sentence(reason) or f"The kernel killed it at its {limit} memory limit{peak}."
+        # the title already says "out of memory"; the reason starts with it too
+        detail = (
+            _sentence(reason.removeprefix("out of memory: "))
+            or f"The kernel killed it at its {limit} memory limit{peak}."
+        )
         return Outcome(
             "bad",
             "Killed: out of memory",

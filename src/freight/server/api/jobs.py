@@ -123,7 +123,9 @@ def _parse_labels(items: list[str]) -> dict[str, str] | None:
 def list_jobs(
     ctx: Ctx,
     principal: Caller,
-    state: Annotated[JobState | None, Query()] = None,
+    state: Annotated[
+        str | None, Query(max_length=32, json_schema_extra={"enum": [s.value for s in JobState]})
+    ] = None,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     label: Annotated[list[str], Query(description="KEY=VALUE; repeat for several")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -140,7 +142,7 @@ def list_jobs(
     views = list_visible(
         ctx.service,
         principal,
-        state=state.value if state else None,
+        state=state or None,
         queue=queue,
         label=_parse_labels(label),
         limit=limit,

@@ -4,6 +4,7 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 const POLL_MS = 2000;
+const STATE_WORDS = { oom_killed: "out of memory", timed_out: "timed out" };
 
 // --- talking to the server ------------------------------------------------------------------------
 
@@ -93,6 +94,9 @@ function initJobs() {
 
   const dialog = $("#new-job");
   const form = $("#new-job-form");
+  $("#nj-command")?.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); form.requestSubmit(); }
+  });
   form?.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
@@ -119,17 +123,28 @@ function initJobs() {
 
 // --- one job --------------------------------------------------------------------------------------
 
+async function refreshJob() {
+  const panel = $("#job-panel");
+  const html = panel && await fragment(panel.dataset.live);
+  if (!html) return false;
+  const tpl = document.createElement("template");
+  tpl.innerHTML = html;
+  const top = $('[data-part="top"]', tpl.content);
+  const bottom = $('[data-part="bottom"]', tpl.content);
+  if (top) keepFocus(panel, () => panel.replaceChildren(top));
+  const history = $("#job-history");
+  if (bottom && history) keepFocus(history, () => history.replaceChildren(bottom));
+  return true;
+}
+
 function initJob() {
   const panel = $("#job-panel");
   if (!panel) return;
-  const jobId = panel.dataset.job;
-  const viewer = logViewer(jobId);
+  const viewer = logViewer(panel.dataset.job);
   let last = panelData();
   viewer.start(last);
   every(1500, async () => {
-    const html = await fragment(panel.dataset.live);
-    if (!html) return;
-    keepFocus(panel, () => { panel.innerHTML = html; });
+    if (!(await refreshJob())) return;
     const now = panelData();
     viewer.jobChanged(last, now);
     last = now;
@@ -211,7 +226,7 @@ function logViewer(jobId) {
     });
     source.addEventListener("end", (ev) => {
       const d = JSON.parse(ev.data);
-      stop(d.terminal ? `Ended: ${d.state.replace("_", " ")}.` : "");
+      stop(d.terminal ? `Ended: ${STATE_WORDS[d.state] || d.state}.` : "");
       pre.dataset.empty = "No output.";
       if (following && pinned === null && !d.terminal) {
         // another attempt follows (retry): wait for it and append its output
@@ -250,11 +265,7 @@ async function jobAction(button) {
   try {
     const view = await api("POST", `/api/v1/jobs/${job}/${action}`);
     toast(action === "cancel" ? (view.state === "cancelled" ? "Cancelled." : "Cancelling…") : "Queued again.");
-    const panel = $("#job-panel");
-    if (panel) {
-      const html = await fragment(panel.dataset.live);
-      if (html) panel.innerHTML = html;
-    }
+    await refreshJob();
   } catch (err) {
     toast(err.message, true);
     button.disabled = false;

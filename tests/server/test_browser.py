@@ -1,0 +1,129 @@
+"""The web UI in the machine's Chromium (Playwright; never a downloaded browser): sign in, submit a
+job, watch it finish, read its log, cancel another, and move around by keyboard."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.server.conftest import Live
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SLOW = 30_000  # ms: a bound on waiting for a job, not a timing assertion
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live: Live) -> Iterator[Page]:
+    context = browser.new_context(base_url=live.url, viewport={"width": 1366, "height": 820})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/jobs")
+    expect(page).to_have_url(re.compile(r"/login\?next=/jobs$"))
+    page.fill("#token", live.admin)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/jobs$"))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def api(live: Live) -> httpx.Client:
+    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin}"})
+
+
+def test_submit_a_job_watch_it_finish_and_read_its_log(page: Page) -> None:
+    page.keyboard.press("n")
+    dialog = page.locator("#new-job")
+    expect(dialog).to_be_visible()
+    page.fill("#nj-command", "echo hello-from-the-browser; sleep 0.5; echo done")
+    page.fill("#nj-name", "browser-job")
+    page.fill("#nj-queue", "browser")
+    page.fill("#nj-memory", "64M")
+    page.click("#new-job-form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f]{20}$"))
+    expect(page.locator("h1")).to_have_text("browser-job")
+    expect(page.locator("#job-state")).to_have_text("succeeded", timeout=SLOW)
+    expect(page.locator("#outcome")).to_contain_text("Succeeded")
+    expect(page.locator("#log")).to_have_text("hello-from-the-browser\ndone\n", timeout=SLOW)
+    expect(page.locator("#log-status")).to_contain_text("Ended: succeeded")
+    expect(page.locator("#job-history table.grid tbody tr")).to_have_count(1)  # one attempt
+    page.keyboard.press("w")
+    expect(page.locator("#log")).to_have_class(re.compile(r"\bwrap\b"))
+
+
+def test_cancel_a_running_job_from_its_page(page: Page, live: Live) -> None:
+    with api(live) as client:
+        job = client.post(
+            "/api/v1/jobs", json={"shell": "echo started; sleep 300", "queue": "browser", "name": "long"}
+        ).json()
+    page.goto("/jobs?queue=browser")
+    row = page.locator(f'tr[data-id="{job["id"]}"]')
+    expect(row.locator(".badge")).to_have_text("running", timeout=SLOW)  # the list updates by itself
+    row.locator("a").click()
+    expect(page.locator("#log")).to_have_text("started\n", timeout=SLOW)
+    page.once("dialog", lambda d: d.accept())
+    page.click('[data-action="cancel"]')
+    expect(page.locator("#job-state")).to_have_text("cancelled", timeout=SLOW)
+    expect(page.locator("#outcome")).to_contain_text("Cancelled")
+    expect(page.locator('[data-action="retry"]')).to_be_visible()
+
+
+def test_a_waiting_job_says_why(page: Page, live: Live) -> None:
+    with api(live) as client:
+        client.put("/api/v1/queues/browser-held", json={})
+        client.post("/api/v1/queues/browser-held/pause")
+        job = client.post("/api/v1/jobs", json={"command": ["true"], "queue": "browser-held"}).json()
+    page.goto(f"/jobs/{job['id']}")
+    expect(page.locator("#outcome")).to_contain_text("Waiting to start")
+    expect(page.locator("#outcome")).to_contain_text("Its queue 'browser-held' is paused.")
+    page.goto("/queues")
+    row = page.locator('tr[data-queue="browser-held"]')
+    expect(row.locator(".badge")).to_have_text("paused")
+    row.locator('[data-action="resume"]').click()
+    expect(row.locator(".badge")).to_have_text("active")
+    with api(live) as client:
+        done = client.post("/api/v1/jobs/wait", json={"ids": [job["id"]], "timeout": 30}).json()["jobs"][0]
+    assert done["state"] == "succeeded"
+
+
+def test_keyboard_navigation_and_the_capacity_chart(page: Page) -> None:
+    page.keyboard.press("g")
+    page.keyboard.press("c")
+    expect(page).to_have_url(re.compile(r"/capacity$"))
+    expect(page.locator("#chart-cpu svg polygon.used")).to_have_count(1, timeout=SLOW)
+    expect(page.locator("#chart-mem .readout")).to_contain_text("free of")
+    page.keyboard.press("g")
+    page.keyboard.press("j")
+    expect(page).to_have_url(re.compile(r"/jobs$"))
+    page.keyboard.press("j")
+    selected = page.locator("tr.sel")
+    expect(selected).to_have_count(1)
+    job_id = selected.get_attribute("data-id")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/jobs/{job_id}$"))
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()

@@ -1,0 +1,185 @@
+"""The CLI with FREIGHT_URL set talks to a real server and prints what embedded mode prints.
+
+Both modes run against the same store (the live server's), so the same jobs must render identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from freight.cli import main as cli_main
+from freight.errors import UserError
+from freight.server.tokens import create_token
+from tests.server.conftest import Live
+
+if not any(getattr(g, "name", None) == "tokens" for g in cli_main.app.registered_groups):
+    cli_main._mount_optional()
+
+runner = CliRunner()
+
+
+class Out:
+    def __init__(self, code: int, stdout: str, stderr: str, error: str | None) -> None:
+        self.code, self.stdout, self.stderr, self.error = code, stdout, stderr, error
+
+
+def cli(args: list[str], env: dict[str, Any]) -> Out:
+    """Run the CLI in-process as `freight` would (a UserError is one line and exit code 2)."""
+    result = runner.invoke(cli_main.app, args, env=env)
+    error = None
+    code = result.exit_code
+    if isinstance(result.exception, UserError):
+        error, code = str(result.exception), 2
+    elif result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Out(code, result.stdout, result.stderr, error)
+
+
+def embedded(live: Live) -> dict[str, Any]:
+    return {
+        "FREIGHT_HOME": str(live.settings.home),
+        "FREIGHT_CGROUP_PARENT": live.settings.cgroup_parent,
+        "FREIGHT_URL": None,
+        "FREIGHT_TOKEN": None,
+    }
+
+
+def remote(live: Live, token: str | None = None) -> dict[str, Any]:
+    return {**embedded(live), "FREIGHT_URL": live.url, "FREIGHT_TOKEN": token or live.admin}
+
+
+def both(live: Live, args: list[str]) -> tuple[Out, Out]:
+    return cli(args, embedded(live)), cli(args, remote(live))
+
+
+def test_run_streams_output_and_exits_like_the_job(live: Live) -> None:
+    args = ["run", "--queue", "cli", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]
+    local, far = both(live, args)
+    assert (local.code, local.stdout) == (far.code, far.stdout) == (3, "out\nerr\n")
+    assert "failed: exited with code 3" in far.stderr
+
+
+def test_submit_show_ls_logs_events_render_the_same(live: Live) -> None:
+    submitted = cli(
+        ["submit", "--queue", "cli-same", "--name", "same", "--json", "--", "echo", "hello"], remote(live)
+    )
+    assert submitted.code == 0, submitted.stderr
+    job = json.loads(submitted.stdout)
+    local_job = json.loads(
+        cli(["submit", "--queue", "cli-same", "--json", "--", "echo", "x"], embedded(live)).stdout
+    )
+    assert job.keys() == local_job.keys()
+    live.service.wait([job["id"], local_job["id"]], timeout=60)
+    for args in (
+        ["jobs", "show", job["id"]],
+        ["jobs", "show", job["id"], "--json"],
+        ["jobs", "ls", "--queue", "cli-same"],
+        ["jobs", "ls", "--queue", "cli-same", "--json"],
+        ["jobs", "logs", job["id"]],
+        ["jobs", "logs", job["id"], "--follow"],
+        ["jobs", "events", job["id"]],
+        ["queues", "--json"],
+        ["queues"],
+    ):
+        local, far = both(live, args)
+        assert local.code == far.code == 0, (args, far.stderr, far.error)
+        assert far.stdout == local.stdout, args
+    assert cli(["jobs", "logs", job["id"]], remote(live)).stdout == "hello\n"
+
+
+def test_cancel_retry_queues_and_definitions(live: Live, tmp_path) -> None:
+    cli(["queues", "set", "cli-held", "--pause"], remote(live))
+    job_id = cli(["submit", "--queue", "cli-held", "--", "true"], remote(live)).stdout.strip()
+    far = cli(["jobs", "cancel", job_id], remote(live))
+    assert far.stdout == f"{job_id} cancelled\n"
+    again_local, again_far = both(live, ["jobs", "cancel", job_id])
+    assert again_far.code == again_local.code == 2 and again_far.error == again_local.error
+    assert cli(["jobs", "retry", job_id], remote(live)).stdout == f"{job_id} queued\n"
+    assert cli(["queues", "set", "cli-held", "--resume", "--weight", "2"], remote(live)).stdout == (
+        "cli-held: priority 0, weight 2, active\n"
+    )
+    spec = tmp_path / "greet.yaml"
+    spec.write_text("command: [echo, from-definition]\nqueue: cli-def\n")
+    assert cli(["definitions", "register", "cli-greet", str(spec)], remote(live)).stdout == "cli-greet:1\n"
+    local, far = both(live, ["definitions", "--json"])
+    assert far.stdout == local.stdout and "cli-greet" in far.stdout
+    run = cli(["run", "--definition", "cli-greet"], remote(live))
+    assert (run.code, run.stdout) == (0, "from-definition\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["jobs", "show", "nope"],
+        ["submit", "--memory", "lots", "--", "true"],
+        ["submit", "--after", "nope", "--", "true"],
+        ["jobs", "ls", "--state", "sleeping"],
+        ["submit", "--", ""],
+    ],
+)
+def test_errors_are_the_same_line(live: Live, args: list[str]) -> None:
+    local, far = both(live, args)
+    assert local.code == far.code == 2
+    assert far.error == local.error and far.error
+
+
+def test_scoped_token_and_bad_settings(live: Live) -> None:
+    _, scoped = create_token(live.service.engine, "cli-scoped", queues=["cli-mine"])
+    env = remote(live, scoped)
+    denied = cli(["submit", "--queue", "cli-theirs", "--", "true"], env)
+    assert denied.code == 2 and denied.error.startswith("queue: this token may not use queue 'cli-theirs'")
+    mine = cli(["submit", "--queue", "cli-mine", "--", "true"], env)
+    assert mine.code == 0
+    listed = json.loads(cli(["jobs", "ls", "--json"], env).stdout)
+    assert {j["queue"] for j in listed} == {"cli-mine"}
+    no_token = cli(["jobs", "ls"], {**remote(live), "FREIGHT_TOKEN": None})
+    assert no_token.code == 2 and no_token.error.startswith("FREIGHT_TOKEN: this needs an API token")
+    nobody = cli(["jobs", "ls"], {**remote(live), "FREIGHT_URL": "http://127.0.0.1:9"})
+    assert nobody.code == 2 and nobody.error.startswith("FREIGHT_URL: cannot reach the freight server")
+
+
+def test_tokens_commands_local_and_remote(live: Live) -> None:
+    made = cli(["tokens", "create", "--name", "cli-ci", "--queue", "cli-a", "--queue", "cli-b"], remote(live))
+    token = made.stdout.strip()
+    assert made.code == 0 and token.startswith("frt_") and "\n" not in token
+    assert "queues cli-a, cli-b" in made.stderr
+    local, far = both(live, ["tokens", "ls", "--json"])
+    assert far.stdout == local.stdout
+    assert any(t["name"] == "cli-ci" for t in json.loads(far.stdout))
+    who = cli(["jobs", "ls"], remote(live, token))
+    assert who.code == 0
+    revoked = cli(["tokens", "revoke", "cli-ci"], embedded(live))
+    assert revoked.stdout.startswith("revoked ")
+    after = cli(["jobs", "ls"], remote(live, token))
+    assert after.code == 2 and "revoked" in after.error
+    denied = cli(["tokens", "ls"], remote(live, create_token(live.service.engine, "plain")[1]))
+    assert denied.code == 2 and "admin token" in denied.error
+
+
+def test_the_real_binary_end_to_end(live: Live) -> None:
+    env = {**os.environ, **{k: v for k, v in remote(live).items() if v is not None}}
+    done = subprocess.run(
+        [sys.executable, "-m", "freight.cli.main", "run", "--", "sh", "-c", "echo hi; exit 7"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (7, "hi\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "freight.cli.main", "jobs", "show", "nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: no job 'nope' (see `freight jobs ls`)"
+    assert "Traceback" not in bad.stderr

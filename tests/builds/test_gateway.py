@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from freight.builds.api import Builds
 from freight.builds.gateway import IMMUTABLE, accepts_gzip
 from freight.builds.releases import publish
 from freight.builds.store import Route
 from freight.jobs.service import JobService
+from tests.builds.helpers import serve
 
 BIG_JS = "export function f(x){return x*2}\n" * 200
 
@@ -29,24 +25,6 @@ def site(root: Path, version: str, bundle: str) -> Path:
     (root / "assets" / bundle).write_text(BIG_JS + f"// {version}\n")
     (root / "robots.txt").write_text("User-agent: *\n")
     return root
-
-
-@contextlib.contextmanager
-def serve(app: object) -> Iterator[str]:
-    """A real uvicorn on a free port, as `freight serve` runs the gateway."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""`freight build | deploy | rollback | releases` through the typer sub-app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from freight.cli.build import build_app, mount
+from freight.config import Settings
+from freight.errors import ConflictError, NotFoundError
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def env(settings: Settings, cgroup_parent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FREIGHT_HOME", str(settings.home))
+    monkeypatch.setenv("FREIGHT_CGROUP_PARENT", cgroup_parent)
+    monkeypatch.setenv("FREIGHT_CPUS", "2")
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(build_app, list(args), catch_exceptions=True)
+
+
+def test_build_dry_json_then_build_why_deploy_rollback(ws: Path, settings: Settings) -> None:
+    dry = invoke("build", "--cwd", str(ws), "--dry", "--json")
+    assert dry.exit_code == 0, dry.output  # type: ignore[attr-defined]
+    plan = json.loads(dry.stdout)  # type: ignore[attr-defined]
+    tasks = {t["task"]: t for t in plan["tasks"]}
+    assert len(tasks) == 16 and tasks["@sample/app-01#build"]["cache"] == "miss"
+    assert tasks["@sample/ui#build"]["cache"] == "noop"
+    assert set(tasks["@sample/app-01#build"]["inputs"]) == {
+        "files",
+        "global",
+        "lockfile",
+        "env",
+        "settings",
+        "tools",
+        "deps",
+    }
+
+    built = invoke("build", "--cwd", str(ws), "--json", "--summarize", "app-01", "app-02")
+    assert built.exit_code == 0, built.output  # type: ignore[attr-defined]
+    summary = json.loads(built.stdout)  # type: ignore[attr-defined]
+    assert summary["totals"]["built"] == 2 and summary["status"] == "ok"
+    assert (settings.home / "builds" / "runs" / f"{summary['id']}.json").exists()
+
+    again = invoke("build", "--cwd", str(ws), "app-01")
+    assert again.exit_code == 0
+    assert "cached" in again.stdout and "1 cached" in again.stdout  # type: ignore[attr-defined]
+
+    (ws / "apps/app-01/src/main.js").open("a").write("export const changed = 1;\n")
+    why = invoke("build", "--cwd", str(ws), "--why", "app-01")
+    assert why.exit_code == 0
+    assert "file src/main.js changed" in why.stdout  # type: ignore[attr-defined]
+    rebuilt = invoke("build", "--cwd", str(ws), "app-01")
+    assert rebuilt.exit_code == 0
+
+    listed = invoke("releases", "app-01", "--json")
+    releases = json.loads(listed.stdout)["releases"]  # type: ignore[attr-defined]
+    assert len(releases) == 2
+    newest, oldest = releases[0]["id"], releases[1]["id"]
+    assert "is now current in prod" in invoke("deploy", "app-01", oldest).stdout  # type: ignore[attr-defined]
+    assert "is now current in prod" in invoke("deploy", "app-01", "--env", "prod").stdout  # type: ignore[attr-defined]
+    assert "already current" in invoke("deploy", "app-01").stdout  # type: ignore[attr-defined]
+    back = invoke("rollback", "app-01", "--env", "prod")
+    assert f"rolled back to {oldest}" in back.stdout  # type: ignore[attr-defined]
+    table = invoke("releases", "app-01", "--history").stdout  # type: ignore[attr-defined]
+    assert f"{oldest}" in table and "<- current in prod" in table and "rollback" in table
+    assert newest in table
+
+    nothing = invoke("rollback", "app-01")
+    assert isinstance(nothing.exception, ConflictError)  # type: ignore[attr-defined]
+    missing = invoke("deploy", "nope")
+    assert isinstance(missing.exception, NotFoundError)  # type: ignore[attr-defined]
+
+
+def test_build_exit_code_is_1_when_a_task_fails(ws: Path) -> None:
+    (ws / "apps/app-02/src/main.js").write_text("syntax error (\n")
+    failed = invoke("build", "--cwd", str(ws), "--continue", "app-01", "app-02")
+    assert failed.exit_code == 1
+    assert "failed" in failed.stdout  # type: ignore[attr-defined]
+
+
+def test_mount_adds_the_commands() -> None:
+    root = typer.Typer()
+
+    @root.command("version")
+    def version() -> None:
+        pass
+
+    mount(root)
+    names = {c.name for c in root.registered_commands}
+    assert {"build", "deploy", "rollback", "releases", "serve", "version"} <= names

@@ -105,3 +105,20 @@ def test_recover_in_the_same_instance(runtime: ShimRuntime, tmp_path: Path) -> N
     assert isinstance(outcome, Outcome)
     assert runtime.recover(handle) == outcome
     runtime.release(handle)
+
+
+def test_a_released_attempt_can_no_longer_touch_its_slot(runtime: ShimRuntime, tmp_path: Path) -> None:
+    """A late kill() of a released attempt must not hit (or take) the slot's next attempt."""
+    done = runtime.start(request(tmp_path, ["true"]))
+    assert runtime.wait(done, timeout=30) is not None
+    runtime.release(done)
+    successor = runtime.start(request(tmp_path, ["sleep", "300"]))
+    assert successor.slot == done.slot
+    job = job_pid(successor)
+    runtime.kill(done)
+    runtime.signal(done, signal.SIGTERM)
+    runtime.release(done)
+    assert not gone(job) and runtime.poll(successor) is None
+    runtime.kill(successor)
+    assert runtime.wait(successor, timeout=30) is not None
+    runtime.release(successor)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from freight.config import Settings
 from freight.runtime import create_runtime
+from freight.runtime.base import Recovered
 from freight.runtime.process import ShimRuntime
 from freight.runtime.slots import SlotPool
 from tests.runtime.conftest import MAKE_SETTINGS
@@ -89,6 +90,7 @@ def test_a_restarted_runtime_never_takes_a_running_attempts_slot(
         assert other.slot != busy.slot
         assert restarted.wait(other, timeout=30) is not None
         restarted.release(other)
+        assert restarted.recover(busy) is Recovered.RUNNING
         restarted.kill(busy)
         assert restarted.wait(busy, timeout=30) is not None
         restarted.release(busy)

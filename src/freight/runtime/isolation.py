@@ -48,7 +48,8 @@ class Isolation(Protocol):
         ...
 
     def claim(self, handle: Handle) -> None:
-        """After a restart: mark what a recovered attempt holds as busy again."""
+        """After a restart: mark what a recovered attempt holds as its own again. Only recovered
+        attempts and attempts started by this instance can be signalled, killed or released."""
         ...
 
     def signal(self, handle: Handle, signum: int) -> None: ...

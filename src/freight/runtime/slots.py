@@ -74,17 +74,17 @@ class SlotPool:
         self._slot_of(handle, claim=True)
 
     def signal(self, handle: Handle, signum: int) -> None:
-        slot = self._slot_of(handle, claim=True)
+        slot = self._slot_of(handle, claim=False)
         if slot is not None:
             self.driver.signal(slot, signum)
 
     def kill(self, handle: Handle) -> None:
-        slot = self._slot_of(handle, claim=True)
+        slot = self._slot_of(handle, claim=False)
         if slot is not None and not self.driver.kill(slot):
             logger.warning("freight: attempt %s has processes surviving SIGKILL", handle.attempt_id)
 
     def release(self, handle: Handle) -> None:
-        slot = self._slot_of(handle, claim=True)
+        slot = self._slot_of(handle, claim=False)
         if slot is None:
             return
         emptied = self.driver.kill(slot)
@@ -194,7 +194,9 @@ class SlotPool:
         return slot
 
     def _slot_of(self, handle: Handle, *, claim: bool) -> Slot | None:
-        """The handle's slot if this attempt holds it; with `claim`, take it if nobody holds it here."""
+        """The handle's slot if this attempt holds it here; with `claim` (recovery only), take it if
+        no attempt of this runtime does. Without it, a handle whose slot this runtime does not hold
+        for it (released, or not recovered) touches nothing: its slot may be free or someone else's."""
         name = handle.slot
         if name is None:
             return None

@@ -101,8 +101,8 @@ def test_runtimes_sharing_a_cgroup_parent_never_share_a_slot(
     make_settings: MAKE_SETTINGS, tmp_path: Path
 ) -> None:
     """Two runtimes with different homes (think: two test sessions) and one cgroup parent."""
-    first = create_runtime(make_settings().with_home(tmp_path / "a"))
-    second = create_runtime(make_settings().with_home(tmp_path / "b"))
+    first = create_runtime(make_settings())
+    second = create_runtime(make_settings().with_home(tmp_path / "other-home"))
     try:
         done = first.start(request(tmp_path, ["true"]))
         assert first.wait(done, timeout=30) is not None

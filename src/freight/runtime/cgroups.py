@@ -85,8 +85,8 @@ class CgroupDriver(ABC):
 
     def slot_names(self) -> list[str]:
         """Slots left by an earlier run, to be reused."""
-        first = self.hierarchies[0]
-        return sorted(p.name for p in first.iterdir() if p.name.startswith("slot-") and p.is_dir())
+        names = [p.name for p in self.hierarchies[0].iterdir() if p.name.startswith("slot-") and p.is_dir()]
+        return sorted(names, key=lambda name: (len(name), name))  # slot-2 before slot-10
 
     def exists(self, name: str) -> bool:
         return (self.hierarchies[0] / name).is_dir()

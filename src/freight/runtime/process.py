@@ -7,7 +7,8 @@
     the shim waits for the job (wait4) and writes record_dir/status, then exits;
     the scheduler learns of the exit through a pidfd on the shim, and reads the status file.
 
-Nothing here blocks except wait(); a start costs one posix_spawn plus a few cgroup file writes.
+Only wait() blocks for long; kill() and release() wait until the slot is empty, which takes a moment.
+A start costs one posix_spawn plus a few small file operations.
 The shim is not in the job's cgroups, so an OOM kill in the job can never take the record with it.
 """
 
@@ -273,10 +274,10 @@ class ShimRuntime:
         with self._lock:
             self._live.discard(handle.attempt_id)
             fd = self._pidfds.pop(handle.attempt_id, None)
+            if not self._reap_locked(handle.shim_pid):
+                self._unreaped.add(handle.shim_pid)  # released while running: reaped on a later start
         if fd is not None:
             os.close(fd)
-        if not self._reap(handle.shim_pid):
-            self._unreaped.add(handle.shim_pid)  # released while running: reaped on a later start
         records.remove_record(handle.record_dir)
 
     def usage(self, handle: Handle) -> tuple[int | None, float | None]:

@@ -103,6 +103,8 @@ def lock_record_dir(record_dir: str) -> int:
         if (inherited.st_dev, inherited.st_ino) == (directory.st_dev, directory.st_ino):
             os.set_inheritable(3, False)
             return 3
+    with contextlib.suppress(OSError):
+        os.close(3)  # started by hand: whatever 3 is, the job must not inherit it
     return os.open(record_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
@@ -164,13 +166,16 @@ def main(argv: list[str]) -> int:
     for name in IGNORED:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.setsid()
+    with contextlib.suppress(OSError):  # already a group leader when started by hand from a shell
+        os.setsid()
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
     fcntl.flock(lock_record_dir(record_dir), fcntl.LOCK_EX)
-    if procs:
-        with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):
+        if procs:
             os.set_inheritable(4, False)  # the slot's claim: ours to keep, not the job's
+        else:
+            os.close(4)
     counters = open_counters(specs)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     started = time.time()

@@ -228,7 +228,8 @@ static int lock_record_dir(void) {
     int fd = 3;
     if (fstat(fd, &inherited) != 0 || stat(record_dir, &dir) != 0 || inherited.st_dev != dir.st_dev ||
         inherited.st_ino != dir.st_ino) {
-        fd = open(record_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* started by hand */
+        close(3); /* started by hand: whatever 3 is, the job must not inherit it */
+        fd = open(record_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
             return -1;
     } else if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -296,6 +297,8 @@ int main(int argc, char **argv) {
     }
     if (nprocs > 0)
         fcntl(4, F_SETFD, FD_CLOEXEC); /* the slot's claim: ours to keep, not the job's */
+    else
+        close(4);
     parse_stats(nstats, argv + 6 + nprocs, stats);
 
     int errpipe[2];

@@ -15,6 +15,7 @@ import fcntl
 import os
 import signal
 import threading
+import time
 import weakref
 
 from freight.errors import TransientError
@@ -26,6 +27,8 @@ from freight.runtime.records import ShimStatus
 
 #: slot locks are kept above the descriptors a spawn rewires (0-4), so file actions cannot clobber them
 _LOCK_FLOOR = 10
+#: seconds between looks at slots that could not be taken
+STALE_RECHECK = 1.0
 
 
 class SlotPool:
@@ -42,6 +45,7 @@ class SlotPool:
         self._free = driver.slot_names()
         #: slots that could not be taken: claimed elsewhere, or processes still in them
         self._stale: set[str] = set()
+        self._stale_checked = -STALE_RECHECK
         numbers = [int(name[5:]) for name in self._free if name[5:].isdigit()]
         self._next = max(numbers, default=-1) + 1
 
@@ -152,15 +156,20 @@ class SlotPool:
                     self._owner[name] = attempt_id
                     return slot
                 self._stale.add(name)
-            for name in sorted(self._stale):
-                if self._usable(slot := self._open(name)):
-                    self._stale.discard(name)
-                    self._owner[name] = attempt_id
+            now = time.monotonic()
+            if now - self._stale_checked >= STALE_RECHECK:  # at most this often: each look costs syscalls
+                self._stale_checked = now
+                for name in sorted(self._stale):
+                    if self._usable(slot := self._open(name)):
+                        self._stale.discard(name)
+                        self._owner[name] = attempt_id
+                        return slot
+            for _ in range(100):
+                if self._usable(slot := self._new_slot()):
+                    self._owner[slot.name] = attempt_id
                     return slot
-            while not self._usable(slot := self._new_slot()):
                 self._stale.add(slot.name)  # another runtime created the same name first
-            self._owner[slot.name] = attempt_id
-            return slot
+        raise TransientError(f"no usable cgroup slot under {self.driver.hierarchies[0]}")
 
     def _usable(self, slot: Slot) -> bool:
         return self._lock_slot(slot) and self.driver.is_empty(slot)

@@ -132,7 +132,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_dependencies_depends_on", ["depends_on"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("dependencies", schema=None) as batch_op:
         batch_op.drop_index("ix_dependencies_depends_on")

@@ -27,20 +27,11 @@ def start_scheduler(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         FREIGHT_MEMORY="8G",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "freight.cli.main", "up", "--no-server"]
-        if "--no-server" in _up_help()
-        else [sys.executable, "-m", "freight.cli.main", "up"],
+        [sys.executable, "-m", "freight.cli.main", "up", "--port", "0"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def _up_help() -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "freight.cli.main", "up", "--help"], capture_output=True, text=True
-    )
-    return out.stdout
 
 
 def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]

@@ -171,15 +171,16 @@ def test_definitions_register_list_and_run(api: Api, queue: str) -> None:
     )
     versions = api.get(f"/api/v1/definitions/{name}").json()
     assert [v["version"] for v in versions] == [2, 1]
-    job = api.post("/api/v1/jobs", {"env": {"A": "1"}}, params={"definition": f"{name}:1"})
+    job = api.post(f"/api/v1/definitions/{name}:1/jobs", {"env": {"A": "1"}})
     assert job.status_code == 201, job.text
     assert job.json()["definition"] == f"{name}:1"
     assert job.json()["spec"]["command"] == ["echo", "v1"] and job.json()["spec"]["env"] == {"A": "1"}
-    latest = api.post("/api/v1/jobs", {}, params={"definition": name}).json()
+    latest = api.post(f"/api/v1/definitions/{name}/jobs", {}).json()
     assert latest["definition"] == f"{name}:2"
     bad = api.post("/api/v1/definitions", {"name": name, "spec": {"command": ["x"], "timeout": "soon"}})
     assert bad.status_code == 400 and bad.json()["where"] == f"definition {name}: timeout"
-    assert api.post("/api/v1/jobs", {}, params={"definition": "nope"}).status_code == 404
+    assert api.post("/api/v1/definitions/nope/jobs", {}).status_code == 404
+    assert api.post(f"/api/v1/definitions/{name}:x/jobs", {}).status_code == 422
     assert api.get("/api/v1/definitions/nope").status_code == 404
 
 

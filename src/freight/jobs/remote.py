@@ -168,8 +168,8 @@ class RemoteJobClient:
             body = spec.model_dump(mode="json", exclude_unset=definition is not None)
         else:
             body = dict(spec)
-        params = {"definition": definition} if definition is not None else None
-        return view_from_dict(self.request("POST", "/jobs", json=body, params=params))
+        path = "/jobs" if definition is None else f"/definitions/{_q(definition)}/jobs"
+        return view_from_dict(self.request("POST", path, json=body))
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         if not specs:

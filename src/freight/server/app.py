@@ -12,22 +12,20 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from freight.config import Settings, load_settings
 from freight.jobs.scheduler import LeaseHeldError
 from freight.jobs.service import JobService
-from freight.jobs.spec import JobSpec
 from freight.server.api import PREFIX, api_router
 from freight.server.deps import ServerContext
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
 from freight.server.metrics import CONTENT_TYPE, Metrics
+from freight.server.openapi import build_openapi
 from freight.server.sampler import Sampler
 from freight.server.ui import install_ui_redirects, ui_router
 from freight.units import format_bytes
@@ -107,7 +105,7 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     _mount_extras(app, ctx)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 
@@ -134,50 +132,3 @@ def _mount_extras(app: FastAPI, ctx: ServerContext) -> None:
     prefixed = bool(paths) and all(p.startswith(PREFIX) for p in paths)
     app.include_router(router, prefix="" if prefixed else PREFIX)
     log.info("serving git hooks", extra={"paths": ",".join(paths)})
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated schema plus the job spec as a request body (the submit route takes it as a plain
-    mapping, so definitions can supply what a submission leaves out)."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    spec_schema = JobSpec.model_json_schema(ref_template="#/components/schemas/JobSpecIn.{model}")
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, sub in spec_schema.pop("$defs", {}).items():
-        components[f"JobSpecIn.{name}"] = _loosen_units(sub)
-    components["JobSpecIn"] = _loosen_units(spec_schema)
-    # openapi_extra merges into the generated "object" body schema; keep only the $ref
-    for operation in (op for item in schema["paths"].values() for op in item.values()):
-        for media in operation.get("requestBody", {}).get("content", {}).values():
-            body = media.get("schema", {})
-            if "$ref" in body and len(body) > 1:
-                media["schema"] = {"$ref": body["$ref"]}
-    app.openapi_schema = schema
-    return schema
-
-
-_UNIT_FIELDS = {
-    "memory": "512M",
-    "cpus": "500m",
-    "timeout": "10m",
-    "grace": "30s",
-    "backoff": "1s",
-    "backoff_max": "5m",
-}
-
-
-def _loosen_units(schema: dict[str, Any]) -> dict[str, Any]:
-    """Human units ("512M", "10m") are accepted where the model stores numbers; say so."""
-    for name, prop in schema.get("properties", {}).items():
-        if name not in _UNIT_FIELDS:
-            continue
-        example = _UNIT_FIELDS[name]
-        if "anyOf" in prop:
-            prop["anyOf"] = [*prop["anyOf"], {"type": "string", "examples": [example]}]
-        elif "type" in prop:
-            number = {
-                k: prop.pop(k) for k in list(prop) if k in ("type", "minimum", "exclusiveMinimum", "maximum")
-            }
-            prop["anyOf"] = [number, {"type": "string", "examples": [example]}]
-    return schema

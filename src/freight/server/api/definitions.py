@@ -1,5 +1,5 @@
-"""/api/v1/definitions: named, versioned job templates. Jobs are run from them with
-`POST /api/v1/jobs?definition=NAME[:VERSION]`.
+"""/api/v1/definitions: named, versioned job templates, and running jobs from them
+(`POST /api/v1/definitions/NAME[:VERSION]/jobs` with the fields to override).
 
 Registering a version changes what every later submission of NAME runs, so it needs a token that is
 not limited to queues.
@@ -7,13 +7,14 @@ not limited to queues.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse
 
 from freight.errors import NotFoundError, PermissionDeniedError
 from freight.server.api.common import check_input, reply
+from freight.server.api.jobs import SUBMITTED, IdempotencyKey, submit_job
 from freight.server.auth import Caller
 from freight.server.deps import ServerContext, get_ctx
 from freight.server.schemas import DefinitionCreated, DefinitionIn, DefinitionOut
@@ -62,3 +63,23 @@ def register(ctx: Ctx, principal: Caller, body: DefinitionIn) -> JSONResponse:
         check_input(body.description, "description")
     version = ctx.service.register_definition(body.name, body.spec, body.description)
     return reply({"name": body.name, "version": version}, 201)
+
+
+@router.post(
+    "/definitions/{ref}/jobs",
+    status_code=201,
+    response_model=None,
+    responses=SUBMITTED,
+    summary="Run a job from a definition",
+)
+def run_definition(
+    ctx: Ctx,
+    principal: Caller,
+    ref: Annotated[
+        str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}(:[0-9]{1,9})?$", description="NAME or NAME:VERSION")
+    ],
+    body: Annotated[dict[str, Any], Body(description="Spec fields that override the template's")],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The latest version unless the ref pins one; the body's fields override the template's."""
+    return submit_job(ctx, principal, body, definition=ref, idempotency_key=idempotency_key)

@@ -29,6 +29,7 @@ from freight.server.schemas import (
     WaitIn,
 )
 from freight.server.streams import follow_log, parse_last_event_id, raw_chunks, sse_log
+from freight.server.tokens import Principal
 
 router = APIRouter(tags=["jobs"])
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
@@ -36,40 +37,31 @@ Ctx = Annotated[ServerContext, Depends(get_ctx)]
 SPEC_BODY = {
     "requestBody": {
         "required": True,
-        "description": "A job spec; with `definition`, only the fields to override",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobSpecIn"}}},
     }
 }
+SUBMITTED: dict[int | str, dict[str, Any]] = {
+    201: {"model": JobOut, "description": "Queued"},
+    200: {"model": JobOut, "description": "An earlier submission with this idempotency key"},
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", max_length=200, description="Same key, same job: a retry never duplicates"
+    ),
+]
 
 
-@router.post(
-    "/jobs",
-    status_code=201,
-    response_model=None,
-    responses={
-        201: {"model": JobOut, "description": "Queued"},
-        200: {"model": JobOut, "description": "An earlier submission with this idempotency key"},
-    },
-    openapi_extra=SPEC_BODY,
-    summary="Submit a job",
-)
-def submit(
-    ctx: Ctx,
-    principal: Caller,
-    body: Annotated[dict[str, Any], Body()],
-    definition: Annotated[
-        str | None,
-        Query(max_length=200, description="Run definition NAME or NAME:VERSION; the body overrides it"),
-    ] = None,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=200,
-            description="Same key, same job: a retry never duplicates",
-        ),
-    ] = None,
+def submit_job(
+    ctx: ServerContext,
+    principal: Principal,
+    body: dict[str, Any],
+    *,
+    definition: str | None = None,
+    idempotency_key: str | None = None,
 ) -> JSONResponse:
+    """Validate (applying the definition's template, if any), check the token's queue, store.
+    201 for a new job; 200 with the earlier job when its idempotency key was seen before."""
     check_input(body, "")
     svc = ctx.service
     if idempotency_key is not None:
@@ -87,6 +79,24 @@ def submit(
     view = svc.submit(spec) if ref is None else svc.submit(body, definition=ref)
     replay = view.submitted_at < started
     return reply(view.to_dict(), 200 if replay else 201)
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=None,
+    responses=SUBMITTED,
+    openapi_extra=SPEC_BODY,
+    summary="Submit a job",
+)
+def submit(
+    ctx: Ctx,
+    principal: Caller,
+    body: Annotated[dict[str, Any], Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Run a job from a definition with `POST /api/v1/definitions/{ref}/jobs`."""
+    return submit_job(ctx, principal, body, idempotency_key=idempotency_key)
 
 
 @router.post(

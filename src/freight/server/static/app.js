@@ -429,7 +429,7 @@ function initCapacity() {
 async function runDefinition(button) {
   button.disabled = true;
   try {
-    const job = await api("POST", `/api/v1/jobs?definition=${encodeURIComponent(button.dataset.definition)}`, {});
+    const job = await api("POST", `/api/v1/definitions/${encodeURIComponent(button.dataset.definition)}/jobs`, {});
     location.href = `/jobs/${job.id}`;
   } catch (err) { toast(err.message, true); button.disabled = false; }
 }

@@ -79,7 +79,7 @@ def read_text(path: str) -> str:
 
 
 def write_text(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # as `echo value > file` does
     try:
         os.write(fd, value.encode())
     finally:

@@ -52,24 +52,22 @@ def find_shim(home: Path, compiler: str | None = None) -> Shim:
 
 def _compile(source: bytes, binary: Path, compiler: str) -> str | None:
     """Build `binary`; None on success, else why not."""
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    stem = binary.parent / f".{binary.name}.{os.getpid()}"
-    source_path, temp_binary = stem.with_suffix(".c"), stem.with_suffix(".tmp")
-    source_path.write_bytes(source)
+    temp = binary.parent / f".{binary.name}.{os.getpid()}"  # per process: concurrent first uses
+    source_path, temp_binary = Path(f"{temp}.c"), Path(f"{temp}.tmp")
     try:
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        source_path.write_bytes(source)
         # static when libc.a is there: no dynamic loader run per attempt (~0.3 ms here)
         for flags in (["-O2", "-static"], ["-O2"]):
             command = [*shlex.split(compiler), *flags, "-o", str(temp_binary), str(source_path)]
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode == 0:
-                break
-    except OSError as exc:
-        return f"{compiler}: {exc.strerror}"
-    finally:
-        source_path.unlink(missing_ok=True)
-    if result.returncode != 0:
-        temp_binary.unlink(missing_ok=True)
+                os.rename(temp_binary, binary)
+                return None
         first_line = (result.stderr.strip().splitlines() or ["no output"])[0]
         return f"{compiler} failed: {first_line}"
-    os.rename(temp_binary, binary)
-    return None
+    except OSError as exc:
+        return f"{exc.filename or compiler}: {exc.strerror}"
+    finally:
+        source_path.unlink(missing_ok=True)
+        temp_binary.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ import pytest
 
 from freight.builds.api import Builds
 from freight.builds.gateway import IMMUTABLE, accepts_gzip
-from freight.builds.releases import publish
+from freight.builds.releases import is_immutable, publish
 from freight.builds.store import Route
 from freight.jobs.service import JobService
 from tests.builds.helpers import serve
@@ -143,3 +143,15 @@ def test_built_apps_deployed_and_rolled_back_through_a_real_server(
         assert http.get("/app-03/").text == page.text
         assert [r.release.id for r in builds.releases("app-03")][:2] == [release_two, release_one]
         assert builds.releases("app-03")[1].current_in == ("prod",)
+
+
+def test_hashed_asset_names() -> None:
+    js = "text/javascript"
+    assert is_immutable("assets/main-DNIJQKAV.js", js)  # esbuild: base32, may hold no digit
+    assert is_immutable("assets/main-5FQKX2ZT.js.map", "application/json")
+    assert is_immutable("static/js/app.3f9a1c2b.js", js)  # webpack: hex
+    assert is_immutable("assets/index-Bq4pZ0mX.js", js)  # vite: mixed case
+    assert not is_immutable("assets/my-component12.js", js)
+    assert not is_immutable("assets/vendor-react.js", js)
+    assert not is_immutable("index-DNIJQKAV.html", "text/html")  # HTML is never immutable
+    assert is_immutable("fonts/inter.woff2", "font/woff2", ["fonts/**"])  # the app says so

@@ -113,6 +113,9 @@ class AppConfig(_Strict):
     #: Folder (relative to the package) published as the release; default: the build outputs' root.
     publish: str | None = None
     spa: bool = True
+    #: Globs (relative to the published folder) of files safe to cache for a year, besides the files
+    #: whose names carry a content hash (those are recognised on their own).
+    immutable: list[str] = Field(default_factory=list)
     #: branch -> environment: a push to the branch deploys the app there.
     deploy: dict[str, str] = Field(default_factory=dict)
     cpus: Cpus | None = None

@@ -14,10 +14,12 @@ import json
 import mimetypes
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from freight.builds.globs import match_any
 from freight.builds.store import BuildStore, Release
 from freight.errors import NotFoundError, UserError
 from freight.storage.objectstore import ObjectStore
@@ -27,6 +29,7 @@ RELEASES = "builds/releases"
 #: The token before the extension that may be a content hash: `main-5FQKX2ZT.js`, `app.3f9a1c2b.css`.
 _HASH_TOKEN = re.compile(r"[.-]([A-Za-z0-9_]{8,32})\.[A-Za-z0-9]+(?:\.map)?$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+_ESBUILD = re.compile(r"^[A-Z2-7]{8}$")
 _TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml", "application/xml")
 _EXTRA_TYPES = {
     ".js": "text/javascript",
@@ -96,17 +99,22 @@ def is_text(ctype: str) -> bool:
     return ctype.startswith(_TEXT_TYPES)
 
 
-def is_immutable(path: str, ctype: str) -> bool:
-    """A hashed asset: esbuild/vite style (mixed case with a digit) or webpack style (hex with a digit).
-
-    `my-component12.js` is not one: lower case and not hex, so it keeps short-lived caching.
+def is_immutable(path: str, ctype: str, patterns: Sequence[str] = ()) -> bool:
+    """A hashed asset, safe to cache for a year: its name carries a content hash, or it matches one of
+    the app's `immutable` globs. Recognised hashes: esbuild's (8 of A-Z2-7: `main-DNIJQKAV.js`),
+    webpack/rollup hex (`app.3f9a1c2b.css`) and mixed-case base62 with a digit (`index-Bq4pZ0mX.js`).
+    `my-component12.js` is not one (lower case, not hex), so it keeps being revalidated.
     """
     if ctype == "text/html":
         return False
+    if patterns and match_any(path, patterns):
+        return True
     match = _HASH_TOKEN.search(path.rsplit("/", 1)[-1])
     if not match:
         return False
     token = match.group(1)
+    if _ESBUILD.match(token):
+        return True
     has_digit = any(c.isdigit() for c in token)
     return has_digit and (bool(_HEX.match(token)) or any(c.isupper() for c in token))
 
@@ -148,6 +156,7 @@ def publish(
     *,
     task_hash: str | None = None,
     commit: str | None = None,
+    immutable: Sequence[str] = (),
 ) -> tuple[Release, bool]:
     """Publish every file under `source` as a release of `app`; (release, True when it is new)."""
     if not source.is_dir():
@@ -162,7 +171,10 @@ def publish(
         rel = path.relative_to(source).as_posix()
         data = path.read_bytes()
         ctype = content_type(rel)
-        files[rel] = FileEntry(hashlib.sha256(data).hexdigest(), len(data), ctype, is_immutable(rel, ctype))
+        entry = FileEntry(
+            hashlib.sha256(data).hexdigest(), len(data), ctype, is_immutable(rel, ctype, immutable)
+        )
+        files[rel] = entry
         paths[rel] = path
     if not files:
         raise UserError(f"nothing to publish for {app}: {source} is empty", where=str(source))

@@ -429,6 +429,7 @@ class _Run:
                 self.plan.ws.root / pkg.dir / folder,
                 task_hash=self.plan.hashes[task.id],
                 commit=self.plan.commit,
+                immutable=app.immutable,
             )
             self.b.store.set_route(Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa))
         except UserError as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from freight.builds.api import Builds
 from freight.builds.plan import PlanOptions
 from freight.builds.runner import RunOptions
 from freight.builds.sample import git_commit
+from freight.config import Settings
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
 
@@ -140,3 +142,37 @@ def test_dependencies_are_installed_once_then_restored_from_the_snapshot(
     assert "dependencies: restored" in warm.table()
     assert len(platform.list_jobs(label={"build.task": "install"})) == 1  # no second install
     assert (second / "node_modules/.bin/esbuild").exists()
+
+
+def test_shared_cache_across_machines_and_a_tampered_entry(
+    ws: Path, template: Path, tmp_path: Path, settings: Settings, platform: JobService
+) -> None:
+    """Two build machines (two FREIGHT_HOMEs) share an object store and the cache key."""
+    shared = (tmp_path / "shared-objects").resolve().as_uri()
+    machine_a = replace(settings, object_store_url=shared, extra={"build_cache_key": "team-key"})
+    machine_b = replace(
+        settings.with_home(tmp_path / "home-b"),
+        object_store_url=shared,
+        cgroup_parent=settings.cgroup_parent,
+        extra={"build_cache_key": "team-key"},
+    )
+    only = PlanOptions(only=("app-01", "app-02"))
+    with Builds.open(machine_a) as a:
+        first = a.build(platform, ws, only)
+    assert first.ok and by_status(first, "built") == {"@sample/app-01#build", "@sample/app-02#build"}
+
+    clone = tmp_path / "clone-b"
+    shutil.copytree(template, clone, symlinks=True)
+    entry = next(
+        (tmp_path / "shared-objects/builds/cache").rglob(f"{first.results['@sample/app-02#build'].hash}.tgz")
+    )
+    data = bytearray(entry.read_bytes())
+    data[-20] ^= 0x01  # one flipped bit in the shared archive
+    entry.write_bytes(bytes(data))
+    with Builds.open(machine_b) as b:
+        second = b.build(platform, clone, only)
+    assert second.ok
+    assert second.results["@sample/app-01#build"].cache == "shared"
+    assert second.results["@sample/app-02#build"].status == "built"  # the tampered entry is a miss...
+    assert any("app-02#build: shared cache entry" in w and "signed digest" in w for w in second.warnings)
+    assert "rejected" in second.table()  # ... and it is reported, not silent

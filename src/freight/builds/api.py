@@ -150,3 +150,8 @@ def write_summary(settings: Settings, summary: RunSummary) -> Path:
 
 def summary_dict(summary: RunSummary, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {**summary.to_dict(), **(extra or {})}
+
+
+def open_gateway(settings: Settings, env: str = "prod", ttl: float = 1.0) -> Gateway:
+    """The gateway ASGI app for `freight serve` or for mounting inside `freight up`."""
+    return Builds.open(settings).gateway(env=env, ttl=ttl)

@@ -42,6 +42,8 @@ from freight.errors import FreightError, NotFoundError, UserError
 from freight.jobs.client import JobClient
 
 SECRET_ENV = "FREIGHT_GIT_HOOK_SECRET"
+#: "owner/repo=clone-url-or-path,owner/other=..." : the repositories pushes may build.
+REPOS_ENV = "FREIGHT_BUILD_REPOS"
 _ZERO = re.compile(r"^0+$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
@@ -303,3 +305,28 @@ class GitBuildTrigger:
             trigger.deployed.append(
                 {"app": item["app"], "env": env, "release": item["release"], "changed": str(done is not None)}
             )
+
+
+def parse_repos(text: str) -> dict[str, str]:
+    repos: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise UserError(f"expected owner/repo=URL, got {item!r}", where=REPOS_ENV)
+        repos[name.strip()] = url.strip()
+    return repos
+
+
+def router_from_env(
+    settings: Settings, client: JobClient, environ: Mapping[str, str] | None = None
+) -> tuple[APIRouter, GitBuildTrigger]:
+    """The hook wired from FREIGHT_GIT_HOOK_SECRET and FREIGHT_BUILD_REPOS (for `freight up`).
+
+    Without a secret every request is refused with 401: an unsigned hook would let anyone start builds.
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    trigger = GitBuildTrigger(settings, client, parse_repos(env.get(REPOS_ENV, "")))
+    secret = env.get(SECRET_ENV, "").encode()
+    return create_git_hook_router(secret, trigger.handle, status=trigger.status), trigger

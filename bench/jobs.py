@@ -69,7 +69,11 @@ def main() -> None:
             assert final.started_at is not None
             latencies.append((final.started_at - final.submitted_at) * 1000)
         isolation = scheduler.runtime.description
+        runtime = scheduler.runtime
         svc.close()
+        destroy = getattr(runtime, "destroy", None)
+        if destroy is not None:
+            destroy()  # remove this run's cgroup slots
 
     result = {
         "benchmark": "jobs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,9 +21,23 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+CGROUP_PARENT = f"freight-test-{os.getpid()}"
+
+
 @pytest.fixture
 def cgroup_parent() -> str:
-    return f"freight-test-{os.getpid()}"
+    return CGROUP_PARENT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_cgroups() -> Iterator[None]:
+    """The session's cgroup slots (and any job left in them) go away when the tests end."""
+    yield
+    from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
+    from freight.runtime.slots import SlotPool
+
+    with contextlib.suppress(CgroupUnavailable):
+        SlotPool(open_cgroups(CGROUP_PARENT)).destroy()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from freight.config import Settings, load_settings
 from freight.jobs.scheduler import LeaseHeldError
 from freight.jobs.service import JobService
 from freight.server.api import PREFIX, api_router
-from freight.server.deps import ServerContext
+from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
 from freight.server.metrics import CONTENT_TYPE, Metrics
@@ -50,7 +50,9 @@ def create_app(
     metrics = Metrics()
     sampler = Sampler(svc, interval=sample_interval, on_started=metrics.submit_to_start.observe)
     metrics.watch_store(svc, sampler)
-    ctx = ServerContext(settings=svc.settings, service=svc, sampler=sampler, metrics=metrics)
+    ctx = ServerContext(
+        settings=svc.settings, service=svc, sampler=sampler, metrics=metrics, writes=write_gate(svc)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

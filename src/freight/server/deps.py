@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +26,18 @@ class ServerContext:
     metrics: Metrics
     #: where the UI and API are served from, for links in logs ("http://127.0.0.1:8321")
     base_url: str | None = None
-    extras: dict[str, str] = field(default_factory=dict)
+    #: held around submissions (see `write_gate`)
+    writes: AbstractContextManager[object] = field(default_factory=contextlib.nullcontext)
+
+
+def write_gate(service: JobService) -> AbstractContextManager[object]:
+    """SQLite has one writer at a time, and a writer that finds the database locked sleeps in steps
+    of up to 100 ms (busy_timeout) before it tries again. Many API threads submitting at once would
+    mostly sleep; queueing them on a lock in this process instead hands the database from one to the
+    next at once. PostgreSQL takes concurrent inserts, so it gets no gate."""
+    if service.engine.dialect.name == "sqlite":
+        return threading.Lock()
+    return contextlib.nullcontext()
 
 
 def get_ctx(request: Request) -> ServerContext:

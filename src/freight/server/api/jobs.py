@@ -76,7 +76,8 @@ def submit_job(
     spec, ref = svc.resolve(body, definition)
     check_queue(principal, spec.queue)
     # Submitting the pinned NAME:VERSION keeps the definition on record and cannot race a new version.
-    view = svc.submit(spec) if ref is None else svc.submit(body, definition=ref)
+    with ctx.writes:
+        view = svc.submit(spec) if ref is None else svc.submit(body, definition=ref)
     replay = view.submitted_at < started
     return reply(view.to_dict(), 200 if replay else 201)
 
@@ -113,7 +114,8 @@ def submit_batch(ctx: Ctx, principal: Caller, body: BatchIn) -> JSONResponse:
         spec = parse_spec(item, source=f"jobs.{index}")
         check_queue(principal, spec.queue, where=f"jobs.{index}.queue")
         specs.append(spec)
-    views = ctx.service.submit_many(specs)
+    with ctx.writes:
+        views = ctx.service.submit_many(specs)
     return reply({"jobs": [v.to_dict() for v in views]}, 201)
 
 

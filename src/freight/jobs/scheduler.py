@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,7 @@ class Scheduler:
         rng: Callable[[], float] = random.random,
         poll_interval: float = 0.5,
         on_commit: Callable[[], None] | None = None,
+        spawn_workers: int = 2,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -116,6 +118,8 @@ class Scheduler:
         self.rng = rng
         self.poll_interval = poll_interval
         self.on_commit = on_commit
+        self.spawn_workers = spawn_workers
+        self._spawner: ThreadPoolExecutor | None = None
         cpus, memory = detect_capacity(settings)
         self.node_name = os.uname().nodename
         self.capacity = Node(self.node_name, cpus, memory)
@@ -187,6 +191,8 @@ class Scheduler:
             self._sock.close()
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
+        if self._spawner is not None:
+            self._spawner.shutdown()
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -634,14 +640,13 @@ class Scheduler:
             return
         batch = Batch()
         failed: list[tuple[JobRecord, Running, str]] = []
-        for job, run in actions.start:
-            if not run.attempt_id:
+        todo = [(job, run) for job, run in actions.start if run.attempt_id]
+        starts = self._spawn_all(todo)
+        for (job, run), (started, error) in zip(todo, starts, strict=True):
+            if started is None:
+                failed.append((job, run, error or "unknown error"))
                 continue
-            try:
-                run.handle = self.runtime.start(self._request(job, run))
-            except FreightError as exc:
-                failed.append((job, run, str(exc)))
-                continue
+            run.handle = handle = started
             run.started_at = self.clock()
             if job.spec.timeout is not None:
                 run.deadline = run.started_at + job.spec.timeout
@@ -650,7 +655,7 @@ class Scheduler:
                 {
                     "b_id": run.attempt_id,
                     "state": "running",
-                    "handle": run.handle.to_json(),
+                    "handle": handle.to_json(),
                     "started_at": run.started_at,
                 }
             )
@@ -662,6 +667,22 @@ class Scheduler:
             outcome = Outcome(None, None, False, None, None, end, end, error=f"could not start: {error}")
             self._finish(job, run, outcome, batch, more, end)
         self._commit(batch, end)
+
+    def _spawn_all(self, todo: list[tuple[JobRecord, Running]]) -> list[tuple[Handle | None, str | None]]:
+        """Start attempts. Several at once on a small thread pool: a spawn blocks its caller until the
+        child has exec'd (vfork), and the other spawns need not wait for that."""
+        requests = [self._request(job, run) for job, run in todo]
+        if len(requests) < 2 or self.spawn_workers < 2:
+            return [self._spawn_one(r) for r in requests]
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(self.spawn_workers, thread_name_prefix="freight-spawn")
+        return list(self._spawner.map(self._spawn_one, requests))
+
+    def _spawn_one(self, request: AttemptRequest) -> tuple[Handle | None, str | None]:
+        try:
+            return self.runtime.start(request), None
+        except FreightError as exc:
+            return None, str(exc)
 
     def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
         spec = job.spec

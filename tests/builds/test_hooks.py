@@ -109,3 +109,19 @@ def test_push_builds_what_changed_and_deploys_where_configured(
     assert set(builds.store.current("staging")) == {"app-06"}
     run = builds.store.runs(limit=1)[0]
     assert run["trigger"] == "git" and run["commit"] == after
+
+
+def test_router_from_env_refuses_everything_without_a_secret(settings: Settings, builds: Builds) -> None:
+    from freight.builds.hooks import parse_repos, router_from_env
+
+    assert parse_repos("acme/web=/srv/web.git, acme/api=https://x/api.git") == {
+        "acme/web": "/srv/web.git",
+        "acme/api": "https://x/api.git",
+    }
+    router, trigger = router_from_env(settings, client=None, environ={"FREIGHT_BUILD_REPOS": "acme/web=/srv"})  # type: ignore[arg-type]
+    assert trigger.repos == {"acme/web": "/srv"}
+    app = FastAPI()
+    app.include_router(router)
+    body = payload("a" * 40, "b" * 40)
+    with serve(app) as url, httpx.Client(base_url=url) as http:
+        assert post(http, body, signature(b"", body)).status_code == 401

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,10 +145,6 @@ def write_summary(settings: Settings, summary: RunSummary) -> Path:
     tmp.write_text(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     tmp.replace(path)
     return path
-
-
-def summary_dict(summary: RunSummary, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {**summary.to_dict(), **(extra or {})}
 
 
 def open_gateway(settings: Settings, env: str = "prod", ttl: float = 1.0) -> Gateway:

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,9 +239,3 @@ def _plain(meta: dict[str, Any]) -> dict[str, Any]:
 
 def local_cache_dir(home: Path) -> Path:
     return home / "cache" / "builds"
-
-
-def tmp_dir(home: Path) -> Path:
-    path = home / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=path))

@@ -22,7 +22,6 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from freight.builds.files import list_files
@@ -186,7 +185,3 @@ class Hasher:
             result[tid] = inputs
             hashes[tid] = inputs.digest()
         return result
-
-
-def workspace_root_relative(ws: Workspace, path: Path) -> str:
-    return path.resolve().relative_to(ws.root).as_posix()

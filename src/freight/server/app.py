@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -54,6 +54,8 @@ def create_app(
         settings=svc.settings, service=svc, sampler=sampler, metrics=metrics, writes=write_gate(svc)
     )
 
+    closers: list[Callable[[], None]] = []
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         started_scheduler = False
@@ -78,6 +80,8 @@ def create_app(
             yield
         finally:
             sampler.stop()
+            for close in closers:
+                close()
             if started_scheduler:
                 svc.stop_scheduler()
             if owned:
@@ -106,31 +110,36 @@ def create_app(
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    _mount_extras(app, ctx)
+    closers.extend(_mount_extras(app, ctx))
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 
 
-def _mount_extras(app: FastAPI, ctx: ServerContext) -> None:
-    """Workload routers, when their modules exist. `freight.builds.hooks` may offer either
-    `create_router(settings, client) -> APIRouter | None` (preferred: it gets the settings and this
-    server's JobService as its JobClient; None means "not configured") or a ready `router`. Paths are
-    taken as they are when they already start with /api/v1, else put under it. The hook checks its
-    callers itself (a signature, not an API token); handlers also find the ServerContext on
-    `request.app.state.freight`."""
+def _mount_extras(app: FastAPI, ctx: ServerContext) -> list[Callable[[], None]]:
+    """Workload routers, when their modules exist; returns what to close on shutdown.
+
+    Git hooks: `freight.builds.hooks.router_from_env(settings, client)` gives the router for
+    POST /api/v1/hooks/git (secret and repositories from FREIGHT_GIT_HOOK_SECRET and
+    FREIGHT_BUILD_REPOS; without a secret it refuses every request) and its trigger; this server's
+    JobService is the JobClient builds submit through. The hook checks its callers itself (an HMAC
+    signature, not an API token). Paths already under /api/v1 are taken as they are."""
     try:
         hooks = importlib.import_module("freight.builds.hooks")
     except ModuleNotFoundError as exc:
         if exc.name not in ("freight.builds", "freight.builds.hooks"):
             raise
-        return
-    factory = getattr(hooks, "create_router", None)
-    router = factory(ctx.settings, ctx.service) if callable(factory) else getattr(hooks, "router", None)
-    if not isinstance(router, APIRouter):
-        log.debug("freight.builds.hooks offers no router here; git hooks are not served")
-        return
+        return []
+    from_env = getattr(hooks, "router_from_env", None)
+    if not callable(from_env):
+        log.debug("freight.builds.hooks has no router_from_env; git hooks are not served")
+        return []
+    router, trigger = from_env(ctx.settings, ctx.service)
     paths = [str(getattr(route, "path", "")) for route in router.routes]
     prefixed = bool(paths) and all(p.startswith(PREFIX) for p in paths)
     app.include_router(router, prefix="" if prefixed else PREFIX)
-    log.info("serving git hooks", extra={"paths": ",".join(paths)})
+    closers: list[Callable[[], None]] = []
+    builds = getattr(trigger, "builds", None)
+    if builds is not None and callable(getattr(builds, "close", None)):
+        closers.append(builds.close)
+    return closers

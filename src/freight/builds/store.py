@@ -1,7 +1,7 @@
 """Build state in the state store (SQLAlchemy Core): runs, task inputs, releases, routes, deployments.
 
-Tables are prefixed `build_` and created with `metadata.create_all` (they can be folded into the
-Alembic history later). What is current per app and environment lives in `build_current`; a deploy or
+Tables are prefixed `build_` and created by Alembic migration 0003 (freight.db.migrations), run when
+the store opens. What is current per app and environment lives in `build_current`; a deploy or
 rollback is one transaction that compare-and-sets that row on its version and appends to
 `build_deployments`, so readers see the old release or the new one, never a mix.
 """
@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from freight.config import Settings
-from freight.db.engine import make_engine
+from freight.db.engine import make_engine, migrate
 from freight.errors import ConflictError, NotFoundError
 
 metadata = MetaData()
@@ -157,7 +157,7 @@ class BuildStore:
     def __init__(self, engine: Engine, *, now: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.now = now
-        metadata.create_all(engine)
+        migrate(engine)  # the tables come from Alembic migration 0003
 
     @classmethod
     def open(cls, settings: Settings, *, now: Callable[[], float] = time.time) -> BuildStore:

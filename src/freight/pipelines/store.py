@@ -1,8 +1,7 @@
 """Run state for pipelines: runs, their steps and QA check results, as rows anyone can query.
 
 The tables live in the same database as the job tables (Settings.database_url), prefixed `pipeline_`.
-They are created with `metadata.create_all` when the store opens; they are meant to be folded into the
-platform's Alembic migrations later, unchanged.
+They are created by Alembic migration 0003 (freight.db.migrations), run when the store opens.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from freight.db.engine import migrate
 from freight.errors import NotFoundError
 
 metadata = MetaData()
@@ -146,7 +146,7 @@ def new_run_id(now: float | None = None) -> str:
 class RunStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        migrate(engine)  # the tables come from Alembic migration 0003
 
     @classmethod
     def open(cls, database_url: str) -> RunStore:

@@ -203,3 +203,17 @@ def test_env_and_cwd(svc: JobService, tmp_path: Path) -> None:
     assert out[0] == f"hi {view.id}"
     assert out[1] == str(tmp_path)
     assert os.path.isdir(tmp_path)
+
+
+def test_inherit_env_false_gives_exactly_the_declared_environment(svc: JobService) -> None:
+    os.environ["FREIGHT_TEST_LEAK"] = "leaked"
+    try:
+        # the scheduler copied its environment at start; start a new one to see the variable
+        view = run(svc, command=["/usr/bin/env"], env={"ONLY": "this"}, inherit_env=False)
+    finally:
+        del os.environ["FREIGHT_TEST_LEAK"]
+    lines = set(b"".join(svc.logs(view.id)).decode().split())
+    assert "ONLY=this" in lines
+    assert not any(line.startswith(("PATH=", "HOME=", "FREIGHT_TEST_LEAK=")) for line in lines)
+    inherited = run(svc, command=["/usr/bin/env"])
+    assert any(line.startswith("PATH=") for line in b"".join(svc.logs(inherited.id)).decode().split())

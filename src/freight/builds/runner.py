@@ -336,6 +336,8 @@ class _Run:
             shell=task_script(task),
             cwd=str(pkg_dir),
             env=task_env(self.plan.ws, task, self.plan.environ),
+            # exactly the declared environment: an undeclared variable must not change a build
+            inherit_env=False,
             resources=resources,
             timeout=task.config.timeout,
             labels={**self.labels, "build.task": tid, "build.hash": self.plan.hashes[tid]},

@@ -686,7 +686,7 @@ class Scheduler:
 
     def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
         spec = job.spec
-        env = self._base_env.copy()
+        env = self._base_env.copy() if spec.inherit_env else {}
         env.update(spec.env)
         env["FREIGHT_JOB_ID"] = job.id
         env["FREIGHT_ATTEMPT"] = str(run.number)

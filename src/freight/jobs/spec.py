@@ -85,6 +85,9 @@ class JobSpec(_Strict):
     command: list[str] | None = None
     shell: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    #: Start from the scheduler's environment (like a local executor) and overlay `env`; False gives the
+    #: job exactly `env` and nothing else (hermetic builds, where every input must be declared).
+    inherit_env: bool = True
     cwd: str | None = None
     resources: Resources = Field(default_factory=Resources)
     timeout: Seconds | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -151,6 +152,15 @@ async def load(url: str, path: str, headers: dict[str, str], clients: int, reque
     }
 
 
+def remove_cgroups(parent: str) -> None:
+    """The server's cgroup slots go with it (only the row that ran jobs made any)."""
+    from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
+    from freight.runtime.slots import SlotPool
+
+    with contextlib.suppress(CgroupUnavailable):
+        SlotPool(open_cgroups(parent)).destroy()
+
+
 def percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
@@ -184,6 +194,7 @@ def run_row(kind: str, clients: int, requests: int) -> dict[str, Any]:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
+                remove_cgroups(f"freight-bench-{proc.pid}")
         finally:
             if drop is not None:
                 drop()

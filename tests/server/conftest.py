@@ -3,6 +3,7 @@ with an in-process scheduler for streaming, the remote CLI and the browser."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -66,8 +67,10 @@ def _pg_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _settings(home: Path) -> Settings:
-    return load_settings({"FREIGHT_HOME": str(home), "FREIGHT_CGROUP_PARENT": f"freight-test-{os.getpid()}"})
+def _settings(home: Path, tag: str = "server") -> Settings:
+    # a cgroup parent of its own: the live server's scheduler runs beside other tests' schedulers
+    parent = f"freight-test-{os.getpid()}-{tag}"
+    return load_settings({"FREIGHT_HOME": str(home), "FREIGHT_CGROUP_PARENT": parent})
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -112,7 +115,7 @@ class Live:
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """A real server on a free port: uvicorn in a thread, the scheduler in this process, SQLite."""
-    settings = _settings(tmp_path_factory.mktemp("live"))
+    settings = _settings(tmp_path_factory.mktemp("live"), "live")
     service = JobService.open(settings)
     app = create_app(service=service, scheduler=True, sample_interval=0.25)
     _, admin = create_token(service.engine, "admin", admin=True)
@@ -136,3 +139,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         thread.join(timeout=30)
         service.close()
         sock.close()
+        _remove_cgroups(settings.cgroup_parent)
+
+
+def _remove_cgroups(parent: str) -> None:
+    """The live server's cgroup slots (and any job left in them) go when the session ends."""
+    from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
+    from freight.runtime.slots import SlotPool
+
+    with contextlib.suppress(CgroupUnavailable):
+        SlotPool(open_cgroups(parent)).destroy()

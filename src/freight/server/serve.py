@@ -8,6 +8,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -53,11 +54,21 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     try:
-        uvicorn.Server(config).run()
+        _Server(config).run()
     finally:
         if gateway is not None:
             gateway()
         svc.close()
+    log.info("stopped; running jobs keep running and are re-attached on the next start")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once it has shut down, so the process dies of
+    it: a traceback for Ctrl-C, and no cleanup after it. A graceful stop is a normal exit here."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def _start_gateway(settings: Settings, host: str, port: int, env: str) -> Callable[[], None] | None:

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,10 @@ log = logging.getLogger("freight.scheduler")
 
 LEASE = "scheduler"
 LEASE_TTL = 15.0
+HANDLE_FILE = "handle.json"
+
+#: what a spawn returns: the handle (or None and why not) and when it started
+_Spawned = tuple[Handle | None, str | None, float]
 
 
 class LeaseHeldError(FreightError):
@@ -118,8 +122,12 @@ class Scheduler:
         self.rng = rng
         self.poll_interval = poll_interval
         self.on_commit = on_commit
-        self.spawn_workers = spawn_workers
+        self.spawn_workers = max(1, spawn_workers)
         self._spawner: ThreadPoolExecutor | None = None
+        self._inflight: list[tuple[JobRecord, Running, Future[_Spawned]]] = []
+        #: spawns not finished yet; the loop is woken once when this drops to zero, not once per spawn
+        self._unfinished = 0
+        self._inflight_lock = threading.Lock()
         cpus, memory = detect_capacity(settings)
         self.node_name = os.uname().nodename
         self.capacity = Node(self.node_name, cpus, memory)
@@ -185,14 +193,19 @@ class Scheduler:
 
     def close(self) -> None:
         """Leave running attempts alone (they keep running); give up the lease and the socket."""
+        if self._spawner is not None:
+            self._spawner.shutdown(wait=True)
+            self._spawner = None
+            now = self.clock()
+            batch = Batch()
+            self._collect_spawned(batch, now)
+            self._commit(batch, now)
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             release_lease(conn, LEASE, self.holder)
         if self._sock is not None:
             self._sock.close()
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
-        if self._spawner is not None:
-            self._spawner.shutdown()
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -231,8 +244,13 @@ class Scheduler:
         self._act(actions, now)
 
     def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: _Actions, now: float) -> None:
-        if row is None or row.handle is None:
-            # Claimed but never started (the handle is persisted right after the shim starts).
+        handle_text = row.handle if row is not None else None
+        if row is not None and handle_text is None:
+            handle_file = self.settings.run_dir / row.id / HANDLE_FILE
+            with contextlib.suppress(OSError):
+                handle_text = handle_file.read_text() or None
+        if row is None or handle_text is None:
+            # Claimed but never started (the handle is written beside the shim's records at once).
             attempt_id = f"{job.id}-{job.attempts}"
             if row is not None and (self.settings.run_dir / attempt_id).exists():
                 self._end_lost(job, row.number, batch, now, "the scheduler stopped while starting it")
@@ -244,7 +262,16 @@ class Scheduler:
                     _ended_row(f"{job.id}-{row.number}", "lost", now, None, "never started")
                 )
             return
-        handle = Handle.from_json(row.handle)
+        handle = Handle.from_json(handle_text)
+        if row.handle is None:
+            batch.running_attempts.append(
+                {
+                    "b_id": row.id,
+                    "state": "running",
+                    "handle": handle_text,
+                    "started_at": row.started_at or now,
+                }
+            )
         run = Running(
             job_id=job.id,
             attempt_id=row.id,
@@ -293,6 +320,7 @@ class Scheduler:
         now = self.clock()
         batch = Batch()
         actions = _Actions()
+        self._collect_spawned(batch, now)
         if self._poked or now - self._last_sync >= self.poll_interval:
             self._poked = False
             self._sync(batch, now)
@@ -636,53 +664,68 @@ class Scheduler:
                 self.runtime.kill(run.handle)
         for handle in actions.release:
             self.runtime.release(handle)
-        if not actions.start:
+        started = [(job, run) for job, run in actions.start if run.attempt_id]  # "" = claim lost
+        if not started:
             return
-        batch = Batch()
-        failed: list[tuple[JobRecord, Running, str]] = []
-        todo = [(job, run) for job, run in actions.start if run.attempt_id]
-        starts = self._spawn_all(todo)
-        for (job, run), (started, error) in zip(todo, starts, strict=True):
-            if started is None:
-                failed.append((job, run, error or "unknown error"))
+        with self._inflight_lock:
+            self._unfinished += len(started)
+        for job, run in started:
+            future = self._pool().submit(self._spawn_one, self._request(job, run))
+            self._inflight.append((job, run, future))
+            future.add_done_callback(self._spawned)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """Spawns run on a small pool: a spawn blocks its caller until the child has exec'd (vfork),
+        and the loop need not wait for that; it collects the handles on its next tick."""
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(self.spawn_workers, thread_name_prefix="freight-spawn")
+        return self._spawner
+
+    def _spawned(self, _future: Future[_Spawned]) -> None:
+        with self._inflight_lock:
+            self._unfinished -= 1
+            last = self._unfinished <= 0
+        if last:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"s")
+
+    def _spawn_one(self, request: AttemptRequest) -> _Spawned:
+        try:
+            handle = self.runtime.start(request)
+        except FreightError as exc:
+            return None, str(exc), self.clock()
+        started_at = self.clock()
+        # Beside the shim's own records: if the scheduler dies before the handle reaches the store,
+        # recovery still finds the attempt (instead of calling it lost and maybe running it twice).
+        with contextlib.suppress(OSError):
+            Path(handle.record_dir, HANDLE_FILE).write_text(handle.to_json())
+        return handle, None, started_at
+
+    def _collect_spawned(self, batch: Batch, now: float) -> None:
+        """Record attempts whose spawn finished: running with their handle, or failed to start."""
+        if not self._inflight:
+            return
+        pending = []
+        for job, run, future in self._inflight:
+            if not future.done():
+                pending.append((job, run, future))
                 continue
-            run.handle = handle = started
-            run.started_at = self.clock()
+            handle, error, at = future.result()
+            if handle is None:
+                outcome = Outcome(None, None, False, None, None, at, at, error=f"could not start: {error}")
+                self._finish(job, run, outcome, batch, _Actions(), now)
+                continue
+            run.handle = handle
+            run.started_at = at
             if job.spec.timeout is not None:
                 run.deadline = run.started_at + job.spec.timeout
             job.started_at = job.started_at or run.started_at
             batch.running_attempts.append(
-                {
-                    "b_id": run.attempt_id,
-                    "state": "running",
-                    "handle": handle.to_json(),
-                    "started_at": run.started_at,
-                }
+                {"b_id": run.attempt_id, "state": "running", "handle": handle.to_json(), "started_at": at}
             )
-            batch.move(job, JobState.RUNNING, run.started_at)
+            batch.move(job, JobState.RUNNING, now)
             self._watch(run)
-        end = self.clock()
-        more = _Actions()
-        for job, run, error in failed:
-            outcome = Outcome(None, None, False, None, None, end, end, error=f"could not start: {error}")
-            self._finish(job, run, outcome, batch, more, end)
-        self._commit(batch, end)
-
-    def _spawn_all(self, todo: list[tuple[JobRecord, Running]]) -> list[tuple[Handle | None, str | None]]:
-        """Start attempts. Several at once on a small thread pool: a spawn blocks its caller until the
-        child has exec'd (vfork), and the other spawns need not wait for that."""
-        requests = [self._request(job, run) for job, run in todo]
-        if len(requests) < 2 or self.spawn_workers < 2:
-            return [self._spawn_one(r) for r in requests]
-        if self._spawner is None:
-            self._spawner = ThreadPoolExecutor(self.spawn_workers, thread_name_prefix="freight-spawn")
-        return list(self._spawner.map(self._spawn_one, requests))
-
-    def _spawn_one(self, request: AttemptRequest) -> tuple[Handle | None, str | None]:
-        try:
-            return self.runtime.start(request), None
-        except FreightError as exc:
-            return None, str(exc)
+        self._inflight = pending
 
     def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
         spec = job.spec

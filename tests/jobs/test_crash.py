@@ -85,3 +85,37 @@ def test_kill_9_scheduler_with_50_running_jobs(settings: Settings, tmp_path: Pat
         if first.poll() is None:
             first.kill()
         svc.close()
+
+
+def test_restart_before_the_handle_reached_the_store_reattaches(settings: Settings, tmp_path: Path) -> None:
+    """A crash between starting the shim and committing its handle: recovery finds the handle the
+    scheduler wrote beside the shim's records, re-attaches, and the job runs once."""
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from freight.db.schema import attempts, jobs
+
+    ledger = tmp_path / "ledger"
+    local = replace(settings, cpus=2.0, memory=4 << 30)
+    svc = JobService.open(local)
+    svc.start_scheduler(poll_interval=0.1)
+    view = svc.submit(
+        JobSpec(shell=f"sleep 1; echo ran >> {ledger}", resources={"cpus": 0.1, "memory": "16M"})
+    )
+    wait_for(lambda: svc.get(view.id).state is JobState.RUNNING)
+    svc.stop_scheduler()
+    # rewind the store to the moment after the claim commit, before the handle commit
+    with svc.engine.begin() as conn:
+        conn.execute(
+            update(attempts).where(attempts.c.job_id == view.id).values(handle=None, state="starting")
+        )
+        conn.execute(update(jobs).where(jobs.c.id == view.id).values(state="starting"))
+    svc.start_scheduler(poll_interval=0.1)
+    try:
+        done = svc.wait([view.id], timeout=30)[0]
+    finally:
+        svc.close()
+    assert done.state is JobState.SUCCEEDED
+    assert done.attempts == 1
+    assert ledger.read_text() == "ran\n"

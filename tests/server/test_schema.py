@@ -1,9 +1,12 @@
 """Schemathesis against /openapi.json on SQLite and on PostgreSQL: generated requests (valid and
-invalid) for every operation, none answered 5xx, and responses that match the schema. A few examples
-per operation keep it quick. No scheduler runs, so generated jobs are only stored, never executed."""
+invalid) for every operation, none answered 5xx, and responses that match the schema. 25 examples per
+operation, the same ones every run, keep it quick and steady; `FREIGHT_FUZZ_EXAMPLES=200` explores new
+ones (that is how the empty idempotency key, null units and out-of-range event ids were found). No
+scheduler runs, so generated jobs are only stored, never executed."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,6 +28,9 @@ CHECKS = [
     checks.response_schema_conformance,
 ]
 TOKENS: dict[str, str] = {}
+#: `make test` runs the same few examples every time; FREIGHT_FUZZ_EXAMPLES=200 explores afresh
+DEEP = "FREIGHT_FUZZ_EXAMPLES" in os.environ
+EXAMPLES = int(os.environ.get("FREIGHT_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -51,7 +57,13 @@ def _fuzz(operation: schemathesis.APIOperation, headers: dict[str, str]) -> None
     chosen = CHECKS if not operation.path.startswith("/api/v1/hooks/") else CHECKS[:1]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=not DEEP,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
     def check(case: schemathesis.Case) -> None:
         if case.query and "follow" in case.query:
             case.query["follow"] = False  # a followed stream of a job that never runs never ends

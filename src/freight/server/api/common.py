@@ -36,6 +36,38 @@ def check_input(data: Any, where: str) -> None:
             check_input(value, f"{where}.{index}" if where else str(index))
 
 
+_UNIT_FIELDS = (
+    ("resources", "cpus"),
+    ("resources", "memory"),
+    ("timeout",),
+    ("grace",),
+    ("retry", "backoff"),
+    ("retry", "backoff_max"),
+)
+
+
+def check_units(spec: Any, source: str) -> None:
+    """Fields that take human units must be a number or a text. The unit parsers fail on other
+    types with TypeError/AttributeError, which pydantic does not turn into a validation error, so
+    catch those here and name the field (a bad value of the right type is left to the spec)."""
+    if not isinstance(spec, dict):
+        return
+    for path in _UNIT_FIELDS:
+        node: Any = spec
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or path[-1] not in node:
+            continue
+        value = node[path[-1]]
+        if value is None and path == ("timeout",):
+            continue
+        if not isinstance(value, str | int | float):
+            raise UserError(
+                "must be a number or a text such as 512M, 0.5 or 10m",
+                where=f"{source}: {'.'.join(path)}",
+            )
+
+
 def reply(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse
 
 from freight.errors import NotFoundError, PermissionDeniedError
-from freight.server.api.common import check_input, reply
+from freight.server.api.common import check_input, check_units, reply
 from freight.server.api.jobs import SUBMITTED, IdempotencyKey, submit_job
 from freight.server.auth import Caller
 from freight.server.deps import ServerContext, get_ctx
@@ -59,6 +59,7 @@ def register(ctx: Ctx, principal: Caller, body: DefinitionIn) -> JSONResponse:
         raise PermissionDeniedError("a token limited to queues may not register definitions")
     check_input(body.name, "name")
     check_input(body.spec, "spec")
+    check_units(body.spec, f"definition {body.name}")
     if body.description is not None:
         check_input(body.description, "description")
     version = ctx.service.register_definition(body.name, body.spec, body.description)

@@ -17,6 +17,8 @@ from freight.server.streams import follow_events
 from freight.server.tokens import Principal
 
 router = APIRouter(tags=["events"])
+#: event ids are a 32-bit integer column on PostgreSQL; larger ones cannot exist (and cannot be bound)
+MAX_ID = 2**31 - 1
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
 
 
@@ -55,7 +57,7 @@ def list_events(
     ctx: Ctx,
     principal: Caller,
     job_id: Annotated[str | None, Query(max_length=64)] = None,
-    after_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     follow: bool = False,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
@@ -65,7 +67,7 @@ def list_events(
         visible_job(ctx.service, principal, job_id)
     if follow:
         start = after_id
-        if last_event_id and last_event_id.isdigit():
+        if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ID:
             start = int(last_event_id)
         if start is None:
             newest = _rows(ctx, principal, after_id=None, limit=1, newest_first=True)

@@ -16,7 +16,15 @@ from freight.db.schema import jobs
 from freight.errors import NotFoundError, UserError
 from freight.jobs.spec import JobSpec, parse_spec
 from freight.jobs.states import JobState
-from freight.server.api.common import JobId, check_input, job_usage, list_visible, reply, visible_job
+from freight.server.api.common import (
+    JobId,
+    check_input,
+    check_units,
+    job_usage,
+    list_visible,
+    reply,
+    visible_job,
+)
 from freight.server.auth import Caller, check_queue
 from freight.server.deps import ServerContext, get_ctx
 from freight.server.schemas import (
@@ -52,6 +60,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+def _check_key(key: object, where: str) -> None:
+    # The store treats "" as a key like any other but the lookup skips it, so a second "" would
+    # collide on the unique index; say so plainly instead.
+    if key == "":
+        raise UserError(
+            "an idempotency key cannot be empty", where=where, hint="leave it out, or use a real key"
+        )
+
+
 def submit_job(
     ctx: ServerContext,
     principal: Principal,
@@ -63,8 +80,11 @@ def submit_job(
     """Validate (applying the definition's template, if any), check the token's queue, store.
     201 for a new job; 200 with the earlier job when its idempotency key was seen before."""
     check_input(body, "")
+    check_units(body, "spec")
+    _check_key(body.get("idempotency_key"), "idempotency_key")
     svc = ctx.service
     if idempotency_key is not None:
+        _check_key(idempotency_key, "Idempotency-Key")
         check_input(idempotency_key, "Idempotency-Key")
         given = body.get("idempotency_key")
         if given is not None and given != idempotency_key:
@@ -111,6 +131,8 @@ def submit_batch(ctx: Ctx, principal: Caller, body: BatchIn) -> JSONResponse:
     specs: list[JobSpec] = []
     for index, item in enumerate(body.jobs):
         check_input(item, f"jobs.{index}")
+        check_units(item, f"jobs.{index}")
+        _check_key(item.get("idempotency_key"), f"jobs.{index}.idempotency_key")
         spec = parse_spec(item, source=f"jobs.{index}")
         check_queue(principal, spec.queue, where=f"jobs.{index}.queue")
         specs.append(spec)

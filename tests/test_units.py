@@ -46,3 +46,10 @@ def test_format() -> None:
     assert format_bytes(64 * 1024**2) == "64.0M"
     assert format_duration(0.25) == "250ms"
     assert format_duration(245) == "4m05s"
+
+
+@pytest.mark.parametrize("bad", [None, [1], {"a": 1}, True])
+def test_wrong_types_are_value_errors_not_crashes(bad: object) -> None:
+    for parse in (parse_bytes, parse_duration, parse_cpus):
+        with pytest.raises(ValueError, match="expected"):
+            parse(bad)  # type: ignore[arg-type]

@@ -29,13 +29,21 @@ _NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    return f"a {type(value).__name__}"
+
+
 def parse_bytes(value: str | int | float) -> int:
     """Parse "512M", "2G", "1.5GiB", "1000kb" or a plain number of bytes.
 
     Single letters are binary (K = 1024), as in docker and Kubernetes' Ki; "kb"/"mb"/"gb" are decimal.
     """
-    if isinstance(value, bool):
-        raise ValueError("expected a size like 512M or 2G, got a boolean")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a size like 512M or 2G, got {_kind(value)}")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a size cannot be negative")
@@ -48,8 +56,8 @@ def parse_bytes(value: str | int | float) -> int:
 
 def parse_duration(value: str | int | float) -> float:
     """Parse "90", "90s", "10m", "1h30m", "250ms" into seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s or 10m, got a boolean")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration like 30s or 10m, got {_kind(value)}")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -66,8 +74,8 @@ def parse_duration(value: str | int | float) -> float:
 
 def parse_cpus(value: str | int | float) -> float:
     """Parse "1.5", 2 or "500m" (millicpus, as in Kubernetes)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number of cpus like 0.5 or 2, got a boolean")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a number of cpus like 0.5 or 2, got {_kind(value)}")
     if isinstance(value, str):
         text = value.strip()
         try:

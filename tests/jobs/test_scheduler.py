@@ -184,6 +184,10 @@ def test_lifecycle_on_both_stores(store_settings: Settings) -> None:
         assert [v.state for v in done] == [JobState.SUCCEEDED, JobState.FAILED] * 3
         events = service.events(done[0].id)
         assert [e["to_state"] for e in reversed(events)] == ["queued", "starting", "running", "succeeded"]
+        # sizes past 2 GiB fit the store's columns (BIGINT on PostgreSQL)
+        big = service.submit(JobSpec(command=["true"], resources={"cpus": 0.2, "memory": "3G"}))
+        assert service.wait([big.id], timeout=60)[0].state is JobState.SUCCEEDED
+        assert service.get(big.id).spec.resources.memory == 3 << 30
 
 
 def test_rlimits_fallback_still_runs_jobs(settings: Settings) -> None:

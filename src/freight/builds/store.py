@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -77,7 +78,7 @@ build_releases = Table(
     Column("task_hash", String(64)),
     Column("commit", String(64)),
     Column("files", Integer, nullable=False),
-    Column("bytes", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
     Index("ix_build_releases_app_created", "app", "created_at"),
 )
 

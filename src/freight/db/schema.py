@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -58,13 +59,13 @@ attempts = Table(
     Column("stop_reason", String(16)),
     Column("node", String(200)),
     Column("cpus", Float, nullable=False),
-    Column("memory", Integer, nullable=False),
+    Column("memory", BigInteger, nullable=False),
     Column("started_at", Float),
     Column("ended_at", Float),
     Column("exit_code", Integer),
     Column("signal", Integer),
     Column("oom_killed", Boolean, nullable=False, default=False),
-    Column("peak_memory", Integer),
+    Column("peak_memory", BigInteger),
     Column("cpu_seconds", Float),
     Column("error", Text),
     Column("log_path", Text),
@@ -105,7 +106,8 @@ queues = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # SQLite's rowid is 64-bit only as INTEGER PRIMARY KEY; PostgreSQL needs BIGINT for the same range
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("job_id", String(32), nullable=False),
     Column("attempt", Integer),
     Column("from_state", String(16)),

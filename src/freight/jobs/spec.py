@@ -98,7 +98,7 @@ class JobSpec(_Strict):
     priority: int = Field(default=0, ge=-1000, le=1000)
     labels: dict[str, str] = Field(default_factory=dict)
     depends_on: list[Dependency] = Field(default_factory=list)
-    idempotency_key: str | None = Field(default=None, max_length=200)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     image: str | None = None
 
     @model_validator(mode="after")
@@ -111,6 +111,9 @@ class JobSpec(_Strict):
             raise ValueError(f"queue name {self.queue!r} must be letters, digits, '.', '_' or '-'")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("`timeout` must be more than 0")
+        texts = [*(self.command or []), self.shell or "", self.cwd or "", *self.env, *self.env.values()]
+        if any("\x00" in text for text in texts):
+            raise ValueError("command, shell, cwd and env cannot hold NUL characters")
         return self
 
     def argv(self) -> list[str]:

@@ -181,7 +181,8 @@ _update_attempt_stop = (
 class Batch:
     """The writes of one scheduler tick, applied in one transaction."""
 
-    transitions: list[tuple[JobRecord, JobState, str | None]] = field(default_factory=list)
+    #: (job, old state, new state, attempt number, detail), in the order they happened
+    transitions: list[tuple[JobRecord, JobState, JobState, int, str | None]] = field(default_factory=list)
     new_attempts: list[dict[str, Any]] = field(default_factory=list)
     running_attempts: list[dict[str, Any]] = field(default_factory=list)
     ended_attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -194,7 +195,7 @@ class Batch:
         old = job.state
         job.state = new
         job.updated_at = now
-        self.transitions.append((job, old, detail))
+        self.transitions.append((job, old, new, job.attempts, detail))
 
     def __bool__(self) -> bool:
         return bool(
@@ -213,26 +214,33 @@ def apply_batch(conn: Connection, batch: Batch, now: float) -> set[str]:
     the caller must drop its in-memory view of those and re-read them."""
     lost: set[str] = set()
     if batch.transitions:
+        # A job may move more than once in a tick (running, then succeeded): one compare-and-set from
+        # its first state to its last, and one event per step.
+        first_old: dict[str, JobState] = {}
+        final: dict[str, JobRecord] = {}
+        for job, old, _, _, _ in batch.transitions:
+            first_old.setdefault(job.id, old)
+            final[job.id] = job
         params = []
-        for job, old, _ in batch.transitions:
+        for job_id, job in final.items():
             row = {name: getattr(job, name) for name in _JOB_MUTABLE}
             row["state"] = job.state.value
-            row["b_id"] = job.id
-            row["b_old"] = old.value
+            row["b_id"] = job_id
+            row["b_old"] = first_old[job_id].value
             params.append(row)
         result = conn.execute(_update_job_cas, params)
         if result.rowcount != len(params):
-            lost = _find_cas_losers(conn, batch)
+            lost = _find_cas_losers(conn, final)
         event_params = [
             {
                 "job_id": job.id,
-                "attempt": job.attempts or None,
+                "attempt": attempt or None,
                 "from_state": old.value,
-                "to_state": job.state.value,
+                "to_state": new.value,
                 "at": now,
                 "detail": detail,
             }
-            for job, old, detail in batch.transitions
+            for job, old, new, attempt, detail in batch.transitions
             if job.id not in lost
         ]
         if event_params:
@@ -254,8 +262,8 @@ def apply_batch(conn: Connection, batch: Batch, now: float) -> set[str]:
     return lost
 
 
-def _find_cas_losers(conn: Connection, batch: Batch) -> set[str]:
-    wanted = {job.id: job.state.value for job, _, _ in batch.transitions}
+def _find_cas_losers(conn: Connection, final: dict[str, JobRecord]) -> set[str]:
+    wanted = {job_id: job.state.value for job_id, job in final.items()}
     rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))).all()
     return {row.id for row in rows if row.state != wanted[row.id]}
 

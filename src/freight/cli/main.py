@@ -171,6 +171,12 @@ def _mount_optional() -> None:
         pass
     else:
         app.add_typer(pipeline_app, name="pipeline")
+    try:
+        from freight.cli.build import mount as mount_builds
+    except ImportError:
+        pass
+    else:
+        mount_builds(app)
 
 
 def main() -> None:

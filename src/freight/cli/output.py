@@ -14,8 +14,9 @@ from freight.jobs.client import JobView
 from freight.jobs.states import JobState
 from freight.units import format_bytes, format_duration
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output is read by scripts and grep: do not squeeze it into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, soft_wrap=True)  # one message, one line
 
 STATE_STYLE = {
     JobState.QUEUED: "cyan",
@@ -50,8 +51,10 @@ def print_json(data: Any) -> None:
 
 def jobs_table(views: list[JobView]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "NAME", "QUEUE", "STATE", "TRIES", "SUBMITTED", "DURATION", "REASON"):
-        table.add_column(column, overflow="fold")
+    table.add_column("ID", no_wrap=True, min_width=20)
+    for column in ("NAME", "QUEUE", "STATE", "TRIES", "SUBMITTED", "DURATION"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("REASON", no_wrap=True, overflow="ellipsis", max_width=60)
     for v in views:
         style = STATE_STYLE.get(v.state, "")
         table.add_row(
@@ -117,7 +120,7 @@ def ending_sentence(view: JobView) -> str:
     if view.state is JobState.SUCCEEDED:
         return f"job {view.id} succeeded"
     if view.state is JobState.OOM_KILLED:
-        return f"job {view.id} was killed for running out of memory: {view.reason}"
+        return f"job {view.id} failed, {view.reason}"
     if view.state is JobState.TIMED_OUT:
         return f"job {view.id} {view.reason}"
     return f"job {view.id} {view.state.value}: {view.reason or ''}".rstrip(": ")

@@ -1,0 +1,87 @@
+"""The real `freight` binary: exit codes, one-line errors, nothing stored on bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from freight.config import Settings
+
+
+def freight(settings: Settings, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(
+        FREIGHT_HOME=str(settings.home),
+        FREIGHT_CGROUP_PARENT=settings.cgroup_parent,
+        FREIGHT_CPUS="2",
+        FREIGHT_MEMORY="4G",
+    )
+    env.pop("FREIGHT_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "freight.cli.main", *args], env=env, capture_output=True, text=True, cwd=cwd
+    )
+
+
+def job_count(settings: Settings) -> int:
+    out = freight(settings, "jobs", "ls", "--json")
+    import json
+
+    return len(json.loads(out.stdout)) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["submit", "--memory", "lots", "--", "true"], "resources.memory: 'lots' is not a size"),
+        (["submit", "--cpus", "0", "--", "true"], "cpus must be more than 0"),
+        (["submit", "--env", "NOEQUALS", "--", "true"], "--env: expected KEY=VALUE"),
+        (["submit"], "nothing to run"),
+        (["submit", "--definition", "missing"], "no job definition 'missing'"),
+        (["jobs", "show", "nope"], "no job 'nope'"),
+        (["jobs", "ls", "--state", "sleeping"], "unknown state 'sleeping'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_stores_nothing(
+    settings: Settings, args: list[str], message: str
+) -> None:
+    result = freight(settings, *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:")
+    assert job_count(settings) == 0
+
+
+def test_bad_spec_file_names_file_and_line(settings: Settings, tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text("command: [echo, hi]\nresources:\n  cpus: 1\n  memory: 1Q\n")
+    result = freight(settings, "submit", "--file", str(spec))
+    assert result.returncode == 2
+    assert f"{spec}:4: resources.memory: '1Q' is not a size" in result.stderr
+    assert job_count(settings) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["--", "sh", "-c", "echo out; exit 3"], 3, "exited with code 3"),
+        (["--memory", "64M", "--", sys.executable, "-c", "x = bytearray(512 << 20)"], 137, "out of memory"),
+        (["--timeout", "1s", "--", "sleep", "30"], 124, "timed out after 1.0s"),
+    ],
+)
+def test_run_exits_like_the_job_and_says_why(
+    settings: Settings, args: list[str], code: int, said: str
+) -> None:
+    result = freight(settings, "run", *args)
+    assert result.returncode == code, result.stderr
+    assert said in result.stderr
+
+
+def test_run_streams_output(settings: Settings) -> None:
+    result = freight(settings, "run", "--", "sh", "-c", "echo one; echo two >&2")
+    assert result.returncode == 0
+    assert result.stdout == "one\ntwo\n"

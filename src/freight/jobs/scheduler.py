@@ -761,7 +761,16 @@ class Scheduler:
 
     # --- introspection ------------------------------------------------------------------------------
 
+    def usage(self, job_id: str) -> tuple[int | None, float | None] | None:
+        """Memory bytes and CPU seconds of the job's running attempt now; None if not running here."""
+        run = self.running.get(job_id)
+        if run is None or run.handle is None:
+            return None
+        return self.runtime.usage(run.handle)
+
     def snapshot(self) -> dict[str, Any]:
+        """This node's capacity and load: node (name), cpus, memory (bytes), used_cpus, used_memory,
+        running (count), queued ({queue: waiting jobs}), waiting_on_dependencies and retrying (counts)."""
         return {
             "node": self.node_name,
             "cpus": self.capacity.cpus,

@@ -310,6 +310,10 @@ class JobService:
                 query = query.where(jobs.c.id < rows[-1].id)
         return views
 
+    def usage(self, job_id: str) -> tuple[int | None, float | None] | None:
+        """Live (memory bytes, cpu seconds) of a running job, when the scheduler runs in this process."""
+        return self.scheduler.usage(job_id) if self.scheduler is not None else None
+
     def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return event_rows(conn, job_id, limit)

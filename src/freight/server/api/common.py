@@ -100,12 +100,10 @@ def list_visible(
 def job_usage(svc: JobService, view: JobView) -> dict[str, Any]:
     """Memory and CPU now, measured from the running attempt when the scheduler runs in this process;
     otherwise the last attempt's recorded peak and total."""
-    scheduler = svc.scheduler
-    if scheduler is not None and view.state.active:
-        run = scheduler.running.get(view.id)
-        if run is not None and run.handle is not None:
-            memory, cpu = scheduler.runtime.usage(run.handle)
-            return {"live": True, "memory": memory, "cpu_seconds": cpu}
+    live = svc.usage(view.id) if view.state.active else None
+    if live is not None:
+        memory, cpu = live
+        return {"live": True, "memory": memory, "cpu_seconds": cpu}
     last = view.attempt_list[-1] if view.attempt_list else None
     return {
         "live": False,

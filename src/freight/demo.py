@@ -22,7 +22,7 @@ from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.units import format_bytes, format_duration
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 PY = sys.executable
 
 
@@ -124,16 +124,67 @@ def run_workload_demos(settings: Settings) -> None:
         demo.run_demo(settings)
 
 
-def main() -> None:
-    settings = load_settings()
-    console.rule("[bold]freight: jobs")
-    console.print(f"home: {settings.home}   store: {settings.database_url}")
-    with JobService.open(settings) as svc, svc.running() as scheduler:
-        if scheduler is not None:
-            console.print(f"isolation: {scheduler.runtime.description}")
+def _demo_thread(settings: Settings, url_box: list[str], port: int, failed: list[BaseException]) -> None:
+    try:
+        _demo(settings, url_box, port)
+    except BaseException as exc:  # reported, then the server stops: `make run` must not pass silently
+        failed.append(exc)
+        console.print(f"[red]demo failed: {exc!r}[/]")
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _demo(settings: Settings, url_box: list[str], port: int) -> None:
+    """Runs the workloads against the scheduler of the server in this process, then says where to look."""
+    import os
+    import signal
+    import time
+
+    from freight.server.tokens import create_token
+
+    with JobService.open(settings) as svc:
+        deadline = time.monotonic() + 30
+        while svc.scheduler_holder() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        console.rule("[bold]freight: jobs")
+        console.print(f"home: {settings.home}   store: {settings.database_url}")
         show(run_jobs_demo(svc))
-        console.print("try: [bold].venv/bin/freight jobs ls[/], [bold]jobs show ID[/], [bold]jobs logs ID[/]")
         run_workload_demos(settings)
+        _, token = create_token(svc.engine, f"demo-{int(time.time())}", admin=True)
+    console.rule("[bold]freight is up")
+    url = url_box[0] if url_box else f"http://127.0.0.1:{port}"
+    console.print(f"web UI and API:  [bold]{url}[/]   (sign in with the admin token below)")
+    console.print(f"admin token:     [bold]{token}[/]")
+    console.print(
+        "CLI:             .venv/bin/freight jobs ls   |   freight jobs show ID   |   freight jobs logs ID"
+    )
+    if os.environ.get("FREIGHT_DEMO_EXIT"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        console.print("[dim]Ctrl-C stops the server; running jobs keep running.[/]")
+
+
+def main() -> None:
+    """Serve the API, the UI and the scheduler (like `freight up`) and run the demo workloads on it."""
+    import os
+    import threading
+
+    from freight.server.serve import serve
+
+    settings = load_settings()
+    port = int(os.environ.get("FREIGHT_PORT", "8321"))
+    url_box: list[str] = []
+    failed: list[BaseException] = []
+
+    def announce(url: str, first_token: str | None) -> None:
+        url_box.append(url)
+        threading.Thread(target=_demo_thread, args=(settings, url_box, port, failed), daemon=True).start()
+
+    serve(settings, port=port, announce=announce)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,23 @@ def test_restart_before_the_handle_reached_the_store_reattaches(settings: Settin
     assert done.state is JobState.SUCCEEDED
     assert done.attempts == 1
     assert ledger.read_text() == "ran\n"
+
+
+def test_a_standby_takes_over_when_the_scheduler_goes_away(store_settings: Settings) -> None:
+    """Two servers on one store: one schedules, the other stands by and takes over when it stops."""
+    from dataclasses import replace
+
+    local = replace(store_settings, cpus=2.0, memory=4 << 30)
+    leader, follower = JobService.open(local), JobService.open(local)
+    try:
+        assert leader.start_or_stand_by(poll_interval=0.1) is not None
+        assert follower.start_or_stand_by(poll_interval=0.1, retry_every=0.1) is None
+        first = follower.submit(JobSpec(command=["true"], resources={"cpus": 0.1, "memory": "16M"}))
+        assert follower.wait([first.id], timeout=30)[0].state is JobState.SUCCEEDED  # run by the leader
+        leader.stop_scheduler()
+        wait_for(lambda: follower.scheduler is not None, timeout=10)
+        second = follower.submit(JobSpec(command=["true"], resources={"cpus": 0.1, "memory": "16M"}))
+        assert follower.wait([second.id], timeout=30)[0].state is JobState.SUCCEEDED
+    finally:
+        follower.close()
+        leader.close()

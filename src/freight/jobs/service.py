@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -23,7 +24,7 @@ from freight.db.engine import open_engine
 from freight.db.schema import definitions, dependencies, events, jobs, queues
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView
-from freight.jobs.scheduler import LEASE, Scheduler
+from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState
 from freight.jobs.store import (
@@ -37,6 +38,8 @@ from freight.jobs.store import (
     record_from_spec,
 )
 
+log = logging.getLogger("freight.service")
+
 
 class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
@@ -45,6 +48,9 @@ class JobService:
         self.scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
+        self._scheduler_lock = threading.RLock()
+        self._standby: threading.Thread | None = None
+        self._standby_stop = threading.Event()
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> JobService:
@@ -70,23 +76,54 @@ class JobService:
             return lease_holder(conn, LEASE, time.time())
 
     def start_scheduler(self, *, poll_interval: float = 0.5) -> Scheduler:
-        """Run a scheduler in a background thread of this process."""
+        """Run a scheduler in a background thread of this process. Raises LeaseHeldError when another
+        live scheduler serves this store."""
         from freight.runtime import create_runtime
 
-        if self.scheduler is not None:
-            return self.scheduler
-        scheduler = Scheduler(
-            self.engine,
-            create_runtime(self.settings),
-            self.settings,
-            poll_interval=poll_interval,
-            on_commit=self._notify,
+        with self._scheduler_lock:
+            if self.scheduler is not None:
+                return self.scheduler
+            scheduler = Scheduler(
+                self.engine,
+                create_runtime(self.settings),
+                self.settings,
+                poll_interval=poll_interval,
+                on_commit=self._notify,
+            )
+            try:
+                scheduler.start()
+            except BaseException:
+                scheduler.close()
+                raise
+            self.scheduler = scheduler
+            self._thread = threading.Thread(target=self._loop, name="freight-scheduler", daemon=True)
+            self._thread.start()
+            return scheduler
+
+    def start_or_stand_by(
+        self, *, poll_interval: float = 0.5, retry_every: float = LEASE_TTL / 3
+    ) -> Scheduler | None:
+        """Run the scheduler if this store has none; otherwise stand by and take over when the lease
+        holder goes away (several servers on one PostgreSQL store: one schedules, all serve the API)."""
+        try:
+            return self.start_scheduler(poll_interval=poll_interval)
+        except LeaseHeldError:
+            pass
+        self._standby_stop.clear()
+        self._standby = threading.Thread(
+            target=self._stand_by, args=(poll_interval, retry_every), name="freight-standby", daemon=True
         )
-        scheduler.start()
-        self.scheduler = scheduler
-        self._thread = threading.Thread(target=self._loop, name="freight-scheduler", daemon=True)
-        self._thread.start()
-        return scheduler
+        self._standby.start()
+        return None
+
+    def _stand_by(self, poll_interval: float, retry_every: float) -> None:
+        while not self._standby_stop.wait(retry_every):
+            try:
+                self.start_scheduler(poll_interval=poll_interval)
+            except LeaseHeldError:
+                continue
+            log.warning("took over the scheduler lease: this process now schedules the store")
+            return
 
     def _loop(self) -> None:
         assert self.scheduler is not None
@@ -96,14 +133,19 @@ class JobService:
             self._notify()
 
     def stop_scheduler(self) -> None:
-        if self.scheduler is None:
-            return
-        self.scheduler.stop()
-        if self._thread is not None:
-            self._thread.join()
-        self.scheduler.close()
-        self.scheduler = None
-        self._thread = None
+        if self._standby is not None:
+            self._standby_stop.set()
+            self._standby.join()
+            self._standby = None
+        with self._scheduler_lock:
+            if self.scheduler is None:
+                return
+            self.scheduler.stop()
+            if self._thread is not None:
+                self._thread.join()
+            self.scheduler.close()
+            self.scheduler = None
+            self._thread = None
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Scheduler | None]:

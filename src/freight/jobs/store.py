@@ -356,7 +356,8 @@ def definition_row(conn: Connection, name: str, version: int | None) -> dict[str
 
 
 def holder_id() -> str:
-    return f"{os.uname().nodename}:{os.getpid()}"
+    """host:pid:nonce — unique per scheduler, even for two in one process."""
+    return f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def try_lease(conn: Connection, name: str, holder: str, ttl: float, now: float) -> bool:
@@ -390,7 +391,8 @@ def lease_holder(conn: Connection, name: str, now: float) -> str | None:
 
 
 def _holder_dead(holder: str) -> bool:
-    host, _, pid = holder.rpartition(":")
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
     if host != os.uname().nodename or not pid.isdigit():
         return False
     try:

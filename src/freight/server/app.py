@@ -18,7 +18,6 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from freight.config import Settings, load_settings
-from freight.jobs.scheduler import LeaseHeldError
 from freight.jobs.service import JobService
 from freight.server.api import PREFIX, api_router
 from freight.server.deps import ServerContext, write_gate
@@ -60,11 +59,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         started_scheduler = False
         if scheduler and svc.scheduler is None:
-            try:
-                running = svc.start_scheduler()
-            except LeaseHeldError:
-                # Another server schedules this store (PostgreSQL, several servers): serve the API only.
-                log.warning("another scheduler holds the lease on this store; serving the API only")
+            running = svc.start_or_stand_by()
+            if running is None:
+                # Another server schedules this store (PostgreSQL, several servers): serve the API and
+                # take over the scheduler if that server goes away.
+                started_scheduler = True
+                log.warning("another scheduler holds the lease on this store; standing by")
             else:
                 started_scheduler = True
                 snap = running.snapshot()

@@ -262,6 +262,10 @@ class Scheduler:
                     _ended_row(f"{job.id}-{row.number}", "lost", now, None, "never started")
                 )
             return
+        if row.node and row.node != self.node_name:
+            # Taken over from a scheduler on another machine: its attempts cannot be reached from here.
+            self._end_lost(job, row.number, batch, now, f"it ran on {row.node}, whose scheduler went away")
+            return
         handle = Handle.from_json(handle_text)
         if row.handle is None:
             batch.running_attempts.append(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 _BYTE_SUFFIX = {
     "": 1,
@@ -112,3 +115,9 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+#: Field types for pydantic models that accept human units and store plain numbers.
+Cpus = Annotated[float, BeforeValidator(parse_cpus)]
+Bytes = Annotated[int, BeforeValidator(parse_bytes)]
+Seconds = Annotated[float, BeforeValidator(parse_duration)]

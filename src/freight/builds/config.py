@@ -29,34 +29,17 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from freight.errors import UserError
 from freight.jobs.spec import format_validation_error
-from freight.units import parse_bytes, parse_cpus, parse_duration
+from freight.units import Bytes, Cpus, Seconds
 
 CONFIG_FILE = "freight.toml"
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
-
-
-def _cpus(value: Any) -> float:
-    return parse_cpus(value)
-
-
-def _bytes(value: Any) -> int:
-    return parse_bytes(value)
-
-
-def _seconds(value: Any) -> float:
-    return parse_duration(value)
-
-
-Cpus = Annotated[float, BeforeValidator(_cpus)]
-Bytes = Annotated[int, BeforeValidator(_bytes)]
-Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class _Strict(BaseModel):

@@ -7,31 +7,15 @@ Validated with pydantic; human units are accepted ("512M", "1.5", "10m") and sto
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from freight.errors import UserError
-from freight.units import parse_bytes, parse_cpus, parse_duration
+from freight.units import Bytes, Cpus, Seconds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
-
-def _cpus(value: Any) -> float:
-    return parse_cpus(value)
-
-
-def _bytes(value: Any) -> int:
-    return parse_bytes(value)
-
-
-def _seconds(value: Any) -> float:
-    return parse_duration(value)
-
-
-Cpus = Annotated[float, BeforeValidator(_cpus)]
-Bytes = Annotated[int, BeforeValidator(_bytes)]
-Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 RetryReason = Literal["oom", "timeout", "lost", "failed"]
 

@@ -37,6 +37,11 @@ class Settings:
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
+    def log_path(self, job_id: str, attempt: int) -> Path:
+        """Where an attempt's output goes. Job ids start with their submission time in hex, so the
+        first 8 digits bucket logs by ~minute: one directory per minute, not a mkdir per job."""
+        return self.logs_dir / job_id[:8] / f"{job_id}.{attempt}.log"
+
     #: Per-attempt shim records (pid, exit status); None picks a tmpfs directory (see run_dir).
     run_dir_override: Path | None = None
 

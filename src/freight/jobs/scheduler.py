@@ -151,7 +151,6 @@ class Scheduler:
         self._pending_term: list[Running] = []
         #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
         self._base_env = dict(os.environ)
-        self._logs_dir = str(settings.logs_dir)
         self._exited: set[str] = set()
         self.ticks = 0
 
@@ -601,7 +600,7 @@ class Scheduler:
         res = job.spec.resources
         attempt_id = f"{job.id}-{job.attempts}"
         run = Running(job.id, attempt_id, job.attempts, res.cpus, res.memory)
-        log_path = self.settings.logs_dir / job.id / f"{job.attempts}.log"
+        log_path = self.settings.log_path(job.id, job.attempts)
         batch.move(job, JobState.STARTING, now)
         batch.new_attempts.append(
             {
@@ -744,7 +743,7 @@ class Scheduler:
             env=env,
             cwd=spec.cwd,
             limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
-            log_path=Path(f"{self._logs_dir}/{job.id}/{run.number}.log"),
+            log_path=self.settings.log_path(job.id, run.number),
         )
 
     def _watch(self, run: Running) -> None:

@@ -459,7 +459,7 @@ class JobService:
             number = view.attempts
             if number == 0:
                 return
-        path = self.settings.logs_dir / job_id / f"{number}.log"
+        path = self.settings.log_path(job_id, number)
         offset = 0
         while True:
             chunk = b""

@@ -30,7 +30,7 @@ def log_path(svc: JobService, view: JobView, number: int) -> Path:
     for attempt in view.attempt_list:
         if attempt.number == number and attempt.log_path:
             return Path(attempt.log_path)
-    return svc.settings.logs_dir / view.id / f"{number}.log"
+    return svc.settings.log_path(view.id, number)
 
 
 def _read(path: Path, offset: int) -> bytes:

@@ -25,7 +25,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,7 @@ class Scheduler:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
+        self._submitted: deque[str] = deque()
         #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
         self._base_env = dict(os.environ)
         self._exited: set[str] = set()
@@ -209,9 +211,13 @@ class Scheduler:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def wake(self) -> None:
-        """Ask for a sync at the next tick (thread-safe)."""
-        self._poked = True
+    def wake(self, submitted: Sequence[str] | None = None) -> None:
+        """Ask for a sync at the next tick (thread-safe). With `submitted` (ids just queued in this
+        process) the tick reads only those jobs instead of scanning the store."""
+        if submitted is None:
+            self._poked = True
+        else:
+            self._submitted.extend(submitted)
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
@@ -326,7 +332,10 @@ class Scheduler:
         self._collect_spawned(batch, now)
         if self._poked or now - self._last_sync >= self.poll_interval:
             self._poked = False
+            self._submitted.clear()  # the full scan sees them
             self._sync(batch, now)
+        elif self._submitted:
+            self._admit_submitted(batch, now)
         self._reap(batch, actions, now)
         self._timers(batch, actions, now)
         self._place(batch, actions, now)
@@ -390,6 +399,20 @@ class Scheduler:
             if run is not None and run.stop_reason is None:
                 self._request_stop(run, "cancel", batch, now)
             batch.clear_cancel.append(row.id)
+
+    def _admit_submitted(self, batch: Batch, now: float) -> None:
+        ids = []
+        while self._submitted:
+            job_id = self._submitted.popleft()
+            if job_id not in self.jobs:
+                ids.append(job_id)
+        if not ids:
+            return
+        with self.engine.connect() as conn:
+            records = [j for j in load_jobs(conn, ids) if j.state in (JobState.QUEUED, JobState.RETRYING)]
+            for job in records:
+                self.jobs[job.id] = job
+            self._admit(records, conn, batch, now)
 
     def _forget_external(self, job_id: str, conn: Any, batch: Batch, now: float) -> None:
         job = self.jobs.pop(job_id)

@@ -164,9 +164,9 @@ class JobService:
         with self._changed:
             self._changed.notify_all()
 
-    def poke(self) -> None:
+    def poke(self, submitted: Sequence[str] | None = None) -> None:
         if self.scheduler is not None:
-            self.scheduler.wake()
+            self.scheduler.wake(submitted)
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
@@ -218,7 +218,7 @@ class JobService:
             # Two submitters raced on one idempotency key; the other's insert won. Read theirs.
             with self.engine.begin() as conn:
                 views = self._insert_in(conn, items, now)
-        self.poke()
+        self.poke(submitted=[v.id for v in views])
         return views
 
     def _insert_in(self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], now: float) -> list[JobView]:

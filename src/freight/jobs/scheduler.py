@@ -45,7 +45,6 @@ from freight.jobs.store import (
     Batch,
     JobRecord,
     apply_batch,
-    dependency_rows,
     holder_id,
     load_jobs,
     release_lease,
@@ -150,7 +149,7 @@ class Scheduler:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
-        self._submitted: deque[str] = deque()
+        self._submitted: deque[JobRecord] = deque()
         #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
         self._base_env = dict(os.environ)
         self._exited: set[str] = set()
@@ -211,9 +210,10 @@ class Scheduler:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def wake(self, submitted: Sequence[str] | None = None) -> None:
-        """Ask for a sync at the next tick (thread-safe). With `submitted` (ids just queued in this
-        process) the tick reads only those jobs instead of scanning the store."""
+    def wake(self, submitted: Sequence[JobRecord] | None = None) -> None:
+        """Ask for a sync at the next tick (thread-safe). With `submitted` (jobs just committed as
+        queued by this process, handed over and not touched again by the caller) the tick admits them
+        without reading the store."""
         if submitted is None:
             self._poked = True
         else:
@@ -401,18 +401,19 @@ class Scheduler:
             batch.clear_cancel.append(row.id)
 
     def _admit_submitted(self, batch: Batch, now: float) -> None:
-        ids = []
+        records = []
         while self._submitted:
-            job_id = self._submitted.popleft()
-            if job_id not in self.jobs:
-                ids.append(job_id)
-        if not ids:
-            return
-        with self.engine.connect() as conn:
-            records = [j for j in load_jobs(conn, ids) if j.state in (JobState.QUEUED, JobState.RETRYING)]
-            for job in records:
+            job = self._submitted.popleft()
+            if job.id not in self.jobs and job.state is JobState.QUEUED:
                 self.jobs[job.id] = job
-            self._admit(records, conn, batch, now)
+                records.append(job)
+        if not records:
+            return
+        if any(job.spec.depends_on for job in records):
+            with self.engine.connect() as conn:
+                self._admit(records, conn, batch, now)
+        else:
+            self._admit(records, None, batch, now)
 
     def _forget_external(self, job_id: str, conn: Any, batch: Batch, now: float) -> None:
         job = self.jobs.pop(job_id)
@@ -424,11 +425,11 @@ class Scheduler:
 
     def _admit(self, records: list[JobRecord], conn: Any, batch: Batch, now: float) -> None:
         """Route waiting jobs: to the retry timer, to wait on dependencies, or into their queue."""
-        deps = dependency_rows(conn, [j.id for j in records])
-        by_job: dict[str, list[tuple[str, str]]] = {}
-        for job_id, dep, cond in deps:
-            by_job.setdefault(job_id, []).append((dep, cond))
-        unknown = {dep for _, dep, _ in deps if dep not in self.jobs}
+        # A job's dependencies are in its spec; only those not held here need a look at the store.
+        by_job = {
+            j.id: [(d.job, d.condition) for d in j.spec.depends_on] for j in records if j.spec.depends_on
+        }
+        unknown = {dep for deps in by_job.values() for dep, _ in deps if dep not in self.jobs}
         dep_states = {j.id: j.state for j in load_jobs(conn, unknown)} if unknown else {}
         for job in records:
             if job.state is JobState.RETRYING:

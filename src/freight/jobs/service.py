@@ -40,6 +40,11 @@ from freight.jobs.store import (
 
 log = logging.getLogger("freight.service")
 
+#: seconds between full state checks in wait()
+_WAIT_RECHECK = 2.0
+#: the events wait() follows: endings, and manual retries of ended jobs
+_WAIT_STATES = [s.value for s in JobState if s.terminal] + [JobState.QUEUED.value]
+
 
 class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
@@ -164,7 +169,7 @@ class JobService:
         with self._changed:
             self._changed.notify_all()
 
-    def poke(self, submitted: Sequence[str] | None = None) -> None:
+    def poke(self, submitted: Sequence[JobRecord] | None = None) -> None:
         if self.scheduler is not None:
             self.scheduler.wake(submitted)
             return
@@ -211,19 +216,23 @@ class JobService:
 
     def _insert(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[JobView]:
         now = time.time()
+        fresh: list[JobRecord] = []
         try:
             with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now)
+                views = self._insert_in(conn, items, now, fresh)
         except IntegrityError:
             # Two submitters raced on one idempotency key; the other's insert won. Read theirs.
+            fresh.clear()
             with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now)
-        self.poke(submitted=[v.id for v in views])
+                views = self._insert_in(conn, items, now, fresh)
+        self.poke(submitted=fresh)
         return views
 
-    def _insert_in(self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], now: float) -> list[JobView]:
+    def _insert_in(
+        self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], now: float, fresh: list[JobRecord]
+    ) -> list[JobView]:
+        """Insert what is new; `fresh` receives the records inserted."""
         out: list[JobView | None] = [None] * len(items)
-        fresh: list[JobRecord] = []
         keys = [spec.idempotency_key for spec, _ in items if spec.idempotency_key]
         existing: dict[str, JobRecord] = {}
         if keys:
@@ -361,25 +370,54 @@ class JobService:
             return event_rows(conn, job_id, limit)
 
     def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]:
+        """Block until every job is terminal (or `timeout` passes). Follows the events table from where
+        it was, so each wake-up reads only what changed, however many jobs are awaited; a full re-check
+        every few seconds covers event ids that commit out of order (PostgreSQL sequences)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pending = list(dict.fromkeys(job_ids))
-        while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(pending))).all()
-            missing = set(pending) - {r.id for r in rows}
-            if missing:
-                raise NotFoundError(f"no job {sorted(missing)[0]!r}")
-            pending = [r.id for r in rows if not JobState(r.state).terminal]
-            if not pending:
-                return self.get_many(job_ids)
+        wanted = set(job_ids)
+        with self.engine.connect() as conn:
+            last_event = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+            states = self._states(conn, list(wanted))
+        missing = wanted - states.keys()
+        if missing:
+            raise NotFoundError(f"no job {sorted(missing)[0]!r}")
+        pending = {job_id for job_id, state in states.items() if not state.terminal}
+        recheck_at = time.monotonic() + _WAIT_RECHECK
+        while pending:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                return self.get_many(job_ids)
+                break
             with self._changed:
                 self._changed.wait(0.2 if left is None else min(0.2, left))
-            # The scheduler may commit every few milliseconds; re-reading a long list of ids that
-            # often would steal its time. Coalesce wake-ups.
-            time.sleep(min(0.05, 0.001 * len(pending)))
+            with self.engine.connect() as conn:
+                if time.monotonic() >= recheck_at:
+                    states = self._states(conn, list(pending))
+                    pending = {job_id for job_id, state in states.items() if not state.terminal}
+                    recheck_at = time.monotonic() + _WAIT_RECHECK
+                    continue
+                rows = conn.execute(
+                    select(events.c.id, events.c.job_id, events.c.from_state, events.c.to_state)
+                    .where(events.c.id > last_event, events.c.to_state.in_(_WAIT_STATES))
+                    .order_by(events.c.id)
+                ).all()
+            for row in rows:
+                last_event = max(last_event, int(row.id))
+                if row.job_id not in wanted:
+                    continue
+                if row.to_state == JobState.QUEUED.value:
+                    if row.from_state and JobState(row.from_state).terminal:
+                        pending.add(row.job_id)  # retried by hand after it ended
+                else:
+                    pending.discard(row.job_id)
+        return self.get_many(job_ids)
+
+    def _states(self, conn: Any, job_ids: list[str]) -> dict[str, JobState]:
+        out: dict[str, JobState] = {}
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            for row in conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(chunk))):
+                out[row.id] = JobState(row.state)
+        return out
 
     # --- control ------------------------------------------------------------------------------------
 

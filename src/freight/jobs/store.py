@@ -314,15 +314,6 @@ def job_views(conn: Connection, job_ids: Sequence[str]) -> list[JobView]:
     return [records[i].view(by_job.get(i, [])) for i in job_ids if i in records]
 
 
-def dependency_rows(conn: Connection, job_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-    out: list[tuple[str, str, str]] = []
-    for start in range(0, len(job_ids), 500):
-        chunk = list(job_ids[start : start + 500])
-        rows = conn.execute(select(dependencies).where(dependencies.c.job_id.in_(chunk)))
-        out.extend((r.job_id, r.depends_on, r.condition) for r in rows)
-    return out
-
-
 def dependents_of(conn: Connection, job_id: str) -> list[tuple[str, str]]:
     rows = conn.execute(
         select(dependencies.c.job_id, dependencies.c.condition).where(dependencies.c.depends_on == job_id)

@@ -243,8 +243,17 @@ class Scheduler:
             self.jobs[job.id] = job
         for job in active:
             self._recover_active(job, attempt_rows.get(job.id), batch, actions, now)
+        # Waiting jobs, and active ones recovery sent back to the queue; not those it just settled
+        # (they left self.jobs, or went to the retry timer already).
+        was_active = {j.id for j in active}
+        waiting = [
+            j
+            for j in records
+            if self.jobs.get(j.id) is j
+            and (j.state is JobState.QUEUED or (j.state is JobState.RETRYING and j.id not in was_active))
+        ]
         with self.engine.connect() as conn:
-            self._admit([j for j in records if not j.state.active], conn, batch, now)
+            self._admit(waiting, conn, batch, now)
         self._commit(batch, now)
         self._act(actions, now)
 

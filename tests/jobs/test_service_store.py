@@ -130,3 +130,41 @@ def test_list_filters_and_cursor_pagination(svc: JobService) -> None:
     assert len(svc.list_jobs(label={"team": "a"})) == 3
     with pytest.raises(UserError):
         svc.list_jobs(state="sleeping")
+
+
+def test_purge_deletes_old_finished_jobs_with_their_rows_and_logs(svc: JobService) -> None:
+    import time
+
+    from sqlalchemy import update
+
+    old = svc.submit({"command": ["true"]})
+    svc.cancel(old.id)
+    fresh = svc.submit({"command": ["true"]})
+    svc.cancel(fresh.id)
+    waiting = svc.submit({"command": ["true"]})
+    log = svc.settings.log_path(old.id, 1)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("old output\n")
+    with svc.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == old.id).values(ended_at=time.time() - 90 * 86400))
+        from freight.db.schema import attempts
+
+        conn.execute(
+            attempts.insert().values(
+                id=f"{old.id}-1",
+                job_id=old.id,
+                number=1,
+                state="cancelled",
+                cpus=1,
+                memory=1,
+                log_path=str(log),
+            )
+        )
+    assert svc.purge(older_than=30 * 86400, dry_run=True) == [old.id]
+    assert svc.get(old.id).id == old.id
+    assert svc.purge(older_than=30 * 86400) == [old.id]
+    with pytest.raises(NotFoundError):
+        svc.get(old.id)
+    assert not log.exists()
+    assert svc.events(old.id) == []
+    assert {svc.get(fresh.id).id, svc.get(waiting.id).id} == {fresh.id, waiting.id}

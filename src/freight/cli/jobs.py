@@ -240,3 +240,25 @@ def events(job_id: Annotated[str | None, typer.Argument()] = None, limit: int = 
     for row in reversed(rows):
         moved = f"{row['from_state'] or '-':>10} -> {row['to_state']:<10}"
         typer.echo(f"{when(row['at'])}  {row['job_id']}  {moved} {row['detail'] or ''}")
+
+
+@jobs_app.command("gc")
+def gc(
+    older_than: Annotated[str, typer.Option("--older-than", help="e.g. 30d, 12h")] = "30d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go")] = False,
+) -> None:
+    """Delete finished jobs (rows, attempts, events, logs) that ended longer ago than --older-than."""
+    from freight.jobs.service import JobService
+    from freight.units import parse_duration
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise UserError(str(exc), where="--older-than") from None
+    with open_service() as svc:
+        if not isinstance(svc, JobService):
+            raise UserError(
+                "gc works on the local store", hint="run it where the store is, without FREIGHT_URL"
+            )
+        ids = svc.purge(older_than=seconds, dry_run=dry_run)
+    typer.echo(f"{'would delete' if dry_run else 'deleted'} {len(ids)} finished job(s)")

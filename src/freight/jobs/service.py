@@ -10,18 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from freight.config import Settings, load_settings
 from freight.db.engine import open_engine
-from freight.db.schema import definitions, dependencies, events, jobs, queues
+from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
@@ -529,6 +530,42 @@ class JobService:
             if view.attempts > 0 or view.terminal:
                 return view
             time.sleep(0.1)
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    def purge(self, *, older_than: float, dry_run: bool = False) -> list[str]:
+        """Delete jobs that ended more than `older_than` seconds ago: their rows, attempts, events,
+        dependency links and logs (like Nomad's job GC or Airflow's `db clean`). Returns their ids."""
+        if older_than < 0:
+            raise UserError("older_than cannot be negative", where="older_than")
+        cutoff = time.time() - older_than
+        terminal = [s.value for s in JobState if s.terminal]
+        with self.engine.begin() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    select(jobs.c.id).where(jobs.c.state.in_(terminal), jobs.c.ended_at < cutoff)
+                )
+            ]
+            if dry_run or not ids:
+                return ids
+            logs: list[str] = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                logs += [
+                    r.log_path
+                    for r in conn.execute(select(attempts.c.log_path).where(attempts.c.job_id.in_(chunk)))
+                    if r.log_path
+                ]
+                conn.execute(delete(dependencies).where(dependencies.c.job_id.in_(chunk)))
+                conn.execute(delete(dependencies).where(dependencies.c.depends_on.in_(chunk)))
+                conn.execute(delete(events).where(events.c.job_id.in_(chunk)))
+                conn.execute(delete(attempts).where(attempts.c.job_id.in_(chunk)))
+                conn.execute(delete(jobs).where(jobs.c.id.in_(chunk)))
+        for path in logs:  # after the commit: a failed delete leaves rows, never rows without logs
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return ids
 
     # --- definitions and queues ---------------------------------------------------------------------
 

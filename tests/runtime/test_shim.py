@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -16,18 +15,20 @@ import pytest
 from freight.runtime import create_runtime, records
 from freight.runtime.notices import forget_warnings
 from freight.runtime.process import ShimRuntime
-from freight.runtime.shim import find_shim
+from freight.runtime.shim import SOURCES, find_shim, source_digest
 from tests.runtime.conftest import MAKE_SETTINGS
 from tests.runtime.helpers import job_pid, request
 
 MiB = 1 << 20
 
 
-def test_the_c_shim_is_built_once_and_named_by_its_source(tmp_path: Path) -> None:
-    source = resources.files("freight.runtime").joinpath("shim.c").read_bytes()
+def test_the_c_shim_is_built_once_and_named_by_its_sources(tmp_path: Path) -> None:
+    sources = {name: resources.files("freight.runtime").joinpath(name).read_bytes() for name in SOURCES}
     shim = find_shim(tmp_path)
     assert shim.kind == "c"
-    assert Path(shim.executable).name == f"freight-shim-{hashlib.sha256(source).hexdigest()[:16]}"
+    assert Path(shim.executable).name == f"freight-shim-{source_digest(sources)}"
+    changed = dict(sources, **{"launcher.c": sources["launcher.c"] + b"\n"})
+    assert source_digest(changed) != source_digest(sources)  # every source names the binary
     built = os.stat(shim.executable)
     again = find_shim(tmp_path)
     assert again == shim and os.stat(again.executable).st_ino == built.st_ino  # not rebuilt

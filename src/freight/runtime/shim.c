@@ -37,7 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SHIM_FAILED 125
+#include "shim.h"
+
 
 struct stat_spec {
     const char *name;
@@ -46,7 +47,7 @@ struct stat_spec {
     int fd; /* held open from start to end for "+reset" counters, else -1 */
 };
 
-static const char *record_dir;
+const char *record_dir;
 
 static char *record_path(const char *name) {
     size_t len = strlen(record_dir) + strlen(name) + 2;
@@ -253,35 +254,11 @@ static void append(char *buf, size_t size, size_t *len, const char *fmt, ...) {
         *len = *len + (size_t)n < size ? *len + (size_t)n : size - 1;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 7) {
-        dprintf(2, "usage: freight-shim RECORD_DIR CWD RLIMITS NPROCS PROCS... NSTATS STATS... COMMAND...\n");
-        return SHIM_FAILED;
-    }
-#ifdef SYS_close_range
-    syscall(SYS_close_range, 5U, ~0U, 0U); /* nothing of the scheduler's may leak into the job */
-#endif
-    record_dir = argv[1];
-    const char *cwd = argv[2];
-    char *rlimits = argv[3];
-    int nprocs = atoi(argv[4]);
-    if (nprocs < 0 || 5 + nprocs >= argc) {
-        dprintf(2, "freight-shim: bad cgroup list\n");
-        return SHIM_FAILED;
-    }
-    char **procs = argv + 5;
-    int nstats = atoi(argv[5 + nprocs]);
-    int command_at = 6 + nprocs + nstats;
-    if (nstats < 0 || command_at >= argc) {
-        dprintf(2, "freight-shim: bad counter list or no command\n");
-        return SHIM_FAILED;
-    }
-    struct stat_spec *stats = calloc((size_t)nstats + 1, sizeof *stats);
-
-    /* A hung-up terminal or a stopped scheduler must not take the shim (and the exit record) along.
-     * The runtime spawns the shim with every signal blocked; it leaves the scheduler's session here
-     * rather than through posix_spawn's setsid, which makes the spawner's next look at
-     * /proc/PID/stat wait for the exec to finish (~0.8 ms). */
+/* Ignore what a terminal or a stopping scheduler sends, leave the caller's session, unblock signals.
+ * The runtime spawns the shim with every signal blocked; it leaves the scheduler's session here
+ * rather than through posix_spawn's setsid, which makes the spawner's next look at /proc/PID/stat
+ * wait for the exec to finish (~0.8 ms). */
+void enter_own_session(void) {
     int ignored[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
         signal(ignored[i], SIG_IGN);
@@ -290,17 +267,57 @@ int main(int argc, char **argv) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+}
 
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--serve") == 0)
+        return serve();
+    if (argc < 7) {
+        dprintf(2, "usage: freight-shim RECORD_DIR CWD RLIMITS NPROCS PROCS... NSTATS STATS... COMMAND...\n"
+                   "       freight-shim --serve   (the launcher; see launcher.c)\n");
+        return SHIM_FAILED;
+    }
+#ifdef SYS_close_range
+    syscall(SYS_close_range, 5U, ~0U, 0U); /* nothing of the scheduler's may leak into the job */
+#endif
+    record_dir = argv[1];
+    struct job job = {.cwd = argv[2], .rlimits = argv[3], .nprocs = atoi(argv[4])};
+    if (job.nprocs < 0 || 5 + job.nprocs >= argc) {
+        dprintf(2, "freight-shim: bad cgroup list\n");
+        return SHIM_FAILED;
+    }
+    job.procs = argv + 5;
+    job.nstats = atoi(argv[5 + job.nprocs]);
+    int command_at = 6 + job.nprocs + job.nstats;
+    if (job.nstats < 0 || command_at >= argc) {
+        dprintf(2, "freight-shim: bad counter list or no command\n");
+        return SHIM_FAILED;
+    }
+    job.stats = argv + 6 + job.nprocs;
+    job.command = argv + command_at;
+
+    enter_own_session();
     if (lock_record_dir() != 0) {
         dprintf(2, "freight-shim: cannot lock %s: %s\n", record_dir, strerror(errno));
         return SHIM_FAILED;
     }
-    if (nprocs > 0)
+    if (job.nprocs > 0)
         fcntl(4, F_SETFD, FD_CLOEXEC); /* the slot's claim: ours to keep, not the job's */
     else
         close(4);
-    parse_stats(nstats, argv + 6 + nprocs, stats);
+    return supervise(&job);
+}
 
+/* Run the job and record how it ended. Expects the shim's own session and signal dispositions,
+ * stdio in place, descriptor 3 holding the record directory's lock and descriptor 4 the slot's
+ * claim (both close-on-exec), or 4 closed; nothing else open. Returns the shim's exit code. */
+int supervise(const struct job *job) {
+    struct stat_spec *stats = calloc((size_t)job->nstats + 1, sizeof *stats);
+    if (!stats) {
+        dprintf(2, "freight-shim: out of memory\n");
+        return SHIM_FAILED;
+    }
+    parse_stats(job->nstats, job->stats, stats);
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
         dprintf(2, "freight-shim: pipe: %s\n", strerror(errno));
@@ -311,7 +328,7 @@ int main(int argc, char **argv) {
     pid_t child = fork();
     if (child == 0) {
         close(errpipe[0]);
-        run_child(errpipe[1], cwd, rlimits, nprocs, procs, argv + command_at);
+        run_child(errpipe[1], job->cwd, job->rlimits, job->nprocs, job->procs, job->command);
     }
     int fork_errno = errno;
     close(errpipe[1]);
@@ -370,7 +387,7 @@ int main(int argc, char **argv) {
     append(record, sizeof record, &len, "utime=%lld.%06ld\nstime=%lld.%06ld\nmaxrss=%ld\n",
            (long long)usage.ru_utime.tv_sec, (long)usage.ru_utime.tv_usec, (long long)usage.ru_stime.tv_sec,
            (long)usage.ru_stime.tv_usec, usage.ru_maxrss);
-    for (int i = 0; i < nstats; i++) {
+    for (int i = 0; i < job->nstats; i++) {
         unsigned long long value;
         if (read_stat(&stats[i], &value) == 0)
             append(record, sizeof record, &len, "cg.%s=%llu\n", stats[i].name, value);

@@ -1,8 +1,9 @@
-"""Find the shim to spawn per attempt: the C one (compiled once per source version) or the Python one.
+"""Find the shim to run per attempt: the C one (compiled once per source version) or the Python one.
 
-The C shim is built on first use with `cc -O2 [-static]` (or `$CC`) into
-`<FREIGHT_HOME>/bin/freight-shim-<sha of shim.c>`: compiled to a temp name and renamed, so concurrent
-first uses never see half a binary, and a changed shim.c gets a new name instead of a stale binary.
+The C shim (shim.c, with the launcher of launcher.c and their shim.h) is built on first use with
+`cc -O2 [-static]` (or `$CC`) into `<FREIGHT_HOME>/bin/freight-shim-<sha of the sources>`: compiled
+to a temp name and renamed, so concurrent first uses never see half a binary, and changed sources
+get a new name instead of a stale binary.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from freight.runtime import pyshim
 from freight.runtime.notices import warn_once
+
+#: the C shim's sources, in the order they are hashed
+SOURCES = ("shim.h", "shim.c", "launcher.c")
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,10 @@ def python_shim() -> Shim:
 
 def find_shim(home: Path, compiler: str | None = None) -> Shim:
     """The C shim, compiled if needed; the Python shim (with one warning) when it cannot be built."""
-    source = resources.files("freight.runtime").joinpath("shim.c").read_bytes()
-    binary = home / "bin" / f"freight-shim-{hashlib.sha256(source).hexdigest()[:16]}"
+    sources = {name: resources.files("freight.runtime").joinpath(name).read_bytes() for name in SOURCES}
+    binary = home / "bin" / f"freight-shim-{source_digest(sources)}"
     if not os.access(binary, os.X_OK):
-        problem = _compile(source, binary, compiler or os.environ.get("CC") or "cc")
+        problem = _compile(sources, binary, compiler or os.environ.get("CC") or "cc")
         if problem:
             warn_once(
                 "python-shim",
@@ -50,24 +55,33 @@ def find_shim(home: Path, compiler: str | None = None) -> Shim:
     return Shim("c", str(binary), ("freight-shim",))
 
 
-def _compile(source: bytes, binary: Path, compiler: str) -> str | None:
+def source_digest(sources: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        digest.update(f"{name}\0{len(sources[name])}\0".encode())
+        digest.update(sources[name])
+    return digest.hexdigest()[:16]
+
+
+def _compile(sources: dict[str, bytes], binary: Path, compiler: str) -> str | None:
     """Build `binary`; None on success, else why not."""
-    temp = binary.parent / f".{binary.name}.{os.getpid()}"  # per process: concurrent first uses
-    source_path, temp_binary = Path(f"{temp}.c"), Path(f"{temp}.tmp")
+    temp_binary = binary.parent / f".{binary.name}.{os.getpid()}.tmp"  # per process: concurrent first uses
     try:
         binary.parent.mkdir(parents=True, exist_ok=True)
-        source_path.write_bytes(source)
-        # static when libc.a is there: no dynamic loader run per attempt (~0.3 ms here)
-        for flags in (["-O2", "-static"], ["-O2"]):
-            command = [*shlex.split(compiler), *flags, "-o", str(temp_binary), str(source_path)]
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode == 0:
-                os.rename(temp_binary, binary)
-                return None
+        with tempfile.TemporaryDirectory(prefix=f".{binary.name}.", dir=binary.parent) as build:
+            for name, text in sources.items():
+                Path(build, name).write_bytes(text)
+            units = [str(Path(build, name)) for name in SOURCES if name.endswith(".c")]
+            # static when libc.a is there: no dynamic loader run per attempt (~0.3 ms here)
+            for flags in (["-O2", "-static"], ["-O2"]):
+                command = [*shlex.split(compiler), *flags, "-o", str(temp_binary), *units]
+                result = subprocess.run(command, capture_output=True, text=True, check=False)
+                if result.returncode == 0:
+                    os.rename(temp_binary, binary)
+                    return None
         first_line = (result.stderr.strip().splitlines() or ["no output"])[0]
         return f"{compiler} failed: {first_line}"
     except OSError as exc:
         return f"{exc.filename or compiler}: {exc.strerror}"
     finally:
-        source_path.unlink(missing_ok=True)
         temp_binary.unlink(missing_ok=True)

@@ -86,7 +86,7 @@ def test_an_attempt_whose_shim_died_has_vanished(
     handle = runtime.start(request(tmp_path, ["sleep", "300"]))
     job = job_pid(handle)
     os.kill(handle.shim_pid, signal.SIGKILL)
-    os.waitpid(handle.shim_pid, 0)
+    eventually(lambda: gone(handle.shim_pid), "the shim to die")  # its launcher reaps it
     restarted = create_runtime(settings)  # the old instance is gone as far as the attempt knows
     assert restarted.recover(handle) is Recovered.VANISHED
     assert restarted.poll(handle) is None  # no exit is recorded, and none will be

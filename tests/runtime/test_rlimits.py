@@ -69,7 +69,8 @@ def test_release_kills_what_the_job_left_in_its_group(rlimits_runtime: ShimRunti
     handle = rlimits_runtime.start(request(tmp_path, ["sh", "-c", f"sleep 300 & echo $! > {pid_file}"]))
     outcome = rlimits_runtime.wait(handle, timeout=30)
     assert outcome is not None and outcome.ok
-    leftover = int(eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), "the sleep's pid"))
+    text = eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), "the sleep's pid")
+    leftover = int(str(text))
     assert not gone(leftover)
     rlimits_runtime.release(handle)
     eventually(lambda: gone(leftover), "the leftover sleep to die")

@@ -1,20 +1,25 @@
 """ShimRuntime: runs each attempt under a small shim process, isolated by cgroup slots or rlimits.
 
-    scheduler ──posix_spawn──▶ freight-shim (own session; holds the record dir's flock; ignores
-                                            SIGTERM/SIGHUP/SIGINT/SIGPIPE)
-                                         └─fork─▶ job: joins the slot's cgroups, own process group,
-                                                  rlimits (fallback), execvp COMMAND
+    scheduler ──request──▶ launcher ──fork──▶ freight-shim (own session; holds the record dir's
+       (or, without the launcher: posix_spawn)       flock; ignores SIGTERM/SIGHUP/SIGINT/SIGPIPE)
+                                                  └─fork─▶ job: joins the slot's cgroups, own process
+                                                           group, rlimits (fallback), execvp COMMAND
     the shim waits for the job (wait4) and writes record_dir/status, then exits;
     the scheduler learns of the exit through a pidfd on the shim, and reads the status file.
 
-Only wait() blocks for long; kill() and release() wait until the slot is empty, which takes a moment.
-A start costs one posix_spawn plus a few small file operations.
-The shim is not in the job's cgroups, so an OOM kill in the job can never take the record with it.
+The launcher (launcher.py, launcher.c) is the C shim's binary in --serve mode, started once per
+runtime: a start costs it a fork instead of a spawn + exec of the shim, and costs the scheduler one
+message each way. Without it (the Python shim, or no launcher can run) a start is a posix_spawn of
+the shim plus a few small file operations. Only wait() blocks for long; kill() and release() wait
+until the slot is empty, which takes a moment. The shim is not in the job's cgroups, so an OOM kill
+in the job can never take the record with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import math
 import os
 import re
 import select
@@ -28,6 +33,8 @@ from freight.errors import TerminalError, TransientError
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 from freight.runtime.isolation import Isolation, Placement
+from freight.runtime.launcher import MAX_REQUEST, Launcher, LauncherGone, ShimDied, Started
+from freight.runtime.notices import warn_once
 from freight.runtime.shim import Shim
 
 _ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,200}$")
@@ -38,10 +45,13 @@ _ALL_SIGNALS = tuple(signal.valid_signals())
 class ShimRuntime:
     """The `Runtime` for one machine. Thread-safe; one instance per scheduler process."""
 
-    def __init__(self, isolation: Isolation, shim: Shim, run_dir: Path) -> None:
+    def __init__(self, isolation: Isolation, shim: Shim, run_dir: Path, *, launcher: bool = True) -> None:
         self.isolation = isolation
         self.shim = shim
         self.run_dir = run_dir
+        self._run_prefix = f"{run_dir}/"
+        #: forks the C shim per attempt; None: posix_spawn each shim (the Python shim, or asked to)
+        self.launcher = Launcher(shim.executable) if launcher and shim.kind == "c" else None
         self.description = isolation.description + ("" if shim.kind == "c" else " with the Python shim")
         run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -70,9 +80,9 @@ class ShimRuntime:
                 self._unreaped = {pid for pid in self._unreaped if not self._reap_locked(pid)}
         try:
             placement = self.isolation.place(request.attempt_id, request.limits)
-            record_dir = self.run_dir / request.attempt_id
+            record_dir = self._run_prefix + request.attempt_id
             try:
-                pid = self._spawn(request, placement, record_dir)
+                started = self._launch(request, placement, record_dir)
             except BaseException:
                 self.isolation.unplace(request.attempt_id, placement)
                 raise
@@ -86,19 +96,46 @@ class ShimRuntime:
             if isinstance(exc, OSError):
                 raise TransientError(f"cannot start attempt {request.attempt_id}: {exc}") from exc
             raise
-        started = records.start_time(pid)
+        if started.pidfd is not None:
+            with self._lock:
+                self._pidfds[request.attempt_id] = started.pidfd
         return Handle(
             attempt_id=request.attempt_id,
-            shim_pid=pid,
-            shim_start=started if started is not None else 0,
-            record_dir=str(record_dir),
+            shim_pid=started.pid,
+            shim_start=started.start,
+            record_dir=record_dir,
             isolation=self.isolation.kind,
             slot=placement.slot,
             oom_base=placement.oom_base,
             extra={"cpu_base": placement.cpu_base} if placement.cpu_base else {},
         )
 
-    def _spawn(self, request: AttemptRequest, placement: Placement, record_dir: Path) -> int:
+    def _launch(self, request: AttemptRequest, placement: Placement, record_dir: str) -> Started:
+        launcher = self.launcher
+        if launcher is not None and launcher.broken is None:
+            counts, payload = launcher.encode(
+                record_dir,
+                str(request.log_path),
+                request.cwd or "-",
+                placement.rlimits,
+                placement.procs,
+                placement.counters,
+                request.argv,
+                request.env,
+            )
+            if len(payload) <= MAX_REQUEST:
+                for _ in range(2):  # a launcher that died is started again, once per attempt
+                    try:
+                        return launcher.start(counts, payload, placement.lock)
+                    except (LauncherGone, ShimDied):
+                        _discard_unstarted(record_dir)  # no job ran: nothing else can be in it
+                if launcher.broken is not None:
+                    warn_once("launcher", f"freight: {launcher.broken}; spawning a shim per attempt")
+        pid = self._spawn(request, placement, record_dir)
+        started = records.start_time(pid)
+        return Started(pid, started if started is not None else 0, None)
+
+    def _spawn(self, request: AttemptRequest, placement: Placement, record_dir: str) -> int:
         os.mkdir(record_dir)
         try:
             return self._spawn_shim(request, placement, record_dir)
@@ -106,7 +143,7 @@ class ShimRuntime:
             shutil.rmtree(record_dir, ignore_errors=True)
             raise
 
-    def _spawn_shim(self, request: AttemptRequest, placement: Placement, record_dir: Path) -> int:
+    def _spawn_shim(self, request: AttemptRequest, placement: Placement, record_dir: str) -> int:
         # locked before the shim exists, so no one ever sees this attempt's record unlocked
         lock = _above_stdio(os.open(record_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         try:
@@ -115,7 +152,7 @@ class ShimRuntime:
             try:
                 argv = [
                     *self.shim.argv_prefix,
-                    str(record_dir),
+                    record_dir,
                     request.cwd or "-",
                     placement.rlimits,
                     str(len(placement.procs)),
@@ -155,7 +192,10 @@ class ShimRuntime:
         self.isolation.prewarm(count)
 
     def close(self) -> None:
-        """Drop this instance's descriptors. Running attempts go on; a new instance can recover them."""
+        """Drop this instance's descriptors and its launcher. Running attempts go on; a new instance
+        can recover them."""
+        if self.launcher is not None:
+            self.launcher.close()
         with self._lock:
             fds, self._pidfds = list(self._pidfds.values()), {}
         for fd in fds:
@@ -223,7 +263,7 @@ class ShimRuntime:
             if remaining is not None and remaining <= 0:
                 return None
             if fd is not None and not readable:
-                readable = bool(select.select([fd], [], [], remaining)[0])
+                readable = _readable(fd, remaining)
             else:  # no pidfd, or one that says "ended" before the record shows: poll gently
                 time.sleep(pause if remaining is None else min(pause, remaining))
                 pause = min(pause * 2, 0.05)
@@ -289,6 +329,9 @@ class ShimRuntime:
         pid = handle.shim_pid
         if pid in self._children:
             return not self._reap(pid)
+        fd = self._pidfds.get(handle.attempt_id)
+        if fd is not None:  # a pidfd names the shim for good (an eventfd: the shim was gone)
+            return not _readable(fd, 0)
         # adopted after a restart: the lock says it even where /proc cannot (another pid namespace)
         return records.process_alive(pid, handle.shim_start) or records.lock_held(handle.record_dir)
 
@@ -308,6 +351,19 @@ class ShimRuntime:
             self._children.discard(pid)
             return True
         return False
+
+
+def _readable(fd: int, timeout: float | None) -> bool:
+    """`fd` is readable within `timeout` seconds (poll, not select: descriptors may exceed 1023)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
+
+
+def _discard_unstarted(record_dir: str) -> None:
+    """Remove the record directory a shim made before it died without starting the job (empty)."""
+    with contextlib.suppress(OSError):  # not there, or not empty: not ours to remove
+        os.rmdir(record_dir)
 
 
 def _above_stdio(fd: int) -> int:

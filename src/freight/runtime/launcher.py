@@ -1,0 +1,187 @@
+"""The runtime's side of the launcher (`freight-shim --serve`, launcher.c): one request per attempt.
+
+    runtime ──request (argv, env, paths; slot claim by SCM_RIGHTS)──▶ launcher ──fork──▶ shim
+       ◀──────────── STARTED pid, start time; a pidfd by SCM_RIGHTS ─────────────────────┘
+
+The shim replies itself, and forks the job only once its reply is sent: so a request with no reply
+(the launcher died: EOF; or the shim died first: the launcher's DIED notice) started no job, and
+can be sent again. Requests go one at a time (a lock): a round trip is a fork and a few syscalls in
+C, far shorter than the spawn it replaces, and the scheduler's two spawn threads do their Python
+work (placing the attempt, encoding the request) outside the lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+from dataclasses import dataclass
+
+#: the request header: magic, id, then how many PROCS, STATS, ARGV and ENV strings follow
+_REQUEST = struct.Struct("=6I")
+#: a reply: id, errno (or signal), pid, kind, start time (or protocol version)
+_REPLY = struct.Struct("=IiiIQ")
+_MAGIC = 0x4C524646
+_VERSION = 1
+STARTED, FAILED, DIED, HELLO = range(4)
+#: larger requests (huge argv or env) go through posix_spawn instead; the launcher reads 256 KiB
+MAX_REQUEST = 200_000
+_ALL_SIGNALS = tuple(signal.valid_signals())
+_ENCODING = sys.getfilesystemencoding()
+
+
+class LauncherGone(Exception):
+    """The launcher is not there (died, or could not be started). The attempt did not start."""
+
+
+class ShimDied(Exception):
+    """The forked shim died of a signal before it replied. The attempt did not start."""
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+    #: clock ticks after boot (field 22 of /proc/PID/stat)
+    start: int
+    #: a pidfd on the shim (None before Linux 5.3)
+    pidfd: int | None
+
+
+class Launcher:
+    """One launcher process, started on first use and again after it dies. Thread-safe."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        #: the launcher's pid, once running (for inspection and tests)
+        self.pid: int | None = None
+        #: launchers started so far
+        self.starts = 0
+        #: why no launcher can be started here (the runtime then spawns each shim), once that is known
+        self.broken: str | None = None
+        self._next_id = 1
+
+    @staticmethod
+    def encode(
+        record_dir: str,
+        log_path: str,
+        cwd: str,
+        rlimits: str,
+        procs: tuple[str, ...],
+        counters: tuple[str, ...],
+        argv: list[str],
+        env: dict[str, str],
+    ) -> tuple[tuple[int, int, int, int], bytes]:
+        """The request's counts and strings. Raises ValueError as posix_spawn would."""
+        if "" in env or "=" in "".join(env):
+            raise ValueError("illegal environment variable name")
+        strings = (record_dir, log_path, cwd, rlimits, *procs, *counters, *argv, *map("=".join, env.items()))
+        payload = ("\0".join(strings) + "\0").encode(_ENCODING, "surrogateescape")
+        return (len(procs), len(counters), len(argv), len(env)), payload
+
+    def start(self, counts: tuple[int, int, int, int], payload: bytes, slot_lock: int | None) -> Started:
+        """Have a shim forked for an encoded request.
+
+        Raises LauncherGone or ShimDied when no job was started (the record directory may have been
+        made: the caller removes it), OSError when the shim could not be set up (errno and path as
+        for mkdir/open; the record directory is not left behind), ValueError for a NUL in a string.
+        """
+        fds = [slot_lock] if slot_lock is not None else []
+        with self._lock:
+            sock = self._sock or self._spawn()
+            ident = self._next_id
+            self._next_id = ident + 1 if ident < 0xFFFFFFFF else 1
+            try:
+                sock.sendmsg([_REQUEST.pack(_MAGIC, ident, *counts), payload], _rights(fds))
+                while True:
+                    message, received, _, _ = socket.recv_fds(sock, 8192, 1)
+                    if not message:
+                        raise LauncherGone("the launcher exited")
+                    got, err, pid, kind, start = _REPLY.unpack_from(message)
+                    if got != ident:  # a notice for a shim that had replied long ago
+                        _close(received)
+                        continue
+                    if kind == STARTED:
+                        return Started(pid, start, received[0] if received else None)
+                    _close(received)
+                    if kind == DIED:
+                        raise ShimDied(f"the shim died of signal {err} before it started the job")
+                    text = message[_REPLY.size :].decode(_ENCODING, "surrogateescape")
+                    if err == errno.EINVAL and text == "embedded null byte":
+                        raise ValueError(text)
+                    raise OSError(err, os.strerror(err), text)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                self._drop()
+                raise LauncherGone(f"the launcher is gone: {exc}") from None
+            except LauncherGone:
+                self._drop()
+                raise
+
+    def close(self) -> None:
+        """Close the socket; the launcher exits (its shims go on)."""
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self.pid = None
+
+    def _spawn(self) -> socket.socket:
+        if self.broken is not None:
+            raise LauncherGone(self.broken)
+        try:
+            return self._spawn_launcher()
+        except (OSError, LauncherGone) as exc:
+            self.broken = f"cannot start the launcher ({self.executable} --serve): {exc}"
+            raise LauncherGone(self.broken) from None
+
+    def _spawn_launcher(self) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            # above 0-4, so the dup2 to 3 always happens (and clears close-on-exec)
+            high = fcntl.fcntl(theirs.fileno(), fcntl.F_DUPFD_CLOEXEC, 5)
+            try:
+                first = os.posix_spawn(
+                    self.executable,
+                    ["freight-shim", "--serve"],
+                    {},
+                    file_actions=[(os.POSIX_SPAWN_DUP2, high, 3)],
+                    setsigmask=_ALL_SIGNALS,
+                )
+            finally:
+                os.close(high)
+                theirs.close()
+            # it forks the launcher and exits at once: the launcher is init's child, never our zombie
+            _, status = os.waitpid(first, 0)
+            message, received, _, _ = socket.recv_fds(ours, 8192, 1) if status == 0 else (b"", [], 0, None)
+            _close(received)
+            if len(message) < _REPLY.size:
+                raise LauncherGone(f"the launcher did not start (status {status})")
+            _, _, pid, kind, version = _REPLY.unpack_from(message)
+            if kind != HELLO or version != _VERSION:
+                raise LauncherGone(f"the launcher speaks another protocol ({kind}, {version})")
+        except BaseException:
+            ours.close()
+            raise
+        self._sock, self.pid = ours, pid
+        self.starts += 1
+        return ours
+
+
+def _rights(fds: list[int]) -> list[tuple[int, int, bytes]]:
+    if not fds:
+        return []
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)

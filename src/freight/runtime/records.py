@@ -78,16 +78,22 @@ def read_status(record_dir: str) -> ShimStatus | None:
 
 
 def remove_record(record_dir: str) -> None:
-    """Delete a record directory: its known files one by one (cheaper than a tree walk), then it."""
-    for name in (STATUS, PID, KILL):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(record_dir, name))
+    """Delete a record directory: whatever files it holds (the shim's, and those others keep beside
+    them, like the scheduler's handle), then the directory. One listing instead of trying each name,
+    and no tree walk: this runs once per attempt."""
     try:
+        names = os.listdir(record_dir)
+    except FileNotFoundError:
+        return
+    try:
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(record_dir, name))
         os.rmdir(record_dir)
     except FileNotFoundError:
         pass
     except OSError:
-        shutil.rmtree(record_dir, ignore_errors=True)  # something unexpected in it (a shim's temp file)
+        shutil.rmtree(record_dir, ignore_errors=True)  # something unexpected in it (a directory)
 
 
 def read_pid(record_dir: str) -> int | None:

@@ -18,6 +18,11 @@
  * exit was lost. With cgroups, descriptor 4 holds the slot cgroup's flock, which keeps the slot
  * claimed while the shim lives (even if the runtime that started it is gone).
  * The job writes RECORD_DIR/pid; the shim writes RECORD_DIR/status atomically (temp + rename).
+ *
+ *   freight-shim --serve
+ *
+ * runs the launcher instead (launcher.c): it forks shims on the runtime's requests, each of which
+ * sets itself up as described above and then runs supervise(), as a spawned shim does.
  */
 #define _GNU_SOURCE
 #include <errno.h>

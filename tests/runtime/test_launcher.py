@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -73,6 +75,7 @@ def test_attempts_are_forked_by_the_launcher_with_their_descriptors(
     assert int(records.proc_stat(handle.shim_pid)[3]) == handle.shim_pid  # type: ignore[index]
     fd = runtime.fileno(handle)  # the pidfd the shim sent
     assert fd is not None and select.select([fd], [], [], 0)[0] == []
+    assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC  # no other child of ours inherits it
     gate.touch()
     outcome = runtime.wait(handle, timeout=30)
     assert outcome is not None and outcome.ok
@@ -226,6 +229,22 @@ def test_huge_requests_and_a_broken_launcher_fall_back_to_spawning_the_shim(
         assert outcome is not None and outcome.ok
         runtime.release(handle)
 
+        # a request that does not fit the socket's buffer is spawned too
+        fine = runtime.start(request(tmp_path, ["true"]))  # starts the launcher
+        assert runtime.wait(fine, timeout=30) is not None
+        runtime.release(fine)
+        sock = runtime.launcher._sock
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        roomy = request(tmp_path, ["sh", "-c", 'test "${#ROOMY}" = 50000'], env={"ROOMY": "y" * 50_000})
+        handle = runtime.start(roomy)
+        assert handle.shim_pid in runtime._children  # spawned by us, not forked by the launcher
+        outcome = runtime.wait(handle, timeout=30)
+        assert outcome is not None and outcome.ok
+        runtime.release(handle)
+        assert runtime.launcher.broken is None and runtime.launcher.starts == 1
+
+        runtime.launcher.close()
         runtime.launcher.executable = "/bin/true"  # exits at once: no launcher can be had
         with caplog.at_level(logging.WARNING, logger="freight.runtime"):
             handles = [runtime.start(request(tmp_path, ["sh", "-c", "exit 7"])) for _ in range(2)]

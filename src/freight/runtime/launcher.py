@@ -33,6 +33,8 @@ STARTED, FAILED, DIED, HELLO = range(4)
 MAX_REQUEST = 200_000
 _ALL_SIGNALS = tuple(signal.valid_signals())
 _ENCODING = sys.getfilesystemencoding()
+#: room for the one descriptor a reply carries
+_FD_SPACE = socket.CMSG_SPACE(4)
 
 
 class LauncherGone(Exception):
@@ -41,6 +43,10 @@ class LauncherGone(Exception):
 
 class ShimDied(Exception):
     """The forked shim died of a signal before it replied. The attempt did not start."""
+
+
+class TooLarge(Exception):
+    """The request does not fit in one message. Nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,9 @@ class Launcher:
         """Have a shim forked for an encoded request.
 
         Raises LauncherGone or ShimDied when no job was started (the record directory may have been
-        made: the caller removes it), OSError when the shim could not be set up (errno and path as
-        for mkdir/open; the record directory is not left behind), ValueError for a NUL in a string.
+        made: the caller removes it), TooLarge when the request was not sent, OSError when the shim
+        could not be set up (errno and path as for mkdir/open; the record directory is not left
+        behind), ValueError for a NUL in a string.
         """
         fds = [slot_lock] if slot_lock is not None else []
         with self._lock:
@@ -98,9 +105,14 @@ class Launcher:
             ident = self._next_id
             self._next_id = ident + 1 if ident < 0xFFFFFFFF else 1
             try:
-                sock.sendmsg([_REQUEST.pack(_MAGIC, ident, *counts), payload], _rights(fds))
+                try:
+                    sock.sendmsg([_REQUEST.pack(_MAGIC, ident, *counts), payload], _rights(fds))
+                except OSError as exc:
+                    if exc.errno == errno.EMSGSIZE:  # a socket buffer smaller than MAX_REQUEST
+                        raise TooLarge(str(exc)) from None
+                    raise
                 while True:
-                    message, received, _, _ = socket.recv_fds(sock, 8192, 1)
+                    message, received = _receive(sock)
                     if not message:
                         raise LauncherGone("the launcher exited")
                     got, err, pid, kind, start = _REPLY.unpack_from(message)
@@ -160,8 +172,11 @@ class Launcher:
                 os.close(high)
                 theirs.close()
             # it forks the launcher and exits at once: the launcher is init's child, never our zombie
-            _, status = os.waitpid(first, 0)
-            message, received, _, _ = socket.recv_fds(ours, 8192, 1) if status == 0 else (b"", [], 0, None)
+            try:
+                _, status = os.waitpid(first, 0)
+            except ChildProcessError:  # reaped by someone else: the hello (or EOF) tells
+                status = 0
+            message, received = _receive(ours) if status == 0 else (b"", [])
             _close(received)
             if len(message) < _REPLY.size:
                 raise LauncherGone(f"the launcher did not start (status {status})")
@@ -174,6 +189,17 @@ class Launcher:
         self._sock, self.pid = ours, pid
         self.starts += 1
         return ours
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """One message and the descriptors it carried, close-on-exec so no other child of the scheduler
+    inherits them (socket.recv_fds would not pass MSG_CMSG_CLOEXEC on: it drops its flags)."""
+    message, ancillary, _, _ = sock.recvmsg(8192, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4])
+    return message, fds
 
 
 def _rights(fds: list[int]) -> list[tuple[int, int, bytes]]:

@@ -33,7 +33,7 @@ from freight.errors import TerminalError, TransientError
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 from freight.runtime.isolation import Isolation, Placement
-from freight.runtime.launcher import MAX_REQUEST, Launcher, LauncherGone, ShimDied, Started
+from freight.runtime.launcher import MAX_REQUEST, Launcher, LauncherGone, ShimDied, Started, TooLarge
 from freight.runtime.notices import warn_once
 from freight.runtime.shim import Shim
 
@@ -129,6 +129,8 @@ class ShimRuntime:
                         return launcher.start(counts, payload, placement.lock)
                     except (LauncherGone, ShimDied):
                         _discard_unstarted(record_dir)  # no job ran: nothing else can be in it
+                    except TooLarge:
+                        break
                 if launcher.broken is not None:
                     warn_once("launcher", f"freight: {launcher.broken}; spawning a shim per attempt")
         pid = self._spawn(request, placement, record_dir)

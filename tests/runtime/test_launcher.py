@@ -148,6 +148,31 @@ def test_shims_outlive_a_killed_launcher_and_a_new_one_takes_over(
     assert sorted(p.name for p in runtime.run_dir.iterdir() if p.name.startswith("t-")) == []
 
 
+def test_a_launcher_killed_while_a_start_waits_on_it_is_replaced(
+    runtime: ShimRuntime, tmp_path: Path
+) -> None:
+    warm = runtime.start(request(tmp_path, ["true"]))
+    assert runtime.wait(warm, timeout=30) is not None
+    runtime.release(warm)
+    first = launcher_pid(runtime)
+    os.kill(first, signal.SIGSTOP)  # the request waits in its socket, unread
+    req = request(tmp_path, ["sh", "-c", "echo once >> " + str(tmp_path / "ran") + "; exit 4"])
+    started: list[Handle] = []
+    starter = threading.Thread(target=lambda: started.append(runtime.start(req)))
+    starter.start()
+    assert runtime.launcher is not None
+    eventually(runtime.launcher._lock.locked, "the start to reach the launcher")
+    os.kill(first, signal.SIGKILL)
+    starter.join(timeout=30)
+    assert started, "start() did not return"
+    handle = started[0]
+    assert runtime.launcher.starts == 2 and launcher_pid(runtime) != first
+    outcome = runtime.wait(handle, timeout=30)
+    assert outcome is not None and outcome.exit_code == 4
+    assert (tmp_path / "ran").read_text() == "once\n"
+    runtime.release(handle)
+
+
 def test_a_killed_shim_does_not_confuse_later_starts(runtime: ShimRuntime, tmp_path: Path) -> None:
     """The launcher tells of a shim killed by a signal; for a shim that had replied, that is stale."""
     handle = runtime.start(request(tmp_path, ["sleep", "300"]))

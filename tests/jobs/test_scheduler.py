@@ -153,10 +153,14 @@ def test_admission_respects_capacity_and_says_why_jobs_wait(svc: JobService, tmp
         for _ in range(4)
     ]
     views = svc.submit_many(specs)
-    time.sleep(0.15)
-    waiting = [svc.get(v.id) for v in views if svc.get(v.id).state is JobState.QUEUED]
-    assert waiting and "waiting for capacity" in (waiting[0].reason or "")
-    assert "needs 1 cpus, 0 of 2 free" in (waiting[0].reason or "")
+    reasons: list[str] = []
+    deadline = time.time() + 10
+    while not reasons and time.time() < deadline:
+        current = svc.get_many([v.id for v in views])
+        reasons = [v.reason or "" for v in current if v.state is JobState.QUEUED and v.reason]
+        time.sleep(0.02)
+    assert reasons and "waiting for capacity" in reasons[0]
+    assert "needs 1 cpus, 0 of 2 free" in reasons[0]
     done = svc.wait([v.id for v in views], timeout=30)
     assert all(v.state is JobState.SUCCEEDED for v in done)
     events = sorted(

@@ -78,3 +78,67 @@ def test_run_runs_show_rerun(cli_env: Env) -> None:
     assert isinstance(result.exception, UserError) and str(result.exception).startswith(
         "no pipeline run 'nope'"
     )
+
+
+SLOW = """
+name: slow
+steps:
+  - name: nap
+    type: transform-python
+    script: nap.py
+  - name: after
+    type: transform-sql
+    inputs: [nap]
+    sql: SELECT * FROM nap
+"""
+
+NAP = """
+import time
+
+import pyarrow as pa
+
+
+def transform():
+    time.sleep(float(open("nap-seconds").read()) if __import__("os").path.exists("nap-seconds") else 0.5)
+    return pa.table({"x": [1]})
+"""
+
+
+def _start(env: Env, nap: float) -> str:
+    from freight.jobs.service import JobService
+    from freight.pipelines.loader import load_pipeline
+    from freight.pipelines.runner import PipelineRunner
+    from freight.pipelines.store import RunStore
+
+    env.write("nap.py", NAP)
+    path = env.write("slow.yaml", SLOW)
+    (env.root / "nap-seconds").write_text(str(nap))
+    svc = JobService.open(env.settings)
+    store = RunStore.open(env.settings.database_url)
+    try:
+        with svc.running():
+            return PipelineRunner(svc, store, env.settings, config_path=env.config).start(
+                load_pipeline(path), spec_path=str(path)
+            )
+    finally:
+        store.close()
+        svc.close()
+
+
+def test_follow_attaches_to_a_run_whose_runner_went_away(cli_env: Env) -> None:
+    run_id = _start(cli_env, 0.2)  # the "runner" returns without following, as if it had died
+    result = CliRunner().invoke(app, ["follow", run_id, "--json"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.output)
+    assert run["state"] == "succeeded"
+    assert [s["state"] for s in run["steps"]] == ["succeeded", "succeeded"]
+
+
+def test_cancel_stops_the_run_and_records_it(cli_env: Env) -> None:
+    run_id = _start(cli_env, 60)
+    result = CliRunner().invoke(app, ["cancel", run_id, "--json"])
+    assert result.exit_code == 1, result.output  # the run did not succeed
+    run = json.loads(result.output)
+    assert run["state"] == "failed"
+    states = {s["step"]: s["state"] for s in run["steps"]}
+    assert states == {"nap": "cancelled", "after": "cancelled"}, states

@@ -1,4 +1,4 @@
-"""`freight pipeline validate|graph|run|runs|show|rerun|schema` (mounted by freight.cli.main)."""
+"""`freight pipeline validate|graph|run|runs|show|rerun|follow|cancel|schema` (mounted by the CLI)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,36 @@ def rerun(
     """Run a finished run again: by default only what failed and what depends on it."""
     with _runner(config, quiet=as_json) as runner:
         result = runner.rerun(run_id, from_failed=from_failed)
+    _finish(result, as_json)
+
+
+@app.command()
+def follow(
+    run_id: Annotated[str, typer.Argument(help="A run whose runner went away")],
+    config: Config = None,
+    as_json: AsJson = False,
+) -> None:
+    """Attach to a run (e.g. after its runner process died): wait for its step jobs and record them."""
+    with _runner(config, quiet=as_json) as runner:
+        result = runner.follow(run_id)
+    _finish(result, as_json)
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run to cancel")],
+    config: Config = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a run's step jobs that have not finished, and record how the run ended."""
+    from freight.errors import ConflictError
+
+    with _runner(config, quiet=as_json) as runner:
+        for step in runner.store.get(run_id).steps:
+            if step.job_id and step.state in ("pending", "queued", "running"):
+                with contextlib.suppress(ConflictError):  # it ended meanwhile
+                    runner.client.cancel(step.job_id)
+        result = runner.follow(run_id)
     _finish(result, as_json)
 
 

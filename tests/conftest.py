@@ -49,6 +49,11 @@ def settings(home: Path, cgroup_parent: str) -> Settings:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of this test's own, dropped afterwards."""
+    yield from pg_database()
+
+
+def pg_database() -> Iterator[str]:
+    """Create a PostgreSQL database, yield its URL, drop it when resumed (for wider-scoped fixtures)."""
     name = f"freight_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

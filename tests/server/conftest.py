@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import uvicorn
 
@@ -22,7 +21,7 @@ from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
 from freight.server import create_app
 from freight.server.tokens import create_token
-from tests.conftest import PG_ADMIN
+from tests.conftest import pg_database
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -56,17 +55,6 @@ class Api:
         return self.client.put(path, json=body, headers=self.headers(token))
 
 
-def _pg_database() -> Iterator[str]:
-    name = f"freight_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _settings(home: Path, tag: str = "server") -> Settings:
     # a cgroup parent of its own: the live server's scheduler runs beside other tests' schedulers
     parent = f"freight-test-{os.getpid()}-{tag}"
@@ -79,7 +67,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     settings = _settings(tmp_path_factory.mktemp("home"))
     databases = None
     if request.param == "postgres":
-        databases = _pg_database()
+        databases = pg_database()
         settings = replace(settings, database_url=next(databases))
     service = JobService.open(settings)
     app = create_app(service=service)

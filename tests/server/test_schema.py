@@ -19,7 +19,8 @@ from schemathesis import checks
 from freight.jobs.service import JobService
 from freight.server import create_app
 from freight.server.tokens import create_token
-from tests.server.conftest import _pg_database, _settings
+from tests.conftest import pg_database
+from tests.server.conftest import _settings
 
 CHECKS = [
     checks.not_a_server_error,
@@ -38,7 +39,7 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     settings_ = _settings(tmp_path_factory.mktemp("schema"))
     databases = None
     if request.param == "postgres":
-        databases = _pg_database()
+        databases = pg_database()
         settings_ = replace(settings_, database_url=next(databases))
     service = JobService.open(settings_)
     app = create_app(service=service)

@@ -47,6 +47,13 @@ _WAIT_RECHECK = 2.0
 _WAIT_STATES = [s.value for s in JobState if s.terminal] + [JobState.QUEUED.value]
 
 
+def _one_job(conn: Any, job_id: str) -> JobRecord:
+    found = load_jobs(conn, [job_id])
+    if not found:
+        raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
+    return found[0]
+
+
 class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -312,10 +319,7 @@ class JobService:
 
     def get(self, job_id: str) -> JobView:
         with self.engine.connect() as conn:
-            found = load_jobs(conn, [job_id])
-            if not found:
-                raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
-            return found[0].view(attempt_views(conn, job_id))
+            return _one_job(conn, job_id).view(attempt_views(conn, job_id))
 
     def get_many(self, job_ids: Sequence[str]) -> list[JobView]:
         with self.engine.connect() as conn:
@@ -425,10 +429,7 @@ class JobService:
     def cancel(self, job_id: str) -> JobView:
         now = time.time()
         with self.engine.begin() as conn:
-            found = load_jobs(conn, [job_id])
-            if not found:
-                raise NotFoundError(f"no job {job_id!r}")
-            job = found[0]
+            job = _one_job(conn, job_id)
             if job.state.terminal:
                 raise ConflictError(f"job {job_id} already ended ({job.state.value})", where=job_id)
             if job.state in (JobState.QUEUED, JobState.RETRYING):
@@ -458,10 +459,7 @@ class JobService:
         """Queue a finished job again (a new attempt of the same job, same id)."""
         now = time.time()
         with self.engine.begin() as conn:
-            found = load_jobs(conn, [job_id])
-            if not found:
-                raise NotFoundError(f"no job {job_id!r}")
-            job = found[0]
+            job = _one_job(conn, job_id)
             if not job.state.terminal:
                 raise ConflictError(f"job {job_id} is {job.state.value}; only a finished job can be retried")
             conn.execute(

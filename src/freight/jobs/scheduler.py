@@ -153,7 +153,6 @@ class Scheduler:
         #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
         self._base_env = dict(os.environ)
         self._exited: set[str] = set()
-        self.ticks = 0
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -322,9 +321,8 @@ class Scheduler:
 
     # --- the tick -----------------------------------------------------------------------------------
 
-    def tick(self, timeout: float | None = None) -> None:
-        wait = self._next_timer_in(self.clock()) if timeout is None else timeout
-        ready = self._selector.select(wait)
+    def tick(self) -> None:
+        ready = self._selector.select(self._next_timer_in(self.clock()))
         for key, _ in ready:
             if key.fd == self._wake_r:
                 with contextlib.suppress(BlockingIOError):
@@ -352,7 +350,6 @@ class Scheduler:
         self._act(actions, now)
         if now - self._last_lease >= LEASE_TTL / 3:
             self._renew_lease(now)
-        self.ticks += 1
 
     def _next_timer_in(self, now: float) -> float:
         wait = self.poll_interval

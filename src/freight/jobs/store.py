@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, leases, queues
 from freight.jobs.client import AttemptView, JobView
@@ -393,7 +393,3 @@ def _holder_dead(holder: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def active_filter() -> Any:
-    return or_(jobs.c.state == JobState.STARTING.value, jobs.c.state == JobState.RUNNING.value)

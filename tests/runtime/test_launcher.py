@@ -173,6 +173,24 @@ def test_a_launcher_killed_while_a_start_waits_on_it_is_replaced(
     runtime.release(handle)
 
 
+def test_a_stopped_launcher_is_replaced_after_the_reply_timeout(runtime: ShimRuntime, tmp_path: Path) -> None:
+    warm = runtime.start(request(tmp_path, ["true"]))
+    assert runtime.wait(warm, timeout=30) is not None
+    runtime.release(warm)
+    first = launcher_pid(runtime)
+    assert runtime.launcher is not None
+    runtime.launcher.reply_timeout = 0.2
+    os.kill(first, signal.SIGSTOP)  # wedged: alive, holding its socket, never answering
+    ran = tmp_path / "ran"
+    handle = runtime.start(request(tmp_path, ["sh", "-c", f"echo once >> {ran}; exit 4"]))
+    assert runtime.launcher.starts == 2 and launcher_pid(runtime) != first
+    eventually(lambda: gone(first), "the stopped launcher to be killed")
+    outcome = runtime.wait(handle, timeout=30)
+    assert outcome is not None and outcome.exit_code == 4
+    assert ran.read_text() == "once\n"
+    runtime.release(handle)
+
+
 def test_a_killed_shim_does_not_confuse_later_starts(runtime: ShimRuntime, tmp_path: Path) -> None:
     """The launcher tells of a shim killed by a signal; for a shim that had replied, that is stale."""
     handle = runtime.start(request(tmp_path, ["sleep", "300"]))

@@ -5,16 +5,21 @@
 
 The shim replies itself, and forks the job only once its reply is sent: so a request with no reply
 (the launcher died: EOF; or the shim died first: the launcher's DIED notice) started no job, and
-can be sent again. Requests go one at a time (a lock): a round trip is a fork and a few syscalls in
-C, far shorter than the spawn it replaces, and the scheduler's two spawn threads do their Python
-work (placing the attempt, encoding the request) outside the lock.
+can be sent again. A launcher that does not answer in time (stopped, or wedged) is abandoned the
+same way: shutting our end for reading makes any later reply fail (EPIPE), so its shim never forks
+the job; a reply that made it before the shutdown is still read and used. Requests go one at a
+time (a lock): a round trip is a fork and a few syscalls in C, far shorter than the spawn it
+replaces, and the scheduler's two spawn threads do their Python work (placing the attempt,
+encoding the request) outside the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import select
 import signal
 import socket
 import struct
@@ -35,6 +40,8 @@ _ALL_SIGNALS = tuple(signal.valid_signals())
 _ENCODING = sys.getfilesystemencoding()
 #: room for the one descriptor a reply carries
 _FD_SPACE = socket.CMSG_SPACE(4)
+#: seconds a start waits for its reply before the launcher is taken for wedged and replaced
+REPLY_TIMEOUT = 10.0
 
 
 class LauncherGone(Exception):
@@ -61,8 +68,9 @@ class Started:
 class Launcher:
     """One launcher process, started on first use and again after it dies. Thread-safe."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, *, reply_timeout: float = REPLY_TIMEOUT) -> None:
         self.executable = executable
+        self.reply_timeout = reply_timeout
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         #: the launcher's pid, once running (for inspection and tests)
@@ -72,6 +80,8 @@ class Launcher:
         #: why no launcher can be started here (the runtime then spawns each shim), once that is known
         self.broken: str | None = None
         self._next_id = 1
+        #: the current launcher missed a reply: its socket is shut and it is dropped after this start
+        self._wedged = False
 
     @staticmethod
     def encode(
@@ -112,9 +122,13 @@ class Launcher:
                         raise TooLarge(str(exc)) from None
                     raise
                 while True:
-                    message, received = _receive(sock)
+                    message, received = self._reply(sock)
                     if not message:
-                        raise LauncherGone("the launcher exited")
+                        raise LauncherGone(
+                            f"the launcher did not answer within {self.reply_timeout:g} s"
+                            if self._wedged
+                            else "the launcher exited"
+                        )
                     got, err, pid, kind, start = _REPLY.unpack_from(message)
                     if got != ident:  # a notice for a shim that had replied long ago
                         _close(received)
@@ -134,6 +148,24 @@ class Launcher:
             except LauncherGone:
                 self._drop()
                 raise
+            finally:
+                if self._wedged:
+                    self._drop()
+
+    def _reply(self, sock: socket.socket) -> tuple[bytes, list[int]]:
+        """The next message. After `reply_timeout` seconds of silence our end is shut for reading
+        and the launcher killed; what came before the shutdown is still read, then b"" (EOF)."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        if self._wedged or poller.poll(self.reply_timeout * 1000):
+            return _receive(sock)
+        self._wedged = True
+        sock.shutdown(socket.SHUT_RD)  # from here on a late reply fails in the shim: no job starts
+        sock.setblocking(False)
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)  # stopped or wedged: it would never answer
+        return _receive(sock)
 
     def close(self) -> None:
         """Close the socket; the launcher exits (its shims go on)."""
@@ -145,6 +177,7 @@ class Launcher:
             self._sock.close()
             self._sock = None
             self.pid = None
+        self._wedged = False
 
     def _spawn(self) -> socket.socket:
         if self.broken is not None:

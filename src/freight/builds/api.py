@@ -116,6 +116,25 @@ class Builds:
         current = {env: self.store.current_release(app, env) for env in envs}
         return [ReleaseRow(r, tuple(sorted(e for e, rid in current.items() if rid == r.id))) for r in rows]
 
+    def history(self, app: str, env: str | None = None, limit: int = 50) -> list[Deployment]:
+        """Deploys and rollbacks of `app`, newest first."""
+        return self.store.history(app, env, limit)
+
+    def apps(self) -> list[dict[str, Any]]:
+        """Every published or deployed app: its gateway route and its current release per env."""
+        routes = {r.app: r for r in self.store.routes()}
+        current = self.store.current_everywhere()
+        return [
+            {
+                "app": name,
+                "prefix": routes[name].prefix if name in routes else None,
+                "hosts": list(routes[name].hosts) if name in routes else [],
+                "spa": routes[name].spa if name in routes else None,
+                "current": current.get(name, {}),
+            }
+            for name in sorted(set(routes) | set(current))
+        ]
+
     def deploy(
         self, app: str, release: str | None = None, env: str = "prod", actor: str | None = None
     ) -> tuple[str, Deployment | None]:
@@ -136,13 +155,14 @@ class Builds:
         return Gateway(self.store, self.objects, env=env, ttl=ttl)
 
 
-def write_summary(settings: Settings, summary: RunSummary) -> Path:
-    """`--summarize`: the run as JSON under FREIGHT_HOME/builds/runs/."""
+def write_summary(settings: Settings, summary: RunSummary | dict[str, Any]) -> Path:
+    """`--summarize`: the run as JSON under FREIGHT_HOME/builds/runs/ (a dict: as a server sent it)."""
+    data = summary.to_dict() if isinstance(summary, RunSummary) else summary
     folder = settings.home / "builds" / "runs"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{summary.id}.json"
+    path = folder / f"{data['id']}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     tmp.replace(path)
     return path
 

@@ -21,11 +21,8 @@ import hmac
 import json
 import re
 import subprocess
-import threading
-import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from freight.builds.api import Builds
+from freight.builds.background import BackgroundRun, BackgroundRuns, new_id
 from freight.builds.plan import PlanOptions
 from freight.builds.progress import Reporter
 from freight.builds.runner import RunOptions
@@ -163,22 +161,15 @@ def create_git_hook_router(
     return router
 
 
-@dataclass
-class Trigger:
-    id: str
+@dataclass(kw_only=True)
+class Trigger(BackgroundRun):
+    """A push being handled: the BackgroundRun fields, plus what was built and deployed."""
+
     repository: str
     branch: str
     after: str
-    state: str = "queued"
-    run_id: str | None = None
     built: list[str] = field(default_factory=list)
     deployed: list[dict[str, str]] = field(default_factory=list)
-    error: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -206,11 +197,12 @@ class GitBuildTrigger:
         self.repos = dict(repos)
         self.builds = builds or Builds.open(settings)
         self.reporter = reporter
-        self.background = background
-        self.triggers: dict[str, Trigger] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        #: this server's background builds: pushes, and the API's builds (`builds.background`)
+        self.runs = BackgroundRuns(background=background)
+
+    @property
+    def triggers(self) -> dict[str, Trigger]:
+        return {k: r for k, r in self.runs.records.items() if isinstance(r, Trigger)}
 
     def handle(self, event: PushEvent) -> dict[str, Any]:
         if event.repository not in self.repos:
@@ -218,27 +210,22 @@ class GitBuildTrigger:
                 f"repository {event.repository!r} is not configured for builds",
                 where="body.repository.full_name",
             )
-        trigger = Trigger(uuid.uuid4().hex[:16], event.repository, event.branch or "", event.after)
-        with self._guard:
-            self.triggers[trigger.id] = trigger
-            self._locks.setdefault(event.repository, threading.Lock())
-        if self.background:
-            thread = threading.Thread(target=self.run, args=(event, trigger), daemon=True, name="git-build")
-            self._threads[trigger.id] = thread
-            thread.start()
-        else:
-            self.run(event, trigger)
+        trigger = Trigger(
+            id=new_id(), repository=event.repository, branch=event.branch or "", after=event.after
+        )
+        # keyed by the work tree, so an API build of the same folder waits its turn too
+        key = str(self.workdir(event.repository).resolve())
+        self.runs.start(trigger, key, lambda t: self._run(event, t))
         return {"accepted": True, "trigger": trigger.id, "after": event.after, "branch": event.branch}
 
     def status(self, trigger_id: str) -> dict[str, Any] | None:
-        found = self.triggers.get(trigger_id)
-        return found.to_dict() if found else None
+        found = self.runs.get(trigger_id)
+        return found.to_dict() if isinstance(found, Trigger) else None
 
     def join(self, trigger_id: str, timeout: float | None = None) -> Trigger:
-        thread = self._threads.get(trigger_id)
-        if thread is not None:
-            thread.join(timeout)
-        return self.triggers[trigger_id]
+        found = self.runs.join(trigger_id, timeout)
+        assert isinstance(found, Trigger)
+        return found
 
     def workdir(self, repository: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "__", repository)
@@ -254,22 +241,6 @@ class GitBuildTrigger:
         # Keep node_modules (the warm dependencies); everything else untracked goes.
         _git(work, "clean", "-ffdxq", "-e", "node_modules")
         return work
-
-    def run(self, event: PushEvent, trigger: Trigger) -> Trigger:
-        with self._locks[event.repository]:
-            trigger.state = "running"
-            trigger.started_at = time.time()
-            try:
-                self._run(event, trigger)
-                trigger.state = trigger.state if trigger.state == "failed" else "succeeded"
-            except FreightError as exc:
-                trigger.state = "failed"
-                trigger.error = str(exc)
-            except Exception as exc:
-                trigger.state = "failed"
-                trigger.error = f"{type(exc).__name__}: {exc}"
-            trigger.ended_at = time.time()
-        return trigger
 
     def _run(self, event: PushEvent, trigger: Trigger) -> None:
         work = self.checkout(event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from freight.builds.results import TaskResult
 from freight.units import format_duration
@@ -116,3 +116,47 @@ class PlainReporter:
         with self._lock:
             self._clear_status()
             self.out.flush()
+
+
+class RecordingReporter:
+    """Appends what it is told to `events` as JSON-ready dicts (a server-side build's progress), so a
+    client can `replay` them through its own reporter and print what a local build prints."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+    def started(self, total: int) -> None:
+        self.events.append({"kind": "started", "total": total})
+
+    def task_started(self, task: str, job_id: str | None) -> None:
+        self.events.append({"kind": "task_started", "task": task, "job_id": job_id})
+
+    def task_finished(self, result: TaskResult) -> None:
+        data = {**result.to_dict(), "log": result.log.decode(errors="replace")}
+        self.events.append({"kind": "task_finished", "result": data})
+
+    def warning(self, message: str) -> None:
+        self.events.append({"kind": "warning", "message": message})
+
+    def info(self, message: str) -> None:
+        self.events.append({"kind": "info", "message": message})
+
+    def finished(self) -> None:
+        self.events.append({"kind": "finished"})
+
+
+def replay(event: dict[str, Any], reporter: Reporter) -> None:
+    """Tell `reporter` what a RecordingReporter recorded."""
+    kind = event.get("kind")
+    if kind == "started":
+        reporter.started(int(event["total"]))
+    elif kind == "task_started":
+        reporter.task_started(str(event["task"]), event.get("job_id"))
+    elif kind == "task_finished":
+        reporter.task_finished(TaskResult.from_dict(event["result"]))
+    elif kind == "warning":
+        reporter.warning(str(event["message"]))
+    elif kind == "info":
+        reporter.info(str(event["message"]))
+    elif kind == "finished":
+        reporter.finished()

@@ -53,6 +53,12 @@ class TaskResult:
             "outputs": self.outputs,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        """The inverse of to_dict() (durations as rounded there); a `log` text is kept when present."""
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "log"}
+        return cls(**fields, log=str(data.get("log") or "").encode())
+
 
 @dataclass
 class RunSummary:
@@ -112,6 +118,25 @@ class RunSummary:
             "warnings": self.warnings,
             "tasks": [r.to_dict() for r in self.results.values()],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        """The inverse of to_dict(), for a summary that came over the API (task logs are not in it)."""
+        results = [TaskResult.from_dict(t) for t in data["tasks"]]
+        return cls(
+            id=data["id"],
+            workspace=data["workspace"],
+            commit=data.get("commit"),
+            started_at=float(data["started_at"]),
+            ended_at=float(data["ended_at"]),
+            results={r.task: r for r in results},
+            critical_path=list(data["critical_path"]["tasks"]),
+            critical_seconds=float(data["critical_path"]["seconds"]),
+            deps=data.get("deps"),
+            releases=list(data.get("releases") or []),
+            warnings=list(data.get("warnings") or []),
+            trigger=data.get("trigger", "cli"),
+        )
 
     def table(self) -> str:
         """A plain-text table, for terminals and logs."""

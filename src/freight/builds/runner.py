@@ -52,6 +52,8 @@ class RunOptions:
     trigger: str = "cli"
     install: bool = True
     labels: dict[str, str] = field(default_factory=dict)
+    #: The run's id (default: a fresh one); a server hands out the id before the run starts.
+    run_id: str | None = None
 
 
 def bin_path(ws: Workspace, pkg: Package, base_path: str) -> str:
@@ -186,7 +188,7 @@ class _Run:
         self.b = builder
         self.plan = plan
         self.options = options
-        self.id = uuid.uuid4().hex[:16]
+        self.id = options.run_id or uuid.uuid4().hex[:16]
         self.reporter = builder.reporter
         self.results: dict[str, TaskResult] = {}
         self.warnings: list[str] = []

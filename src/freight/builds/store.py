@@ -221,6 +221,11 @@ class BuildStore:
         with self.engine.connect() as conn:
             return [{**r, "summary": json.loads(r["summary"])} for r in conn.execute(query).mappings()]
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(build_runs).where(build_runs.c.id == run_id)).mappings().first()
+        return {**row, "summary": json.loads(row["summary"])} if row else None
+
     # releases --------------------------------------------------------------------------------------
 
     def add_release(self, release: Release) -> bool:
@@ -282,6 +287,15 @@ class BuildStore:
         query = select(build_current.c.app, build_current.c.release_id).where(build_current.c.env == env)
         with self.engine.connect() as conn:
             return {r.app: r.release_id for r in conn.execute(query)}
+
+    def current_everywhere(self) -> dict[str, dict[str, str]]:
+        """app -> env -> current release id, for every app deployed anywhere."""
+        query = select(build_current.c.app, build_current.c.env, build_current.c.release_id)
+        out: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(build_current.c.app, build_current.c.env)):
+                out.setdefault(row.app, {})[row.env] = row.release_id
+        return out
 
     def current_release(self, app: str, env: str) -> str | None:
         return self.current(env).get(app)

@@ -12,13 +12,21 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from freight.config import Settings, load_settings
+from freight.errors import FreightError
 from freight.jobs.service import JobService
 from freight.units import format_bytes
+
+if TYPE_CHECKING:
+    from freight.builds.api import Builds
+    from freight.builds.plan import PlanOptions
+    from freight.builds.progress import PlainReporter
+    from freight.builds.remote import RemoteBuilds
+    from freight.builds.runner import RunOptions
 
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment (e.g. prod, staging)")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
@@ -26,6 +34,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 def _settings() -> Settings:
     return load_settings()
+
+
+def _open_builds() -> Builds | RemoteBuilds:
+    """The local store, or the server at FREIGHT_URL (with FREIGHT_TOKEN) when it is set."""
+    from freight.builds.api import Builds
+    from freight.builds.remote import RemoteBuilds
+
+    settings = _settings()
+    if settings.url:
+        return RemoteBuilds(settings.url, settings.token)
+    return Builds.open(settings)
 
 
 @contextlib.contextmanager
@@ -68,7 +87,10 @@ def build(
     ] = False,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish releases")] = False,
 ) -> None:
-    """Build the workspace's apps as isolated jobs, with content-hashed caching."""
+    """Build the workspace's apps as isolated jobs, with content-hashed caching.
+
+    With FREIGHT_URL set the build runs on that server, which reads the workspace at the same absolute
+    path (same machine or a shared volume); --dry and --why are always worked out here."""
     from freight.builds.api import Builds, write_summary
     from freight.builds.plan import PlanOptions
     from freight.builds.progress import PlainReporter
@@ -78,42 +100,78 @@ def build(
     options = PlanOptions(
         tasks=tuple(task or ("build",)), only=tuple(packages or ()), affected_since=affected_since
     )
-    with Builds.open(settings) as builds:
-        plan = builds.plan(path, options)
-        if why is not None:
-            explanations = builds.why(plan, why, task=options.tasks[0])
-            if as_json:
-                _print_json([e.to_dict() for e in explanations])
-            else:
-                typer.echo("\n".join(e.text() for e in explanations))
-            return
-        if dry:
-            from freight.builds.runner import cache_status, make_cache
+    run = RunOptions(continue_on_error=keep_going, force=force, publish=False if no_publish else None)
+    reporter = PlainReporter(sys.stderr, logs=not as_json)
+    if settings.url and why is None and not dry:
+        data = _build_remote(settings, path, options, run, reporter)
+    else:
+        with Builds.open(settings) as builds:
+            plan = builds.plan(path, options)
+            if why is not None:
+                explanations = builds.why(plan, why, task=options.tasks[0])
+                if as_json:
+                    _print_json([e.to_dict() for e in explanations])
+                else:
+                    typer.echo("\n".join(e.text() for e in explanations))
+                return
+            if dry:
+                from freight.builds.runner import cache_status, make_cache
 
-            data = plan.to_dict(cache_status(make_cache(settings, builds.objects), plan))
-            if as_json:
-                _print_json(data)
-            else:
-                _print_plan(data)
-            return
-        reporter = PlainReporter(sys.stderr, logs=not as_json)
-        with _platform(settings) as client:
-            summary = builds.builder(client, reporter).run(
-                plan,
-                RunOptions(continue_on_error=keep_going, force=force, publish=False if no_publish else None),
-            )
-        if summarize:
-            where = write_summary(settings, summary)
-            typer.echo(f"summary: {where}", err=True)
-        if as_json:
-            _print_json(summary.to_dict())
-        else:
-            typer.echo(summary.table())
-            for item in summary.releases:
-                if item["new"]:
-                    typer.echo(f"release {item['app']} {item['release']} ({item['files']} files)")
-    if not summary.ok:
+                plan_data = plan.to_dict(cache_status(make_cache(settings, builds.objects), plan))
+                if as_json:
+                    _print_json(plan_data)
+                else:
+                    _print_plan(plan_data)
+                return
+            with _platform(settings) as client:
+                data = builds.builder(client, reporter).run(plan, run).to_dict()
+    if summarize:
+        where = write_summary(settings, data)
+        typer.echo(f"summary: {where}", err=True)
+    _print_summary(data, as_json)
+    if data["status"] != "ok":
         raise typer.Exit(1)
+
+
+def _build_remote(
+    settings: Settings, path: Path, plan: PlanOptions, run: RunOptions, reporter: PlainReporter
+) -> dict[str, Any]:
+    """POST the workspace's absolute path to the server, print its progress; the run summary."""
+    from freight.builds.remote import RemoteBuilds
+
+    assert settings.url is not None
+    request = {
+        "workspace": str(path.resolve()),
+        "packages": list(plan.only),
+        "tasks": list(plan.tasks),
+        "continue": run.continue_on_error,
+        "affected_since": plan.affected_since,
+        "force": run.force,
+        "publish": run.publish,
+    }
+    with RemoteBuilds(settings.url, settings.token) as remote:
+        started = remote.start_build(request)
+        try:
+            done = remote.follow(started["id"], reporter)
+        except KeyboardInterrupt:
+            typer.echo(f"\nthe build goes on on the server: GET /api/v1/builds/{started['id']}", err=True)
+            raise
+    if done["summary"] is None:
+        raise FreightError(f"build {done['id']} on {settings.url} failed: {done['error']}")
+    summary: dict[str, Any] = done["summary"]
+    return summary
+
+
+def _print_summary(data: dict[str, Any], as_json: bool) -> None:
+    from freight.builds.results import RunSummary
+
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(RunSummary.from_dict(data).table())
+    for item in data["releases"]:
+        if item["new"]:
+            typer.echo(f"release {item['app']} {item['release']} ({item['files']} files)")
 
 
 def _print_plan(data: dict[str, object]) -> None:
@@ -134,10 +192,8 @@ def deploy(
     release: Annotated[str | None, typer.Argument(help="Release id or prefix (default: newest)")] = None,
     env: Env = "prod",
 ) -> None:
-    """Make a release of APP current in an environment, atomically."""
-    from freight.builds.api import Builds
-
-    with Builds.open(_settings()) as builds:
+    """Make a release of APP current in an environment, atomically (on FREIGHT_URL's server if set)."""
+    with _open_builds() as builds:
         release_id, done = builds.deploy(app_name, release, env, actor="cli")
     if done is None:
         typer.echo(f"{app_name}: {release_id} is already current in {env}")
@@ -150,10 +206,8 @@ def rollback(
     app_name: Annotated[str, typer.Argument(metavar="APP")],
     env: Env = "prod",
 ) -> None:
-    """Re-point APP to the release it replaced, at once."""
-    from freight.builds.api import Builds
-
-    with Builds.open(_settings()) as builds:
+    """Re-point APP to the release it replaced, at once (on FREIGHT_URL's server if set)."""
+    with _open_builds() as builds:
         done = builds.rollback(app_name, env, actor="cli")
     typer.echo(f"{app_name}: rolled back to {done.release_id} in {env} (from {done.previous_release_id})")
 
@@ -166,11 +220,9 @@ def releases(
     """List APP's releases (newest first) and where each is current."""
     import datetime as dt
 
-    from freight.builds.api import Builds
-
-    with Builds.open(_settings()) as builds:
+    with _open_builds() as builds:
         rows = builds.releases(app_name)
-        events = builds.store.history(app_name) if history else []
+        events = builds.history(app_name) if history else []
     if as_json:
         _print_json({"releases": [r.to_dict() for r in rows], "history": [e.to_dict() for e in events]})
         return

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
 from freight.server.api import PREFIX, api_router
+from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -76,6 +77,7 @@ def create_app(
                     extra={"isolation": running.runtime.description, "home": str(svc.settings.home)},
                 )
         sampler.start()
+        closers.append(resume_pipeline_runs(_app))  # runs an earlier server process left running
         try:
             yield
         finally:
@@ -135,6 +137,7 @@ def _mount_extras(app: FastAPI, ctx: ServerContext) -> list[Callable[[], None]]:
         log.debug("freight.builds.hooks has no router_from_env; git hooks are not served")
         return []
     router, trigger = from_env(ctx.settings, ctx.service)
+    app.state.build_trigger = trigger  # the builds API (server/api/builds.py) runs builds through it
     paths = [str(getattr(route, "path", "")) for route in router.routes]
     prefixed = bool(paths) and all(p.startswith(PREFIX) for p in paths)
     app.include_router(router, prefix="" if prefixed else PREFIX)

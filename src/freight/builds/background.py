@@ -1,0 +1,150 @@
+"""Builds a server runs in the background: a git push (`builds.hooks`) or `POST /api/v1/builds`.
+
+Each request gets a record (`BackgroundRun`: id, state, run id, error, times) answered at once, and a
+thread that does the work. Work on the same key (a repository, a workspace folder) runs one at a time:
+two builds writing the same `dist/` folders at once would clobber each other.
+
+A workspace build (`start_build`) also records what its reporter saw (tasks starting and ending, their
+logs, warnings) as events, so a remote `freight build` can print the same progress as a local one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypeVar
+
+from freight.builds.api import Builds
+from freight.builds.plan import Plan
+from freight.builds.progress import RecordingReporter
+from freight.builds.runner import RunOptions
+from freight.errors import FreightError
+from freight.jobs.client import JobClient
+
+#: Finished records kept for status look-ups; older ones are forgotten (the run stays in the store).
+KEEP_FINISHED = 500
+STATES = ("queued", "running", "succeeded", "failed")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class BackgroundRun:
+    id: str
+    #: queued | running | succeeded | failed
+    state: str = "queued"
+    run_id: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+R = TypeVar("R", bound=BackgroundRun)
+
+
+class BackgroundRuns:
+    """Records by id, one thread per record, one record at a time per key."""
+
+    def __init__(self, *, background: bool = True) -> None:
+        self.background = background
+        self.records: dict[str, BackgroundRun] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def start(self, record: R, key: str, work: Callable[[R], None]) -> R:
+        """Register `record` and run `work(record)` (in a thread unless `background` is off)."""
+        with self._guard:
+            self._forget_old()
+            self.records[record.id] = record
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not self.background:
+            self._run(record, lock, work)
+            return record
+        thread = threading.Thread(
+            target=self._run, args=(record, lock, work), daemon=True, name=f"build-{record.id}"
+        )
+        with self._guard:
+            self._threads[record.id] = thread
+        thread.start()
+        return record
+
+    def get(self, record_id: str) -> BackgroundRun | None:
+        return self.records.get(record_id)
+
+    def join(self, record_id: str, timeout: float | None = None) -> BackgroundRun:
+        thread = self._threads.get(record_id)
+        if thread is not None:
+            thread.join(timeout)
+        return self.records[record_id]
+
+    def _run(self, record: R, lock: threading.Lock, work: Callable[[R], None]) -> None:
+        with lock:
+            record.state = "running"
+            record.started_at = time.time()
+            try:
+                work(record)
+                record.state = "failed" if record.state == "failed" else "succeeded"
+            except FreightError as exc:
+                record.state = "failed"
+                record.error = str(exc)
+            except Exception as exc:
+                record.state = "failed"
+                record.error = f"{type(exc).__name__}: {exc}"
+            record.ended_at = time.time()
+        with self._guard:
+            self._threads.pop(record.id, None)
+
+    def _forget_old(self) -> None:
+        finished = [r for r in self.records.values() if r.done]
+        for old in sorted(finished, key=lambda r: r.ended_at or 0.0)[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self.records[old.id]
+
+
+@dataclass(kw_only=True)
+class WorkspaceBuild(BackgroundRun):
+    """A build of a workspace folder the server can read, started through the API."""
+
+    workspace: str
+    #: `RunSummary.to_dict()` once the run is over
+    summary: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        del data["events"]
+        return data
+
+
+def start_build(
+    runs: BackgroundRuns,
+    builds: Builds,
+    client: JobClient,
+    plan: Plan,
+    options: RunOptions,
+) -> WorkspaceBuild:
+    """Run `plan` in the background; the record's id is the run's, and its state is `failed` when a
+    task failed."""
+    record = WorkspaceBuild(id=new_id(), workspace=str(plan.ws.root))
+    options = replace(options, run_id=record.id)
+
+    def work(build: WorkspaceBuild) -> None:
+        summary = builds.builder(client, RecordingReporter(build.events)).run(plan, options)
+        build.run_id = summary.id
+        build.summary = summary.to_dict()
+        if not summary.ok:
+            build.state = "failed"
+
+    return runs.start(record, str(plan.ws.root), work)

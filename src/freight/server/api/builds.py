@@ -1,0 +1,332 @@
+"""/api/v1/apps (releases, history, deploy, rollback) and /api/v1/builds (build a workspace here).
+
+Reads take any valid token. Deploying, rolling back and starting a build need an admin token: a build
+runs the workspace's own scripts on this server. The actor written to the deploy history is the
+token's name. Builds run in the background on this server's job platform, through the same machinery
+(and the same one-at-a-time-per-folder rule) as the git hook (`freight.builds.background`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from freight.builds.api import Builds
+from freight.builds.background import WorkspaceBuild, start_build
+from freight.builds.hooks import GitBuildTrigger
+from freight.builds.plan import PlanOptions
+from freight.builds.runner import RunOptions
+from freight.errors import NotFoundError, UserError
+from freight.server.api.common import check_input, reply
+from freight.server.auth import Admin, Caller
+from freight.server.deps import ServerContext, get_ctx
+
+router = APIRouter(tags=["builds"])
+Ctx = Annotated[ServerContext, Depends(get_ctx)]
+
+_ENV = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+AppPath = Annotated[str, Path(min_length=1, max_length=100, description="An app's short name")]
+EnvName = Annotated[str, Field(pattern=_ENV, description="An environment, e.g. prod or staging")]
+
+
+class DeployIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    release: str | None = Field(
+        None, min_length=1, max_length=40, description="Release id or prefix (default: the newest)"
+    )
+    env: EnvName = "prod"
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env: EnvName = "prod"
+
+
+class BuildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    workspace: str = Field(
+        min_length=1, max_length=4096, description="Absolute path (on this server) inside the workspace"
+    )
+    packages: list[Annotated[str, Field(min_length=1, max_length=214)]] = Field(
+        default_factory=list, max_length=1000, description="Only these packages (and what they need)"
+    )
+    tasks: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: ["build"], min_length=1, max_length=100
+    )
+    continue_: bool = Field(False, alias="continue", description="Go on past a failure where possible")
+    affected_since: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^-]",
+        description="Only what changed since this git ref",
+    )
+    force: bool = Field(False, description="Ignore cache hits")
+    publish: bool | None = Field(None, description="Publish releases (default: as freight.toml says)")
+
+
+class AppOut(BaseModel):
+    app: str
+    prefix: str | None
+    hosts: list[str]
+    spa: bool | None
+    current: dict[str, str] = Field(description="env -> current release id")
+
+
+class ReleaseOut(BaseModel):
+    app: str
+    id: str
+    created_at: float
+    manifest_key: str
+    task_hash: str | None
+    commit: str | None
+    files: int
+    bytes: int
+    current_in: list[str]
+
+
+class DeploymentOut(BaseModel):
+    id: int
+    app: str
+    env: str
+    release_id: str
+    previous_release_id: str | None
+    action: str
+    actor: str | None
+    created_at: float
+
+
+class DeployOut(BaseModel):
+    app: str
+    env: str
+    release: str
+    changed: bool
+    deployment: DeploymentOut | None = Field(description="None when the release already was current")
+
+
+class BuildOut(BaseModel):
+    id: str
+    state: str = Field(description="queued | running | succeeded | failed")
+    workspace: str
+    run_id: str | None
+    error: str | None
+    started_at: float | None
+    ended_at: float | None
+    summary: dict[str, Any] | None = Field(description="The run summary, once the build is over")
+
+
+class BuildEventsOut(BaseModel):
+    state: str
+    events: list[dict[str, Any]]
+    next: int = Field(description="Pass as `after` to get only newer events")
+
+
+def _trigger(request: Request) -> GitBuildTrigger:
+    """The server's build machinery (mounted with the git hook in `freight.server.app`)."""
+    trigger: GitBuildTrigger | None = getattr(request.app.state, "build_trigger", None)
+    if trigger is None:
+        raise HTTPException(503, "this server does not run builds")
+    return trigger
+
+
+Trigger = Annotated[GitBuildTrigger, Depends(_trigger)]
+
+
+def _builds(trigger: Trigger) -> Builds:
+    return trigger.builds
+
+
+BuildsDep = Annotated[Builds, Depends(_builds)]
+
+
+# apps, releases, history ---------------------------------------------------------------------------
+
+
+@router.get("/apps", response_model=None, responses={200: {"model": list[AppOut]}}, summary="Apps")
+def list_apps(builds: BuildsDep, _caller: Caller) -> JSONResponse:
+    """Every published or deployed app, its gateway route and its current release per environment."""
+    return reply(builds.apps())
+
+
+@router.get(
+    "/apps/{app}/releases",
+    response_model=None,
+    responses={200: {"model": list[ReleaseOut]}},
+    summary="An app's releases, newest first",
+)
+def list_releases(builds: BuildsDep, _caller: Caller, app: AppPath) -> JSONResponse:
+    check_input(app, "app")
+    return reply([row.to_dict() for row in builds.releases(app)])
+
+
+@router.get(
+    "/apps/{app}/history",
+    response_model=None,
+    responses={200: {"model": list[DeploymentOut]}},
+    summary="An app's deploys and rollbacks, newest first",
+)
+def history(
+    builds: BuildsDep,
+    _caller: Caller,
+    app: AppPath,
+    env: Annotated[str | None, Query(pattern=_ENV)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> JSONResponse:
+    check_input(app, "app")
+    events = builds.history(app, env, limit)
+    if not events and not builds.store.releases(app):
+        raise NotFoundError(f"no app {app!r}", where="app", hint="see GET /api/v1/apps")
+    return reply([e.to_dict() for e in events])
+
+
+@router.post(
+    "/apps/{app}/deploy",
+    response_model=None,
+    responses={200: {"model": DeployOut}},
+    summary="Make a release current (admin)",
+)
+def deploy(builds: BuildsDep, admin: Admin, app: AppPath, body: DeployIn) -> JSONResponse:
+    check_input(app, "app")
+    check_input(body.release, "release")
+    release, done = builds.deploy(app, body.release, body.env, actor=admin.name)
+    return reply(
+        {
+            "app": app,
+            "env": body.env,
+            "release": release,
+            "changed": done is not None,
+            "deployment": done.to_dict() if done else None,
+        }
+    )
+
+
+@router.post(
+    "/apps/{app}/rollback",
+    response_model=None,
+    responses={200: {"model": DeploymentOut}},
+    summary="Back to the release the current one replaced (admin)",
+)
+def rollback(builds: BuildsDep, admin: Admin, app: AppPath, body: RollbackIn | None = None) -> JSONResponse:
+    check_input(app, "app")
+    env = body.env if body else "prod"
+    return reply(builds.rollback(app, env, actor=admin.name).to_dict())
+
+
+# builds --------------------------------------------------------------------------------------------
+
+
+def _workspace(text: str) -> FsPath:
+    """The folder, when this server can read it; bad input names it."""
+    check_input(text, "workspace")
+    path = FsPath(text)
+    if not path.is_absolute():
+        raise UserError(f"{text!r} is not an absolute path", where="workspace")
+    try:
+        readable = path.is_dir() and os.access(path, os.R_OK | os.X_OK)
+    except OSError:
+        readable = False
+    if not readable:
+        raise UserError(
+            f"the server cannot read the folder {text}",
+            where="workspace",
+            hint="a remote build reads the workspace from the server's filesystem: "
+            "use the same machine or a shared volume",
+        )
+    return path
+
+
+@router.post(
+    "/builds",
+    status_code=202,
+    response_model=None,
+    responses={202: {"model": BuildOut}},
+    summary="Build a workspace on this server (admin)",
+)
+def create_build(ctx: Ctx, trigger: Trigger, _admin: Admin, body: BuildIn) -> JSONResponse:
+    """Plans at once (bad packages, tasks or refs are a 4xx), then builds in the background with this
+    server's job platform; poll GET /builds/{id}."""
+    root = _workspace(body.workspace)
+    check_input(body.model_dump(), "")
+    options = PlanOptions(
+        tasks=tuple(body.tasks), only=tuple(body.packages), affected_since=body.affected_since
+    )
+    plan = trigger.builds.plan(root, options)
+    run = RunOptions(continue_on_error=body.continue_, force=body.force, publish=body.publish, trigger="api")
+    record = start_build(trigger.runs, trigger.builds, ctx.service, plan, run)
+    return reply(record.to_dict(), 202)
+
+
+def _recorded(row: dict[str, Any]) -> dict[str, Any]:
+    """A run from the state store, shaped like a build record."""
+    return {
+        "id": row["id"],
+        "state": "succeeded" if row["status"] == "ok" else "failed",
+        "workspace": row["workspace"],
+        "run_id": row["id"],
+        "error": None,
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "summary": row["summary"],
+    }
+
+
+@router.get(
+    "/builds", response_model=None, responses={200: {"model": list[BuildOut]}}, summary="Builds, newest first"
+)
+def list_builds(
+    trigger: Trigger, _caller: Caller, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> JSONResponse:
+    """Builds still running on this server, then every recorded run (CLI, git hook or API)."""
+    records = list(trigger.runs.records.values())
+    active = [r.to_dict() for r in records if isinstance(r, WorkspaceBuild) and not r.done]
+    recorded = [_recorded(row) for row in trigger.builds.store.runs(limit)]
+    return reply([*sorted(active, key=lambda r: r["id"]), *recorded][:limit])
+
+
+def _build(trigger: GitBuildTrigger, build_id: str) -> WorkspaceBuild | dict[str, Any]:
+    check_input(build_id, "build_id")
+    found = trigger.runs.get(build_id)
+    if isinstance(found, WorkspaceBuild):
+        return found
+    row = trigger.builds.store.run(build_id)
+    if row is None:
+        raise NotFoundError(f"no build {build_id!r}", where="build_id", hint="see GET /api/v1/builds")
+    return _recorded(row)
+
+
+BuildId = Annotated[str, Path(max_length=64, description="A build (run) id")]
+
+
+@router.get(
+    "/builds/{build_id}", response_model=None, responses={200: {"model": BuildOut}}, summary="One build"
+)
+def get_build(trigger: Trigger, _caller: Caller, build_id: BuildId) -> JSONResponse:
+    found = _build(trigger, build_id)
+    return reply(found.to_dict() if isinstance(found, WorkspaceBuild) else found)
+
+
+@router.get(
+    "/builds/{build_id}/events",
+    response_model=None,
+    responses={200: {"model": BuildEventsOut}},
+    summary="A build's progress: tasks started and finished, logs, warnings",
+)
+def build_events(
+    trigger: Trigger,
+    _caller: Caller,
+    build_id: BuildId,
+    after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> JSONResponse:
+    found = _build(trigger, build_id)
+    if not isinstance(found, WorkspaceBuild):
+        # recorded before this server started (or forgotten): only the summary is left
+        return reply({"state": found["state"], "events": [], "next": after})
+    # read the state first: a build seen done has all its events in the list already
+    state = found.state
+    events = found.events[after:]
+    return reply({"state": state, "events": events, "next": after + len(events)})

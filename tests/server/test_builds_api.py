@@ -1,0 +1,169 @@
+"""Builds over the API: `freight build | deploy | rollback | releases` with FREIGHT_URL against a live
+server (real scheduler, real cgroups, real esbuild), printing what embedded mode prints.
+
+The workspace is a generated 3-app monorepo (tests/builds fixtures) that both the server and the CLI
+read at the same absolute path, as a remote build requires.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from freight.builds.api import Builds
+from freight.builds.depcache import mark_installed
+from freight.builds.sample import generate, git_init
+from freight.builds.workspace import load_workspace
+from freight.server.tokens import create_token
+from tests.builds.conftest import _npm, esbuild_version  # noqa: F401  (a fixture)
+from tests.server.conftest import Live
+from tests.server.test_remote_cli import cli, embedded, remote
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory, esbuild_version: str) -> Path:  # noqa: F811
+    """Three small apps over the shared packages, installed and committed."""
+    root = tmp_path_factory.mktemp("remote-builds") / "ws"
+    generate(root, 3, esbuild_version=esbuild_version, lines=10, shared_functions=10)
+    _npm(["install", "--no-audit", "--no-fund", "--prefer-offline"], root)
+    git_init(root)
+    mark_installed(load_workspace(root))
+    return root
+
+
+@pytest.fixture
+def http(live: Live) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{live.url}/api/v1", timeout=60) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def build(live: Live, ws: Path, *args: str) -> Any:
+    return cli(["build", "--cwd", str(ws), *args], remote(live))
+
+
+def test_remote_build_publishes_and_prints_like_a_local_one(live: Live, ws: Path, http: httpx.Client) -> None:
+    first = build(live, ws, "--json")
+    assert first.code == 0, (first.stderr, first.error)
+    summary = json.loads(first.stdout)
+    assert summary["status"] == "ok" and summary["trigger"] == "api"
+    assert summary["totals"]["built"] == 3
+    assert {r["app"] for r in summary["releases"] if r["new"]} == {"app-01", "app-02", "app-03"}
+    # the server's progress is replayed here as a local build prints it
+    assert "@sample/app-01#build: built in" in first.stderr
+
+    # the build is in the API under its run id, with the same summary
+    record = http.get(f"/builds/{summary['id']}", headers=bearer(live.admin)).json()
+    assert record["state"] == "succeeded" and record["summary"] == summary
+    listed = http.get("/builds", headers=bearer(live.admin)).json()
+    assert summary["id"] in [b["id"] for b in listed]
+
+    again = build(live, ws, "app-01")
+    assert again.code == 0, again.error
+    assert "1 cached" in again.stdout and "@sample/app-01#build" in again.stdout
+    assert "cache hit (local), replaying log" in again.stderr
+
+    for args in (
+        ["releases", "app-01"],
+        ["releases", "app-01", "--json"],
+        ["releases", "app-02", "--history"],
+    ):
+        local, far = cli(args, embedded(live)), cli(args, remote(live))
+        assert local.code == far.code == 0, (args, far.error)
+        assert far.stdout == local.stdout and far.stdout, args
+
+    (ws / "apps/app-03/src/main.js").write_text("syntax error (\n")
+    failed = build(live, ws, "--continue")
+    assert failed.code == 1 and "failed" in failed.stdout
+    subprocess.run(["git", "checkout", "--", "apps/app-03/src/main.js"], cwd=ws, check=True)
+
+
+def test_remote_deploy_rollback_through_the_api_and_gateway(live: Live, ws: Path, http: httpx.Client) -> None:
+    assert build(live, ws, "app-02").code == 0
+    (ws / "apps/app-02/src/main.js").open("a").write("export const second = 2;\n")
+    assert build(live, ws, "app-02").code == 0
+    newest, oldest = (
+        r["id"]
+        for r in json.loads(cli(["releases", "app-02", "--json"], remote(live)).stdout)["releases"][:2]
+    )
+
+    assert (
+        cli(["deploy", "app-02", oldest], remote(live)).stdout == f"app-02: {oldest} is now current in prod\n"
+    )
+    done = cli(["deploy", "app-02"], remote(live))
+    assert done.stdout == f"app-02: {newest} is now current in prod (was {oldest})\n"
+    assert cli(["deploy", "app-02"], remote(live)).stdout == f"app-02: {newest} is already current in prod\n"
+    apps = {a["app"]: a for a in http.get("/apps", headers=bearer(live.admin)).json()}
+    assert apps["app-02"]["current"] == {"prod": newest} and apps["app-02"]["prefix"] == "/app-02/"
+
+    with Builds.open(live.settings) as builds, TestClient(builds.gateway(env="prod", ttl=0)) as gateway:
+        page = {rid: gateway.get(f"/_freight/releases/app-02/{rid}/").text for rid in (newest, oldest)}
+        assert page[newest] != page[oldest]
+        assert gateway.get("/app-02/").text == page[newest]
+        back = cli(["rollback", "app-02"], remote(live))
+        assert back.stdout == f"app-02: rolled back to {oldest} in prod (from {newest})\n"
+        assert gateway.get("/app-02/").text == page[oldest]
+
+    history = http.get("/apps/app-02/history", headers=bearer(live.admin)).json()
+    assert [(h["action"], h["release_id"], h["actor"]) for h in history[:2]] == [
+        ("rollback", oldest, "admin"),
+        ("deploy", newest, "admin"),
+    ]
+    # the next rollback would go to the release before `oldest`: there is none
+    nothing = http.post("/apps/app-02/rollback", json={"env": "prod"}, headers=bearer(live.admin))
+    assert nothing.status_code == 409 and "no earlier release" in nothing.json()["message"]
+    assert cli(["rollback", "app-02"], remote(live)).code == 2
+
+
+def test_bad_requests_are_one_clear_line(live: Live, ws: Path, http: httpx.Client) -> None:
+    _, plain = create_token(live.service.engine, "builds-reader")
+    denied = http.post("/apps/app-01/deploy", json={}, headers=bearer(plain))
+    assert denied.status_code == 403 and "admin token" in denied.json()["message"]
+    assert http.post("/builds", json={"workspace": str(ws)}, headers=bearer(plain)).status_code == 403
+    assert http.get("/apps/app-01/releases", headers=bearer(plain)).status_code == 200
+    far = cli(["deploy", "app-01"], remote(live, plain))
+    assert far.code == 2 and "admin token" in far.error
+
+    assert http.get("/apps").status_code == 401
+    assert http.post("/apps/app-01/deploy", json={}).status_code == 401
+
+    missing = http.post("/apps/nope/deploy", json={}, headers=bearer(live.admin))
+    assert missing.status_code == 404 and missing.json()["message"] == "no releases of 'nope'"
+    assert http.get("/apps/nope/history", headers=bearer(live.admin)).status_code == 404
+    no_release = http.post("/apps/app-01/deploy", json={"release": "rzzz"}, headers=bearer(live.admin))
+    assert no_release.status_code == 404 and no_release.json()["where"] is None
+    local, far = cli(["deploy", "nope"], embedded(live)), cli(["deploy", "nope"], remote(live))
+    assert far.code == local.code == 2 and far.error == local.error
+    assert far.error == "no releases of 'nope' (build it first: `freight build`)"
+
+    bad_env = http.post("/apps/app-01/deploy", json={"env": "no env"}, headers=bearer(live.admin))
+    assert bad_env.status_code == 422 and bad_env.json()["where"] == "env"
+
+    for workspace, where in (("relative/ws", "workspace"), (str(ws / "nope"), "workspace")):
+        answer = http.post("/builds", json={"workspace": workspace}, headers=bearer(live.admin))
+        assert answer.status_code == 400 and answer.json()["where"] == where, answer.json()
+    unreadable = http.post("/builds", json={"workspace": str(ws / "nope")}, headers=bearer(live.admin))
+    assert str(ws / "nope") in unreadable.json()["message"]
+    bad_package = http.post(
+        "/builds", json={"workspace": str(ws), "packages": ["nope"]}, headers=bearer(live.admin)
+    )
+    assert bad_package.status_code == 400 and "no package 'nope'" in bad_package.json()["message"]
+    option = http.post(
+        "/builds", json={"workspace": str(ws), "affected_since": "--output=x"}, headers=bearer(live.admin)
+    )
+    assert option.status_code == 422 and option.json()["where"] == "affected_since"
+    assert http.get("/builds/nope", headers=bearer(live.admin)).status_code == 404

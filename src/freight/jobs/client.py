@@ -3,13 +3,19 @@
 `JobClient` is implemented by `freight.jobs.service.JobService` (embedded: the local store and an
 in-process scheduler) and, for a remote server, by an HTTP client. Workloads depend on this Protocol
 only, never on the scheduler's internals.
+
+`JobView` is also the API's job resource: /openapi.json documents it from these fields, the server
+sends `to_dict()` and RemoteJobClient reads it back with `JobView.from_dict`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import cache
+from typing import Annotated, Any, Protocol
+
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
@@ -32,6 +38,9 @@ class AttemptView:
 
 @dataclass(frozen=True)
 class JobView:
+    # the API always sends every field, so its schema marks them all required
+    __pydantic_config__ = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: str
     name: str | None
     queue: str
@@ -44,7 +53,7 @@ class JobView:
     attempts: int
     exit_code: int | None
     #: One plain sentence on how it ended or why it waits ("out of memory: peak 64.0M of limit 64.0M").
-    reason: str | None
+    reason: Annotated[str | None, Field(description="How it ended, or why it is still waiting (placement)")]
     labels: dict[str, str] = field(default_factory=dict)
     definition: str | None = None
     attempt_list: tuple[AttemptView, ...] = ()
@@ -54,23 +63,19 @@ class JobView:
         return self.state.terminal
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "queue": self.queue,
-            "state": self.state.value,
-            "priority": self.priority,
-            "spec": self.spec.model_dump(mode="json"),
-            "submitted_at": self.submitted_at,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "attempts": self.attempts,
-            "exit_code": self.exit_code,
-            "reason": self.reason,
-            "labels": self.labels,
-            "definition": self.definition,
-            "attempt_list": [a.__dict__ for a in self.attempt_list],
-        }
+        """The JSON the API sends (and `--json` prints)."""
+        return _adapter().dump_python(self, mode="json")  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobView:
+        """The inverse of `to_dict` (a pydantic ValidationError if `data` is not that shape)."""
+        return _adapter().validate_python(data)
+
+
+@cache
+def _adapter() -> TypeAdapter[JobView]:
+    # built on first use: the CLI's start-up does not pay for it
+    return TypeAdapter(JobView)
 
 
 class JobClient(Protocol):

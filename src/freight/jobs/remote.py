@@ -23,9 +23,8 @@ from freight.errors import (
     TransientError,
     UserError,
 )
-from freight.jobs.client import AttemptView, JobView
+from freight.jobs.client import JobView
 from freight.jobs.spec import JobSpec
-from freight.jobs.states import JobState
 
 API = "/api/v1"
 #: the server answers a wait after at most 30 s; ask for a little less so no proxy times out first
@@ -36,27 +35,6 @@ _PAGE_MAX = 1000
 def _q(part: str) -> str:
     """A path segment, quoted so an id can never reach another route."""
     return quote(part, safe="")
-
-
-def view_from_dict(data: dict[str, Any]) -> JobView:
-    """The inverse of JobView.to_dict()."""
-    return JobView(
-        id=data["id"],
-        name=data["name"],
-        queue=data["queue"],
-        state=JobState(data["state"]),
-        priority=data["priority"],
-        spec=JobSpec.model_validate(data["spec"]),
-        submitted_at=data["submitted_at"],
-        started_at=data["started_at"],
-        ended_at=data["ended_at"],
-        attempts=data["attempts"],
-        exit_code=data["exit_code"],
-        reason=data["reason"],
-        labels=dict(data.get("labels") or {}),
-        definition=data.get("definition"),
-        attempt_list=tuple(AttemptView(**a) for a in data.get("attempt_list") or ()),
-    )
 
 
 def _error(response: httpx.Response) -> FreightError:
@@ -169,18 +147,18 @@ class RemoteJobClient:
         else:
             body = dict(spec)
         path = "/jobs" if definition is None else f"/definitions/{_q(definition)}/jobs"
-        return view_from_dict(self.request("POST", path, json=body))
+        return JobView.from_dict(self.request("POST", path, json=body))
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         if not specs:
             return []
         body = {"jobs": [s.model_dump(mode="json") for s in specs]}
-        return [view_from_dict(d) for d in self.request("POST", "/jobs/batch", json=body)["jobs"]]
+        return [JobView.from_dict(d) for d in self.request("POST", "/jobs/batch", json=body)["jobs"]]
 
     # --- read ---------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobView:
-        return view_from_dict(self.request("GET", f"/jobs/{_q(job_id)}"))
+        return JobView.from_dict(self.request("GET", f"/jobs/{_q(job_id)}"))
 
     def list_jobs(
         self,
@@ -203,7 +181,7 @@ class RemoteJobClient:
             if cursor:
                 params["cursor"] = cursor
             page = self.request("GET", "/jobs", params=params)
-            views.extend(view_from_dict(d) for d in page["jobs"])
+            views.extend(JobView.from_dict(d) for d in page["jobs"])
             cursor = page["next_cursor"]
             if not cursor:
                 break
@@ -230,7 +208,7 @@ class RemoteJobClient:
                 # only the first chunk waits; the rest just reads the states it ended with
                 body = {"ids": chunk, "timeout": left if start == 0 else 0.0}
                 reply = self.request("POST", "/jobs/wait", json=body, timeout=left + 30.0)
-                views.extend(view_from_dict(d) for d in reply["jobs"])
+                views.extend(JobView.from_dict(d) for d in reply["jobs"])
             done = all(v.terminal for v in views)
             if done or (deadline is not None and time.monotonic() >= deadline):
                 return views
@@ -238,10 +216,10 @@ class RemoteJobClient:
     # --- control ------------------------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> JobView:
-        return view_from_dict(self.request("POST", f"/jobs/{_q(job_id)}/cancel"))
+        return JobView.from_dict(self.request("POST", f"/jobs/{_q(job_id)}/cancel"))
 
     def retry(self, job_id: str) -> JobView:
-        return view_from_dict(self.request("POST", f"/jobs/{_q(job_id)}/retry"))
+        return JobView.from_dict(self.request("POST", f"/jobs/{_q(job_id)}/retry"))
 
     def logs(self, job_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[bytes]:
         params: dict[str, Any] = {"follow": str(follow).lower()}

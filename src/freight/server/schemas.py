@@ -1,7 +1,8 @@
 """Request and response models of the REST API (they are what /openapi.json documents).
 
 Responses are built from `JobView.to_dict()` and friends and sent as JSON directly; these models
-describe them for the schema (and schemathesis checks that they tell the truth).
+describe them for the schema (and schemathesis checks that they tell the truth). A job is described
+by `JobView` itself, so its fields are listed once, in freight.jobs.client.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from freight.jobs.spec import JobSpec
-from freight.jobs.states import JobState
+from freight.jobs.client import JobView
 
 
 def _finite(value: float) -> float:
@@ -29,45 +29,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AttemptOut(BaseModel):
-    number: int
-    state: str
-    started_at: float | None
-    ended_at: float | None
-    exit_code: int | None
-    signal: int | None
-    oom_killed: bool
-    peak_memory: int | None
-    cpu_seconds: float | None
-    error: str | None
-    log_path: str | None
-
-
-class JobOut(BaseModel):
-    id: str
-    name: str | None
-    queue: str
-    state: JobState
-    priority: int
-    spec: JobSpec
-    submitted_at: float
-    started_at: float | None
-    ended_at: float | None
-    attempts: int
-    exit_code: int | None
-    reason: str | None = Field(description="How it ended, or why it is still waiting (placement)")
-    labels: dict[str, str]
-    definition: str | None
-    attempt_list: list[AttemptOut]
-
-
 class JobPage(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[JobView]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
 
 
 class JobList(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[JobView]
 
 
 class BatchIn(_Body):

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from freight.db.schema import jobs
 from freight.errors import NotFoundError, UserError
+from freight.jobs.client import JobView
 from freight.jobs.spec import JobSpec, parse_spec
 from freight.jobs.states import JobState
 from freight.server.api.common import (
@@ -31,7 +32,6 @@ from freight.server.schemas import (
     BatchIn,
     EventOut,
     JobList,
-    JobOut,
     JobPage,
     UsageOut,
     WaitIn,
@@ -49,8 +49,8 @@ SPEC_BODY = {
     }
 }
 SUBMITTED: dict[int | str, dict[str, Any]] = {
-    201: {"model": JobOut, "description": "Queued"},
-    200: {"model": JobOut, "description": "An earlier submission with this idempotency key"},
+    201: {"model": JobView, "description": "Queued"},
+    200: {"model": JobView, "description": "An earlier submission with this idempotency key"},
 }
 IdempotencyKey = Annotated[
     str | None,
@@ -221,7 +221,7 @@ async def wait(ctx: Ctx, principal: Caller, body: WaitIn) -> JSONResponse:
 @router.get(
     "/jobs/{job_id}",
     response_model=None,
-    responses={200: {"model": JobOut}},
+    responses={200: {"model": JobView}},
     summary="One job with its attempts",
 )
 def get_job(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
@@ -229,7 +229,7 @@ def get_job(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
 
 
 @router.post(
-    "/jobs/{job_id}/cancel", response_model=None, responses={200: {"model": JobOut}}, summary="Cancel a job"
+    "/jobs/{job_id}/cancel", response_model=None, responses={200: {"model": JobView}}, summary="Cancel a job"
 )
 def cancel(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
     """A queued job never starts; a running one gets SIGTERM, then SIGKILL after its grace."""
@@ -240,7 +240,7 @@ def cancel(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
 @router.post(
     "/jobs/{job_id}/retry",
     response_model=None,
-    responses={200: {"model": JobOut}},
+    responses={200: {"model": JobView}},
     summary="Queue a finished job again",
 )
 def retry(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:

@@ -130,6 +130,7 @@ def test_remote_deploy_rollback_through_the_api_and_gateway(live: Live, ws: Path
 
 
 def test_bad_requests_are_one_clear_line(live: Live, ws: Path, http: httpx.Client) -> None:
+    assert build(live, ws, "app-01").code == 0  # a cache hit after the tests above
     _, plain = create_token(live.service.engine, "builds-reader")
     denied = http.post("/apps/app-01/deploy", json={}, headers=bearer(plain))
     assert denied.status_code == 403 and "admin token" in denied.json()["message"]
@@ -139,6 +140,8 @@ def test_bad_requests_are_one_clear_line(live: Live, ws: Path, http: httpx.Clien
     assert far.code == 2 and "admin token" in far.error
 
     assert http.get("/apps").status_code == 401
+    no_token = cli(["releases", "app-01"], {**remote(live), "FREIGHT_TOKEN": None})
+    assert no_token.code == 2 and no_token.error.startswith("FREIGHT_TOKEN: this needs an API token")
     assert http.post("/apps/app-01/deploy", json={}).status_code == 401
 
     missing = http.post("/apps/nope/deploy", json={}, headers=bearer(live.admin))

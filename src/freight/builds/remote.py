@@ -45,9 +45,6 @@ class RemoteBuilds:
 
     # releases --------------------------------------------------------------------------------------
 
-    def apps(self) -> list[dict[str, Any]]:
-        return list(self.http.request("GET", "/apps"))
-
     def releases(self, app: str) -> list[ReleaseRow]:
         return [_row(d) for d in self.http.request("GET", f"/apps/{_q(app)}/releases")]
 

@@ -9,6 +9,7 @@ token's name. Builds run in the background on this server's job platform, throug
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from freight.builds.background import WorkspaceBuild, start_build
 from freight.builds.hooks import GitBuildTrigger
 from freight.builds.plan import PlanOptions
 from freight.builds.runner import RunOptions
+from freight.builds.store import Deployment, Release
 from freight.errors import NotFoundError, UserError
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Admin, Caller
@@ -78,27 +80,11 @@ class AppOut(BaseModel):
     current: dict[str, str] = Field(description="env -> current release id")
 
 
-class ReleaseOut(BaseModel):
-    app: str
-    id: str
-    created_at: float
-    manifest_key: str
-    task_hash: str | None
-    commit: str | None
-    files: int
-    bytes: int
-    current_in: list[str]
+@dataclass(frozen=True)
+class ReleaseOut(Release):
+    """A release (the store's row) and the envs where it is current."""
 
-
-class DeploymentOut(BaseModel):
-    id: int
-    app: str
-    env: str
-    release_id: str
-    previous_release_id: str | None
-    action: str
-    actor: str | None
-    created_at: float
+    current_in: tuple[str, ...]
 
 
 class DeployOut(BaseModel):
@@ -106,7 +92,7 @@ class DeployOut(BaseModel):
     env: str
     release: str
     changed: bool
-    deployment: DeploymentOut | None = Field(description="None when the release already was current")
+    deployment: Deployment | None = Field(description="None when the release already was current")
 
 
 class BuildOut(BaseModel):
@@ -167,7 +153,7 @@ def list_releases(builds: BuildsDep, _caller: Caller, app: AppPath) -> JSONRespo
 @router.get(
     "/apps/{app}/history",
     response_model=None,
-    responses={200: {"model": list[DeploymentOut]}},
+    responses={200: {"model": list[Deployment]}},
     summary="An app's deploys and rollbacks, newest first",
 )
 def history(
@@ -208,7 +194,7 @@ def deploy(builds: BuildsDep, admin: Admin, app: AppPath, body: DeployIn) -> JSO
 @router.post(
     "/apps/{app}/rollback",
     response_model=None,
-    responses={200: {"model": DeploymentOut}},
+    responses={200: {"model": Deployment}},
     summary="Back to the release the current one replaced (admin)",
 )
 def rollback(builds: BuildsDep, admin: Admin, app: AppPath, body: RollbackIn | None = None) -> JSONResponse:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from freight.config import load_settings
 from freight.units import format_bytes, format_duration
+
+if TYPE_CHECKING:
+    from freight.pipelines.remote import RemotePipelines
+    from freight.pipelines.store import Run, RunStore
 
 app = typer.Typer(help="Declarative ETL pipelines whose steps run as isolated jobs.", no_args_is_help=True)
 
@@ -82,6 +86,9 @@ def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
     from freight.pipelines.loader import load_pipeline
 
     pipeline = load_pipeline(file)
+    server_config = _config_for_server(config)
+    if _on_server(as_json, lambda s: s.start(pipeline, spec_path=file, config_path=server_config)):
+        return
     with _runner(config, quiet=as_json) as runner:
         result = runner.run(pipeline, spec_path=str(file.resolve()))
     _finish(result, as_json)
@@ -97,6 +104,9 @@ def rerun(
     as_json: AsJson = False,
 ) -> None:
     """Run a finished run again: by default only what failed and what depends on it."""
+    server_config = _config_for_server(config)
+    if _on_server(as_json, lambda s: s.rerun(run_id, from_failed=from_failed, config_path=server_config)):
+        return
     with _runner(config, quiet=as_json) as runner:
         result = runner.rerun(run_id, from_failed=from_failed)
     _finish(result, as_json)
@@ -108,7 +118,10 @@ def follow(
     config: Config = None,
     as_json: AsJson = False,
 ) -> None:
-    """Attach to a run (e.g. after its runner process died): wait for its step jobs and record them."""
+    """Attach to a run (e.g. after its runner process died): wait for its step jobs and record them.
+    With FREIGHT_URL, the server follows its runs itself: this waits for the run to end."""
+    if _on_server(as_json, lambda s: s.get(run_id)):
+        return
     with _runner(config, quiet=as_json) as runner:
         result = runner.follow(run_id)
     _finish(result, as_json)
@@ -121,13 +134,10 @@ def cancel(
     as_json: AsJson = False,
 ) -> None:
     """Cancel a run's step jobs that have not finished, and record how the run ended."""
-    from freight.errors import ConflictError
-
+    if _on_server(as_json, lambda s: s.cancel(run_id)):
+        return
     with _runner(config, quiet=as_json) as runner:
-        for step in runner.store.get(run_id).steps:
-            if step.job_id and step.state in ("pending", "queued", "running"):
-                with contextlib.suppress(ConflictError):  # it ended meanwhile
-                    runner.client.cancel(step.job_id)
+        runner.cancel(run_id)
         result = runner.follow(run_id)
     _finish(result, as_json)
 
@@ -139,15 +149,10 @@ def runs(
     as_json: AsJson = False,
 ) -> None:
     """List recent runs."""
-    from freight.pipelines.store import RunStore
-
-    store = RunStore.open(load_settings().database_url)
-    try:
+    with _store() as store:
         found = store.list(pipeline, limit)
-    finally:
-        store.close()
     if as_json:
-        typer.echo(json.dumps([_run_dict(r) for r in found], indent=2))
+        typer.echo(json.dumps([r.to_dict() for r in found], indent=2))
         return
     for r in found:
         took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
@@ -158,17 +163,67 @@ def runs(
 @app.command()
 def show(run_id: Annotated[str, typer.Argument(help="A run id")], as_json: AsJson = False) -> None:
     """One run: its steps, their jobs, rows, times and QA results."""
+    with _store() as store:
+        found = store.get(run_id)
+    if as_json:
+        typer.echo(json.dumps(found.to_dict(), indent=2, default=str))
+        return
+    _print_run(found)
+
+
+@contextlib.contextmanager
+def _remote() -> Iterator[RemotePipelines | None]:
+    """The server at FREIGHT_URL (with FREIGHT_TOKEN), when it is set; else None (embedded)."""
+    settings = load_settings()
+    if not settings.url:
+        yield None
+        return
+    from freight.jobs.remote import RemoteJobClient
+    from freight.pipelines.remote import RemotePipelines
+
+    with RemotePipelines(RemoteJobClient(settings.url, settings.token)) as server:
+        yield server
+
+
+def _on_server(as_json: bool, begin: Callable[[RemotePipelines], Run]) -> bool:
+    """With FREIGHT_URL: start (or find) the run on the server, wait for it to end printing each step
+    as embedded mode does, print it and exit as embedded mode does. Without, False."""
+    with _remote() as server:
+        if server is None:
+            return False
+        _finish(server.wait(begin(server), _on_event(as_json)), as_json)
+    return True
+
+
+@contextlib.contextmanager
+def _store() -> Iterator[RemotePipelines | RunStore]:
+    """Where runs are read from: the server, or the local store."""
+    with _remote() as server:
+        if server is not None:
+            yield server
+            return
     from freight.pipelines.store import RunStore
 
     store = RunStore.open(load_settings().database_url)
     try:
-        found = store.get(run_id)
+        yield store
     finally:
         store.close()
-    if as_json:
-        typer.echo(json.dumps(_run_dict(found), indent=2, default=str))
-        return
-    _print_run(found)
+
+
+def _config_for_server(config: Path | None) -> Path | None:
+    """The connections file embedded mode would read, for the server to read: --config, else
+    $FREIGHT_CONFIG or ./freight.toml when there is one (without, the server uses its own)."""
+    from freight.connectors.connections import default_config_path
+
+    if config is not None:
+        return config.resolve()
+    default = default_config_path()
+    return default if default.is_file() else None
+
+
+def _on_event(quiet: bool) -> Callable[[str, Any], None] | None:
+    return None if quiet else _print_event
 
 
 @contextlib.contextmanager
@@ -187,7 +242,7 @@ def _runner(config: Path | None, *, quiet: bool) -> Iterator[Any]:
                 store,
                 settings,
                 config_path=config.resolve() if config else None,
-                on_event=None if quiet else _print_event,
+                on_event=_on_event(quiet),
             )
     finally:
         store.close()
@@ -210,7 +265,7 @@ def _step_line(step: Any) -> str:
 
 def _finish(result: Any, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(_run_dict(result), indent=2, default=str))
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         _print_run(result)
     if result.state != "succeeded":
@@ -231,35 +286,3 @@ def _print_run(r: Any) -> None:
         typer.echo(f"  check {c['step']} ({c['check_type']}): {c['status']} — {c['message']}")
     if r.error:
         typer.echo(f"  error: {r.error}")
-
-
-def _run_dict(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "pipeline": r.pipeline,
-        "state": r.state,
-        "rerun_of": r.rerun_of,
-        "created_at": r.created_at,
-        "ended_at": r.ended_at,
-        "error": r.error,
-        "steps": [
-            {
-                k: getattr(s, k)
-                for k in (
-                    "step",
-                    "type",
-                    "state",
-                    "job_id",
-                    "attempts",
-                    "started_at",
-                    "ended_at",
-                    "rows",
-                    "reused_from",
-                    "error",
-                    "metrics",
-                )
-            }
-            for s in r.steps
-        ],
-        "checks": r.checks,
-    }

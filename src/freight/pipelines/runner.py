@@ -10,6 +10,7 @@ step runs and QA results to the run store. Talks to the platform only through `J
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -45,6 +46,15 @@ class Compiled:
     #: steps to run, in topological order, with the job spec each becomes (depends_on filled later)
     jobs: list[tuple[str, JobSpec]]
     step_runs: list[StepRun]
+
+
+@dataclass
+class Rerun:
+    """A planned rerun: the run it repeats, the pipeline as it is now and the steps it keeps."""
+
+    old: Run
+    pipeline: Pipeline
+    reuse: dict[str, StepRun]
 
 
 class PipelineRunner:
@@ -212,12 +222,27 @@ class PipelineRunner:
             self.store.finish_run(run_id, "failed" if failed else "succeeded", error)
         return self.store.get(run_id)
 
+    def cancel(self, run_id: str) -> list[str]:
+        """Cancel the run's step jobs that have not finished; `follow` then records how it ended.
+        Returns the ids of the jobs it cancelled."""
+        cancelled = []
+        for step in self.store.get(run_id).steps:
+            if step.job_id and step.state in ("pending", "queued", "running"):
+                with contextlib.suppress(ConflictError):  # it ended meanwhile
+                    self.client.cancel(step.job_id)
+                    cancelled.append(step.job_id)
+        return cancelled
+
     def run(self, pipeline: Pipeline, *, spec_path: str | None = None, poll: float = 1.0) -> Run:
         return self.follow(self.start(pipeline, spec_path=spec_path), poll=poll)
 
     def rerun(self, run_id: str, *, from_failed: bool = True, poll: float = 1.0) -> Run:
         """A new run of the same pipeline. With from_failed, steps that succeeded before are reused
         (their datasets are read where they are) and only failed steps and their dependents run."""
+        return self.follow(self.start_rerun(self.plan_rerun(run_id, from_failed=from_failed)), poll=poll)
+
+    def plan_rerun(self, run_id: str, *, from_failed: bool = True) -> Rerun:
+        """What a rerun would run, without starting it (raises if there is nothing to rerun)."""
         old = self.store.get(run_id)
         if old.state == "running":
             raise ConflictError(f"run {run_id} is still running", hint="wait for it, or follow it first")
@@ -230,8 +255,14 @@ class PipelineRunner:
             if not redo:
                 raise ConflictError(f"run {run_id} has no failed steps", hint="rerun without --from-failed")
             reuse = {s.step: s for s in old.steps if s.step not in redo and s.step in pipeline.dag.upstream}
-        new_id = self.start(pipeline, reuse=reuse, rerun_of=run_id, spec_path=old.spec_path)
-        return self.follow(new_id, poll=poll)
+        return Rerun(old, pipeline, reuse)
+
+    def start_rerun(self, plan: Rerun) -> str:
+        return self.start(plan.pipeline, reuse=plan.reuse, rerun_of=plan.old.id, spec_path=plan.old.spec_path)
+
+    def queues(self, pipeline: Pipeline, *, reuse: dict[str, StepRun] | None = None) -> set[str]:
+        """The queues a run of `pipeline` would submit its step jobs to (for a token's scope)."""
+        return {job.queue for _, job in self.compile(pipeline, reuse=reuse).jobs}
 
     def _reload(self, run: Run) -> Pipeline:
         """The pipeline file as it is now (a rerun picks up fixes), or the run's stored spec without it."""

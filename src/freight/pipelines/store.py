@@ -92,6 +92,20 @@ Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)
 
 TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "cancelled", "skipped", "reused"})
 OK_STEP_STATES = frozenset({"succeeded", "reused"})
+#: The fields of a step run that `Run.to_dict` shows, in order (the CLI's --json and the API).
+STEP_FIELDS = (
+    "step",
+    "type",
+    "state",
+    "job_id",
+    "attempts",
+    "started_at",
+    "ended_at",
+    "rows",
+    "reused_from",
+    "error",
+    "metrics",
+)
 
 
 @dataclass
@@ -115,6 +129,12 @@ class StepRun:
             return None
         return self.ended_at - self.started_at
 
+    @property
+    def peak_memory(self) -> int | None:
+        """Peak memory of the step's job (its cgroup's), else what the step process measured itself."""
+        value = self.metrics.get("job_peak_memory") or self.metrics.get("peak_rss")
+        return int(value) if value else None
+
 
 @dataclass
 class Run:
@@ -136,6 +156,39 @@ class Run:
             if s.step == name:
                 return s
         raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What users see of a run: `freight pipeline show --json` and the API's run."""
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "state": self.state,
+            "rerun_of": self.rerun_of,
+            "created_at": self.created_at,
+            "ended_at": self.ended_at,
+            "error": self.error,
+            "steps": [{k: getattr(s, k) for k in STEP_FIELDS} for s in self.steps],
+            "checks": self.checks,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        """The inverse of `to_dict` (a run read from the API). What it leaves out (the spec, where the
+        run's data lives) stays empty."""
+        return cls(
+            id=data["id"],
+            pipeline=data["pipeline"],
+            state=data["state"],
+            spec_path=None,
+            spec={},
+            rerun_of=data["rerun_of"],
+            run_url="",
+            created_at=data["created_at"],
+            ended_at=data["ended_at"],
+            error=data["error"],
+            steps=[StepRun(**{k: s[k] for k in STEP_FIELDS}) for s in data["steps"]],
+            checks=list(data["checks"]),
+        )
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -195,9 +248,14 @@ class RunStore:
             )
 
     def add_checks(self, run_id: str, step: str, results: Sequence[dict[str, Any]], now: float) -> None:
+        """Record a step's QA results once: a second follower of the same run (a restarted server,
+        `freight pipeline follow`) that finishes the same step adds nothing."""
         if not results:
             return
         with self.engine.begin() as conn:
+            known = select(checks.c.id).where(checks.c.run_id == run_id, checks.c.step == step).limit(1)
+            if conn.execute(known).first() is not None:
+                return
             conn.execute(
                 insert(checks),
                 [
@@ -239,10 +297,18 @@ class RunStore:
         run.checks = [dict(r._mapping) for r in found]
         return run
 
-    def list(self, pipeline: str | None = None, limit: int = 50) -> list[Run]:
+    def pipelines(self) -> list[str]:
+        """The names of the pipelines that have runs, sorted."""
+        query = select(runs.c.pipeline).distinct().order_by(runs.c.pipeline)
+        with self.engine.connect() as conn:
+            return [name for (name,) in conn.execute(query)]
+
+    def list(self, pipeline: str | None = None, limit: int = 50, *, state: str | None = None) -> list[Run]:
         query = select(runs).order_by(runs.c.created_at.desc()).limit(limit)
         if pipeline:
             query = query.where(runs.c.pipeline == pipeline)
+        if state:
+            query = query.where(runs.c.state == state)
         with self.engine.connect() as conn:
             return [_run(r) for r in conn.execute(query)]
 

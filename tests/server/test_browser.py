@@ -1,16 +1,21 @@
 """The web UI in the machine's Chromium (Playwright; never a downloaded browser): sign in, submit a
-job, watch it finish, read its log, cancel another, and move around by keyboard."""
+job, watch it finish, read its log, cancel another, move around by keyboard, watch a pipeline run end
+and follow its steps to their jobs, and look at apps and their releases."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from freight.pipelines.loader import load_pipeline
+from freight.pipelines.store import RunStore
 from tests.server.conftest import Live
+from tests.server.workloads import publish_apps, runner, write_pipeline
 
 pytestmark = pytest.mark.browser
 
@@ -127,3 +132,51 @@ def test_keyboard_navigation_and_the_capacity_chart(page: Page) -> None:
     expect(page).to_have_url(re.compile(rf"/jobs/{job_id}$"))
     page.keyboard.press("?")
     expect(page.locator("#help")).to_be_visible()
+
+
+def test_pipeline_runs_update_live_and_lead_to_their_step_jobs_and_the_apps_pages(
+    page: Page, live: Live, tmp_path: Path
+) -> None:
+    store = RunStore.open(live.settings.database_url)
+    try:
+        pipelines = runner(live.service, store, tmp_path)
+        path = write_pipeline(tmp_path, expect=3)
+        # Started, not followed: the run stays "running" until this process follows it below.
+        run_id = pipelines.start(load_pipeline(path), spec_path=str(path))
+        apps = publish_apps(live.settings, tmp_path)
+        page.goto("/jobs")
+        page.keyboard.press("g")
+        page.keyboard.press("p")
+        expect(page).to_have_url(re.compile(r"/pipelines$"))
+        row = page.locator(f'tr[data-id="{run_id}"]')
+        expect(row.locator(".badge")).to_have_text("running")
+        row.locator("a").first.click()
+        expect(page).to_have_url(re.compile(rf"/pipelines/runs/{run_id}$"))
+        expect(page.locator("#run-state")).to_have_text("running")
+        steps = page.locator("table.steps tbody tr")
+        expect(steps).to_have_count(3)
+        expect(steps.locator("td:nth-child(2) strong")).to_have_text(["orders", "load_orders", "three_rows"])
+        pipelines.follow(run_id, poll=0.1)
+        # the page refreshes itself: the run ends, the rows and the QA result appear
+        expect(page.locator("#run-state")).to_have_text("succeeded", timeout=SLOW)
+        expect(page.locator('tr[data-step="orders"] td:nth-child(5)')).to_have_text("3")
+        expect(page.locator("table.checks tbody tr .badge")).to_have_text("pass")
+        job_id = store.get(run_id).step("load_orders").job_id
+        page.locator('tr[data-step="load_orders"] a.step-job').click()
+        expect(page).to_have_url(re.compile(rf"/jobs/{job_id}$"))
+        expect(page.locator("h1")).to_have_text("ui-orders/load_orders")
+        expect(page.locator("#job-state")).to_have_text("succeeded")
+    finally:
+        store.close()
+    page.keyboard.press("g")
+    page.keyboard.press("a")
+    expect(page).to_have_url(re.compile(r"/apps$"))
+    web = page.locator('tr[data-app="web"]')
+    expect(web.locator('td[data-env="prod"]')).to_contain_text(apps.web[0])
+    web.locator("a").click()
+    expect(page).to_have_url(re.compile(r"/apps/web$"))
+    expect(page.locator("table.releases tbody tr")).to_have_count(2)
+    expect(page.locator(f'tr[data-release="{apps.web[0]}"] .badge')).to_have_text("prod")
+    expect(page.locator("table.history tbody tr")).to_have_count(4)
+    page.goto("/pipelines/runs/no-such-run")
+    expect(page.locator("#not-found")).to_contain_text("There is no pipeline run no-such-run")

@@ -7,89 +7,31 @@ the JSON API for actions. Sign-in takes an API token and keeps it in an HttpOnly
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from freight.errors import NotFoundError, UserError
-from freight.jobs.states import TERMINAL, JobState
+from freight.jobs.states import JobState
 from freight.server import views
 from freight.server.api.common import job_usage, list_visible, visible_job
 from freight.server.auth import COOKIE
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext
 from freight.server.tokens import Principal, authenticate
-from freight.units import format_bytes, format_duration
+from freight.server.ui_apps import app_pages
+from freight.server.ui_pipelines import pipeline_pages
+from freight.server.ui_render import Pages
+from freight.server.ui_session import Ctx, SignInRequired, User, cookie_principal
 
-HERE = Path(__file__).parent
 PAGE_SIZE = 50
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
-
-
-class SignInRequired(Exception):
-    pass
-
-
-def _templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=HERE / "templates")
-    env = templates.env
-    env.filters.update(
-        bytes=views.bytes_text,
-        iso=views.iso,
-        clock=views.clock,
-        ago=views.ago,
-        tone=views.tone,
-        state_label=views.state_label,
-        duration=lambda s: "-" if s is None else format_duration(s),
-    )
-    env.globals.update(
-        run_time=views.run_time,
-        format_bytes=format_bytes,
-        states=[s.value for s in JobState],
-        terminal=[s.value for s in TERMINAL],
-    )
-    return templates
-
-
-async def _principal(request: Request, ctx: ServerContext) -> Principal | None:
-    text = request.cookies.get(COOKIE)
-    if not text:
-        return None
-    return await run_in_threadpool(authenticate, ctx.service.engine, text)
-
-
-async def signed_in(request: Request, ctx: Ctx) -> Principal:
-    principal = await _principal(request, ctx)
-    if principal is None:
-        raise SignInRequired()
-    request.state.principal = principal
-    return principal
-
-
-User = Annotated[Principal, Depends(signed_in)]
 
 
 def ui_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    templates = _templates()
-
-    def page(
-        request: Request, name: str, principal: Principal | None, status: int = 200, **data: Any
-    ) -> HTMLResponse:
-        ctx: ServerContext = request.app.state.freight
-        context = {
-            "user": principal,
-            "nav": name.split("/")[0].split(".")[0],
-            "now": time.time(),
-            "base": ctx.base_url,
-            **data,
-        }
-        return templates.TemplateResponse(request, name, context, status_code=status)
+    page = Pages()
 
     # --- sign in ------------------------------------------------------------------------------------
 
@@ -99,7 +41,7 @@ def ui_router() -> APIRouter:
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, ctx: Ctx, next: str = "/jobs") -> Response:
-        if await _principal(request, ctx) is not None:
+        if await cookie_principal(request, ctx) is not None:
             return RedirectResponse(_safe_next(next), status_code=303)
         return page(request, "login.html", None, next=_safe_next(next), error=None)
 
@@ -223,7 +165,7 @@ def ui_router() -> APIRouter:
         try:
             data = job_context(ctx, user, job_id)
         except NotFoundError:
-            return page(request, "notfound.html", user, status=404, what=f"job {job_id}")
+            return page.not_found(request, user, f"job {job_id}", "/jobs", "jobs")
         return page(request, "job.html", user, **data)
 
     @router.get("/ui/jobs/{job_id}/panel", response_class=HTMLResponse)
@@ -265,6 +207,8 @@ def ui_router() -> APIRouter:
             latest.setdefault(row["name"], row)
         return page(request, "definitions.html", user, definitions=list(latest.values()), all=rows)
 
+    router.include_router(pipeline_pages(page))
+    router.include_router(app_pages(page))
     return router
 
 

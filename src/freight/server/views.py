@@ -1,4 +1,5 @@
-"""What the web UI says about a job, in plain words: how it ended, why it waits, what it used."""
+"""What the web UI says about a job, in plain words: how it ended, why it waits, what it used; and
+the badges of pipeline runs, their steps and QA checks, in the same colours."""
 
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ STATE_LABEL = {
     JobState.TIMED_OUT: "timed out",
 }
 
+#: badge colour family of a pipeline run's or step's state, and of a QA check's status
+RUN_TONE = {
+    "pending": "wait",
+    "queued": "wait",
+    "running": "run",
+    "succeeded": "ok",
+    "reused": "ok",
+    "failed": "bad",
+    "upstream_failed": "warn",
+    "cancelled": "muted",
+    "skipped": "muted",
+    "pass": "ok",
+    "warn": "warn",
+    "fail": "bad",
+}
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -46,6 +63,14 @@ def state_label(state: JobState | str) -> str:
 
 def tone(state: JobState | str) -> str:
     return STATE_TONE[JobState(state)]
+
+
+def run_tone(state: str) -> str:
+    return RUN_TONE.get(state, "muted")
+
+
+def run_label(state: str) -> str:
+    return state.replace("_", " ")
 
 
 def bytes_text(value: int | None) -> str:
@@ -77,11 +102,16 @@ def _round(seconds: float) -> float:
     return float(int(seconds)) if seconds >= 60 else round(seconds, 1)
 
 
-def run_time(view: JobView, now: float | None = None) -> str:
-    if view.started_at is None:
+def elapsed(start: float | None, end: float | None, now: float | None = None) -> str:
+    """How long from `start` to `end` (or to now, while it runs); "-" before it starts."""
+    if start is None:
         return "-"
-    end = view.ended_at or now or time.time()
-    return format_duration(_round(max(0.0, end - view.started_at)))
+    stop = end or now or time.time()
+    return format_duration(_round(max(0.0, stop - start)))
+
+
+def run_time(view: JobView, now: float | None = None) -> str:
+    return elapsed(view.started_at, view.ended_at, now)
 
 
 def outcome(view: JobView, *, queue_paused: bool = False, scheduler_up: bool = True) -> Outcome:
@@ -97,7 +127,7 @@ def outcome(view: JobView, *, queue_paused: bool = False, scheduler_up: bool = T
         peak = f" (peak {bytes_text(last.peak_memory)})" if last and last.peak_memory else ""
         # the title already says "out of memory"; the reason starts with it too
         detail = (
-            _sentence(reason.removeprefix("out of memory: "))
+            sentence(reason.removeprefix("out of memory: "))
             or f"The kernel killed it at its {limit} memory limit{peak}."
         )
         return Outcome(
@@ -108,7 +138,7 @@ def outcome(view: JobView, *, queue_paused: bool = False, scheduler_up: bool = T
         )
     if state is JobState.TIMED_OUT:
         limit = format_duration(spec.timeout) if spec.timeout else "its"
-        detail = _sentence(reason) or f"It ran past its {limit} timeout and was stopped."
+        detail = sentence(reason) or f"It ran past its {limit} timeout and was stopped."
         return Outcome("bad", "Timed out", detail, "Raise timeout if it needs longer.")
     if state is JobState.FAILED:
         if last is not None and last.error:
@@ -117,18 +147,18 @@ def outcome(view: JobView, *, queue_paused: bool = False, scheduler_up: bool = T
             )
         if last is not None and last.signal:
             return Outcome(
-                "bad", f"Killed by signal {last.signal}", _sentence(reason) or "It was killed by a signal."
+                "bad", f"Killed by signal {last.signal}", sentence(reason) or "It was killed by a signal."
             )
         code = "-" if view.exit_code is None else str(view.exit_code)
         return Outcome(
-            "bad", f"Failed with exit code {code}", _sentence(reason) or "It exited non-zero; see its log."
+            "bad", f"Failed with exit code {code}", sentence(reason) or "It exited non-zero; see its log."
         )
     if state is JobState.CANCELLED:
-        return Outcome("muted", "Cancelled", _sentence(reason) or "Cancelled on request.")
+        return Outcome("muted", "Cancelled", sentence(reason) or "Cancelled on request.")
     if state is JobState.LOST:
-        return Outcome("warn", "Lost", _sentence(reason) or "Its process vanished with no exit record.")
+        return Outcome("warn", "Lost", sentence(reason) or "Its process vanished with no exit record.")
     if state is JobState.RETRYING:
-        return Outcome("warn", "Retrying", _sentence(reason) or "Waiting for its retry backoff.")
+        return Outcome("warn", "Retrying", sentence(reason) or "Waiting for its retry backoff.")
     if state in (JobState.STARTING, JobState.RUNNING):
         return Outcome("run", "Running", f"Attempt {view.attempts}, running for {run_time(view)}.")
     # queued: why is it waiting?
@@ -138,13 +168,13 @@ def outcome(view: JobView, *, queue_paused: bool = False, scheduler_up: bool = T
     if queue_paused:
         why.append(f"Its queue {view.queue!r} is paused.")
     if reason:
-        why.append(_sentence(reason))
+        why.append(sentence(reason))
     if not why:
         why.append("In its queue; it starts as soon as its turn comes and it fits.")
     return Outcome("wait", "Waiting to start", " ".join(why))
 
 
-def _sentence(text: str | None) -> str:
+def sentence(text: str | None) -> str:
     if not text:
         return ""
     text = text[0].upper() + text[1:]

@@ -50,14 +50,17 @@ const live = [];
 
 function every(ms, fn) {
   let timer = null;
+  let stopped = false;
   const tick = async () => {
     if (document.visibilityState === "visible") {
       try { await fn(); } catch (err) { /* a blip; the next tick retries */ }
     }
-    timer = setTimeout(tick, ms);
+    if (!stopped) timer = setTimeout(tick, ms);
   };
   timer = setTimeout(tick, ms);
-  live.push(() => clearTimeout(timer));
+  const stop = () => { stopped = true; clearTimeout(timer); };
+  live.push(stop);
+  return stop;
 }
 
 function keepFocus(root, swap) {
@@ -68,6 +71,36 @@ function keepFocus(root, swap) {
     const again = $(`[data-action="${key}"]`, root) || document.getElementById(key);
     if (again) again.focus();
   }
+}
+
+// Elements with data-refresh="/ui/..." re-render from that fragment, whose root element has the same
+// id. A fragment that says data-terminal="true" (a finished pipeline run) is the last one fetched.
+function initRefresh() {
+  $$("[data-refresh][id]").forEach((el) => {
+    const { id } = el;
+    const url = el.dataset.refresh;
+    if (el.dataset.terminal === "true") return;
+    const stop = every(POLL_MS, async () => {
+      const html = await fragment(url);
+      if (!html) return;
+      const tpl = document.createElement("template");
+      tpl.innerHTML = html.trim();
+      const fresh = tpl.content.firstElementChild;
+      const old = document.getElementById(id);
+      if (!fresh || fresh.id !== id || !old) return;
+      if (fresh.dataset.terminal === "true") stop();
+      if (old.innerHTML === fresh.innerHTML) return;
+      const selected = $("tr.sel", old)?.dataset.href;
+      keepFocus(old, () => old.replaceWith(fresh));
+      if (selected) $(`tr[data-href="${selected}"]`, fresh)?.classList.add("sel");
+    });
+  });
+}
+
+// A filter's select applies itself (keeping the state chip that is on, on the jobs list).
+function initFilters() {
+  $$("select[data-autosubmit]").forEach((el) =>
+    el.addEventListener("change", () => el.form.requestSubmit($("button.chip.on", el.form) || undefined)));
 }
 
 // --- jobs list ------------------------------------------------------------------------------------
@@ -89,8 +122,6 @@ function initJobs() {
     const older = $("#older");
     if (older && !table.dataset.live.includes("cursor=")) older.hidden = !fresh.dataset.next;
   });
-  $$("select[data-autosubmit]").forEach((el) =>
-    el.addEventListener("change", () => el.form.requestSubmit($("button.chip.on", el.form) || undefined)));
 
   const dialog = $("#new-job");
   const form = $("#new-job-form");
@@ -460,14 +491,14 @@ function onKey(ev) {
   if (ev.metaKey || ev.ctrlKey || ev.altKey) return;
   if (ev.key === "Escape") { pendingG = 0; return; }
   if (typing(ev)) return;
-  const go = { j: "/jobs", q: "/queues", c: "/capacity", d: "/definitions" };
+  const go = { j: "/jobs", q: "/queues", p: "/pipelines", a: "/apps", c: "/capacity", d: "/definitions" };
   if (pendingG && Date.now() - pendingG < 1200 && go[ev.key]) { ev.preventDefault(); pendingG = 0; location.href = go[ev.key]; return; }
   pendingG = 0;
   const click = (sel) => { const b = $(sel); if (b) { ev.preventDefault(); b.click(); } };
   switch (ev.key) {
     case "g": pendingG = Date.now(); break;
     case "?": ev.preventDefault(); $("#help").showModal(); break;
-    case "/": { const f = $("[data-filter]"); if (f) { ev.preventDefault(); f.focus(); f.select(); } break; }
+    case "/": { const f = $("[data-filter]"); if (f) { ev.preventDefault(); f.focus(); f.select?.(); } break; }
     case "j": ev.preventDefault(); moveSelection(1); break;
     case "k": ev.preventDefault(); moveSelection(-1); break;
     case "Enter": { const sel = $("tr.sel[data-href]"); if (sel && !ev.target.closest("a,button")) { ev.preventDefault(); location.href = sel.dataset.href; } break; }
@@ -500,6 +531,8 @@ document.addEventListener("click", (ev) => {
 });
 
 document.addEventListener("DOMContentLoaded", () => {
+  initFilters();
+  initRefresh();
   initJobs();
   initJob();
   initQueues();

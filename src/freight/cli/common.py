@@ -90,10 +90,10 @@ def spec_from_flags(
     priority: int | None,
     env: list[str] | None,
     label: list[str] | None,
-    after: list[str] | None,
-    idempotency_key: str | None,
     shell: bool,
     cwd: str | None,
+    after: list[str] | None = None,
+    idempotency_key: str | None = None,
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The spec a set of flags describes, as a dict (so a definition can supply what flags omit)."""

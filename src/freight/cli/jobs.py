@@ -46,8 +46,10 @@ Command = Annotated[list[str] | None, typer.Argument(help="The command, after --
 
 
 def _submit(
-    svc: Service, command: list[str] | None, file: Path | None, definition: str | None, **flags: Any
+    svc: Service, *, command: list[str] | None, file: Path | None, definition: str | None, **flags: Any
 ) -> JobView:
+    """Queue the job that `run`'s or `submit`'s parameters describe, passed by name: each command
+    declares its flags once, in its signature, and hands them all here (`locals()`)."""
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
     if definition is None and "command" not in spec and "shell" not in spec:
@@ -75,25 +77,10 @@ def run(
     definition: Definition = None,
 ) -> None:
     """Run a command as an isolated job, stream its output, and exit with its exit code."""
+    flags = {**locals(), "cwd": cwd or str(Path.cwd())}
     with open_service() as svc:
-        flags = dict(
-            cpus=cpus,
-            memory=memory,
-            timeout=timeout,
-            retries=retries,
-            retry_on=retry_on,
-            queue=queue,
-            priority=priority,
-            name=name,
-            env=env,
-            label=label,
-            after=None,
-            idempotency_key=None,
-            shell=shell,
-            cwd=cwd or str(Path.cwd()),
-        )
         with svc.running():
-            view = _submit(svc, command, file, definition, **flags)
+            view = _submit(svc, **flags)
             err_console.print(f"[dim]freight: job {view.id} queued[/]")
             try:
                 view = _stream_until_done(svc, view.id)
@@ -142,24 +129,9 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Queue a job and print its id. A scheduler (`freight up`) runs it."""
+    flags = {k: v for k, v in locals().items() if k != "as_json"}
     with open_service() as svc:
-        flags = dict(
-            cpus=cpus,
-            memory=memory,
-            timeout=timeout,
-            retries=retries,
-            retry_on=retry_on,
-            queue=queue,
-            priority=priority,
-            name=name,
-            env=env,
-            label=label,
-            after=after,
-            idempotency_key=idempotency_key,
-            shell=shell,
-            cwd=cwd,
-        )
-        view = _submit(svc, command, file, definition, **flags)
+        view = _submit(svc, **flags)
         if as_json:
             print_json(view.to_dict())
         else:

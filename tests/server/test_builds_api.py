@@ -8,7 +8,9 @@ read at the same absolute path, as a remote build requires.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +154,10 @@ def test_bad_requests_are_one_clear_line(live: Live, ws: Path, http: httpx.Clien
     local, far = cli(["deploy", "nope"], embedded(live)), cli(["deploy", "nope"], remote(live))
     assert far.code == local.code == 2 and far.error == local.error
     assert far.error == "no releases of 'nope' (build it first: `freight build`)"
+    env = {**os.environ, **{k: v for k, v in remote(live).items() if v is not None}}
+    binary = [sys.executable, "-m", "freight.cli.main", "deploy", "nope"]
+    done = subprocess.run(binary, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, f"error: {far.error}\n")
 
     bad_env = http.post("/apps/app-01/deploy", json={"env": "no env"}, headers=bearer(live.admin))
     assert bad_env.status_code == 422 and bad_env.json()["where"] == "env"

@@ -217,7 +217,7 @@ def releases(
     as_json: AsJson = False,
     history: Annotated[bool, typer.Option("--history", help="Show deploys and rollbacks")] = False,
 ) -> None:
-    """List APP's releases (newest first) and where each is current."""
+    """List APP's releases (newest first) and where each is current (on FREIGHT_URL's server if set)."""
     import datetime as dt
 
     with _open_builds() as builds:

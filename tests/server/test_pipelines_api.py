@@ -188,6 +188,11 @@ def test_bad_input_changes_nothing(live: Live, project: Path) -> None:
         sql_file = {**spec, "steps": [spec["steps"][0], {**spec["steps"][1], "sql": None, "file": "t.sql"}]}
         answer = http.post("/pipelines/runs", json={"spec": sql_file, "base_dir": str(project)})
         assert answer.status_code == 400 and "no such file 't.sql'" in answer.json()["message"]
+        # the CLI checks the file itself, then prints the server's answer as one line
+        path = str(project / f"{name}.yaml")
+        unread = cli(["pipeline", "run", path, "-c", "/nowhere/x.toml"], _env(live, project))
+        assert unread.code == 2
+        assert str(unread.error).startswith("config_path: the server cannot read the file '/nowhere/x.toml'")
         assert http.get("/pipelines/runs", params={"limit": 1000}).json()["runs"] == before
         missing = http.get("/pipelines/runs/nope")
         assert missing.status_code == 404 and missing.json()["message"] == "no pipeline run 'nope'"

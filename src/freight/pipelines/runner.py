@@ -196,8 +196,11 @@ class PipelineRunner:
         return compiled.run_id
 
     def follow(self, run_id: str, *, poll: float = 1.0, timeout: float | None = None) -> Run:
-        """Wait for the run's jobs, recording each step as it ends; returns the finished run."""
+        """Wait for the run's jobs, recording each step as it ends; returns the finished run (a run
+        that has already ended, as it is)."""
         run = self.store.get(run_id)
+        if run.state != "running":
+            return run
         steps = {s.step: s for s in run.steps}
         pending = {s.job_id: s for s in run.steps if s.job_id and s.state in ("pending", "queued", "running")}
         deadline = None if timeout is None else time.monotonic() + timeout

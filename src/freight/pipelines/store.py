@@ -275,10 +275,12 @@ class RunStore:
             )
 
     def finish_run(self, run_id: str, state: str, error: str | None = None, now: float | None = None) -> None:
+        """Record how a running run ended; a run that has already ended keeps its state and end time
+        (compare-and-set: of two followers finishing the same run, the first one wins)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id)
+                .where(runs.c.id == run_id, runs.c.state == "running")
                 .values(state=state, error=error, ended_at=time.time() if now is None else now)
             )
 

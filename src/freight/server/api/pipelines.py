@@ -44,7 +44,7 @@ RunId = Annotated[str, PathParam(max_length=200, description="A pipeline run id"
 
 #: how long one wait on a run's jobs lasts before the follower looks at its stop event again
 FOLLOW_POLL = 0.25
-FOLLOW_SLICE = 2.0
+FOLLOW_SLICE = 1.0
 
 
 # --- schemas: the shape of `Run.to_dict()` ----------------------------------------------------------
@@ -312,8 +312,13 @@ def list_runs(
     summary="One pipeline run: steps, jobs, rows, times, QA results",
 )
 def get_run(runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
+    """A run still running is followed here if nothing in this server follows it yet (its runner, a
+    CLI in embedded mode, went away), so waiting on it through the API always ends."""
     check_input(run_id, "run_id")
-    return reply(runs.store.get(run_id).to_dict())
+    run = runs.store.get(run_id)
+    if run.state == "running":
+        runs.follow(run_id)
+    return reply(run.to_dict())
 
 
 @router.post(

@@ -166,6 +166,27 @@ def test_pipeline_runs_update_live_and_lead_to_their_step_jobs_and_the_apps_page
         expect(page).to_have_url(re.compile(rf"/jobs/{job_id}$"))
         expect(page.locator("h1")).to_have_text("ui-orders/load_orders")
         expect(page.locator("#job-state")).to_have_text("succeeded")
+        # back on the run: run it again from the keyboard (the server starts and follows the new run);
+        # its steps wait in the paused default queue until it is cancelled from its page
+        page.goto(f"/pipelines/runs/{run_id}")
+        expect(page.locator("#run-state")).to_have_text("succeeded")
+        with api(live) as client:
+            client.put("/api/v1/queues/default", json={})
+            client.post("/api/v1/queues/default/pause")
+        try:
+            page.keyboard.press("r")
+            expect(page).not_to_have_url(re.compile(rf"/pipelines/runs/{run_id}$"))
+            expect(page.locator("#run-state")).to_have_text("running")
+            expect(page.locator("#rerun-of")).to_have_text(run_id)
+            expect(page.locator('tr[data-step="orders"] .badge')).to_have_text("queued")
+            page.once("dialog", lambda d: d.accept())
+            page.keyboard.press("c")
+            expect(page.locator("#run-state")).to_have_text("failed", timeout=SLOW)
+            expect(page.locator('tr[data-step="orders"] .badge')).to_have_text("cancelled")
+            expect(page.locator('[data-action="rerun"]')).to_have_text(re.compile("^Rerun failed steps"))
+        finally:
+            with api(live) as client:
+                client.post("/api/v1/queues/default/resume")
     finally:
         store.close()
     page.keyboard.press("g")
@@ -178,5 +199,17 @@ def test_pipeline_runs_update_live_and_lead_to_their_step_jobs_and_the_apps_page
     expect(page.locator("table.releases tbody tr")).to_have_count(2)
     expect(page.locator(f'tr[data-release="{apps.web[0]}"] .badge')).to_have_text("prod")
     expect(page.locator("table.history tbody tr")).to_have_count(4)
+    # an admin deploys the newer release to prod from its row (a dialog confirms), then rolls back
+    page.locator(f'tr[data-release="{apps.web[1]}"] [data-action="deploy-release"]').click()
+    expect(page.locator("#deploy-dialog")).to_be_visible()
+    expect(page.locator("#deploy-env")).to_have_value("prod")
+    page.click("#deploy-form button[type=submit]")
+    prod = page.locator('.stat[data-env="prod"]')
+    expect(prod).to_contain_text(apps.web[1])
+    expect(page.locator("table.history tbody tr")).to_have_count(5)
+    page.once("dialog", lambda d: d.accept())
+    prod.locator('[data-action="rollback-app"]').click()
+    expect(prod).to_contain_text(apps.web[0])
+    expect(prod).to_contain_text("rolled back just now by admin")
     page.goto("/pipelines/runs/no-such-run")
     expect(page.locator("#not-found")).to_contain_text("There is no pipeline run no-such-run")

@@ -11,7 +11,7 @@ import pytest
 
 from freight.pipelines.loader import load_pipeline
 from freight.pipelines.store import Run, RunStore
-from tests.server.conftest import Api, _remove_cgroups
+from tests.server.conftest import Api, TestClient, _remove_cgroups
 from tests.server.workloads import (
     PIPELINE,
     STEPS,
@@ -158,8 +158,8 @@ def test_app_page_lists_releases_newest_first_and_the_deploy_history(api: Api, d
     assert page.status_code == 200
     releases = table_rows(page.text, "releases")
     assert [r.attrs["data-release"] for r in releases] == [second, first]
-    assert releases[0].cells[2:] == ["2", "45B", "1abcdef012", "staging"]
-    assert releases[1].cells[4:] == ["0abcdef012", "prod"]
+    assert releases[0].cells[2:6] == ["2", "45B", "1abcdef012", "staging"]
+    assert releases[1].cells[4:6] == ["0abcdef012", "prod"]
     history = table_rows(page.text, "history")
     assert [h.cells[1:] for h in history] == [
         ["staging", "deploy", second, "-", "alice"],
@@ -173,6 +173,20 @@ def test_app_page_lists_releases_newest_first_and_the_deploy_history(api: Api, d
     assert "Never deployed." in docs.text
     missing = api.client.get("/apps/no-such-app")
     assert missing.status_code == 404 and "There is no app no-such-app" in missing.text
+
+
+def test_only_admins_get_the_deploy_and_rollback_buttons(api: Api, data: Data) -> None:
+    admin = api.client.get("/apps/web").text
+    assert admin.count('data-action="deploy-release"') == 2 and 'id="deploy-dialog"' in admin
+    assert admin.count('data-action="rollback-app"') == 2  # prod and staging
+    viewer = TestClient(api.client.app)  # no `with`: the app's lifespan is the module client's
+    try:
+        viewer.post("/login", data={"token": api.token("ui-viewer", queues=["default"])})
+        page = viewer.get("/apps/web")
+    finally:
+        viewer.close()
+    assert page.status_code == 200 and data.apps.web[0] in page.text
+    assert "data-action" not in page.text.split("<main", 1)[1].split("</main>", 1)[0]
 
 
 def test_the_new_pages_need_a_sign_in(api: Api, data: Data) -> None:

@@ -465,6 +465,69 @@ async function runDefinition(button) {
   } catch (err) { toast(err.message, true); button.disabled = false; }
 }
 
+// --- one pipeline run: cancel it, or run it again (the server follows the new run) -------------------
+
+async function runAction(button) {
+  const { action, run } = button.dataset;
+  if (action === "cancel-run" && !confirm(`Cancel pipeline run ${run}? Its unfinished steps are cancelled.`)) return;
+  button.disabled = true;
+  const url = `/api/v1/pipelines/runs/${encodeURIComponent(run)}`;
+  try {
+    if (action === "cancel-run") {
+      await api("POST", `${url}/cancel`);
+      toast("Cancelling…");
+    } else {
+      const fresh = await api("POST", `${url}/rerun`, { from_failed: button.dataset.fromFailed === "true" });
+      location.href = `/pipelines/runs/${encodeURIComponent(fresh.id)}`;
+    }
+  } catch (err) {
+    toast(err.message, true);
+    button.disabled = false;
+  }
+}
+
+// --- apps: deploy and roll back (admin; the API checks the token too) -------------------------------
+
+function deployRelease(button) {
+  const dialog = $("#deploy-dialog");
+  const form = $("#deploy-form");
+  form.release.value = button.dataset.release;
+  $("#deploy-release").textContent = button.dataset.release;
+  $("#deploy-error").hidden = true;
+  dialog.showModal();
+  form.env.focus();
+  form.env.select();
+}
+
+function initApp() {
+  const form = $("#deploy-form");
+  form?.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const app = form.dataset.app;
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    try {
+      await api("POST", `/api/v1/apps/${encodeURIComponent(app)}/deploy`, { release: form.release.value, env: form.env.value });
+      location.reload();
+    } catch (err) {
+      const error = $("#deploy-error");
+      error.textContent = err.message;
+      error.hidden = false;
+      button.disabled = false;
+    }
+  });
+}
+
+async function rollbackApp(button) {
+  const { app, env } = button.dataset;
+  if (!confirm(`Roll ${app} in ${env} back to the release it replaced?`)) return;
+  button.disabled = true;
+  try {
+    await api("POST", `/api/v1/apps/${encodeURIComponent(app)}/rollback`, { env });
+    location.reload();
+  } catch (err) { toast(err.message, true); button.disabled = false; }
+}
+
 // --- keyboard -------------------------------------------------------------------------------------
 
 function rows() { return $$("table.grid tbody tr[data-href]"); }
@@ -503,8 +566,8 @@ function onKey(ev) {
     case "k": ev.preventDefault(); moveSelection(-1); break;
     case "Enter": { const sel = $("tr.sel[data-href]"); if (sel && !ev.target.closest("a,button")) { ev.preventDefault(); location.href = sel.dataset.href; } break; }
     case "n": click('[data-action="new-job"]'); break;
-    case "c": click('#job-panel [data-action="cancel"]'); break;
-    case "r": click('#job-panel [data-action="retry"]'); break;
+    case "c": click('#job-panel [data-action="cancel"], #run-panel [data-action="cancel-run"]'); break;
+    case "r": click('#job-panel [data-action="retry"], #run-panel [data-action="rerun"]'); break;
     case "f": if ($("#log-follow")) { ev.preventDefault(); $("#log-follow").click(); } break;
     case "w": if ($("#log-wrap")) { ev.preventDefault(); $("#log-wrap").click(); } break;
     default: break;
@@ -523,6 +586,9 @@ document.addEventListener("click", (ev) => {
     if (a === "new-queue") { document.dispatchEvent(new Event("freight:new-queue")); return; }
     if (a === "cancel" || a === "retry") { jobAction(b); return; }
     if (a === "run-definition") { runDefinition(b); return; }
+    if (a === "cancel-run" || a === "rerun") { runAction(b); return; }
+    if (a === "deploy-release") { deployRelease(b); return; }
+    if (a === "rollback-app") { rollbackApp(b); return; }
   }
   const close = ev.target.closest("[data-close]");
   if (close) { close.closest("dialog")?.close(); return; }
@@ -537,4 +603,5 @@ document.addEventListener("DOMContentLoaded", () => {
   initJob();
   initQueues();
   initCapacity();
+  initApp();
 });

@@ -19,9 +19,6 @@ from freight.errors import UserError
 from freight.server.tokens import create_token
 from tests.server.conftest import Live
 
-if not any(getattr(g, "name", None) == "tokens" for g in cli_main.app.registered_groups):
-    cli_main._mount_optional()
-
 runner = CliRunner()
 
 

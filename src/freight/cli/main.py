@@ -10,8 +10,11 @@ from typing import Annotated
 import typer
 
 from freight.cli import jobs
+from freight.cli.build import mount as mount_builds
 from freight.cli.common import open_service, read_spec_file
 from freight.cli.output import console, err_console, print_json
+from freight.cli.pipeline import app as pipeline_app
+from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
 
 app = typer.Typer(
@@ -160,28 +163,14 @@ def up(
     )
 
 
-def _mount_optional() -> None:
-    """Workload CLIs live with their workloads; mount them when present."""
-    from freight.cli.tokens import tokens_app
-
-    app.add_typer(tokens_app, name="tokens")
-    try:
-        from freight.cli.pipeline import app as pipeline_app
-    except ImportError:
-        pass
-    else:
-        app.add_typer(pipeline_app, name="pipeline")
-    try:
-        from freight.cli.build import mount as mount_builds
-    except ImportError:
-        pass
-    else:
-        mount_builds(app)
+# the workloads' commands, listed after the platform's own
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(pipeline_app, name="pipeline")
+mount_builds(app)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
-    _mount_optional()
     try:
         app()
     except UserError as exc:

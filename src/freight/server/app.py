@@ -2,13 +2,12 @@
 
 `create_app(settings, scheduler=True)` is what `freight up` serves: the scheduler runs in this process
 next to the API. Without `scheduler`, the app serves a store some other process schedules (or that no
-one schedules yet: jobs wait). Workload routers plug in when their modules exist (see `_mount_extras`).
+one schedules yet: jobs wait). The builds git hook is mounted beside the API (see `_mount_git_hook`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,9 +16,10 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from freight.builds.hooks import router_from_env
 from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
-from freight.server.api import PREFIX, api_router
+from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
@@ -112,37 +112,19 @@ def create_app(
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    closers.extend(_mount_extras(app, ctx))
+    closers.append(_mount_git_hook(app, ctx))
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 
 
-def _mount_extras(app: FastAPI, ctx: ServerContext) -> list[Callable[[], None]]:
-    """Workload routers, when their modules exist; returns what to close on shutdown.
+def _mount_git_hook(app: FastAPI, ctx: ServerContext) -> Callable[[], None]:
+    """POST /api/v1/hooks/git; returns what to close on shutdown.
 
-    Git hooks: `freight.builds.hooks.router_from_env(settings, client)` gives the router for
-    POST /api/v1/hooks/git (secret and repositories from FREIGHT_GIT_HOOK_SECRET and
-    FREIGHT_BUILD_REPOS; without a secret it refuses every request) and its trigger; this server's
-    JobService is the JobClient builds submit through. The hook checks its callers itself (an HMAC
-    signature, not an API token). Paths already under /api/v1 are taken as they are."""
-    try:
-        hooks = importlib.import_module("freight.builds.hooks")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("freight.builds", "freight.builds.hooks"):
-            raise
-        return []
-    from_env = getattr(hooks, "router_from_env", None)
-    if not callable(from_env):
-        log.debug("freight.builds.hooks has no router_from_env; git hooks are not served")
-        return []
-    router, trigger = from_env(ctx.settings, ctx.service)
+    The secret and repositories come from FREIGHT_GIT_HOOK_SECRET and FREIGHT_BUILD_REPOS (without a
+    secret it refuses every request); builds submit through this server's JobService. The hook checks
+    its callers itself (an HMAC signature, not an API token)."""
+    router, trigger = router_from_env(ctx.settings, ctx.service)
     app.state.build_trigger = trigger  # the builds API (server/api/builds.py) runs builds through it
-    paths = [str(getattr(route, "path", "")) for route in router.routes]
-    prefixed = bool(paths) and all(p.startswith(PREFIX) for p in paths)
-    app.include_router(router, prefix="" if prefixed else PREFIX)
-    closers: list[Callable[[], None]] = []
-    builds = getattr(trigger, "builds", None)
-    if builds is not None and callable(getattr(builds, "close", None)):
-        closers.append(builds.close)
-    return closers
+    app.include_router(router)  # its paths are under /api/v1 already
+    return trigger.builds.close

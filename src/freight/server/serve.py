@@ -4,15 +4,14 @@ the builds gateway on a port of its own when asked (its routing owns every path 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import uvicorn
 
+from freight.builds.api import Builds
 from freight.config import Settings
 from freight.jobs.service import JobService
 from freight.server.app import create_app
@@ -71,15 +70,10 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def _start_gateway(settings: Settings, host: str, port: int, env: str) -> Callable[[], None] | None:
+def _start_gateway(settings: Settings, host: str, port: int, env: str) -> Callable[[], None]:
     """The builds gateway in a thread of its own (signals stay with the main server); returns a stop
-    function. Skipped, with a warning, when the builds workload is not installed."""
-    try:
-        builds_api = importlib.import_module("freight.builds.api")
-    except ModuleNotFoundError as exc:
-        log.warning("no builds gateway: %s", exc)
-        return None
-    builds: Any = builds_api.Builds.open(settings)
+    function."""
+    builds = Builds.open(settings)
     server = uvicorn.Server(
         uvicorn.Config(
             builds.gateway(env), host=host, port=port, log_config=None, access_log=False, lifespan="off"

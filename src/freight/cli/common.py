@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -12,33 +11,19 @@ from pydantic import ValidationError
 
 from freight.config import load_settings
 from freight.errors import UserError
-from freight.jobs.client import JobView
+from freight.jobs.client import JobClient
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec, format_validation_error
 from freight.yamlfile import load_yaml
 
 
-class Service(Protocol):
+class Service(JobClient, Protocol):
     """What the CLI needs from the platform: the embedded JobService, or RemoteJobClient when
-    FREIGHT_URL points at a server. Both give the same answers, so the output is the same."""
+    FREIGHT_URL points at a server. Both give the same answers, so the output is the same. The job
+    calls are JobClient's; these are the rest."""
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
-    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView: ...
-    def get(self, job_id: str) -> JobView: ...
-    def list_jobs(
-        self,
-        *,
-        state: str | None = None,
-        queue: str | None = None,
-        label: dict[str, str] | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> list[JobView]: ...
-    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]: ...
-    def cancel(self, job_id: str) -> JobView: ...
-    def retry(self, job_id: str) -> JobView: ...
-    def logs(self, job_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[bytes]: ...
     def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
     def scheduler_holder(self) -> str | None: ...
     def running(self) -> AbstractContextManager[object]: ...

@@ -43,6 +43,7 @@ Cwd = Annotated[str | None, typer.Option("--cwd")]
 File = Annotated[Path | None, typer.Option("--file", "-f", help="A job spec in YAML or JSON")]
 Definition = Annotated[str | None, typer.Option("--definition", "-d", help="NAME or NAME:VERSION")]
 Command = Annotated[list[str] | None, typer.Argument(help="The command, after --")]
+AsJson = Annotated[bool, typer.Option("--json")]
 
 
 def _submit(
@@ -126,7 +127,7 @@ def submit(
     cwd: Cwd = None,
     file: File = None,
     definition: Definition = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Queue a job and print its id. A scheduler (`freight up`) runs it."""
     flags = {k: v for k, v in locals().items() if k != "as_json"}
@@ -146,7 +147,7 @@ def ls(
     queue: Queue = None,
     label: Label = None,
     limit: Annotated[int, typer.Option("--limit")] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List jobs, newest first."""
     from freight.cli.common import parse_pairs
@@ -162,7 +163,7 @@ def ls(
 
 
 @jobs_app.command("show")
-def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def show(job_id: str, as_json: AsJson = False) -> None:
     """Everything about one job: spec, state, reason, attempts with exit, OOM, peak memory and CPU."""
     with open_service() as svc:
         view = svc.get(job_id)

@@ -37,7 +37,7 @@ app.add_typer(definitions_app, name="definitions")
 
 
 @queues_app.callback()
-def queues_ls(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
     """List queues with their settings and job counts."""
     if ctx.invoked_subcommand is not None:
         return
@@ -87,7 +87,7 @@ def queues_set(
 
 
 @definitions_app.callback()
-def definitions_ls(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def definitions_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
     """List job definitions (newest version first)."""
     if ctx.invoked_subcommand is not None:
         return

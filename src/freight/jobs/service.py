@@ -54,6 +54,22 @@ def _one_job(conn: Any, job_id: str) -> JobRecord:
     return found[0]
 
 
+def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **values: Any) -> None:
+    """A request's transition (cancel, retry): compare-and-set `job` from the state it was read in
+    to `to`, with `values`, and its event; nothing if someone moved the job first."""
+    moved = conn.execute(
+        update(jobs)
+        .where(and_(jobs.c.id == job.id, jobs.c.state == job.state.value))
+        .values(state=to.value, updated_at=now, **values)
+    )
+    if moved.rowcount == 1:
+        conn.execute(
+            insert(events).values(
+                job_id=job.id, from_state=job.state.value, to_state=to.value, at=now, detail=detail
+            )
+        )
+
+
 class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -433,23 +449,15 @@ class JobService:
             if job.state.terminal:
                 raise ConflictError(f"job {job_id} already ended ({job.state.value})", where=job_id)
             if job.state in (JobState.QUEUED, JobState.RETRYING):
-                result = conn.execute(
-                    update(jobs)
-                    .where(and_(jobs.c.id == job_id, jobs.c.state == job.state.value))
-                    .values(
-                        state="cancelled", updated_at=now, ended_at=now, reason="cancelled before it started"
-                    )
+                _move(
+                    conn,
+                    job,
+                    JobState.CANCELLED,
+                    now,
+                    "cancelled",
+                    ended_at=now,
+                    reason="cancelled before it started",
                 )
-                if result.rowcount == 1:
-                    conn.execute(
-                        insert(events).values(
-                            job_id=job_id,
-                            from_state=job.state.value,
-                            to_state="cancelled",
-                            at=now,
-                            detail="cancelled",
-                        )
-                    )
             else:
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
         self.poke()
@@ -462,26 +470,16 @@ class JobService:
             job = _one_job(conn, job_id)
             if not job.state.terminal:
                 raise ConflictError(f"job {job_id} is {job.state.value}; only a finished job can be retried")
-            conn.execute(
-                update(jobs)
-                .where(and_(jobs.c.id == job_id, jobs.c.state == job.state.value))
-                .values(
-                    state="queued",
-                    updated_at=now,
-                    ended_at=None,
-                    reason=None,
-                    exit_code=None,
-                    not_before=None,
-                )
-            )
-            conn.execute(
-                insert(events).values(
-                    job_id=job_id,
-                    from_state=job.state.value,
-                    to_state="queued",
-                    at=now,
-                    detail="retried by request",
-                )
+            _move(
+                conn,
+                job,
+                JobState.QUEUED,
+                now,
+                "retried by request",
+                ended_at=None,
+                reason=None,
+                exit_code=None,
+                not_before=None,
             )
         self.poke()
         return self.get(job_id)

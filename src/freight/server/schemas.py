@@ -1,18 +1,22 @@
 """Request and response models of the REST API (they are what /openapi.json documents).
 
 Responses are built from `JobView.to_dict()` and friends and sent as JSON directly; these models
-describe them for the schema (and schemathesis checks that they tell the truth). A job is described
-by `JobView` itself, so its fields are listed once, in freight.jobs.client.
+describe them for the schema (and schemathesis checks that they tell the truth). A job, a capacity
+sample and a token are described by the dataclasses the server sends (`JobView`, `Sample`,
+`TokenInfo`), so their fields are listed once.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from freight.jobs.client import JobView
+from freight.server.sampler import Sample
+from freight.server.tokens import TokenInfo
 
 
 def _finite(value: float) -> float:
@@ -113,34 +117,15 @@ class NodesOut(BaseModel):
     nodes: list[NodeOut]
 
 
-class SampleOut(BaseModel):
-    t: float
-    cpus: float
-    used_cpus: float
-    memory: int
-    used_memory: int
-    running: int
-    queued: int
-
-
 class CapacityOut(BaseModel):
     interval: float = Field(description="Seconds between samples")
-    now: SampleOut
-    series: list[SampleOut]
+    now: Sample
+    series: list[Sample]
 
 
-class TokenOut(BaseModel):
-    id: str
-    name: str
-    admin: bool
-    queues: list[str] | None
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
-
-
-class TokenCreated(TokenOut):
-    token: str = Field(description="The token itself; shown this once and never stored")
+@dataclass(frozen=True)
+class TokenCreated(TokenInfo):
+    token: Annotated[str, Field(description="The token itself; shown this once and never stored")]
 
 
 class TokenIn(_Body):

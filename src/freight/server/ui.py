@@ -7,10 +7,11 @@ the JSON API for actions. Sign-in takes an API token and keeps it in an HttpOnly
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -27,6 +28,23 @@ from freight.server.ui_render import Pages
 from freight.server.ui_session import Ctx, SignInRequired, User, cookie_principal
 
 PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """The jobs list's filters and page, from the query string (the page and its live rows alike)."""
+
+    state: Annotated[str | None, Query(max_length=32)] = None
+    queue: Annotated[str | None, Query(max_length=64)] = None
+    label: Annotated[str | None, Query(max_length=400)] = None
+    cursor: Annotated[str | None, Query(max_length=64)] = None
+
+    def form(self) -> dict[str, str]:
+        """The filters as the page's form shows them (and links carry them)."""
+        return {"state": self.state or "", "queue": self.queue or "", "label": self.label or ""}
+
+
+Filter = Annotated[JobFilter, Depends()]
 
 
 def ui_router() -> APIRouter:
@@ -73,49 +91,31 @@ def ui_router() -> APIRouter:
 
     # --- jobs ---------------------------------------------------------------------------------------
 
-    def job_rows(
-        ctx: ServerContext,
-        user: Principal,
-        state: str | None,
-        queue: str | None,
-        label: str | None,
-        cursor: str | None,
-    ) -> dict[str, Any]:
+    def job_rows(ctx: ServerContext, user: Principal, filters: JobFilter) -> dict[str, Any]:
         labels = None
-        if label:
-            key, sep, value = label.partition("=")
+        if filters.label:
+            key, sep, value = filters.label.partition("=")
             if not sep or not key:
                 raise UserError("write a label filter as KEY=VALUE", where="label")
             labels = {key: value}
-        state_value = state if state in {s.value for s in JobState} else None
+        state_value = filters.state if filters.state in {s.value for s in JobState} else None
         views_ = list_visible(
             ctx.service,
             user,
             state=state_value,
-            queue=queue or None,
+            queue=filters.queue or None,
             label=labels,
             limit=PAGE_SIZE,
-            cursor=cursor or None,
+            cursor=filters.cursor or None,
         )
         next_cursor = views_[-1].id if len(views_) == PAGE_SIZE else None
         return {"jobs": views_, "next_cursor": next_cursor}
 
-    def filters(state: str | None, queue: str | None, label: str | None) -> dict[str, Any]:
-        return {"state": state or "", "queue": queue or "", "label": label or ""}
-
     @router.get("/jobs", response_class=HTMLResponse)
-    def jobs_page(
-        request: Request,
-        ctx: Ctx,
-        user: User,
-        state: Annotated[str | None, Query(max_length=32)] = None,
-        queue: Annotated[str | None, Query(max_length=64)] = None,
-        label: Annotated[str | None, Query(max_length=400)] = None,
-        cursor: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> HTMLResponse:
+    def jobs_page(request: Request, ctx: Ctx, user: User, filters: Filter) -> HTMLResponse:
         error = None
         try:
-            data = job_rows(ctx, user, state, queue, label, cursor)
+            data = job_rows(ctx, user, filters)
         except UserError as exc:
             data, error = {"jobs": [], "next_cursor": None}, str(exc)
         queues = [q["name"] for q in ctx.service.queues() if user.may_use(q["name"])]
@@ -125,26 +125,16 @@ def ui_router() -> APIRouter:
             user,
             **data,
             error=error,
-            filters=filters(state, queue, label),
-            query=views.filters_query(filters(state, queue, label)),
-            cursor=cursor or "",
+            filters=filters.form(),
+            query=views.filters_query(filters.form()),
+            cursor=filters.cursor or "",
             queues=queues,
         )
 
     @router.get("/ui/jobs/rows", response_class=HTMLResponse)
-    def jobs_rows(
-        request: Request,
-        ctx: Ctx,
-        user: User,
-        state: Annotated[str | None, Query(max_length=32)] = None,
-        queue: Annotated[str | None, Query(max_length=64)] = None,
-        label: Annotated[str | None, Query(max_length=400)] = None,
-        cursor: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> HTMLResponse:
-        data = job_rows(ctx, user, state, queue, label, cursor)
-        return page(
-            request, "_job_rows.html", user, **data, query=views.filters_query(filters(state, queue, label))
-        )
+    def jobs_rows(request: Request, ctx: Ctx, user: User, filters: Filter) -> HTMLResponse:
+        data = job_rows(ctx, user, filters)
+        return page(request, "_job_rows.html", user, **data, query=views.filters_query(filters.form()))
 
     def job_context(ctx: ServerContext, user: Principal, job_id: str) -> dict[str, Any]:
         view = visible_job(ctx.service, user, job_id)

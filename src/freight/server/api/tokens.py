@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Admin, Caller
 from freight.server.deps import ServerContext, get_ctx
-from freight.server.schemas import TokenCreated, TokenIn, TokenOut, WhoAmI
-from freight.server.tokens import create_token, list_tokens, revoke_token
+from freight.server.schemas import TokenCreated, TokenIn, WhoAmI
+from freight.server.tokens import TokenInfo, create_token, list_tokens, revoke_token
 
 router = APIRouter(tags=["tokens"])
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
@@ -26,7 +26,7 @@ def whoami(principal: Caller) -> JSONResponse:
 
 
 @router.get(
-    "/tokens", response_model=None, responses={200: {"model": list[TokenOut]}}, summary="API tokens (admin)"
+    "/tokens", response_model=None, responses={200: {"model": list[TokenInfo]}}, summary="API tokens (admin)"
 )
 def tokens_ls(
     ctx: Ctx, _admin: Admin, include_revoked: Annotated[bool, Query(alias="all")] = False
@@ -50,7 +50,7 @@ def tokens_create(ctx: Ctx, _admin: Admin, body: TokenIn) -> JSONResponse:
 @router.delete(
     "/tokens/{ref}",
     response_model=None,
-    responses={200: {"model": TokenOut}},
+    responses={200: {"model": TokenInfo}},
     summary="Revoke a token by id or name (admin)",
 )
 def tokens_revoke(ctx: Ctx, _admin: Admin, ref: Annotated[str, Path(max_length=128)]) -> JSONResponse:

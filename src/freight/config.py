@@ -28,6 +28,8 @@ class Settings:
     isolation: str = "auto"
     #: Name of the cgroup (under each controller's root) freight keeps its slots in.
     cgroup_parent: str = "freight"
+    #: Keep an attempt's log file on this node after it is archived to the object store.
+    keep_local_logs: bool = True
     #: Remote mode: talk to a freight server instead of the local store.
     url: str | None = None
     token: str | None = None
@@ -85,6 +87,17 @@ def _default_db(home: Path) -> str:
     return f"sqlite:///{(home / 'freight.db').resolve()}"
 
 
+def _flag(env: dict[str, str], name: str, *, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise UserError(f"{name} must be true or false, not {env[name]!r}", where=name, hint="use true or false")
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from FREIGHT_* environment variables."""
     env = dict(os.environ if env is None else env)
@@ -111,6 +124,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         isolation=isolation,
         cgroup_parent=env.get("FREIGHT_CGROUP_PARENT", "freight"),
         run_dir_override=Path(env["FREIGHT_RUN_DIR"]) if env.get("FREIGHT_RUN_DIR") else None,
+        keep_local_logs=_flag(env, "FREIGHT_LOG_KEEP_LOCAL", default=True),
         url=env.get("FREIGHT_URL") or None,
         token=env.get("FREIGHT_TOKEN") or None,
     )

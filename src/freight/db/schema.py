@@ -69,6 +69,8 @@ attempts = Table(
     Column("cpu_seconds", Float),
     Column("error", Text),
     Column("log_path", Text),
+    #: when the log was copied to the object store (logs/<id[:8]>/<id>.<n>.log); NULL: not yet
+    Column("log_archived_at", Float),
     UniqueConstraint("job_id", "number", name="uq_attempts_job_number"),
 )
 Index("ix_attempts_state", attempts.c.state)

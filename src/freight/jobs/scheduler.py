@@ -37,6 +37,7 @@ from sqlalchemy import Engine, select
 from freight.config import Settings
 from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
+from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Node, Request, place
 from freight.jobs.queue import FairQueues
@@ -153,6 +154,8 @@ class Scheduler:
         #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
         self._base_env = dict(os.environ)
         self._exited: set[str] = set()
+        #: ended attempts' logs go to the object store on the archiver's thread, after the commit
+        self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -199,6 +202,7 @@ class Scheduler:
             batch = Batch()
             self._collect_spawned(batch, now)
             self._commit(batch, now)
+        self.archiver.close()
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             release_lease(conn, LEASE, self.holder)
         if self._sock is not None:
@@ -255,6 +259,8 @@ class Scheduler:
             self._admit(waiting, conn, batch, now)
         self._commit(batch, now)
         self._act(actions, now)
+        # logs of attempts that ended before the last scheduler could archive them
+        self.archiver.catch_up()
 
     def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: _Actions, now: float) -> None:
         handle_text = row.handle if row is not None else None
@@ -672,6 +678,8 @@ class Scheduler:
             return
         with self.engine.begin() as conn:
             lost = apply_batch(conn, batch, now)
+        if batch.ended_attempts:
+            self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:
             # Someone else changed it first (e.g. cancelled it); their word stands.
             self._drop_claim(job_id)

@@ -25,6 +25,7 @@ from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView
+from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState
@@ -43,6 +44,10 @@ log = logging.getLogger("freight.service")
 
 #: seconds between full state checks in wait()
 _WAIT_RECHECK = 2.0
+#: bytes per read of a log (a big log is streamed, not read whole)
+LOG_CHUNK = 1 << 20
+#: how long a follower waits for an ended attempt's log that ran on another node to be archived
+ARCHIVE_WAIT = 10.0
 #: the events wait() follows: endings, and manual retries of ended jobs
 _WAIT_STATES = [s.value for s in JobState if s.terminal] + [JobState.QUEUED.value]
 
@@ -74,6 +79,7 @@ class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
+        self.log_archive = LogArchive(settings)
         self.scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
@@ -146,6 +152,13 @@ class JobService:
         return None
 
     def _stand_by(self, poll_interval: float, retry_every: float) -> None:
+        # Logs that ended here before this node's last scheduler archived them: readers on the
+        # scheduling server find them in the object store only.
+        archiver = LogArchiver(self.engine, self.log_archive, os.uname().nodename)
+        try:
+            archiver.run_once([], scan=True)
+        except Exception:
+            log.exception("archiving this node's logs failed; the next start tries again")
         while not self._standby_stop.wait(retry_every):
             try:
                 self.start_scheduler(poll_interval=poll_interval)
@@ -494,14 +507,10 @@ class JobService:
             number = view.attempts
             if number == 0:
                 return
-        path = self.settings.log_path(job_id, number)
         offset = 0
         while True:
-            chunk = b""
-            if path.exists():
-                with path.open("rb") as handle:
-                    handle.seek(offset)
-                    chunk = handle.read()
+            # while it runs, its log is on its node only: no need to ask the object store
+            chunk = self.read_log(job_id, number, offset, LOG_CHUNK, archived=not follow)
             if chunk:
                 offset += len(chunk)
                 yield chunk
@@ -510,15 +519,35 @@ class JobService:
                 return
             current = self.get(job_id)
             if current.attempts != number or current.terminal or current.state is JobState.RETRYING:
-                # one last read: the attempt ended, its log is complete
-                if path.exists():
-                    with path.open("rb") as handle:
-                        handle.seek(offset)
-                        rest = handle.read()
-                    if rest:
-                        yield rest
+                # one last read: the attempt ended, its log is complete (here or in the archive)
+                deadline = time.monotonic() + ARCHIVE_WAIT
+                while self.log_in_flight(job_id, number) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                while rest := self.read_log(job_id, number, offset, LOG_CHUNK):
+                    offset += len(rest)
+                    yield rest
                 return
             time.sleep(0.1)
+
+    def read_log(
+        self, job_id: str, number: int, offset: int = 0, size: int | None = None, *, archived: bool = True
+    ) -> bytes:
+        """Bytes of an attempt's log from `offset`: the local file, else (`archived`) the object store's
+        copy; b"" past the end or when the log is nowhere."""
+        return self.log_archive.read(job_id, number, offset, size, archived=archived)
+
+    def log_in_flight(self, job_id: str, number: int) -> bool:
+        """Whether an ended attempt's log is still only on the node that ran it (another one): its
+        scheduler has not archived it yet, so a reader elsewhere should wait a little for it."""
+        if self.settings.log_path(job_id, number).exists():
+            return False
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(attempts.c.node, attempts.c.log_archived_at).where(
+                    attempts.c.id == f"{job_id}-{number}"
+                )
+            ).first()
+        return row is not None and row.log_archived_at is None and row.node not in (None, os.uname().nodename)
 
     def _wait_started(self, job_id: str) -> JobView:
         while True:
@@ -531,7 +560,8 @@ class JobService:
 
     def purge(self, *, older_than: float, dry_run: bool = False) -> list[str]:
         """Delete jobs that ended more than `older_than` seconds ago: their rows, attempts, events,
-        dependency links and logs (like Nomad's job GC or Airflow's `db clean`). Returns their ids."""
+        dependency links and logs, local and archived (like Nomad's job GC or Airflow's `db clean`).
+        Returns their ids."""
         if older_than < 0:
             raise UserError("older_than cannot be negative", where="older_than")
         cutoff = time.time() - older_than
@@ -546,13 +576,17 @@ class JobService:
             if dry_run or not ids:
                 return ids
             logs: list[str] = []
+            archived: list[tuple[str, int]] = []
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                logs += [
-                    r.log_path
-                    for r in conn.execute(select(attempts.c.log_path).where(attempts.c.job_id.in_(chunk)))
-                    if r.log_path
-                ]
+                for r in conn.execute(
+                    select(attempts.c.job_id, attempts.c.number, attempts.c.log_path).where(
+                        attempts.c.job_id.in_(chunk)
+                    )
+                ):
+                    archived.append((r.job_id, r.number))
+                    if r.log_path:
+                        logs.append(r.log_path)
                 conn.execute(delete(dependencies).where(dependencies.c.job_id.in_(chunk)))
                 conn.execute(delete(dependencies).where(dependencies.c.depends_on.in_(chunk)))
                 conn.execute(delete(events).where(events.c.job_id.in_(chunk)))
@@ -561,6 +595,7 @@ class JobService:
         for path in logs:  # after the commit: a failed delete leaves rows, never rows without logs
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        self.log_archive.delete(archived)
         return ids
 
     # --- definitions and queues ---------------------------------------------------------------------

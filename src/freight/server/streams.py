@@ -12,13 +12,12 @@ import codecs
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
 from freight.jobs.client import JobView
-from freight.jobs.service import JobService
+from freight.jobs.service import ARCHIVE_WAIT, JobService
 from freight.jobs.states import JobState
 
 POLL = 0.25
@@ -26,20 +25,9 @@ HEARTBEAT = 15.0
 _READ_MAX = 256 * 1024
 
 
-def log_path(svc: JobService, view: JobView, number: int) -> Path:
-    for attempt in view.attempt_list:
-        if attempt.number == number and attempt.log_path:
-            return Path(attempt.log_path)
-    return svc.settings.log_path(view.id, number)
-
-
-def _read(path: Path, offset: int) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read(_READ_MAX)
-    except FileNotFoundError:
-        return b""
+async def _read(svc: JobService, job_id: str, number: int, offset: int, *, archived: bool = True) -> bytes:
+    """The local file, else (`archived`) the object store's copy: see JobService.read_log."""
+    return await run_in_threadpool(svc.read_log, job_id, number, offset, _READ_MAX, archived=archived)
 
 
 def attempt_ended(current: JobView, number: int) -> bool:
@@ -68,11 +56,9 @@ async def follow_log(
             quiet_since = time.monotonic()
             yield 0, 0, b""
     number = attempt or view.attempts
-    if not any(a.number == number for a in view.attempt_list):
-        view = await run_in_threadpool(svc.get, job_id)
-    path = log_path(svc, view, number)
     while True:
-        chunk = _read(path, offset)
+        # while it runs, its log is on its node only: no need to ask the object store
+        chunk = await _read(svc, job_id, number, offset, archived=not follow)
         if chunk:
             offset += len(chunk)
             quiet_since = time.monotonic()
@@ -82,8 +68,11 @@ async def follow_log(
             return
         current = await run_in_threadpool(svc.get, job_id)
         if attempt_ended(current, number):
-            # one last read: the attempt ended, so its log is complete
-            while rest := _read(path, offset):
+            # one last read: the attempt ended, so its log is complete (here or in the archive)
+            deadline = time.monotonic() + ARCHIVE_WAIT
+            while await run_in_threadpool(svc.log_in_flight, job_id, number) and time.monotonic() < deadline:
+                await asyncio.sleep(POLL)
+            while rest := await _read(svc, job_id, number, offset):
                 offset += len(rest)
                 yield number, offset, rest
             return

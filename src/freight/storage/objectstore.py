@@ -7,10 +7,12 @@ object or the new one, never half of one (temp file + rename locally; a single P
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -45,13 +47,16 @@ class ObjectStore:
         else:
             self.fs.pipe_file(path, data)
 
-    def put_file(self, key: str, source: Path) -> None:
+    def put_file(self, key: str, source: Path, *, link: bool = False) -> None:
+        """Store a copy of `source`. With `link`, a local store on the same filesystem hard-links it
+        instead of copying (no second copy on disk): only for a file nobody writes to any more."""
         path = self._path(key)
         if self.local:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-            self.fs.copy(str(source), str(tmp))
+            if not (link and _hard_link(source, tmp)):
+                self.fs.copy(str(source), str(tmp))
             os.replace(tmp, target)
         else:
             self.fs.put_file(str(source), path)
@@ -59,6 +64,13 @@ class ObjectStore:
     def get_bytes(self, key: str) -> bytes:
         try:
             return cast(bytes, self.fs.cat_file(self._path(key)))
+        except FileNotFoundError:
+            raise NotFoundError(f"no object {key!r} in {self.url}") from None
+
+    def get_range(self, key: str, start: int, end: int | None = None) -> bytes:
+        """Bytes [start, end) of an object (to the end when `end` is None)."""
+        try:
+            return cast(bytes, self.fs.cat_file(self._path(key), start=start, end=end))
         except FileNotFoundError:
             raise NotFoundError(f"no object {key!r} in {self.url}") from None
 
@@ -94,6 +106,28 @@ class ObjectStore:
         path = self._path(key)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=recursive)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete these objects; missing ones are fine. On S3, one request per 1,000 keys."""
+        paths = [self._path(key) for key in keys]
+        if self.local:
+            for path in paths:
+                Path(path).unlink(missing_ok=True)
+        elif paths:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(paths)
+
+
+def _hard_link(source: Path, target: Path) -> bool:
+    """Hard-link `source` as `target`; False when they are on different filesystems (or the
+    filesystem has no hard links), so the caller copies instead."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            return False
+        raise
+    return True
 
 
 def _atomic_local_write(target: Path, data: bytes) -> None:

@@ -139,3 +139,45 @@ def test_a_standby_takes_over_when_the_scheduler_goes_away(store_settings: Setti
     finally:
         follower.close()
         leader.close()
+
+
+def test_a_dependency_that_ended_while_no_scheduler_ran_releases_its_dependent(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Recovery settles the dependency (its exit was recorded by its shim) and then queues the job
+    waiting on it, instead of leaving that job waiting forever for an event that already passed."""
+    from dataclasses import replace
+
+    from freight.jobs.spec import Dependency
+
+    gate = tmp_path / "gate"
+    svc = JobService.open(replace(settings, cpus=2.0, memory=4 << 30))
+    small = {"cpus": 0.1, "memory": "16M"}
+    first = svc.submit(JobSpec(shell=f"while [ ! -e {gate} ]; do sleep 0.02; done", resources=small))
+    then = svc.submit(
+        JobSpec(
+            command=["true"], resources=small, depends_on=[Dependency(job=first.id, condition="after_ok")]
+        )
+    )
+    svc.start_scheduler(poll_interval=0.1)
+    try:
+        wait_for(lambda: svc.get(first.id).state is JobState.RUNNING)
+        svc.stop_scheduler()
+        gate.touch()
+        wait_for(lambda: not _runs(str(gate)))  # its shim records the exit meanwhile
+        svc.start_scheduler(poll_interval=0.1)
+        done = svc.wait([first.id, then.id], timeout=30)
+    finally:
+        svc.close()
+    assert [v.state for v in done] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+
+
+def _runs(text: str) -> bool:
+    """Whether a process on this machine has `text` in its command line."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False

@@ -255,6 +255,11 @@ class Scheduler:
             if self.jobs.get(j.id) is j
             and (j.state is JobState.QUEUED or (j.state is JobState.RETRYING and j.id not in was_active))
         ]
+        # Commit what recovery settled first: a dependency that ended while no scheduler ran has left
+        # self.jobs, so admitting reads its state from the store, which must already say it ended
+        # (else its dependents would wait for an end that has passed).
+        self._commit(batch, now)
+        batch = Batch()
         with self.engine.connect() as conn:
             self._admit(waiting, conn, batch, now)
         self._commit(batch, now)

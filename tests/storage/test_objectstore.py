@@ -31,3 +31,32 @@ def test_missing_and_bad_keys(tmp_path: Path) -> None:
         store.get_bytes("nope")
     with pytest.raises(UserError):
         store.put_bytes("../escape", b"")
+
+
+def test_put_file_links_on_the_same_filesystem_and_replaces_atomically(tmp_path: Path) -> None:
+    store = ObjectStore((tmp_path / "store").as_uri())
+    source = tmp_path / "source.log"
+    source.write_bytes(b"one")
+    store.put_file("logs/a.log", source, link=True)
+    target = store.local_path("logs/a.log")
+    assert target is not None and target.stat().st_ino == source.stat().st_ino
+    other = tmp_path / "other.log"
+    other.write_bytes(b"two")
+    store.put_file("logs/a.log", other, link=True)  # an existing key: replaced, no temp file left
+    assert store.get_bytes("logs/a.log") == b"two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.log"]
+    store.put_file("logs/b.log", source)  # without link: a copy
+    assert store.local_path("logs/b.log").stat().st_ino != source.stat().st_ino  # type: ignore[union-attr]
+
+
+def test_get_range_and_delete_many(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path.as_uri())
+    store.put_bytes("k", b"0123456789")
+    assert store.get_range("k", 3) == b"3456789"
+    assert store.get_range("k", 3, 5) == b"34"
+    assert store.get_range("k", 30) == b""
+    with pytest.raises(NotFoundError):
+        store.get_range("nope", 0)
+    store.put_bytes("j", b"")
+    store.delete_many(["k", "j", "never-there"])
+    assert list(store.list()) == []

@@ -54,6 +54,14 @@ class ObjectStore:
         if self.local:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
+            if link:
+                try:
+                    # a new name appears whole, so a first link needs no temp file (one syscall fewer)
+                    if _hard_link(source, target):
+                        return
+                    link = False  # another filesystem: copy
+                except FileExistsError:
+                    pass  # replaced atomically below
             tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
             if not (link and _hard_link(source, tmp)):
                 self.fs.copy(str(source), str(tmp))

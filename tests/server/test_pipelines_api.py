@@ -5,6 +5,7 @@ render identically; the steps are real jobs (extract a CSV, transform with SQL, 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 import warnings
@@ -13,10 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
+from freight.errors import UserError
+from freight.jobs.remote import RemoteJobClient
 from freight.pipelines.loader import load_pipeline
+from freight.pipelines.remote import RemotePipelines
 from freight.pipelines.runner import PipelineRunner
-from freight.pipelines.store import RunStore
+from freight.pipelines.store import Run, RunStore
 from freight.server import create_app
 from freight.server.tokens import create_token
 from tests.pipelines.test_cli import NAP, SLOW
@@ -242,3 +247,33 @@ def test_a_restarted_server_follows_runs_left_running(live: Live, project: Path)
         assert done["state"] == "succeeded"
         assert [s["state"] for s in done["steps"]] == ["succeeded"] * 3
     assert not [t for t in threading.enumerate() if t.name == f"pipeline-run-{run_id}"]
+
+
+def test_waiting_rides_out_a_server_that_does_not_answer_for_a_while(live: Live, project: Path) -> None:
+    """A CLI waiting on a run keeps waiting while its server restarts: here a second server on the
+    same store, whose port refuses connections until it starts listening a moment later."""
+    path = _write(project, PIPELINE, _name())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+    later = uvicorn.Server(
+        uvicorn.Config(create_app(service=live.service), log_config=None, access_log=False, lifespan="on")
+    )
+    with _http(live) as http:
+        body = {"spec": load_pipeline(path).spec.model_dump(mode="json"), "base_dir": str(project)}
+        started = Run.from_dict(http.post("/pipelines/runs", json=body).json())
+    far = RemotePipelines(RemoteJobClient(f"http://127.0.0.1:{sock.getsockname()[1]}", live.admin), poll=0.1)
+    timer = threading.Timer(1.0, later.run, kwargs={"sockets": [sock]})
+    timer.start()
+    try:
+        with far:
+            done = far.wait(started)
+    finally:
+        later.should_exit = True
+        timer.join(timeout=30)
+        sock.close()
+    assert done.state == "succeeded" and [s.state for s in done.steps] == ["succeeded"] * 3
+    nobody = RemotePipelines(RemoteJobClient("http://127.0.0.1:9", live.admin), poll=0.01, outage=0.2)
+    with nobody, pytest.raises(UserError) as gave_up:
+        nobody.wait(started)  # as it was when it started: running
+    assert gave_up.value.where == "FREIGHT_URL"
+    assert f"`freight pipeline follow {started.id}` watches it again" in str(gave_up.value)

@@ -37,6 +37,10 @@ def _q(part: str) -> str:
     return quote(part, safe="")
 
 
+class ServerUnreachable(UserError):
+    """No answer from FREIGHT_URL: the server is down or restarting, or the address is wrong."""
+
+
 def _error(response: httpx.Response) -> FreightError:
     try:
         body = response.json()
@@ -118,8 +122,8 @@ class RemoteJobClient:
             raise _error(response)
         return response.json() if response.content else None
 
-    def _unreachable(self, exc: Exception) -> UserError:
-        return UserError(
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        return ServerUnreachable(
             f"cannot reach the freight server at {self.url}: {exc}",
             where="FREIGHT_URL",
             hint="is `freight up` running there?",

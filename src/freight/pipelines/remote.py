@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from freight.jobs.remote import RemoteJobClient
+from freight.errors import TransientError, UserError
+from freight.jobs.remote import RemoteJobClient, ServerUnreachable
 from freight.pipelines.loader import Pipeline
 from freight.pipelines.store import Run, StepRun
 
 #: how often a waiting client asks the server about its run (seconds)
 POLL = 0.3
+#: how long a waiting client rides out a server that does not answer (a restart) before it gives up
+OUTAGE = 60.0
 _WAITING = frozenset({"pending", "queued", "running"})
 
 OnEvent = Callable[[str, StepRun], None]
@@ -30,9 +33,10 @@ def _q(part: str) -> str:
 
 
 class RemotePipelines:
-    def __init__(self, client: RemoteJobClient, *, poll: float = POLL) -> None:
+    def __init__(self, client: RemoteJobClient, *, poll: float = POLL, outage: float = OUTAGE) -> None:
         self.client = client
         self.poll = poll
+        self.outage = outage
 
     def close(self) -> None:
         self.client.close()
@@ -79,7 +83,7 @@ class RemotePipelines:
         seen = {s.step: s.state for s in run.steps}
         while run.state == "running":
             time.sleep(self.poll)
-            run = self.get(run.id)
+            run = self._reread(run.id)
             for step in run.steps:
                 before, seen[step.step] = seen.get(step.step), step.state
                 if on_event is None or before == step.state:
@@ -89,6 +93,22 @@ class RemotePipelines:
                 elif step.state not in _WAITING and before in _WAITING:
                     on_event(step.state, step)
         return run
+
+    def _reread(self, run_id: str) -> Run:
+        """The run again; a server that does not answer for a while (it restarts) is waited for: the
+        run goes on there, and the restarted server follows it again."""
+        deadline = time.monotonic() + self.outage
+        while True:
+            try:
+                return self.get(run_id)
+            except (ServerUnreachable, TransientError) as exc:
+                if time.monotonic() >= deadline:
+                    message = exc.message if isinstance(exc, UserError) else str(exc)
+                    hint = (
+                        f"the run goes on on the server: `freight pipeline follow {run_id}` watches it again"
+                    )
+                    raise UserError(message, where="FREIGHT_URL", hint=hint) from None
+                time.sleep(min(1.0, self.outage / 10))
 
     def _run(self, method: str, path: str, json: Any = None) -> Run:
         return Run.from_dict(self.client.request(method, path, json=json))

@@ -1,0 +1,34 @@
+"""Migration 0005 (attempts.log_archived_at) goes down and up again on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, Float, inspect
+
+from freight.config import Settings
+from freight.db import engine as db_engine
+from freight.db.engine import open_engine
+
+
+def archived_column(engine: Engine) -> dict[str, Any] | None:
+    found = [c for c in inspect(engine).get_columns("attempts") if c["name"] == "log_archived_at"]
+    return dict(found[0]) if found else None
+
+
+def test_log_archived_at_migrates_down_and_up(store_settings: Settings) -> None:
+    engine = open_engine(store_settings.database_url)
+    try:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(db_engine.__file__).parent / "migrations"))
+        cfg.attributes["engine"] = engine
+        command.downgrade(cfg, "0004")
+        assert archived_column(engine) is None
+        command.upgrade(cfg, "head")
+        column = archived_column(engine)
+        assert column is not None and column["nullable"] and isinstance(column["type"], Float)
+    finally:
+        engine.dispose()

@@ -200,9 +200,9 @@ def followers(app: FastAPI) -> Followers:
 
 def resume_runs(app: FastAPI) -> Callable[[], None]:
     """For the app's lifespan: fresh followers that take up the runs left running; returns their stop."""
+    runs = Followers(app.state.freight)
     with _create:
-        app.state.pipeline_runs = Followers(app.state.freight)
-    runs = followers(app)
+        app.state.pipeline_runs = runs
     runs.resume()
     return runs.stop
 

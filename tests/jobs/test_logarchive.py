@@ -125,15 +125,21 @@ def test_a_log_that_exists_nowhere_reads_as_empty_as_before(svc: JobService) -> 
     assert cli_logs(svc.settings, job_id) == b""
 
 
-def test_a_log_missed_by_a_crash_is_archived_when_the_scheduler_starts(svc: JobService) -> None:
-    """The state of a crash after the attempt's end was committed, before its upload."""
+def ended_but_not_archived(svc: JobService, shell: str) -> str:
+    """Run a job, then stop the scheduler and take its archive back: the state of a crash after the
+    attempt's end was committed, before its upload."""
     svc.start_scheduler(poll_interval=0.2)
-    job_id = run_to_end(svc, "echo before the crash")
+    job_id = run_to_end(svc, shell)
     wait_for(lambda: archived_at(svc, job_id) is not None)
     svc.stop_scheduler()
     store_of(svc).delete(log_key(job_id, 1))
     with svc.engine.begin() as conn:
         conn.execute(update(attempts).values(log_archived_at=None))
+    return job_id
+
+
+def test_a_log_missed_by_a_crash_is_archived_when_the_scheduler_starts(svc: JobService) -> None:
+    job_id = ended_but_not_archived(svc, "echo before the crash")
     svc.start_scheduler(poll_interval=0.2)
     wait_for(lambda: archived_at(svc, job_id) is not None)
     assert store_of(svc).get_bytes(log_key(job_id, 1)) == b"before the crash\n"
@@ -202,15 +208,11 @@ def test_keep_local_setting(tmp_path: Path) -> None:
 
 
 def test_a_follower_waits_for_the_archive_of_a_log_that_ended_on_another_node(svc: JobService) -> None:
-    svc.start_scheduler(poll_interval=0.2)
-    job_id = run_to_end(svc, "echo from afar")
-    wait_for(lambda: archived_at(svc, job_id) is not None)
-    svc.stop_scheduler()
+    job_id = ended_but_not_archived(svc, "echo from afar")
     # as a server that did not run it sees it: no local file, the other node's upload still to come
     svc.settings.log_path(job_id, 1).unlink()
-    store_of(svc).delete(log_key(job_id, 1))
     with svc.engine.begin() as conn:
-        conn.execute(update(attempts).values(node="elsewhere", log_archived_at=None))
+        conn.execute(update(attempts).values(node="elsewhere"))
     assert svc.log_in_flight(job_id, 1)
     got: list[bytes] = []
     follower = threading.Thread(target=lambda: got.append(b"".join(svc.logs(job_id, follow=True))))
@@ -223,13 +225,8 @@ def test_a_follower_waits_for_the_archive_of_a_log_that_ended_on_another_node(sv
 
 
 def test_a_standby_archives_what_ended_on_its_node(svc: JobService) -> None:
-    svc.start_scheduler(poll_interval=0.2)
-    job_id = run_to_end(svc, "echo standby")
-    wait_for(lambda: archived_at(svc, job_id) is not None)
-    svc.stop_scheduler()
-    store_of(svc).delete(log_key(job_id, 1))
+    job_id = ended_but_not_archived(svc, "echo standby")
     with svc.engine.begin() as conn:
-        conn.execute(update(attempts).values(log_archived_at=None))
         # another live server holds the scheduler lease
         conn.execute(
             update(leases).values(holder=f"other-host:{os.getpid()}:x", expires_at=time.time() + 3600)

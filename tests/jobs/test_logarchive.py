@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -105,13 +106,24 @@ def test_default_store_links_the_log_instead_of_copying_it(settings: Settings) -
         assert archived.read_bytes() == b"hello\n"
 
 
-def test_a_store_elsewhere_gets_a_copy(settings: Settings, tmp_path: Path) -> None:
-    elsewhere = replace(settings, object_store_url=(tmp_path / "bucket").as_uri())
-    with JobService.open(elsewhere) as svc:
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_a_store_elsewhere_gets_a_copy(settings: Settings, tmp_path: Path, where: str) -> None:
+    """Another directory, or a remote store (fsspec's in-memory one takes S3's path: put, ranged
+    reads, bulk delete)."""
+    url = (tmp_path / "bucket").as_uri() if where == "file" else f"memory://logs-{uuid.uuid4().hex}"
+    with JobService.open(replace(settings, object_store_url=url)) as svc:
         svc.start_scheduler(poll_interval=0.2)
-        job_id = run_to_end(svc, "echo copied")
+        job_id = run_to_end(svc)
         wait_for(lambda: archived_at(svc, job_id) is not None)
-        assert (tmp_path / "bucket" / log_key(job_id, 1)).read_bytes() == b"copied\n"
+        local = svc.settings.log_path(job_id, 1)
+        written = local.read_bytes()
+        assert store_of(svc).get_bytes(log_key(job_id, 1)) == written
+        local.unlink()
+        assert b"".join(svc.logs(job_id, follow=True)) == written
+        with svc.engine.begin() as conn:
+            conn.execute(update(jobs).values(ended_at=time.time() - 90 * 86400))
+        assert svc.purge(older_than=86400) == [job_id]
+        assert not store_of(svc).exists(log_key(job_id, 1))
 
 
 def test_a_log_that_exists_nowhere_reads_as_empty_as_before(svc: JobService) -> None:

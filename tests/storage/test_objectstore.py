@@ -60,3 +60,19 @@ def test_get_range_and_delete_many(tmp_path: Path) -> None:
     store.put_bytes("j", b"")
     store.delete_many(["k", "j", "never-there"])
     assert list(store.list()) == []
+
+
+def test_a_remote_store_reads_ranges_and_deletes_many() -> None:
+    """fsspec's in-memory filesystem takes the path S3 takes (not local: no links, no temp files)."""
+    import uuid
+
+    store = ObjectStore(f"memory://freight-test-{uuid.uuid4().hex}")
+    assert not store.local
+    store.put_bytes("logs/a", b"0123456789")
+    assert store.get_range("logs/a", 4, 6) == b"45"
+    assert store.get_range("logs/a", 10) == b""
+    with pytest.raises(NotFoundError):
+        store.get_range("logs/missing", 0)
+    store.put_bytes("logs/b", b"b")
+    store.delete_many(["logs/missing", "logs/a", "logs/b"])
+    assert not store.exists("logs/a") and not store.exists("logs/b")

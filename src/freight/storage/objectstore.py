@@ -76,9 +76,13 @@ class ObjectStore:
             raise NotFoundError(f"no object {key!r} in {self.url}") from None
 
     def get_range(self, key: str, start: int, end: int | None = None) -> bytes:
-        """Bytes [start, end) of an object (to the end when `end` is None)."""
+        """Bytes [start, end) of an object (to the end when `end` is None); b"" from its end on, as a
+        file read there gives."""
+        path = self._path(key)
         try:
-            return cast(bytes, self.fs.cat_file(self._path(key), start=start, end=end))
+            if not self.local and start >= self.fs.size(path):
+                return b""  # S3 answers a range past the end with 416, not with no bytes
+            return cast(bytes, self.fs.cat_file(path, start=start, end=end))
         except FileNotFoundError:
             raise NotFoundError(f"no object {key!r} in {self.url}") from None
 
@@ -122,8 +126,12 @@ class ObjectStore:
             for path in paths:
                 Path(path).unlink(missing_ok=True)
         elif paths:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm(paths)
+            try:
+                self.fs.rm(paths)  # S3: one DeleteObjects per 1,000 keys, missing ones included
+            except FileNotFoundError:  # a filesystem that stops at a missing one: one at a time
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.rm(path)
 
 
 def _hard_link(source: Path, target: Path) -> bool:

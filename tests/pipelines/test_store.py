@@ -1,14 +1,16 @@
-"""The run store on SQLite: two followers of one run record it once; a run round-trips as a dict."""
+"""The run store: two followers of one run record it once (at once, too, on SQLite and PostgreSQL); a run
+round-trips as a dict."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from freight.config import load_settings
+from freight.config import Settings, load_settings
 from freight.pipelines.store import Run, RunStore, StepRun
 
 CHECK = {"check": "check-count", "status": "pass", "on_fail": "fail", "observed": 3, "message": "3 rows"}
@@ -50,3 +52,25 @@ def test_a_run_round_trips_through_its_dict(store: RunStore) -> None:
     assert Run.from_dict(data).to_dict() == data == run.to_dict()
     assert [s["step"] for s in data["steps"]] == ["a", "b"]
     assert data["steps"][0]["metrics"] == {"peak_rss": 1024} and data["checks"][0]["observed"] == "3"
+
+
+def test_followers_finishing_a_step_at_the_same_moment_record_its_checks_once(
+    store_settings: Settings,
+) -> None:
+    store = RunStore.open(store_settings.database_url)
+    try:
+        run_id = _run(store)
+        start = threading.Barrier(8)
+
+        def finish() -> None:
+            start.wait()
+            store.add_checks(run_id, "b", [CHECK], now=101.0)
+
+        threads = [threading.Thread(target=finish) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [c["step"] for c in store.get(run_id).checks] == ["b"]
+    finally:
+        store.close()

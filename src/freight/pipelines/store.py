@@ -253,6 +253,9 @@ class RunStore:
         if not results:
             return
         with self.engine.begin() as conn:
+            # Followers finishing the step at the same moment: on PostgreSQL the run's row lock makes
+            # the later one wait, then see the earlier one's checks (SQLite's write lock already does).
+            conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
             known = select(checks.c.id).where(checks.c.run_id == run_id, checks.c.step == step).limit(1)
             if conn.execute(known).first() is not None:
                 return

@@ -30,7 +30,7 @@ def pipeline_pages(page: Pages) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def run_rows(request: Request, pipeline: str | None, limit: int) -> dict[str, Any]:
-        runs = workloads(request).runs.list(pipeline or None, limit)
+        runs = workloads(request).runs.store.list(pipeline or None, limit)
         more = min(limit * 4, MAX_LIMIT) if len(runs) == limit and limit < MAX_LIMIT else None
         query = views.filters_query(
             {"pipeline": pipeline, "limit": limit if limit != DEFAULT_LIMIT else None}
@@ -42,7 +42,7 @@ def pipeline_pages(page: Pages) -> APIRouter:
         request: Request, user: User, pipeline: Pipeline = None, limit: Limit = DEFAULT_LIMIT
     ) -> HTMLResponse:
         data = run_rows(request, pipeline, limit)
-        names = workloads(request).runs.pipelines()
+        names = workloads(request).runs.store.pipelines()
         return page(request, "pipelines/runs.html", user, **data, pipelines=names)
 
     @router.get("/ui/pipelines/rows", response_class=HTMLResponse)
@@ -52,7 +52,10 @@ def pipeline_pages(page: Pages) -> APIRouter:
         return page(request, "pipelines/_run_rows.html", user, **run_rows(request, pipeline, limit))
 
     def run_context(request: Request, run_id: str) -> dict[str, Any]:
-        run = workloads(request).runs.get(run_id)
+        runs = workloads(request).runs
+        run = runs.store.get(run_id)
+        if run.state == "running":
+            runs.follow(run_id)  # as the API's GET does: a run whose runner went away still ends
         return {"run": run, "outcome": outcome(run), "upstream": upstream(run)}
 
     def run_view(request: Request, user: Principal, run_id: str, template: str) -> HTMLResponse:

@@ -97,3 +97,17 @@ def test_mount_adds_the_commands() -> None:
     mount(root)
     names = {c.name for c in root.registered_commands}
     assert {"build", "deploy", "rollback", "releases", "serve", "version"} <= names
+
+
+def test_errors_keep_square_brackets(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UserError is one line; a TOML section such as [tasks.lint] is not eaten as markup."""
+    from freight.cli import main as cli_main
+
+    monkeypatch.setattr("sys.argv", ["freight", "build", "--cwd", str(ws), "--task", "lint", "--dry"])
+    with pytest.raises(SystemExit) as done:
+        cli_main.main()
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "add a [tasks.lint] section" in err and err.count("\n") == 1, err

@@ -117,3 +117,16 @@ def test_publish_is_content_addressed_and_idempotent(store: BuildStore, tmp_path
     assert len(blobs) == 4  # the unchanged files are stored once
     with pytest.raises(UserError, match="nothing to publish"):
         publish(objects, store, "web", tmp_path / "missing")
+
+
+def test_release_prefix_is_literal_and_env_names_are_checked(store: BuildStore) -> None:
+    store.add_release(release("web", "r1234aa", 1.0))
+    for pattern in ("%", "_", "r1234_a"):
+        with pytest.raises(NotFoundError, match="has no release"):
+            store.release("web", pattern)
+    for env in ("bad env", "", "-x", "p/rod"):
+        with pytest.raises(UserError, match="is not an environment name"):
+            store.deploy("web", env, "r1234aa")
+        with pytest.raises(UserError, match="is not an environment name"):
+            store.rollback("web", env)
+    assert store.history("web") == []

@@ -10,6 +10,7 @@ import pytest
 from freight.builds.config import parse_config
 from freight.builds.globs import match_any, matches, static_root
 from freight.builds.graph import build_graph
+from freight.builds.plan import PlanOptions, make_plan
 from freight.builds.workspace import load_workspace
 from freight.errors import UserError
 
@@ -146,3 +147,38 @@ def test_not_a_workspace(tmp_path: Path) -> None:
     write(tmp_path, "package.json", {"name": "solo"})
     with pytest.raises(UserError, match="no JS workspace here"):
         load_workspace(tmp_path)
+
+
+def test_a_cycle_through_task_depends_on_names_freight_toml(tmp_path: Path) -> None:
+    root = small_workspace(tmp_path)
+    write(
+        root,
+        "freight.toml",
+        "[tasks.build]\ndepends_on = ['^build', 'lint']\n[tasks.lint]\ndepends_on = ['build']\n",
+    )
+    with pytest.raises(UserError, match="cycle: @x/core#build -> @x/core#lint -> @x/core#build") as exc:
+        build_graph(load_workspace(root), ["build"])
+    assert exc.value.where == "freight.toml: tasks.build.depends_on"
+
+
+def test_freight_toml_rejects_a_self_dependency_bad_env_names_and_outside_globals() -> None:
+    with pytest.raises(UserError, match="'build' depends on itself") as self_dep:
+        parse_config("[tasks.build]\ndepends_on = ['build']\n")
+    assert self_dep.value.where == "freight.toml: tasks.build.depends_on"
+    with pytest.raises(UserError, match="'bad env' is not an environment name") as app_env:
+        parse_config("[apps.web]\ndeploy = { main = 'bad env' }\n")
+    assert app_env.value.where == "freight.toml: apps.web.deploy"
+    with pytest.raises(UserError) as branches:
+        parse_config("[deploy]\nbranches = { main = '-x' }\n")
+    assert branches.value.where == "freight.toml: deploy.branches"
+    with pytest.raises(UserError, match="relative glob inside the workspace") as outside:
+        parse_config("[workspace]\nglobal_inputs = ['/etc/passwd']\n")
+    assert outside.value.where == "freight.toml: workspace.global_inputs"
+
+
+def test_a_task_no_package_has_a_script_for_is_a_user_error(tmp_path: Path) -> None:
+    root = small_workspace(tmp_path)
+    write(root, "freight.toml", "[tasks.lint]\n")
+    with pytest.raises(UserError, match="no package of the workspace has a 'lint' script"):
+        make_plan(root, PlanOptions(tasks=("lint",)))
+    assert make_plan(root, PlanOptions(tasks=("build",))).graph.tasks

@@ -46,6 +46,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: A deploy environment's name (prod, staging, pr-42): what deploy, rollback, freight.toml and the API take.
+DEPLOY_ENV = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ENV_RULE = "up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, like prod"
+
+
+def check_deploy_env(env: str, where: str = "env") -> str:
+    if not re.match(DEPLOY_ENV, env):
+        raise UserError(
+            f"{env!r} is not an environment name",
+            where=where,
+            hint=_ENV_RULE,
+        )
+    return env
+
+
+def _check_deploy_map(value: dict[str, str]) -> dict[str, str]:
+    for env in value.values():
+        if not re.match(DEPLOY_ENV, env):
+            raise ValueError(f"{env!r} is not an environment name: {_ENV_RULE}")
+    return value
+
+
+def _check_relative(globs: list[str], inside: str) -> list[str]:
+    for glob in globs:
+        if glob.startswith("/") or ".." in glob.split("/"):
+            raise ValueError(f"{glob!r} must be a relative glob inside {inside}")
+    return globs
+
+
 def _check_env_names(names: list[str]) -> list[str]:
     for name in names:
         if not _ENV_NAME.match(name):
@@ -73,10 +102,7 @@ class TaskConfig(_Strict):
     @field_validator("outputs", "inputs")
     @classmethod
     def _relative(cls, value: list[str]) -> list[str]:
-        for glob in value:
-            if glob.startswith("/") or ".." in glob.split("/"):
-                raise ValueError(f"{glob!r} must be a relative glob inside the package")
-        return value
+        return _check_relative(value, "the package")
 
     def settings_digest_source(self) -> dict[str, Any]:
         """The settings that change what a task produces (resources and timeout do not)."""
@@ -104,6 +130,11 @@ class AppConfig(_Strict):
     cpus: Cpus | None = None
     memory: Bytes | None = None
 
+    @field_validator("deploy")
+    @classmethod
+    def _deploy(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_deploy_map(value)
+
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
@@ -129,10 +160,20 @@ class WorkspaceConfig(_Strict):
     def _env(cls, value: list[str]) -> list[str]:
         return _check_env_names(value)
 
+    @field_validator("global_inputs")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        return _check_relative(value, "the workspace")
+
 
 class DeployConfig(_Strict):
     #: branch -> environment for every app (an app's own `deploy` wins).
     branches: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("branches")
+    @classmethod
+    def _branches(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_deploy_map(value)
 
 
 class BuildConfig(_Strict):
@@ -186,6 +227,12 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> BuildConfig:
     for name, task in config.tasks.items():
         for dep in task.depends_on:
             target = dep.removeprefix("^")
+            if dep == name:
+                raise UserError(
+                    f"task {name!r} depends on itself",
+                    where=f"{source}: tasks.{name}.depends_on",
+                    hint=f'remove {name!r} ("^{name}" waits for the dependencies\' {name} instead)',
+                )
             if target not in config.tasks and target != "build":
                 raise UserError(
                     f"depends on unknown task {target!r}",

@@ -6,6 +6,7 @@ change in a source-only shared package rebuilds the apps that bundle it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -108,8 +109,18 @@ class TaskGraph:
                     ready.append(nxt)
             ready.sort()
         if len(order) != len(self.tasks):
+            cycle = self._find_cycle(set(self.tasks) - set(order))
+            text = "the task graph has a cycle: " + " -> ".join(cycle)
+            steps = [(self.tasks[a], self.tasks[b]) for a, b in itertools.pairwise(cycle)]
+            within = next((a for a, b in steps if a.package.name == b.package.name), None)
+            if within is not None:  # an edge between two tasks of one package: freight.toml made it
+                raise UserError(
+                    text,
+                    where=f"freight.toml: tasks.{within.name}.depends_on",
+                    hint="tasks must not depend on each other in a circle",
+                )
             raise UserError(
-                "the task graph has a cycle: " + " -> ".join(self._find_cycle(set(self.tasks) - set(order))),
+                text,
                 where="package.json dependencies",
                 hint="internal packages must not depend on each other in a circle",
             )

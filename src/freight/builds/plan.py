@@ -85,6 +85,13 @@ def affected_packages(ws: Workspace, changed: set[str]) -> set[str] | None:
 def make_plan(root: Path, options: PlanOptions) -> Plan:
     ws = load_workspace(root)
     graph = build_graph(ws, options.tasks)
+    for name in options.tasks:
+        if not any(t.script for t in graph.tasks.values() if t.name == name):
+            raise UserError(
+                f"no package of the workspace has a {name!r} script",
+                where=f"{ws.root}: tasks",
+                hint=f'add "scripts": {{"{name}": ...}} to a package.json, or run another task',
+            )
     selected = set(graph.tasks)
     if options.only:
         names = {ws.find(name).name for name in options.only}

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from freight.builds.config import check_deploy_env
 from freight.config import Settings
 from freight.db.engine import make_engine, migrate
 from freight.errors import ConflictError, NotFoundError
@@ -248,7 +249,7 @@ class BuildStore:
 
     def release(self, app: str, release_id: str) -> Release:
         query = select(build_releases).where(
-            and_(build_releases.c.app == app, build_releases.c.id.startswith(release_id))
+            and_(build_releases.c.app == app, build_releases.c.id.startswith(release_id, autoescape=True))
         )
         with self.engine.connect() as conn:
             rows = list(conn.execute(query).mappings())
@@ -302,11 +303,13 @@ class BuildStore:
 
     def deploy(self, app: str, env: str, release_id: str, *, actor: str | None = None) -> Deployment | None:
         """Make `release_id` current; None when it already is (nothing changes, no history row)."""
+        check_deploy_env(env)
         release = self.release(app, release_id)
         return self._switch(app, env, release.id, "deploy", actor)
 
     def rollback(self, app: str, env: str, *, actor: str | None = None) -> Deployment:
         """Re-point to the release that the current one replaced when it was deployed."""
+        check_deploy_env(env)
         with self.engine.connect() as conn:
             current = self._current_row(conn, app, env)
             if current is None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from freight.builds.api import Builds
 from freight.builds.background import WorkspaceBuild, start_build
+from freight.builds.config import DEPLOY_ENV
 from freight.builds.hooks import GitBuildTrigger
 from freight.builds.plan import PlanOptions
 from freight.builds.runner import RunOptions
@@ -31,7 +32,7 @@ from freight.server.deps import ServerContext, get_ctx
 router = APIRouter(tags=["builds"])
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
 
-_ENV = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ENV = DEPLOY_ENV
 AppPath = Annotated[str, Path(min_length=1, max_length=100, description="An app's short name")]
 EnvName = Annotated[str, Field(pattern=_ENV, description="An environment, e.g. prod or staging")]
 

@@ -105,6 +105,7 @@ def test_run_page_shows_the_steps_in_order_with_their_jobs_and_the_qa_results(ap
     # the step's link leads to its job
     job = api.client.get(by_name["orders"].attrs["data-href"])
     assert job.status_code == 200 and f"{PIPELINE}/orders" in job.text
+    assert f'id="pipeline-run" href="/pipelines/runs/{data.failed.id}"' in job.text  # and back
 
 
 def test_a_rerun_shows_what_it_reused_and_links_back(api: Api, data: Data) -> None:

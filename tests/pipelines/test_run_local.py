@@ -57,10 +57,10 @@ steps:
     run = local_runner.run(load_pipeline(path), spec_path=str(path), poll=0.2)
     assert run.state == "succeeded", [(s.step, s.state, s.error) for s in run.steps]
     assert {s.step: s.rows for s in run.steps}["orders_raw"] == len(EDGE_ROWS)
-    assert [(c["check_type"], c["status"]) for c in run.checks] == [
+    assert [(c.check_type, c.status) for c in run.checks] == [
         ("check-primary-key", "pass"),
         ("check-count", "pass"),
-    ] or sorted(c["check_type"] for c in run.checks) == ["check-count", "check-primary-key"]
+    ] or sorted(c.check_type for c in run.checks) == ["check-count", "check-primary-key"]
     expected = [(r[0], r[1], r[2], None if r[4] is None else r[4] * 2) for r in EDGE_ROWS]
     con = duckdb.connect(str(env.settings.home / "warehouse.duckdb"), read_only=True)
     assert con.execute("SELECT id, note, amount, qty2 FROM orders ORDER BY id").fetchall() == expected

@@ -126,7 +126,7 @@ steps:
         assert pg.execute("SELECT n FROM summary ORDER BY n").fetchall() == [(-1,), (len(EDGE_ROWS),)]
     names = {1: "ann", 2: "", 3: None}
     assert got == [(r[0], r[1], r[2], names.get(r[0])) for r in EDGE_ROWS]
-    assert {(c["step"], c["status"]) for c in run.checks} == {
+    assert {(c.step, c.status) for c in run.checks} == {
         ("columns_match", "pass"),
         ("columns_vs_source", "pass"),
         ("no_negative", "pass"),
@@ -199,14 +199,14 @@ steps:
         "after_fail": "upstream_failed",
         "after_that": "upstream_failed",
     }
-    checks = {c["step"]: c for c in run.checks}
-    assert (checks["pk_warn"]["status"], checks["pk_fail"]["status"], checks["count_off"]["status"]) == (
+    checks = {c.step: c for c in run.checks}
+    assert (checks["pk_warn"].status, checks["pk_fail"].status, checks["count_off"].status) == (
         "warn",
         "fail",
         "pass",
     )
-    assert json.loads(checks["pk_fail"]["observed"]) == {"duplicate_keys": 3, "null_keys": 0}
-    assert checks["pk_fail"]["message"] == "dupes(id): 3 duplicated key(s), 0 row(s) with a NULL key"
+    assert json.loads(checks["pk_fail"].observed) == {"duplicate_keys": 3, "null_keys": 0}
+    assert checks["pk_fail"].message == "dupes(id): 3 duplicated key(s), 0 row(s) with a NULL key"
     assert run.error == "step pk_fail failed: dupes(id): 3 duplicated key(s), 0 row(s) with a NULL key"
     assert duck(env, "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'never%'") == [
         (0,)

@@ -38,7 +38,7 @@ def test_the_first_finish_wins_and_checks_are_recorded_once(store: RunStore) -> 
     store.finish_run(run_id, "succeeded", now=104.0)
     run = store.get(run_id)
     assert (run.state, run.error, run.ended_at) == ("failed", "step a failed: boom", 103.0)
-    assert [(c["step"], c["at"]) for c in run.checks] == [("b", 101.0)]
+    assert [(c.step, c.at) for c in run.checks] == [("b", 101.0)]
 
 
 def test_a_run_round_trips_through_its_dict(store: RunStore) -> None:
@@ -71,6 +71,6 @@ def test_followers_finishing_a_step_at_the_same_moment_record_its_checks_once(
             thread.start()
         for thread in threads:
             thread.join()
-        assert [c["step"] for c in store.get(run_id).checks] == ["b"]
+        assert [c.step for c in store.get(run_id).checks] == ["b"]
     finally:
         store.close()

@@ -283,6 +283,6 @@ def _print_run(r: Any) -> None:
         job = f"  job {s.job_id}" if s.job_id else (f"  from {s.reused_from}" if s.reused_from else "")
         typer.echo(f"  {_MARK.get(s.state, s.state)} {_step_line(s)}{job}{extra}")
     for c in r.checks:
-        typer.echo(f"  check {c['step']} ({c['check_type']}): {c['status']} — {c['message']}")
+        typer.echo(f"  check {c.step} ({c.check_type}): {c.status} — {c.message}")
     if r.error:
         typer.echo(f"  error: {r.error}")

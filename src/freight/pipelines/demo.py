@@ -107,7 +107,7 @@ def run_demo(settings: Settings, *, orders: int = 5000, echo: bool = True) -> Ru
             rows = f"{s.rows} rows" if s.rows is not None else ""
             print(f"  {s.state:<10} {s.step:<22} {s.type:<18} {rows:>11} {took:>7}")
         for c in run.checks:
-            print(f"  check {c['step']}: {c['status']} — {c['message']}")
+            print(f"  check {c.step}: {c.status} — {c.message}")
         print(
             f"  warehouse: {settings.home / 'warehouse.duckdb'} (tables demo.orders, demo.revenue_by_country)"
         )

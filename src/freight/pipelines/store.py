@@ -11,8 +11,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
 
+from pydantic import ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -92,34 +94,33 @@ Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)
 
 TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "cancelled", "skipped", "reused"})
 OK_STEP_STATES = frozenset({"succeeded", "reused"})
-#: The fields of a step run that `Run.to_dict` shows, in order (the CLI's --json and the API).
-STEP_FIELDS = (
-    "step",
-    "type",
-    "state",
-    "job_id",
-    "attempts",
-    "started_at",
-    "ended_at",
-    "rows",
-    "reused_from",
-    "error",
-    "metrics",
-)
+
+# Run, StepRun and CheckResult are also the API's pipeline run resource: /openapi.json documents them
+# from these fields (pydantic reads dataclasses), the server sends `Run.to_dict()` and the remote CLI
+# reads it back with `Run.from_dict`. Fields marked `Field(exclude=True)` stay on the server.
+#: the API always sends every field, so its schema marks them all required
+_SENT = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 @dataclass
 class StepRun:
+    __pydantic_config__ = _SENT
+
     step: str
     type: str
-    state: str
+    state: Annotated[
+        str, Field(description="pending, queued, running, succeeded, failed, upstream_failed, …")
+    ]
     job_id: str | None = None
     attempts: int | None = None
     started_at: float | None = None
     ended_at: float | None = None
     rows: int | None = None
-    output_url: str | None = None
-    reused_from: str | None = None
+    #: Dataset URL this step's output lives at (another run's, when reused).
+    output_url: Annotated[str | None, Field(exclude=True)] = None
+    reused_from: Annotated[str | None, Field(description="The run whose output this step kept (a rerun)")] = (
+        None
+    )
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -136,20 +137,44 @@ class StepRun:
         return int(value) if value else None
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """One QA check's recorded result (a row of pipeline_checks)."""
+
+    __pydantic_config__ = _SENT
+
+    id: int
+    run_id: str
+    step: str
+    check_type: str
+    status: Annotated[str, Field(description="pass, fail or warn")]
+    on_fail: str
+    observed: str | None
+    expected: str | None
+    message: str | None
+    at: float
+
+
 @dataclass
 class Run:
+    __pydantic_config__ = _SENT
+
     id: str
     pipeline: str
-    state: str
-    spec_path: str | None
-    spec: dict[str, Any]
+    state: Annotated[str, Field(description="running, succeeded, failed or cancelled")]
+    spec_path: Annotated[str | None, Field(exclude=True)]
+    spec: Annotated[dict[str, Any], Field(exclude=True)]
     rerun_of: str | None
-    run_url: str
+    run_url: Annotated[str, Field(exclude=True)]
     created_at: float
     ended_at: float | None
     error: str | None
-    steps: list[StepRun] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    steps: Annotated[list[StepRun], Field(description="In the pipeline's order; empty in a list of runs")] = (
+        field(default_factory=list)
+    )
+    checks: Annotated[list[CheckResult], Field(description="QA results; empty in a list of runs")] = field(
+        default_factory=list
+    )
 
     def step(self, name: str) -> StepRun:
         for s in self.steps:
@@ -159,36 +184,19 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         """What users see of a run: `freight pipeline show --json` and the API's run."""
-        return {
-            "id": self.id,
-            "pipeline": self.pipeline,
-            "state": self.state,
-            "rerun_of": self.rerun_of,
-            "created_at": self.created_at,
-            "ended_at": self.ended_at,
-            "error": self.error,
-            "steps": [{k: getattr(s, k) for k in STEP_FIELDS} for s in self.steps],
-            "checks": self.checks,
-        }
+        return _adapter().dump_python(self, mode="json")  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
         """The inverse of `to_dict` (a run read from the API). What it leaves out (the spec, where the
         run's data lives) stays empty."""
-        return cls(
-            id=data["id"],
-            pipeline=data["pipeline"],
-            state=data["state"],
-            spec_path=None,
-            spec={},
-            rerun_of=data["rerun_of"],
-            run_url="",
-            created_at=data["created_at"],
-            ended_at=data["ended_at"],
-            error=data["error"],
-            steps=[StepRun(**{k: s[k] for k in STEP_FIELDS}) for s in data["steps"]],
-            checks=list(data["checks"]),
-        )
+        return _adapter().validate_python({"spec_path": None, "spec": {}, "run_url": "", **data})
+
+
+@cache
+def _adapter() -> TypeAdapter[Run]:
+    # built on first use: the CLI's start-up does not pay for it
+    return TypeAdapter(Run)
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -299,7 +307,7 @@ class RunStore:
         run = _run(row)
         order = {name: i for i, name in enumerate(s["name"] for s in run.spec.get("steps", []))}
         run.steps = sorted((_step(r) for r in steps), key=lambda s: order.get(s.step, 1 << 30))
-        run.checks = [dict(r._mapping) for r in found]
+        run.checks = [CheckResult(**r._mapping) for r in found]
         return run
 
     def pipelines(self) -> list[str]:

@@ -3,7 +3,8 @@
 Both are opened once per app over the server's own engine (the JobService's, on
 `settings.database_url`): no second connection pool, and nothing extra to close at shutdown — the
 engine belongs to the service. The run store is the one the pipelines API follows runs with
-(`api.pipelines.followers`), so the UI can ask it to follow a run nobody follows, as the API does.
+(`api.pipelines.followers`: a `pipelines.background.Followers`), so the UI can ask it to follow a
+run nobody follows, as the API does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from freight.server.api.pipelines import Followers, followers
+from freight.pipelines.background import Followers
+from freight.server.api.pipelines import followers
 from freight.server.deps import ServerContext
 
 if TYPE_CHECKING:

@@ -1,10 +1,9 @@
 """/api/v1/pipelines/runs: start a pipeline run on the server, list and read runs, rerun, cancel.
 
-The server owns the runs it starts, as Airflow or Dagster do: `PipelineRunner.start` submits the step
-jobs through this server's JobService, then a follower thread per run records each step as its job
-ends (`PipelineRunner.follow`), so a run goes on when the client that started it goes away. At
-startup the server follows again the runs an earlier process left running (`resume_runs`, called
-from the app's lifespan), and stops its followers at shutdown.
+The server owns the runs it starts: `PipelineRunner.start` submits the step jobs through this server's
+JobService, then `freight.pipelines.background.Followers` records each step as its job ends, so a run
+goes on when the client that started it goes away. The app's lifespan resumes the runs an earlier
+process left running (`resume_runs`) and stops the followers at shutdown.
 
 Files a pipeline names (SQL files, scripts, CSV globs) are read on the server: it is assumed to see
 the same filesystem as the client (the same machine or a shared one); a path it cannot read is a 400
@@ -14,7 +13,6 @@ naming it.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -27,70 +25,24 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from freight.errors import NotFoundError, UserError
+from freight.errors import UserError
+from freight.pipelines.background import Followers
 from freight.pipelines.loader import Locator, Pipeline, validate
-from freight.pipelines.runner import PipelineRunner
-from freight.pipelines.store import RunStore
+from freight.pipelines.store import Run, RunStore
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Caller, check_queue
 from freight.server.deps import ServerContext, get_ctx
 from freight.server.tokens import Principal
 
-log = logging.getLogger("freight.server")
-
 router = APIRouter(tags=["pipelines"])
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
 RunId = Annotated[str, PathParam(max_length=200, description="A pipeline run id")]
 
-#: how long one wait on a run's jobs lasts before the follower looks at its stop event again
-FOLLOW_POLL = 0.25
-FOLLOW_SLICE = 1.0
-
-
-# --- schemas: the shape of `Run.to_dict()` ----------------------------------------------------------
-
-
-class StepRunOut(BaseModel):
-    step: str
-    type: str
-    state: str = Field(description="pending, queued, running, succeeded, failed, upstream_failed, …")
-    job_id: str | None
-    attempts: int | None
-    started_at: float | None
-    ended_at: float | None
-    rows: int | None
-    reused_from: str | None = Field(description="The run whose output this step kept (a rerun)")
-    error: str | None
-    metrics: dict[str, Any]
-
-
-class CheckOut(BaseModel):
-    id: int
-    run_id: str
-    step: str
-    check_type: str
-    status: str = Field(description="pass, fail or warn")
-    on_fail: str
-    observed: str | None
-    expected: str | None
-    message: str | None
-    at: float
-
-
-class PipelineRunOut(BaseModel):
-    id: str
-    pipeline: str
-    state: str = Field(description="running, succeeded, failed or cancelled")
-    rerun_of: str | None
-    created_at: float
-    ended_at: float | None
-    error: str | None
-    steps: list[StepRunOut] = Field(description="In the pipeline's order; empty in a list of runs")
-    checks: list[CheckOut] = Field(description="QA results; empty in a list of runs")
+# --- schemas: a run is `freight.pipelines.store.Run` itself ----------------------------------------
 
 
 class PipelineRunList(BaseModel):
-    runs: list[PipelineRunOut]
+    runs: list[Run]
 
 
 class RunIn(BaseModel):
@@ -123,67 +75,11 @@ class RerunIn(BaseModel):
     )
 
 
-RUN: dict[int | str, dict[str, Any]] = {200: {"model": PipelineRunOut}}
-STARTED: dict[int | str, dict[str, Any]] = {201: {"model": PipelineRunOut, "description": "Started"}}
+RUN: dict[int | str, dict[str, Any]] = {200: {"model": Run}}
+STARTED: dict[int | str, dict[str, Any]] = {201: {"model": Run, "description": "Started"}}
 
 
 # --- followers ---------------------------------------------------------------------------------------
-
-
-class Followers:
-    """One daemon thread per run this server follows, all stopped by one event at shutdown."""
-
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self.store = RunStore(ctx.service.engine)  # the service's engine: closed with the service
-        self._stop = threading.Event()
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def runner(self, config_path: Path | None = None) -> PipelineRunner:
-        return PipelineRunner(self.ctx.service, self.store, self.ctx.settings, config_path=config_path)
-
-    def follow(self, run_id: str) -> None:
-        """Record the run's steps as they end, in the background, unless a thread here already does."""
-        with self._lock:
-            running = self._threads.get(run_id)
-            if self._stop.is_set() or (running is not None and running.is_alive()):
-                return
-            thread = threading.Thread(
-                target=self._follow, args=(run_id,), name=f"pipeline-run-{run_id}", daemon=True
-            )
-            self._threads[run_id] = thread
-            thread.start()
-
-    def resume(self) -> None:
-        """Follow the runs an earlier server process left running (it stopped or crashed)."""
-        for run in self.store.list(limit=10_000, state="running"):
-            log.info("following pipeline run %s again", run.id)
-            self.follow(run.id)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        with self._lock:
-            threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
-
-    def _follow(self, run_id: str) -> None:
-        runner = self.runner()
-        try:
-            while not self._stop.is_set():
-                try:
-                    if runner.follow(run_id, poll=FOLLOW_POLL, timeout=FOLLOW_SLICE).state != "running":
-                        return
-                except NotFoundError:
-                    return
-                except Exception:  # the store went away for a moment: log it, try again
-                    log.exception("following pipeline run %s failed; trying again", run_id)
-                    self._stop.wait(1.0)
-        finally:
-            with self._lock:
-                if self._threads.get(run_id) is threading.current_thread():
-                    del self._threads[run_id]
 
 
 _create = threading.Lock()
@@ -194,17 +90,22 @@ def followers(app: FastAPI) -> Followers:
     with _create:
         found: Followers | None = getattr(app.state, "pipeline_runs", None)
         if found is None:
-            found = app.state.pipeline_runs = Followers(app.state.freight)
+            found = app.state.pipeline_runs = _followers(app.state.freight)
         return found
 
 
 def resume_runs(app: FastAPI) -> Callable[[], None]:
     """For the app's lifespan: fresh followers that take up the runs left running; returns their stop."""
-    runs = Followers(app.state.freight)
+    runs = _followers(app.state.freight)
     with _create:
         app.state.pipeline_runs = runs
     runs.resume()
     return runs.stop
+
+
+def _followers(ctx: ServerContext) -> Followers:
+    # the service's engine: closed with the service
+    return Followers(ctx.service, RunStore(ctx.service.engine), ctx.settings)
 
 
 def _get_followers(request: Request) -> Followers:

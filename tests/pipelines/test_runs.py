@@ -199,6 +199,9 @@ steps:
         "after_fail": "upstream_failed",
         "after_that": "upstream_failed",
     }
+    # named by step, not by the scheduler's job id
+    assert run.step("after_fail").error == "upstream step pk_fail did not succeed"
+    assert run.step("after_that").error == "upstream step after_fail did not succeed"
     checks = {c.step: c for c in run.checks}
     assert (checks["pk_warn"].status, checks["pk_fail"].status, checks["count_off"].status) == (
         "warn",
@@ -248,6 +251,7 @@ steps:
     assert 'steps.shaped.sql: Binder Error: Referenced column "no_such_column" not found' in (
         first.step("shaped").error or ""
     )
+    assert "\n" not in (first.step("shaped").error or "")  # one line, as every step error
     env.write("shape.sql", "SELECT id, note FROM orders")  # the fix
     second = runner.rerun(first.id, from_failed=True, poll=0.2)
     assert second.state == "succeeded" and second.rerun_of == first.id

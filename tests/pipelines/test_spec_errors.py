@@ -28,6 +28,10 @@ CASES = [
         HEAD + "  - name: b\n    type: load\n    inputs: [a]\n",
         "p.yaml:3: steps.b.table: `table` is required",
     ),
+    (  # a misspelt required field is named as misspelt, not as missing
+        HEAD + "  - name: a\n    type: extract-sql\n    conection: shop\n    table: orders\n",
+        "p.yaml:5: steps.a.conection: unknown field `conection` (did you mean `connection`?)",
+    ),
     (
         HEAD + EXTRACT + "  - name: b\n    type: load\n    inputs: [nope]\n    table: t\n",
         "p.yaml:9: steps.b.inputs: no step named 'nope' (steps: a, b)",

@@ -146,7 +146,7 @@ _ALL_FIELDS = sorted(
 
 
 def _pydantic_error(exc: ValidationError, locator: Locator) -> UserError:
-    err = exc.errors()[0]
+    err = _first(exc.errors())
     loc = _data_path(locator.data, tuple(err["loc"]))
     kind = err["type"]
     msg = str(err["msg"]).removeprefix("Value error, ")
@@ -172,6 +172,19 @@ def _pydantic_error(exc: ValidationError, locator: Locator) -> UserError:
     elif kind in ("dict_type", "model_type", "model_attributes_type"):
         msg = "should be a mapping of fields"
     return _user_error(msg, locator, loc, hint)
+
+
+def _first(errors: list[Any]) -> Any:
+    """The first error, except that a misspelt field beats the required field it was meant to be:
+    `conection: shop` says "unknown field `conection` (did you mean `connection`?)", not that
+    `connection` is required."""
+    first = errors[0]
+    if first["type"] == "missing":
+        parent = tuple(first["loc"][:-1])
+        for err in errors:
+            if err["type"] == "extra_forbidden" and tuple(err["loc"][:-1]) == parent:
+                return err
+    return first
 
 
 def _user_error(

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from freight.config import Settings
-from freight.connectors.connections import default_config_path, redact
+from freight.connectors.connections import default_config_path, load_connections, redact
 from freight.errors import ConflictError, UserError
 from freight.jobs.client import JobClient, JobView
 from freight.jobs.spec import Dependency, JobSpec, Resources, RetryPolicy
 from freight.jobs.states import JobState
 from freight.pipelines.datasets import read_result
 from freight.pipelines.loader import Pipeline, load_pipeline, validate
+from freight.pipelines.preflight import check_connections
 from freight.pipelines.spec import Step
 from freight.pipelines.step import MANIFEST
 from freight.pipelines.store import OK_STEP_STATES, Run, RunStore, StepRun, new_run_id
@@ -169,6 +170,7 @@ class PipelineRunner:
         spec_path: str | None = None,
     ) -> str:
         """Write the manifest, record the run and submit its jobs. Returns the run id."""
+        check_connections(pipeline, load_connections(self.config_path, home=self.settings.home))
         compiled = self.compile(pipeline, reuse=reuse)
         ObjectStore(compiled.run_url).put_bytes(MANIFEST, json.dumps(compiled.manifest).encode())
         self.store.create_run(
@@ -308,7 +310,7 @@ class PipelineRunner:
         if step_run.state == "failed" and not step_run.error:
             step_run.error = redact(view.reason or view.state.value)
         if step_run.state == "upstream_failed":
-            step_run.error = view.reason
+            step_run.error = _upstream_error(run, view.reason)
         attempt = view.attempt_list[-1] if view.attempt_list else None
         if attempt is not None and attempt.peak_memory:
             step_run.metrics["job_peak_memory"] = attempt.peak_memory
@@ -318,6 +320,14 @@ class PipelineRunner:
     def _emit(self, event: str, step_run: StepRun) -> None:
         if self.on_event is not None:
             self.on_event(event, step_run)
+
+
+def _upstream_error(run: Run, reason: str | None) -> str | None:
+    """The scheduler names the dependency that failed by its job id; users know it by its step."""
+    for s in run.steps:
+        if reason and s.job_id:
+            reason = reason.replace(f"dependency {s.job_id}", f"upstream step {s.step}")
+    return reason
 
 
 def _texts(pipeline: Pipeline, step: Step) -> dict[str, str]:

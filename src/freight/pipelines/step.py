@@ -156,7 +156,15 @@ def describe(exc: BaseException) -> str:
         if isinstance(exc, UserError) or type(exc).__module__.startswith("freight")
         else (f"{type(exc).__name__}: {exc}")
     )
-    return redact(text.strip() or type(exc).__name__)
+    return redact(one_line(text) or type(exc).__name__)
+
+
+def one_line(text: str) -> str:
+    """A step's error is one line (in the run table, the API, the UI). Database errors add context
+    lines (`LINE 1: SELEC id FROM o`, candidate columns): keep them, joined; drop the caret under the
+    spot, which means nothing once joined."""
+    lines = (line.strip() for line in text.splitlines())
+    return "; ".join(line for line in lines if line.strip("^ "))
 
 
 def _peak_rss() -> int:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from freight.builds.api import Builds
 from freight.cli.build import build_app, mount
 from freight.config import Settings
 from freight.errors import ConflictError, NotFoundError
+from freight.jobs.service import JobService
+from freight.jobs.states import JobState
+from tests.builds.helpers import Lines, freight_process, slow_workspace
 
 runner = CliRunner()
 
@@ -111,3 +118,51 @@ def test_errors_keep_square_brackets(
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert "add a [tasks.lint] section" in err and err.count("\n") == 1, err
+
+
+def test_ctrl_c_cancels_the_build_and_leaves_no_job_running(tmp_path: Path, settings: Settings) -> None:
+    """The real binary, interrupted as a terminal would: its jobs end cancelled before it exits (they
+    used to stay `running` with nobody to stop them), and the run is recorded as cancelled."""
+    ws = slow_workspace(tmp_path / "slow")
+    proc = freight_process(["build", "--cwd", str(ws)], {})
+    assert proc.stderr is not None and proc.stdout is not None
+    err = Lines(proc.stderr)
+    try:
+        seen = err.until(lambda text: text.count("started (job ") == 2)
+        run_id = re.findall(r"^build (\w+): 2 tasks", seen, re.M)[0]
+        jobs = re.findall(r"started \(job (\w+)\)", seen)
+        with JobService.open(settings) as svc:
+            deadline = time.monotonic() + 60
+            while {svc.get(j).state for j in jobs} != {JobState.RUNNING} and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 130, err.rest()
+            assert {svc.get(j).state for j in jobs} == {JobState.CANCELLED}
+            left = svc.list_jobs(label={"build.run": run_id})
+            assert len(left) == 2 and all(v.state.terminal for v in left)
+    finally:
+        proc.kill()
+    assert "cancelling the build: 2 job(s) stopping" in err.rest()
+    assert "the build was cancelled" in proc.stdout.read()
+    with Builds.open(settings) as builds:
+        row = builds.store.run(run_id)
+    assert row is not None and row["status"] == "cancelled"
+    assert {t["status"] for t in row["summary"]["tasks"]} == {"cancelled"}
+
+
+def test_cancel_flag_cancels_a_running_local_build(tmp_path: Path, settings: Settings) -> None:
+    ws = slow_workspace(tmp_path / "slow", apps=("a",))
+    proc = freight_process(["build", "--cwd", str(ws), "--json"], {})
+    assert proc.stderr is not None and proc.stdout is not None
+    err = Lines(proc.stderr)
+    try:
+        run_id = re.findall(r"^build (\w+):", err.until(lambda text: "started (job " in text), re.M)[0]
+        cancelled = invoke("build", "--cancel", run_id)
+        assert cancelled.stdout == f"build {run_id}: cancelling 1 job(s)\n"  # type: ignore[attr-defined]
+        assert proc.wait(timeout=60) == 130, err.rest()
+    finally:
+        proc.kill()
+    assert json.loads(proc.stdout.read())["status"] == "cancelled"
+    again = invoke("build", "--cancel", run_id)
+    assert isinstance(again.exception, NotFoundError)  # type: ignore[attr-defined]
+    assert "no running build" in str(again.exception)  # type: ignore[attr-defined]

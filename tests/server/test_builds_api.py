@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +27,10 @@ from freight.builds.api import Builds
 from freight.builds.depcache import mark_installed
 from freight.builds.sample import generate, git_init
 from freight.builds.workspace import load_workspace
+from freight.jobs.states import JobState
 from freight.server.tokens import create_token
 from tests.builds.conftest import _npm, esbuild_version  # noqa: F401  (a fixture)
+from tests.builds.helpers import Lines, freight_process, slow_workspace
 from tests.server.conftest import Live
 from tests.server.test_remote_cli import cli, embedded, remote
 
@@ -176,3 +182,97 @@ def test_bad_requests_are_one_clear_line(live: Live, ws: Path, http: httpx.Clien
     )
     assert option.status_code == 422 and option.json()["where"] == "affected_since"
     assert http.get("/builds/nope", headers=bearer(live.admin)).status_code == 404
+
+
+def _ended(http: httpx.Client, live: Live, build_id: str) -> dict[str, Any]:
+    """Poll the build until it is over (generous deadline)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        record: dict[str, Any] = http.get(f"/builds/{build_id}", headers=bearer(live.admin)).json()
+        if record["state"] in ("succeeded", "failed", "cancelled"):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"build {build_id} did not end")
+
+
+def _running(http: httpx.Client, live: Live, build_id: str, tasks: int) -> None:
+    """Wait until the build has submitted `tasks` jobs."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events = http.get(f"/builds/{build_id}/events", headers=bearer(live.admin)).json()["events"]
+        if sum(1 for e in events if e["kind"] == "task_started") == tasks:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"build {build_id} did not start its tasks")
+
+
+def test_cancel_a_build_through_the_api(live: Live, http: httpx.Client, tmp_path: Path) -> None:
+    slow = slow_workspace(tmp_path / "slow")
+    admin = bearer(live.admin)
+    build_id = http.post("/builds", json={"workspace": str(slow)}, headers=admin).json()["id"]
+    _running(http, live, build_id, 2)
+    _, plain = create_token(live.service.engine, "cancel-reader")
+    assert http.post(f"/builds/{build_id}/cancel", headers=bearer(plain)).status_code == 403
+
+    asked = http.post(f"/builds/{build_id}/cancel", headers=admin)
+    assert asked.status_code == 200, asked.json()
+    assert asked.json()["state"] == "running" and len(asked.json()["cancelled_jobs"]) == 2
+    record = _ended(http, live, build_id)
+    assert record["state"] == "cancelled" and record["summary"]["status"] == "cancelled"
+    assert {t["status"] for t in record["summary"]["tasks"]} == {"cancelled"}
+    jobs = live.service.list_jobs(label={"build.run": build_id})
+    assert {v.state for v in jobs} == {JobState.CANCELLED}
+
+    again = http.post(f"/builds/{build_id}/cancel", headers=admin)
+    assert (
+        again.status_code == 409 and again.json()["message"] == f"build {build_id} already ended (cancelled)"
+    )
+    listed = {b["id"]: b["state"] for b in http.get("/builds", headers=admin).json()}
+    assert listed[build_id] == "cancelled"
+    missing = http.post("/builds/nope/cancel", headers=admin)
+    assert missing.status_code == 404 and missing.json()["where"] == "build_id"
+
+
+def test_ctrl_c_on_a_remote_build_without_a_terminal_says_how_to_cancel(
+    live: Live, http: httpx.Client, tmp_path: Path
+) -> None:
+    slow = slow_workspace(tmp_path / "slow")
+    proc = freight_process(["build", "--cwd", str(slow)], live.env(), stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    err = Lines(proc.stderr)
+    try:
+        seen = err.until(lambda text: text.count("started (job ") == 2)
+        build_id = re.findall(r"^build (\w+):", seen, re.M)[0]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    hint = f"the build {build_id} goes on on the server; cancel it with `freight build --cancel {build_id}`"
+    assert hint in err.rest()
+    assert http.get(f"/builds/{build_id}", headers=bearer(live.admin)).json()["state"] == "running"
+
+    done = cli(["build", "--cancel", build_id], remote(live))
+    assert done.stdout == f"build {build_id}: cancelling 2 job(s)\n", done.error
+    assert _ended(http, live, build_id)["state"] == "cancelled"
+
+
+def test_ctrl_c_on_a_remote_build_at_a_terminal_asks_and_cancels(
+    live: Live, http: httpx.Client, tmp_path: Path
+) -> None:
+    slow = slow_workspace(tmp_path / "slow", apps=("a",))
+    terminal, tty = pty.openpty()
+    proc = freight_process(["build", "--cwd", str(slow)], live.env(), stdin=tty)
+    os.close(tty)
+    assert proc.stderr is not None and proc.stdout is not None
+    err = Lines(proc.stderr)
+    try:
+        build_id = re.findall(r"^build (\w+):", err.until(lambda text: "started (job " in text), re.M)[0]
+        proc.send_signal(signal.SIGINT)
+        err.until(lambda text: "cancel the build on the server? [y/N]:" in text)
+        os.write(terminal, b"y\n")
+        assert proc.wait(timeout=60) == 130, err.rest()
+    finally:
+        proc.kill()
+        os.close(terminal)
+    assert "the build was cancelled" in proc.stdout.read()
+    assert _ended(http, live, build_id)["state"] == "cancelled"

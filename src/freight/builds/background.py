@@ -14,19 +14,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from freight.builds.api import Builds
 from freight.builds.plan import Plan
 from freight.builds.progress import RecordingReporter
-from freight.builds.runner import RunOptions
+from freight.builds.runner import RunOptions, cancel_jobs
 from freight.errors import FreightError
 from freight.jobs.client import JobClient
 
 #: Finished records kept for status look-ups; older ones are forgotten (the run stays in the store).
 KEEP_FINISHED = 500
-STATES = ("queued", "running", "succeeded", "failed")
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+#: States a record ends in.
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 def new_id() -> str:
@@ -36,7 +38,7 @@ def new_id() -> str:
 @dataclass
 class BackgroundRun:
     id: str
-    #: queued | running | succeeded | failed
+    #: queued | running | succeeded | failed | cancelled
     state: str = "queued"
     run_id: str | None = None
     error: str | None = None
@@ -45,7 +47,7 @@ class BackgroundRun:
 
     @property
     def done(self) -> bool:
-        return self.state in ("succeeded", "failed")
+        return self.state in ENDED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +98,8 @@ class BackgroundRuns:
             record.started_at = time.time()
             try:
                 work(record)
-                record.state = "failed" if record.state == "failed" else "succeeded"
+                if record.state == "running":  # the work may have said how it ended
+                    record.state = "succeeded"
             except FreightError as exc:
                 record.state = "failed"
                 record.error = str(exc)
@@ -121,11 +124,17 @@ class WorkspaceBuild(BackgroundRun):
     #: `RunSummary.to_dict()` once the run is over
     summary: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: Set by `cancel()`; the runner stops starting tasks and cancels its jobs.
+    cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        del data["events"]
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("events", "cancelled")}
+
+    def cancel(self, client: JobClient) -> list[str]:
+        """Stop the build: nothing new starts, and every unfinished job it has is cancelled (the
+        runner, seeing its jobs end cancelled, records the run as cancelled). The cancelled job ids."""
+        self.cancelled.set()
+        return cancel_jobs(client, self.id)
 
 
 def start_build(
@@ -138,13 +147,13 @@ def start_build(
     """Run `plan` in the background; the record's id is the run's, and its state is `failed` when a
     task failed."""
     record = WorkspaceBuild(id=new_id(), workspace=str(plan.ws.root))
-    options = replace(options, run_id=record.id)
+    options = replace(options, run_id=record.id, cancel=record.cancelled)
 
     def work(build: WorkspaceBuild) -> None:
         summary = builds.builder(client, RecordingReporter(build.events)).run(plan, options)
         build.run_id = summary.id
         build.summary = summary.to_dict()
         if not summary.ok:
-            build.state = "failed"
+            build.state = "cancelled" if summary.cancelled else "failed"
 
     return runs.start(record, str(plan.ws.root), work)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from freight.builds.api import ReleaseRow
+from freight.builds.background import ENDED
 from freight.builds.progress import Reporter, replay
 from freight.builds.store import Deployment, Release
 from freight.jobs.remote import RemoteJobClient, _q
@@ -72,6 +73,10 @@ class RemoteBuilds:
     def build(self, build_id: str) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/builds/{_q(build_id)}"))
 
+    def cancel(self, build_id: str) -> dict[str, Any]:
+        """POST /builds/{id}/cancel: the build's unfinished jobs are cancelled (an admin token)."""
+        return dict(self.http.request("POST", f"/builds/{_q(build_id)}/cancel"))
+
     def follow(
         self,
         build_id: str,
@@ -86,6 +91,6 @@ class RemoteBuilds:
             for event in page["events"]:
                 replay(event, reporter)
             after = int(page["next"])
-            if page["state"] in ("succeeded", "failed"):
+            if page["state"] in ENDED:
                 return self.build(build_id)
             sleep(POLL)

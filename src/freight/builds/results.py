@@ -74,14 +74,17 @@ class RunSummary:
     releases: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     trigger: str = "cli"
+    #: The run was cancelled (Ctrl-C, the API): what had not finished was stopped or not started.
+    cancelled: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results.values())
+        return not self.cancelled and all(r.ok for r in self.results.values())
 
     @property
     def status(self) -> str:
-        return "ok" if self.ok else "failed"
+        """ok | failed | cancelled"""
+        return "cancelled" if self.cancelled else "ok" if self.ok else "failed"
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
@@ -136,6 +139,7 @@ class RunSummary:
             releases=list(data.get("releases") or []),
             warnings=list(data.get("warnings") or []),
             trigger=data.get("trigger", "cli"),
+            cancelled=data.get("status") == "cancelled",
         )
 
     def table(self) -> str:
@@ -178,6 +182,8 @@ class RunSummary:
             lines.append(f"dependencies: {status} in {format_duration(self.deps.get('seconds'))}{extra}")
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
+        if self.cancelled:
+            lines.append("the build was cancelled")
         return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from freight.builds.signing import cache_key
 from freight.builds.store import BuildStore, Route
 from freight.builds.workspace import Package, Workspace
 from freight.config import Settings
-from freight.errors import FreightError, UserError
+from freight.errors import ConflictError, FreightError, UserError
 from freight.jobs.client import JobClient, JobView
 from freight.jobs.spec import JobSpec, Resources
 from freight.jobs.states import JobState
@@ -40,6 +40,9 @@ from freight.storage.objectstore import ObjectStore
 #: Passed to every task unhashed: the basics a shell and node need.
 BASE_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER")
 RELEASE_TASK = "build"
+#: The label every job of a build run carries (its value is the run id).
+RUN_LABEL = "build.run"
+UNFINISHED = tuple(s for s in JobState if not s.terminal)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class RunOptions:
     labels: dict[str, str] = field(default_factory=dict)
     #: The run's id (default: a fresh one); a server hands out the id before the run starts.
     run_id: str | None = None
+    #: Set it to cancel the run: nothing new starts and its jobs are cancelled (see `cancel_jobs`).
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 def bin_path(ws: Workspace, pkg: Package, base_path: str) -> str:
@@ -66,6 +71,19 @@ def bin_path(ws: Workspace, pkg: Package, base_path: str) -> str:
             break
         current = current.parent
     return os.pathsep.join([*dirs, base_path])
+
+
+def cancel_jobs(client: JobClient, run_id: str) -> list[str]:
+    """Cancel every unfinished job of a build run (the tasks and the install carry `build.run`)."""
+    cancelled: list[str] = []
+    for state in UNFINISHED:
+        for view in client.list_jobs(state=state.value, label={RUN_LABEL: run_id}, limit=10_000):
+            try:
+                client.cancel(view.id)
+            except ConflictError:  # it ended in between
+                continue
+            cancelled.append(view.id)
+    return cancelled
 
 
 def task_env(ws: Workspace, task: Task, environ: Mapping[str, str]) -> dict[str, str]:
@@ -199,7 +217,8 @@ class _Run:
         self.deps_error: str | None = None
         self.stopping = False
         self.publish = plan.ws.config.workspace.publish if options.publish is None else options.publish
-        self.labels = {"freight.workload": "build", "build.run": self.id, **options.labels}
+        self.cancelled = options.cancel
+        self.labels = {"freight.workload": "build", RUN_LABEL: self.id, **options.labels}
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -211,27 +230,50 @@ class _Run:
     def execute(self) -> RunSummary:
         self.started_at = time.time()
         self.t0 = time.monotonic()
-        graph = self.plan.graph
-        order = graph.order()
-        pending = list(order)
+        order = self.plan.graph.order()
+        self.pending = list(order)
         self.reporter.started(len(order))
+        self.reporter.info(
+            f"build {self.id}: {len(order)} tasks (cancel: Ctrl-C, or `freight build --cancel {self.id}`)"
+        )
         try:
-            while pending or self.running:
-                pending = self._start_ready(pending)
-                if not self.running:
-                    if pending:  # only blocked tasks left: their dependencies did not succeed
-                        for tid in pending:
-                            self._skip(tid)
-                        pending = []
-                    continue
-                tid, view, error = self.events.get()
-                self._finish(tid, view, error)
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                self._interrupted()
         except BaseException:
             self._cancel_running()
             raise
         finally:
             self.reporter.finished()
         return self._summarize()
+
+    def _loop(self) -> None:
+        while self.pending or self.running:
+            self.pending = self._start_ready(self.pending)
+            if not self.running:
+                if self.pending:  # only blocked tasks left: their dependencies did not succeed
+                    for tid in self.pending:
+                        self._skip(tid)
+                    self.pending = []
+                continue
+            tid, view, error = self.events.get()
+            self._finish(tid, view, error)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: cancel every job of the run, tracked or not (the install, a job submitted as the
+        signal came), and wait for them to end, so none outlives this process. A second Ctrl-C stops
+        waiting (the cancels are recorded; the scheduler still carries them out)."""
+        self.cancelled.set()
+        self.stopping = True
+        jobs = set(cancel_jobs(self.b.client, self.id))
+        self.reporter.info(
+            f"cancelling the build: {len(jobs)} job(s) stopping (Ctrl-C again to stop waiting)"
+        )
+        self._loop()
+        untracked = sorted(jobs - {r.job_id for r in self.results.values() if r.job_id})
+        if untracked:
+            self.b.client.wait(untracked)
 
     # scheduling ------------------------------------------------------------------------------------
 
@@ -240,6 +282,9 @@ class _Run:
         left: list[str] = []
         for tid in pending:
             task = graph.tasks[tid]
+            if self.cancelled.is_set():
+                self._skip(tid, "not started: the build was cancelled")
+                continue
             if self.stopping:
                 self._skip(tid, "not started: an earlier task failed (use --continue to go on)")
                 continue
@@ -319,6 +364,9 @@ class _Run:
     def _submit(self, task: Task, pkg_dir: Path, start: float) -> None:
         self._ensure_deps()
         tid = task.id
+        if self.cancelled.is_set():  # while dependencies were being installed
+            self._skip(tid, "not started: the build was cancelled")
+            return
         if self.deps_error is not None:
             result = TaskResult(tid, task.package.name, self.plan.hashes[tid], "failed", start=start)
             result.reason = "dependencies could not be installed"
@@ -390,6 +438,11 @@ class _Run:
             self._publish(task)
         elif result.status == "failed":
             self._after_failure()
+        elif result.status == "cancelled" and not self.stopping:
+            # someone cancelled a job of this build (the API, `freight jobs cancel`): cancel the build
+            self.cancelled.set()
+            self.stopping = True
+            self._cancel_running()
 
     def _succeeded(self, task: Task, result: TaskResult) -> None:
         pkg_dir = self.plan.ws.root / task.package.dir
@@ -460,6 +513,7 @@ class _Run:
             releases=self.releases,
             warnings=self.warnings,
             trigger=self.options.trigger,
+            cancelled=self.cancelled.is_set(),
         )
         tasks = [
             {

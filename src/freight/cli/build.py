@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from freight.config import Settings, load_settings
-from freight.errors import FreightError
+from freight.errors import FreightError, NotFoundError, UserError
 from freight.jobs.service import JobService
 from freight.units import format_bytes
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from freight.builds.remote import RemoteBuilds
     from freight.builds.runner import RunOptions
 
+#: Exit code of a cancelled build (as `freight run` exits for a cancelled job).
+CANCELLED_EXIT = 130
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment (e.g. prod, staging)")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
@@ -86,6 +88,10 @@ def build(
         bool, typer.Option("--force", help="Ignore cache hits (still writes the cache)")
     ] = False,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish releases")] = False,
+    cancel: Annotated[
+        str | None,
+        typer.Option("--cancel", metavar="ID", help="Cancel the running build ID (its unfinished jobs)"),
+    ] = None,
 ) -> None:
     """Build the workspace's apps as isolated jobs, with content-hashed caching.
 
@@ -97,6 +103,9 @@ def build(
     from freight.builds.runner import RunOptions
 
     settings = _settings()
+    if cancel is not None:
+        _cancel(settings, cancel, packages)
+        return
     options = PlanOptions(
         tasks=tuple(task or ("build",)), only=tuple(packages or ()), affected_since=affected_since
     )
@@ -129,8 +138,31 @@ def build(
         where = write_summary(settings, data)
         typer.echo(f"summary: {where}", err=True)
     _print_summary(data, as_json)
+    if data["status"] == "cancelled":
+        raise typer.Exit(CANCELLED_EXIT)
     if data["status"] != "ok":
         raise typer.Exit(1)
+
+
+def _cancel(settings: Settings, build_id: str, packages: list[str] | None) -> None:
+    """`--cancel ID`: on FREIGHT_URL's server, else the jobs of that run in the local store (the
+    scheduler serving the store stops them; the build's runner then records the run as cancelled)."""
+    from freight.builds.remote import RemoteBuilds
+    from freight.builds.runner import cancel_jobs
+
+    if packages:
+        raise UserError("--cancel takes a build id and no packages", where="--cancel")
+    if settings.url:
+        with RemoteBuilds(settings.url, settings.token) as remote:
+            jobs = list(remote.cancel(build_id)["cancelled_jobs"])
+    else:
+        with JobService.open(settings) as svc:
+            jobs = cancel_jobs(svc, build_id)
+        if not jobs:
+            raise NotFoundError(
+                f"no running build {build_id!r}", where="--cancel", hint="give the id a build printed"
+            )
+    typer.echo(f"build {build_id}: cancelling {len(jobs)} job(s)")
 
 
 def _build_remote(
@@ -154,12 +186,28 @@ def _build_remote(
         try:
             done = remote.follow(started["id"], reporter)
         except KeyboardInterrupt:
-            typer.echo(f"\nthe build goes on on the server: GET /api/v1/builds/{started['id']}", err=True)
-            raise
+            if not _ask_to_cancel(started["id"]):
+                raise typer.Exit(CANCELLED_EXIT) from None
+            remote.cancel(started["id"])
+            done = remote.follow(started["id"], reporter)
     if done["summary"] is None:
         raise FreightError(f"build {done['id']} on {settings.url} failed: {done['error']}")
     summary: dict[str, Any] = done["summary"]
     return summary
+
+
+def _ask_to_cancel(build_id: str) -> bool:
+    """After Ctrl-C on a remote build: ask on a terminal; elsewhere say how to cancel it later."""
+    if sys.stdin.isatty():
+        try:
+            return typer.confirm("\ncancel the build on the server?", default=False, err=True)
+        except (KeyboardInterrupt, typer.Abort):
+            pass
+    typer.echo(
+        f"\nthe build {build_id} goes on on the server; cancel it with `freight build --cancel {build_id}`",
+        err=True,
+    )
+    return False
 
 
 def _print_summary(data: dict[str, Any], as_json: bool) -> None:

@@ -22,9 +22,9 @@ from freight.builds.background import WorkspaceBuild, start_build
 from freight.builds.config import DEPLOY_ENV
 from freight.builds.hooks import GitBuildTrigger
 from freight.builds.plan import PlanOptions
-from freight.builds.runner import RunOptions
+from freight.builds.runner import RunOptions, cancel_jobs
 from freight.builds.store import Deployment, Release
-from freight.errors import NotFoundError, UserError
+from freight.errors import ConflictError, NotFoundError, UserError
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Admin, Caller
 from freight.server.deps import ServerContext, get_ctx
@@ -98,13 +98,19 @@ class DeployOut(BaseModel):
 
 class BuildOut(BaseModel):
     id: str
-    state: str = Field(description="queued | running | succeeded | failed")
+    state: str = Field(description="queued | running | succeeded | failed | cancelled")
     workspace: str
     run_id: str | None
     error: str | None
     started_at: float | None
     ended_at: float | None
     summary: dict[str, Any] | None = Field(description="The run summary, once the build is over")
+
+
+class BuildCancelOut(BaseModel):
+    id: str
+    state: str = Field(description="The build's state when asked; it ends `cancelled` soon after")
+    cancelled_jobs: list[str] = Field(description="The unfinished jobs of the build that were cancelled")
 
 
 class BuildEventsOut(BaseModel):
@@ -248,11 +254,14 @@ def create_build(ctx: Ctx, trigger: Trigger, _admin: Admin, body: BuildIn) -> JS
     return reply(record.to_dict(), 202)
 
 
+_RECORDED_STATES = {"ok": "succeeded", "cancelled": "cancelled"}
+
+
 def _recorded(row: dict[str, Any]) -> dict[str, Any]:
     """A run from the state store, shaped like a build record."""
     return {
         "id": row["id"],
-        "state": "succeeded" if row["status"] == "ok" else "failed",
+        "state": _RECORDED_STATES.get(row["status"], "failed"),
         "workspace": row["workspace"],
         "run_id": row["id"],
         "error": None,
@@ -317,3 +326,30 @@ def build_events(
     state = found.state
     events = found.events[after:]
     return reply({"state": state, "events": events, "next": after + len(events)})
+
+
+@router.post(
+    "/builds/{build_id}/cancel",
+    response_model=None,
+    responses={200: {"model": BuildCancelOut}},
+    summary="Cancel a build (admin)",
+)
+def cancel_build(ctx: Ctx, trigger: Trigger, _admin: Admin, build_id: BuildId) -> JSONResponse:
+    """Nothing new starts and the build's unfinished jobs (labelled `build.run`) are cancelled; the
+    run is recorded as cancelled once they have stopped. A build another server (or a local `freight
+    build` on the same store) runs is cancelled through its jobs: its runner sees them end cancelled."""
+    check_input(build_id, "build_id")
+    found = trigger.runs.get(build_id)
+    if isinstance(found, WorkspaceBuild):
+        if found.done:
+            raise ConflictError(f"build {build_id} already ended ({found.state})", where="build_id")
+        jobs = found.cancel(ctx.service)
+        return reply({"id": build_id, "state": found.state, "cancelled_jobs": jobs})
+    row = trigger.builds.store.run(build_id)
+    if row is not None:
+        state = _RECORDED_STATES.get(row["status"], "failed")
+        raise ConflictError(f"build {build_id} already ended ({state})", where="build_id")
+    jobs = cancel_jobs(ctx.service, build_id)
+    if not jobs:
+        raise NotFoundError(f"no running build {build_id!r}", where="build_id", hint="see GET /api/v1/builds")
+    return reply({"id": build_id, "state": "running", "cancelled_jobs": jobs})

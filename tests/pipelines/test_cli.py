@@ -49,6 +49,16 @@ def test_validate_graph_schema(tmp_path: Path) -> None:
         " 2  pk [check-primary-key]  <- load",
     ]
     assert 'digraph "cli"' in cli.invoke(app, ["graph", str(path), "--format", "dot"]).output
+    path.write_text(PIPELINE.replace("name: pk", "name: end"))  # `end` is a Mermaid keyword
+    assert cli.invoke(app, ["graph", str(path), "--format", "mermaid"]).output.splitlines() == [
+        "flowchart LR",
+        '  s_orders["orders<br/>extract-sql"]',
+        '  s_load["load<br/>load"]',
+        '  s_end["end<br/>check-primary-key"]',
+        "  s_orders --> s_load",
+        "  s_load --> s_end",
+    ]
+    path.write_text(PIPELINE)
     assert json.loads(cli.invoke(app, ["schema"]).output)["title"] == "freight pipeline"
     path.write_text(PIPELINE.replace("type: load", "type: lod"))
     result = cli.invoke(app, ["validate", str(path)])

@@ -185,6 +185,11 @@ def test_bad_input_changes_nothing(live: Live, project: Path) -> None:
             ({"spec": spec, "base_dir": str(project / "gone")}, "base_dir", "cannot read the folder"),
             ({"spec": spec, "config_path": "/nowhere/freight.toml"}, "config_path", "/nowhere/freight.toml"),
             ({"spec": "name: x"}, "spec", "dictionary"),
+            (  # checked against the connections file before anything is recorded
+                {"spec": {**spec, "steps": [*spec["steps"][:2], {**spec["steps"][2], "warehouse": "nope"}]}},
+                "spec.steps.2.warehouse",
+                "unknown connection 'nope'",
+            ),
         ):
             answer = http.post("/pipelines/runs", json=body)
             assert answer.status_code in (400, 422), answer.text
@@ -198,6 +203,12 @@ def test_bad_input_changes_nothing(live: Live, project: Path) -> None:
         unread = cli(["pipeline", "run", path, "-c", "/nowhere/x.toml"], _env(live, project))
         assert unread.code == 2
         assert str(unread.error).startswith("config_path: the server cannot read the file '/nowhere/x.toml'")
+        (project / "nowh.yaml").write_text(PIPELINE.format(name=name) + "    warehouse: nope\n")
+        unknown = cli(["pipeline", "run", str(project / "nowh.yaml")], _env(live, project))
+        assert unknown.code == 2  # checked here: the error names the file's line
+        assert str(unknown.error).startswith(
+            f"{project / 'nowh.yaml'}:16: steps.load.warehouse: unknown connection"
+        )
         assert http.get("/pipelines/runs", params={"limit": 1000}).json()["runs"] == before
         missing = http.get("/pipelines/runs/nope")
         assert missing.status_code == 404 and missing.json()["message"] == "no pipeline run 'nope'"

@@ -65,8 +65,9 @@ def graph(
         lines += [f'  "{u}" -> "{n}";' for n in dag.names for u in dag.upstream[n]]
         typer.echo("\n".join([*lines, "}"]))
     elif fmt == "mermaid":
-        lines = ["flowchart LR"] + [f"  {n}[{n}<br/>{types[n]}]" for n in dag.names]
-        lines += [f"  {u} --> {n}" for n in dag.names for u in dag.upstream[n]]
+        # ids get a prefix: a step named `end` (a Mermaid keyword) would break the chart
+        lines = ["flowchart LR"] + [f'  s_{n}["{n}<br/>{types[n]}"]' for n in dag.names]
+        lines += [f"  s_{u} --> s_{n}" for n in dag.names for u in dag.upstream[n]]
         typer.echo("\n".join(lines))
     else:
         raise UserError(f"unknown format {fmt!r}", where="--format", hint="use text, dot or mermaid")
@@ -87,6 +88,8 @@ def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
 
     pipeline = load_pipeline(file)
     server_config = _config_for_server(config)
+    if server_config is not None:  # checked here too: a server's error could not name the file's line
+        _check_connections(pipeline, server_config)
     if _on_server(as_json, lambda s: s.start(pipeline, spec_path=file, config_path=server_config)):
         return
     with _runner(config, quiet=as_json) as runner:
@@ -220,6 +223,13 @@ def _config_for_server(config: Path | None) -> Path | None:
         return config.resolve()
     default = default_config_path()
     return default if default.is_file() else None
+
+
+def _check_connections(pipeline: Any, config: Path) -> None:
+    from freight.connectors.connections import load_connections
+    from freight.pipelines.preflight import check_connections
+
+    check_connections(pipeline, load_connections(config, home=load_settings().home))
 
 
 def _on_event(quiet: bool) -> Callable[[str, Any], None] | None:

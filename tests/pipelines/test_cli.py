@@ -152,3 +152,4 @@ def test_cancel_stops_the_run_and_records_it(cli_env: Env) -> None:
     assert run["state"] == "failed"
     states = {s["step"]: s["state"] for s in run["steps"]}
     assert states == {"nap": "cancelled", "after": "cancelled"}, states
+    assert run["error"] == "step nap cancelled"

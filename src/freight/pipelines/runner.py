@@ -222,9 +222,7 @@ class PipelineRunner:
                     self._emit("running", step_run)
         if not pending:
             failed = [s for s in steps.values() if s.state not in OK_STEP_STATES]
-            first = next((s for s in failed if s.state == "failed"), None)
-            error = f"step {first.step} failed: {first.error}" if first else None
-            self.store.finish_run(run_id, "failed" if failed else "succeeded", error)
+            self.store.finish_run(run_id, "failed" if failed else "succeeded", _run_error(failed))
         return self.store.get(run_id)
 
     def cancel(self, run_id: str) -> list[str]:
@@ -320,6 +318,15 @@ class PipelineRunner:
     def _emit(self, event: str, step_run: StepRun) -> None:
         if self.on_event is not None:
             self.on_event(event, step_run)
+
+
+def _run_error(failed: list[StepRun]) -> str | None:
+    """Why a run failed: its first failed step, else the first that did not run to the end (a
+    cancelled run said nothing)."""
+    first = next((s for s in failed if s.state == "failed"), None)
+    if first is not None:
+        return f"step {first.step} failed: {first.error}"
+    return f"step {failed[0].step} {failed[0].state}" if failed else None
 
 
 def _upstream_error(run: Run, reason: str | None) -> str | None:

@@ -51,6 +51,8 @@ def load_yaml(path: Path) -> LocatedYaml:
         raise UserError(f"no such file: {path}") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text", hint="give a YAML or JSON file") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -58,4 +60,7 @@ def load_yaml(path: Path) -> LocatedYaml:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else 1
         raise UserError(f"not valid YAML: {exc.problem}", where=f"{path}:{line}") from None
+    except yaml.reader.ReaderError as exc:  # a control character, before any parsing
+        line = text.count("\n", 0, exc.position) + 1
+        raise UserError(f"not valid YAML: {exc.reason}", where=f"{path}:{line}") from None
     return LocatedYaml(path, data, root)

@@ -165,11 +165,14 @@ def test_a_dependency_that_ended_while_no_scheduler_ran_releases_its_dependent(
         svc.stop_scheduler()
         gate.touch()
         wait_for(lambda: not _runs(str(gate)))  # its shim records the exit meanwhile
+        restarted = time.time()
         svc.start_scheduler(poll_interval=0.1)
         done = svc.wait([first.id, then.id], timeout=30)
     finally:
         svc.close()
     assert [v.state for v in done] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+    # it ended when its shim recorded the exit, not when the next scheduler read that record
+    assert done[0].ended_at is not None and done[0].ended_at < restarted
 
 
 def _runs(text: str) -> bool:

@@ -166,5 +166,43 @@ def test_purge_deletes_old_finished_jobs_with_their_rows_and_logs(svc: JobServic
     with pytest.raises(NotFoundError):
         svc.get(old.id)
     assert not log.exists()
-    assert svc.events(old.id) == []
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(events).where(events.c.job_id == old.id)).all() == []
     assert {svc.get(fresh.id).id, svc.get(waiting.id).id} == {fresh.id, waiting.id}
+
+
+def test_a_unique_id_prefix_names_a_job_an_ambiguous_one_says_so(svc: JobService) -> None:
+    a, b = svc.submit_many([JobSpec(command=["true"]), JobSpec(command=["true"], queue="other")])
+    common = next(i for i in range(len(a.id)) if a.id[i] != b.id[i])  # they share a.id[:common]
+    assert svc.get(a.id[: common + 1]).id == a.id
+    assert [e["job_id"] for e in svc.events(b.id[: common + 1])] == [b.id]
+    assert svc.cancel(a.id[: common + 1]).id == a.id
+    with pytest.raises(UserError, match=r"prefix .* matches several jobs .*give more of the id") as err:
+        svc.get(a.id[:common])
+    assert not isinstance(err.value, NotFoundError)
+    # a caller limited to one queue sees only its own job under the shared prefix
+    assert svc.resolve_id(a.id[:common], queues={"other"}) == b.id
+    for text in ("nope", a.id + "0", "%", ""):
+        with pytest.raises(NotFoundError, match="no job"):
+            svc.get(text)
+
+
+def test_reads_of_what_does_not_exist_are_errors_not_silence(svc: JobService) -> None:
+    view = svc.submit(JobSpec(command=["true"]))
+    with pytest.raises(NotFoundError, match="no job 'nope'"):
+        svc.events("nope")
+    for number in (0, -1, 2):
+        with pytest.raises(NotFoundError, match=f"has no attempt {number} \\(it has 0\\)"):
+            list(svc.logs(view.id, attempt=number))
+    for limit in (0, -1):
+        with pytest.raises(UserError, match="limit must be 1 or more"):
+            svc.list_jobs(limit=limit)
+
+
+def test_a_waiting_job_says_why_when_no_scheduler_can(svc: JobService) -> None:
+    view = svc.submit(JobSpec(command=["true"], queue="etl"))
+    assert svc.get(view.id).reason == "no scheduler is running (start one with `freight up`)"
+    svc.set_queue("etl", paused=True)
+    said = "queue etl is paused (resume it: `freight queues set etl --resume`)"
+    assert svc.get(view.id).reason == said
+    assert [v.reason for v in svc.list_jobs()] == [said]

@@ -15,7 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from freight.cli import main as cli_main
+from freight.cli.jobs import Follower
 from freight.errors import UserError
+from freight.jobs.remote import RemoteJobClient
 from freight.server.tokens import create_token
 from tests.server.conftest import Live
 
@@ -119,12 +121,45 @@ def test_cancel_retry_queues_and_definitions(live: Live, tmp_path) -> None:
         ["submit", "--after", "nope", "--", "true"],
         ["jobs", "ls", "--state", "sleeping"],
         ["submit", "--", ""],
+        ["jobs", "events", "nope"],
     ],
 )
 def test_errors_are_the_same_line(live: Live, args: list[str]) -> None:
     local, far = both(live, args)
     assert local.code == far.code == 2
     assert far.error == local.error and far.error
+
+
+def test_following_shows_every_attempt_and_ids_may_be_prefixes(
+    live: Live, tmp_path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """What `freight run` and `jobs logs -f` show of a retried job: each attempt's output in turn, with
+    a line on stderr between them; the same through the server."""
+    spec = tmp_path / "flaky.yaml"
+    spec.write_text(
+        "shell: echo try-$FREIGHT_ATTEMPT; exit 3\nqueue: cli-flaky\n"
+        "retry: {max_attempts: 2, retry_on: [failed], backoff: 10ms}\n"
+    )
+    job_id = cli(["submit", "--file", str(spec)], remote(live)).stdout.strip()
+    live.service.wait([job_id], timeout=60)
+    far = RemoteJobClient(live.url, live.admin)
+    for svc in (live.service, far):
+        capsysbinary.readouterr()
+        assert Follower(svc, job_id).until_done().attempts == 2
+        out, err = capsysbinary.readouterr()
+        assert out == b"try-1\ntry-2\n"
+        assert b"attempt 2 of 2 (attempt 1 failed, exit code 3)" in err
+    far.close()
+    other = cli(["submit", "--queue", "cli-flaky", "--", "true"], remote(live)).stdout.strip()
+    shared = job_id[: next(i for i, (a, b) in enumerate(zip(job_id, other, strict=True)) if a != b)]
+    unique = job_id[: len(shared) + 1]
+    local, remote_ = both(live, ["jobs", "show", unique, "--json"])
+    assert json.loads(remote_.stdout)["id"] == json.loads(local.stdout)["id"] == job_id
+    local, remote_ = both(live, ["jobs", "logs", unique])
+    assert local.stdout == remote_.stdout == "try-2\n"
+    local, remote_ = both(live, ["jobs", "show", shared])
+    assert local.code == remote_.code == 2 and remote_.error == local.error
+    assert "matches several jobs" in remote_.error
 
 
 def test_scoped_token_and_bad_settings(live: Live) -> None:

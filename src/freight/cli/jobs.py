@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import stat
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +24,7 @@ from freight.cli.output import (
     print_json,
     show_job,
 )
-from freight.errors import UserError
+from freight.errors import ConflictError, UserError
 from freight.jobs.client import JobView
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
@@ -77,36 +83,127 @@ def run(
     file: File = None,
     definition: Definition = None,
 ) -> None:
-    """Run a command as an isolated job, stream its output, and exit with its exit code."""
+    """Run a command as an isolated job, stream its output, and exit with its exit code. Ctrl-C
+    (or SIGTERM, SIGHUP) cancels the job, as srun does; a second one stops waiting for it to end."""
     flags = {**locals(), "cwd": cwd or str(Path.cwd())}
+    _warn_if_stdin_given()
     with open_service() as svc:
-        with svc.running():
+        with svc.running(), _signals_interrupt():
             view = _submit(svc, **flags)
             err_console.print(f"[dim]freight: job {view.id} queued[/]")
+            follower = Follower(svc, view.id)
             try:
-                view = _stream_until_done(svc, view.id)
+                view = follower.until_done()
             except KeyboardInterrupt:
-                svc.cancel(view.id)
-                view = svc.wait([view.id], timeout=30)[0]
+                view = _cancel_and_wait(svc, follower)
         style = "green" if view.exit_code == 0 and view.state.value == "succeeded" else "red"
         err_console.print(f"[{style}]freight: {ending_sentence(view)}[/]")
         raise typer.Exit(exit_code_for(view))
 
 
-def _stream_until_done(svc: Service, job_id: str) -> JobView:
-    """Copy each attempt's output to stdout as it is written, until the job ends."""
-    shown = 0
-    while True:
-        view = svc.get(job_id)
-        if view.attempts > shown:
-            shown += 1
-            for chunk in svc.logs(job_id, attempt=shown, follow=True):
+def _cancel_and_wait(svc: Service, follower: Follower) -> JobView:
+    """Ctrl-C: cancel the job and keep showing its output while it stops (a job may print on
+    SIGTERM); a second Ctrl-C stops waiting, and the job is cancelled all the same."""
+    job_id = follower.job_id
+    err_console.print(
+        f"[yellow]freight: cancelling job {job_id} "
+        "(Ctrl-C again to stop waiting; it is cancelled either way)[/]"
+    )
+    with suppress(ConflictError):  # it ended meanwhile
+        svc.cancel(job_id)
+    try:
+        return follower.until_done()
+    except KeyboardInterrupt:
+        err_console.print(
+            f"[yellow]freight: stopped waiting; job {job_id} is being cancelled "
+            f"(see `freight jobs show {job_id}`)[/]"
+        )
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a CI runner stopping, a closed terminal) act like Ctrl-C while `run`
+    waits: the job is cancelled rather than left running with no one watching it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _warn_if_stdin_given() -> None:
+    """A job's stdin is /dev/null (it may run on another machine, and outlives this command); say
+    so when something is piped in, rather than dropping it silently."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return
+    if stat.S_ISFIFO(mode) or stat.S_ISREG(mode):
+        err_console.print(
+            "[yellow]freight: the job's stdin is /dev/null; piped input is not passed to it "
+            "(write it to a file the job reads)[/]"
+        )
+
+
+class Follower:
+    """Copies a job's output to stdout, attempt after attempt, until the job ends. It remembers how
+    much it has written, so following again (after a Ctrl-C) goes on where it stopped."""
+
+    def __init__(self, svc: Service, job_id: str, first_attempt: int = 1) -> None:
+        self.svc = svc
+        self.job_id = job_id
+        self.first = first_attempt
+        self.attempt = first_attempt - 1  # the attempt being shown (0: none yet)
+        self.written = 0  # bytes of it already shown
+        self.done = True  # its log was copied to the end
+
+    def until_done(self) -> JobView:
+        while True:
+            if not self.done:
+                self._copy()
+                continue
+            view = self.svc.get(self.job_id)
+            if view.attempts > self.attempt:
+                self.attempt += 1
+                self.written, self.done = 0, False
+                if self.attempt > self.first:
+                    err_console.print(f"[yellow]freight: {_next_attempt_line(view, self.attempt)}[/]")
+                continue
+            if view.terminal:
+                return view
+            self.svc.wait([self.job_id], timeout=0.2)
+
+    def _copy(self) -> None:
+        """Follow the current attempt's log to its end, skipping what was already written."""
+        skip = self.written
+        for chunk in self.svc.logs(self.job_id, attempt=self.attempt, follow=True):
+            if skip:
+                cut = min(skip, len(chunk))
+                chunk, skip = chunk[cut:], skip - cut
+            if chunk:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
-            continue
-        if view.terminal:
-            return view
-        svc.wait([job_id], timeout=0.2)
+                self.written += len(chunk)
+        self.done = True
+
+
+def _next_attempt_line(view: JobView, number: int) -> str:
+    """'attempt 2 of 3 (attempt 1 failed, exit code 3)': said between two attempts' output."""
+    line = f"attempt {number} of {view.spec.retry.max_attempts}"
+    if number - 2 < len(view.attempt_list):
+        before = view.attempt_list[number - 2]
+        code = f", exit code {before.exit_code}" if before.exit_code is not None else ""
+        line += f" (attempt {number - 1} {before.state}{code})"
+    return line
 
 
 def submit(
@@ -146,7 +243,7 @@ def ls(
     state: Annotated[str | None, typer.Option("--state", "-s")] = None,
     queue: Queue = None,
     label: Label = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: AsJson = False,
 ) -> None:
     """List jobs, newest first."""
@@ -177,10 +274,15 @@ def show(job_id: str, as_json: AsJson = False) -> None:
 def logs(
     job_id: str,
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
-    attempt: Annotated[int | None, typer.Option("--attempt")] = None,
+    attempt: Annotated[int | None, typer.Option("--attempt", min=1)] = None,
 ) -> None:
     """Print a job's output (stdout and stderr); -f follows it until the job ends."""
     with open_service() as svc:
+        if follow and attempt is None:
+            # the latest attempt, then any retries, until the job ends
+            view = svc.get(job_id)
+            Follower(svc, view.id, first_attempt=max(view.attempts, 1)).until_done()
+            return
         for chunk in svc.logs(job_id, attempt=attempt, follow=follow):
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from freight.errors import NotFoundError
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
 
@@ -70,6 +71,17 @@ class JobView:
     def from_dict(cls, data: dict[str, Any]) -> JobView:
         """The inverse of `to_dict` (a pydantic ValidationError if `data` is not that shape)."""
         return _adapter().validate_python(data)
+
+
+def check_attempt(view: JobView, attempt: int | None, *, follow: bool = False) -> None:
+    """Reject an attempt number `view` does not have; following may name the next one, to wait for
+    it (a retry)."""
+    if attempt is None:
+        return
+    if attempt < 1 or attempt > view.attempts + (1 if follow else 0):
+        raise NotFoundError(
+            f"job {view.id} has no attempt {attempt} (it has {view.attempts})", where="attempt"
+        )
 
 
 @cache

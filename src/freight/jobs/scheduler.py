@@ -541,7 +541,9 @@ class Scheduler:
         job.exit_code = outcome.exit_code
         if run.handle is not None:
             actions.release.append(run.handle)
-        self._settle(job, state, outcome.exit_code, reason, batch, now)
+        # when it ended, not when this scheduler learned it (after a restart, that can be much later)
+        ended_at = outcome.ended_at if 0 < outcome.ended_at <= now else now
+        self._settle(job, state, outcome.exit_code, reason, batch, now, ended_at=ended_at)
 
     def _settle(
         self,
@@ -551,6 +553,8 @@ class Scheduler:
         reason: str | None,
         batch: Batch,
         now: float,
+        *,
+        ended_at: float | None = None,
     ) -> None:
         """An attempt ended in `state`: retry per policy, or make it the job's final state."""
         self.running.pop(job.id, None)
@@ -561,7 +565,7 @@ class Scheduler:
             batch.move(job, JobState.RETRYING, now, job.reason)
             heapq.heappush(self.delayed, (job.not_before, job.id))
             return
-        job.ended_at = now
+        job.ended_at = now if ended_at is None else ended_at
         job.reason = reason
         self._terminal(job, state, batch, now, reason)
 

@@ -14,7 +14,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -24,7 +25,7 @@ from freight.config import Settings, load_settings
 from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import ConflictError, NotFoundError, UserError
-from freight.jobs.client import JobView
+from freight.jobs.client import JobView, check_attempt
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
@@ -38,6 +39,7 @@ from freight.jobs.store import (
     lease_holder,
     load_jobs,
     record_from_spec,
+    resolve_job_id,
 )
 
 log = logging.getLogger("freight.service")
@@ -53,10 +55,30 @@ _WAIT_STATES = [s.value for s in JobState if s.terminal] + [JobState.QUEUED.valu
 
 
 def _one_job(conn: Any, job_id: str) -> JobRecord:
-    found = load_jobs(conn, [job_id])
-    if not found:
+    """The job `job_id` names (its id or a unique prefix of it)."""
+    found = load_jobs(conn, [resolve_job_id(conn, job_id)])
+    if not found:  # deleted between the two reads
         raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
     return found[0]
+
+
+def _explained(conn: Any, views: list[JobView]) -> list[JobView]:
+    """`views`, with the reason queued jobs wait where the scheduler has not said (or cannot): their
+    queue is paused, or no scheduler serves the store. Said on reading, never stored: it may change."""
+    queued = [v for v in views if v.state is JobState.QUEUED]
+    if not queued:
+        return views
+    paused = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.paused.is_(True)))}
+    scheduled = lease_holder(conn, LEASE, time.time()) is not None
+    reasons: dict[str, str] = {}
+    for view in queued:
+        if view.queue in paused and (view.reason is None or view.reason.startswith("waiting for capacity")):
+            reasons[view.id] = (
+                f"queue {view.queue} is paused (resume it: `freight queues set {view.queue} --resume`)"
+            )
+        elif not scheduled and view.reason is None:
+            reasons[view.id] = "no scheduler is running (start one with `freight up`)"
+    return [replace(v, reason=reasons[v.id]) if v.id in reasons else v for v in views]
 
 
 def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **values: Any) -> None:
@@ -318,7 +340,7 @@ class JobService:
                     for r in fresh
                 ],
             )
-        return [v for v in out if v is not None]
+        return _explained(conn, [v for v in out if v is not None])
 
     def _check_dependencies(self, conn: Any, fresh: list[JobRecord], known: set[str]) -> None:
         wanted = {d.job for r in fresh for d in r.spec.depends_on} - known
@@ -346,9 +368,16 @@ class JobService:
 
     # --- read ---------------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> JobView:
+    def resolve_id(self, job_id: str, queues: Iterable[str] | None = None) -> str:
+        """The full id of the job `job_id` names: its id or a unique prefix (within `queues`)."""
         with self.engine.connect() as conn:
-            return _one_job(conn, job_id).view(attempt_views(conn, job_id))
+            return resolve_job_id(conn, job_id, queues)
+
+    def get(self, job_id: str) -> JobView:
+        """One job, by its id or a unique prefix of it."""
+        with self.engine.connect() as conn:
+            job = _one_job(conn, job_id)
+            return _explained(conn, [job.view(attempt_views(conn, job.id))])[0]
 
     def get_many(self, job_ids: Sequence[str]) -> list[JobView]:
         with self.engine.connect() as conn:
@@ -364,6 +393,8 @@ class JobService:
         cursor: str | None = None,
     ) -> list[JobView]:
         """Newest first. `cursor` is the id of the last job of the previous page."""
+        if limit < 1:
+            raise UserError("limit must be 1 or more", where="limit")
         if state is not None and state not in {s.value for s in JobState}:
             raise UserError(
                 f"unknown state {state!r}", where="state", hint=", ".join(s.value for s in JobState)
@@ -375,11 +406,11 @@ class JobService:
             query = query.where(jobs.c.queue == queue)
         if cursor:
             query = query.where(jobs.c.id < cursor)
-        views: list[JobView] = []
+        records: list[JobRecord] = []
         with self.engine.connect() as conn:
             # Label filters are matched in Python over JSON; page until `limit` matches.
             batch_size = max(limit, 100) if label else limit
-            while len(views) < limit:
+            while len(records) < limit:
                 rows = conn.execute(query.limit(batch_size)).all()
                 if not rows:
                     break
@@ -387,21 +418,24 @@ class JobService:
                     record = JobRecord.from_row(row)
                     if label and any(record.labels.get(k) != v for k, v in label.items()):
                         continue
-                    views.append(record.view())
-                    if len(views) == limit:
+                    records.append(record)
+                    if len(records) == limit:
                         break
                 if len(rows) < batch_size:
                     break
                 query = query.where(jobs.c.id < rows[-1].id)
-        return views
+            return _explained(conn, [record.view() for record in records])
 
     def usage(self, job_id: str) -> tuple[int | None, float | None] | None:
         """Live (memory bytes, cpu seconds) of a running job, when the scheduler runs in this process."""
         return self.scheduler.usage(job_id) if self.scheduler is not None else None
 
     def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest `limit` transitions, of one job (its id or a unique prefix) or of all."""
+        if limit < 1:
+            raise UserError("limit must be 1 or more", where="limit")
         with self.engine.connect() as conn:
-            return event_rows(conn, job_id, limit)
+            return event_rows(conn, job_id and resolve_job_id(conn, job_id), limit)
 
     def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]:
         """Block until every job is terminal (or `timeout` passes). Follows the events table from where
@@ -460,7 +494,7 @@ class JobService:
         with self.engine.begin() as conn:
             job = _one_job(conn, job_id)
             if job.state.terminal:
-                raise ConflictError(f"job {job_id} already ended ({job.state.value})", where=job_id)
+                raise ConflictError(f"job {job.id} already ended ({job.state.value})", where=job.id)
             if job.state in (JobState.QUEUED, JobState.RETRYING):
                 _move(
                     conn,
@@ -472,9 +506,9 @@ class JobService:
                     reason="cancelled before it started",
                 )
             else:
-                conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
+                conn.execute(update(jobs).where(jobs.c.id == job.id).values(cancel_requested=True))
         self.poke()
-        return self.get(job_id)
+        return self.get(job.id)
 
     def retry(self, job_id: str) -> JobView:
         """Queue a finished job again (a new attempt of the same job, same id)."""
@@ -482,7 +516,7 @@ class JobService:
         with self.engine.begin() as conn:
             job = _one_job(conn, job_id)
             if not job.state.terminal:
-                raise ConflictError(f"job {job_id} is {job.state.value}; only a finished job can be retried")
+                raise ConflictError(f"job {job.id} is {job.state.value}; only a finished job can be retried")
             _move(
                 conn,
                 job,
@@ -495,10 +529,12 @@ class JobService:
                 not_before=None,
             )
         self.poke()
-        return self.get(job_id)
+        return self.get(job.id)
 
     def logs(self, job_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[bytes]:
         view = self.get(job_id)
+        check_attempt(view, attempt, follow=follow)
+        job_id = view.id
         number = attempt or view.attempts
         if number == 0:
             if not follow:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, leases, queues
+from freight.errors import NotFoundError, UserError
 from freight.jobs.client import AttemptView, JobView
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
@@ -278,6 +279,38 @@ def load_jobs(conn: Connection, ids: Iterable[str]) -> list[JobRecord]:
         chunk = id_list[start : start + 500]
         out.extend(JobRecord.from_row(r) for r in conn.execute(select(jobs).where(jobs.c.id.in_(chunk))))
     return out
+
+
+#: ids an ambiguous prefix error lists
+_AMBIGUOUS_SHOWN = 3
+
+
+def resolve_job_id(conn: Connection, text: str, queues: Iterable[str] | None = None) -> str:
+    """The id of the job `text` names: its whole id, or a prefix of exactly one id (as docker and
+    nomad accept). `queues` limits the search to the jobs a scoped caller may see, so an ambiguous
+    prefix never names a job in another queue."""
+    visible = None if queues is None else sorted(queues)
+    query = select(jobs.c.id)
+    if visible is not None:
+        query = query.where(jobs.c.queue.in_(visible))
+    if conn.execute(query.where(jobs.c.id == text)).first() is not None:
+        return text
+    # ids are lower-case hex, so anything else cannot prefix one (and needs no LIKE escaping)
+    if text and all(c in "0123456789abcdef" for c in text):
+        found = [
+            r.id
+            for r in conn.execute(
+                query.where(jobs.c.id.like(f"{text}%")).order_by(jobs.c.id.desc()).limit(_AMBIGUOUS_SHOWN + 1)
+            )
+        ]
+        if len(found) == 1:
+            return str(found[0])
+        if found:
+            shown = ", ".join(found[:_AMBIGUOUS_SHOWN]) + (", ..." if len(found) > _AMBIGUOUS_SHOWN else "")
+            raise UserError(
+                f"job id prefix {text!r} matches several jobs ({shown})", hint="give more of the id"
+            )
+    raise NotFoundError(f"no job {text!r}", hint="see `freight jobs ls`")
 
 
 def _attempt_view(r: Any) -> AttemptView:

@@ -115,7 +115,9 @@ def job_usage(svc: JobService, view: JobView) -> dict[str, Any]:
 def visible_job(svc: JobService, principal: Principal, job_id: str) -> JobView:
     """The job, if this token may see it; a job in another queue looks like no job at all."""
     check_input(job_id, "job_id")
-    view = svc.get(job_id)
+    # a unique prefix of the id will do, among the jobs this token may see
+    scope = None if principal.admin else principal.queues
+    view = svc.get(svc.resolve_id(job_id, scope))
     if not principal.may_use(view.queue):
         raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
     return view

@@ -64,7 +64,7 @@ def list_events(
 ) -> JSONResponse | StreamingResponse:
     if job_id is not None:
         check_input(job_id, "job_id")
-        visible_job(ctx.service, principal, job_id)
+        job_id = visible_job(ctx.service, principal, job_id).id
     if follow:
         start = after_id
         if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ID:

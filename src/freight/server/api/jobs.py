@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from freight.db.schema import jobs
 from freight.errors import NotFoundError, UserError
-from freight.jobs.client import JobView
+from freight.jobs.client import JobView, check_attempt
 from freight.jobs.spec import JobSpec, parse_spec
 from freight.jobs.states import JobState
 from freight.server.api.common import (
@@ -233,8 +233,8 @@ def get_job(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
 )
 def cancel(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
     """A queued job never starts; a running one gets SIGTERM, then SIGKILL after its grace."""
-    visible_job(ctx.service, principal, job_id)
-    return reply(ctx.service.cancel(job_id).to_dict())
+    view = visible_job(ctx.service, principal, job_id)
+    return reply(ctx.service.cancel(view.id).to_dict())
 
 
 @router.post(
@@ -244,8 +244,8 @@ def cancel(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
     summary="Queue a finished job again",
 )
 def retry(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
-    visible_job(ctx.service, principal, job_id)
-    return reply(ctx.service.retry(job_id).to_dict())
+    view = visible_job(ctx.service, principal, job_id)
+    return reply(ctx.service.retry(view.id).to_dict())
 
 
 @router.get(
@@ -257,8 +257,8 @@ def retry(ctx: Ctx, principal: Caller, job_id: JobId) -> JSONResponse:
 def job_events(
     ctx: Ctx, principal: Caller, job_id: JobId, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> JSONResponse:
-    visible_job(ctx.service, principal, job_id)
-    return reply(ctx.service.events(job_id, limit))
+    view = visible_job(ctx.service, principal, job_id)
+    return reply(ctx.service.events(view.id, limit))
 
 
 @router.get(
@@ -299,11 +299,8 @@ async def logs(
 ) -> StreamingResponse:
     svc = ctx.service
     view = await run_in_threadpool(visible_job, svc, principal, job_id)
-    # following may name the next attempt, to wait for it (a retry); reading may not
-    if attempt is not None and attempt > view.attempts + (1 if follow else 0):
-        raise NotFoundError(
-            f"job {job_id} has no attempt {attempt} (it has {view.attempts})", where="attempt"
-        )
+    check_attempt(view, attempt, follow=follow)
+    job_id = view.id
     wants_sse = sse or "text/event-stream" in request.headers.get("accept", "")
     resumed, resumed_offset = parse_last_event_id(last_event_id)
     if resumed is not None:

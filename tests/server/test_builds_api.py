@@ -276,3 +276,34 @@ def test_ctrl_c_on_a_remote_build_at_a_terminal_asks_and_cancels(
         os.close(terminal)
     assert "the build was cancelled" in proc.stdout.read()
     assert _ended(http, live, build_id)["state"] == "cancelled"
+
+
+def test_dry_and_why_answer_for_the_server_cache_and_runs(
+    live: Live, ws: Path, http: httpx.Client, tmp_path: Path
+) -> None:
+    """With FREIGHT_URL, --dry and --why ask the server (its cache, its recorded runs), not this
+    machine's empty FREIGHT_HOME, which answered "miss" and "no earlier run" for a workspace the
+    server had just built."""
+    elsewhere = {**remote(live), "FREIGHT_HOME": str(tmp_path / "cli-home")}
+    built = cli(["build", "--cwd", str(ws), "app-01", "--json"], elsewhere)
+    assert built.code == 0, built.error
+    run_id = json.loads(built.stdout)["id"]
+
+    dry = cli(["build", "--cwd", str(ws), "app-01", "--dry", "--json"], elsewhere)
+    assert dry.code == 0, dry.error
+    assert {t["task"]: t["cache"] for t in json.loads(dry.stdout)["tasks"]}["@sample/app-01#build"] == "local"
+    why = cli(["build", "--cwd", str(ws), "--why", "app-01"], elsewhere)
+    assert why.code == 0, why.error
+    assert why.stdout.startswith("@sample/app-01#build: hash ") and "is the same as in run" in why.stdout
+    why_json = json.loads(cli(["build", "--cwd", str(ws), "--why", "app-01", "--json"], elsewhere).stdout)
+    assert why_json[0]["previous_run"] is not None and why_json[0]["cached"] == "local"
+    assert http.get(f"/builds/{run_id}", headers=bearer(live.admin)).status_code == 200
+
+    missing = cli(["build", "--cwd", str(ws), "--why", "nope"], elsewhere)
+    assert missing.code == 2 and "no package 'nope'" in missing.error
+    _, plain = create_token(live.service.engine, "dry-reader")
+    denied = http.post("/builds/dry", json={"workspace": str(ws)}, headers=bearer(plain))
+    assert denied.status_code == 403
+    bad_env = http.post("/apps/app-01/deploy", json={"env": "no env"}, headers=bearer(live.admin))
+    assert bad_env.status_code == 422 and bad_env.json()["where"] == "env"
+    assert bad_env.json()["message"].startswith("'no env' is not an environment name (up to 64 letters")

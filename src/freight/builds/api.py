@@ -16,7 +16,7 @@ from freight.builds.gateway import Gateway
 from freight.builds.plan import Plan, PlanOptions, make_plan
 from freight.builds.progress import Reporter
 from freight.builds.results import RunSummary
-from freight.builds.runner import RELEASE_TASK, Builder, RunOptions, make_cache
+from freight.builds.runner import RELEASE_TASK, Builder, RunOptions, cache_status, make_cache
 from freight.builds.store import BuildStore, Deployment, Release
 from freight.config import Settings
 from freight.errors import NotFoundError
@@ -72,6 +72,10 @@ class Builds:
     ) -> RunSummary:
         plan = self.plan(root, plan_options)
         return self.builder(client, reporter).run(plan, run_options)
+
+    def dry(self, plan: Plan) -> dict[str, Any]:
+        """`--dry`: the plan, every task's hash and where it would come from (cache status)."""
+        return plan.to_dict(cache_status(make_cache(self.settings, self.objects), plan))
 
     def why(self, plan: Plan, name: str, task: str = RELEASE_TASK) -> list[Explanation]:
         """Explain the task of package `name`, then (recursively) every dependency whose hash moved."""

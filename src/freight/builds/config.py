@@ -51,20 +51,23 @@ DEPLOY_ENV = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ENV_RULE = "up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, like prod"
 
 
-def check_deploy_env(env: str, where: str = "env") -> str:
+def deploy_env(env: str) -> str:
+    """`env` when it is a deploy environment's name, else ValueError (for pydantic validators)."""
     if not re.match(DEPLOY_ENV, env):
-        raise UserError(
-            f"{env!r} is not an environment name",
-            where=where,
-            hint=_ENV_RULE,
-        )
+        raise ValueError(f"{env!r} is not an environment name ({_ENV_RULE})")
     return env
+
+
+def check_deploy_env(env: str, where: str = "env") -> str:
+    try:
+        return deploy_env(env)
+    except ValueError as exc:
+        raise UserError(str(exc), where=where) from None
 
 
 def _check_deploy_map(value: dict[str, str]) -> dict[str, str]:
     for env in value.values():
-        if not re.match(DEPLOY_ENV, env):
-            raise ValueError(f"{env!r} is not an environment name: {_ENV_RULE}")
+        deploy_env(env)
     return value
 
 

@@ -25,6 +25,11 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "changed": self.changed}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        """The inverse of to_dict(), for explanations a server sent."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
     def text(self) -> str:
         head = f"{self.task}: hash {self.hash[:12]}"
         if self.previous_hash is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from freight.builds.api import ReleaseRow
 from freight.builds.background import ENDED
+from freight.builds.explain import Explanation
 from freight.builds.progress import Reporter, replay
 from freight.builds.store import Deployment, Release
 from freight.jobs.remote import RemoteJobClient, _q
@@ -69,6 +70,15 @@ class RemoteBuilds:
     def start_build(self, request: dict[str, Any]) -> dict[str, Any]:
         """POST /builds: the server plans at once (bad input is an error here) and answers the record."""
         return dict(self.http.request("POST", "/builds", json=request))
+
+    def dry(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POST /builds/dry: the plan as the server would run it (its cache, its env)."""
+        return dict(self.http.request("POST", "/builds/dry", json=request))
+
+    def why(self, request: dict[str, Any], app: str) -> list[Explanation]:
+        """POST /builds/why: APP's cache miss explained against the runs the server recorded."""
+        answer = self.http.request("POST", "/builds/why", json={**request, "app": app})
+        return [Explanation.from_dict(e) for e in answer]
 
     def build(self, build_id: str) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/builds/{_q(build_id)}"))

@@ -96,7 +96,7 @@ def build(
     """Build the workspace's apps as isolated jobs, with content-hashed caching.
 
     With FREIGHT_URL set the build runs on that server, which reads the workspace at the same absolute
-    path (same machine or a shared volume); --dry and --why are always worked out here."""
+    path (same machine or a shared volume); --dry and --why then answer for the server's cache and runs."""
     from freight.builds.api import Builds, write_summary
     from freight.builds.plan import PlanOptions
     from freight.builds.progress import PlainReporter
@@ -111,29 +111,14 @@ def build(
     )
     run = RunOptions(continue_on_error=keep_going, force=force, publish=False if no_publish else None)
     reporter = PlainReporter(sys.stderr, logs=not as_json)
-    if settings.url and why is None and not dry:
+    if why is not None or dry:
+        _explain_or_plan(settings, path, options, why, as_json)
+        return
+    if settings.url:
         data = _build_remote(settings, path, options, run, reporter)
     else:
-        with Builds.open(settings) as builds:
-            plan = builds.plan(path, options)
-            if why is not None:
-                explanations = builds.why(plan, why, task=options.tasks[0])
-                if as_json:
-                    _print_json([e.to_dict() for e in explanations])
-                else:
-                    typer.echo("\n".join(e.text() for e in explanations))
-                return
-            if dry:
-                from freight.builds.runner import cache_status, make_cache
-
-                plan_data = plan.to_dict(cache_status(make_cache(settings, builds.objects), plan))
-                if as_json:
-                    _print_json(plan_data)
-                else:
-                    _print_plan(plan_data)
-                return
-            with _platform(settings) as client:
-                data = builds.builder(client, reporter).run(plan, run).to_dict()
+        with Builds.open(settings) as builds, _platform(settings) as client:
+            data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
     if summarize:
         where = write_summary(settings, data)
         typer.echo(f"summary: {where}", err=True)
@@ -142,6 +127,51 @@ def build(
         raise typer.Exit(CANCELLED_EXIT)
     if data["status"] != "ok":
         raise typer.Exit(1)
+
+
+def _explain_or_plan(
+    settings: Settings, path: Path, options: PlanOptions, why: str | None, as_json: bool
+) -> None:
+    """`--why APP` or `--dry`: here, or on FREIGHT_URL's server (whose cache and recorded runs are the
+    ones a build there would use)."""
+    from freight.builds.api import Builds
+    from freight.builds.explain import Explanation
+    from freight.builds.remote import RemoteBuilds
+
+    explanations: list[Explanation] | None = None
+    if settings.url:
+        request = _plan_request(path, options)
+        with RemoteBuilds(settings.url, settings.token) as remote:
+            if why is not None:
+                explanations = remote.why(request, why)
+            else:
+                plan_data = remote.dry(request)
+    else:
+        with Builds.open(settings) as builds:
+            plan = builds.plan(path, options)
+            if why is not None:
+                explanations = builds.why(plan, why, task=options.tasks[0])
+            else:
+                plan_data = builds.dry(plan)
+    if explanations is not None:
+        if as_json:
+            _print_json([e.to_dict() for e in explanations])
+        else:
+            typer.echo("\n".join(e.text() for e in explanations))
+    elif as_json:
+        _print_json(plan_data)
+    else:
+        _print_plan(plan_data)
+
+
+def _plan_request(path: Path, plan: PlanOptions) -> dict[str, Any]:
+    """What the server needs to plan: the workspace's absolute path and the filters."""
+    return {
+        "workspace": str(path.resolve()),
+        "packages": list(plan.only),
+        "tasks": list(plan.tasks),
+        "affected_since": plan.affected_since,
+    }
 
 
 def _cancel(settings: Settings, build_id: str, packages: list[str] | None) -> None:
@@ -173,11 +203,8 @@ def _build_remote(
 
     assert settings.url is not None
     request = {
-        "workspace": str(path.resolve()),
-        "packages": list(plan.only),
-        "tasks": list(plan.tasks),
+        **_plan_request(path, plan),
         "continue": run.continue_on_error,
-        "affected_since": plan.affected_since,
         "force": run.force,
         "publish": run.publish,
     }

@@ -15,13 +15,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from freight.builds.api import Builds
 from freight.builds.background import WorkspaceBuild, start_build
-from freight.builds.config import DEPLOY_ENV
+from freight.builds.config import DEPLOY_ENV, deploy_env
 from freight.builds.hooks import GitBuildTrigger
-from freight.builds.plan import PlanOptions
+from freight.builds.plan import Plan, PlanOptions
 from freight.builds.runner import RunOptions, cancel_jobs
 from freight.builds.store import Deployment, Release
 from freight.errors import ConflictError, NotFoundError, UserError
@@ -34,7 +34,9 @@ Ctx = Annotated[ServerContext, Depends(get_ctx)]
 
 _ENV = DEPLOY_ENV
 AppPath = Annotated[str, Path(min_length=1, max_length=100, description="An app's short name")]
-EnvName = Annotated[str, Field(pattern=_ENV, description="An environment, e.g. prod or staging")]
+EnvName = Annotated[
+    str, AfterValidator(deploy_env), Field(description="An environment, e.g. prod or staging")
+]
 
 
 class DeployIn(BaseModel):
@@ -50,7 +52,9 @@ class RollbackIn(BaseModel):
     env: EnvName = "prod"
 
 
-class BuildIn(BaseModel):
+class PlanIn(BaseModel):
+    """What `freight build --dry` and `--why` plan: the workspace and the filters."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     workspace: str = Field(
         min_length=1, max_length=4096, description="Absolute path (on this server) inside the workspace"
@@ -61,7 +65,6 @@ class BuildIn(BaseModel):
     tasks: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=lambda: ["build"], min_length=1, max_length=100
     )
-    continue_: bool = Field(False, alias="continue", description="Go on past a failure where possible")
     affected_since: str | None = Field(
         None,
         min_length=1,
@@ -69,6 +72,14 @@ class BuildIn(BaseModel):
         pattern=r"^[^-]",
         description="Only what changed since this git ref",
     )
+
+
+class WhyIn(PlanIn):
+    app: str = Field(min_length=1, max_length=214, description="The package whose cache miss to explain")
+
+
+class BuildIn(PlanIn):
+    continue_: bool = Field(False, alias="continue", description="Go on past a failure where possible")
     force: bool = Field(False, description="Ignore cache hits")
     publish: bool | None = Field(None, description="Publish releases (default: as freight.toml says)")
 
@@ -233,6 +244,39 @@ def _workspace(text: str) -> FsPath:
     return path
 
 
+def _plan(trigger: GitBuildTrigger, body: PlanIn) -> Plan:
+    root = _workspace(body.workspace)
+    check_input(body.model_dump(), "")
+    options = PlanOptions(
+        tasks=tuple(body.tasks), only=tuple(body.packages), affected_since=body.affected_since
+    )
+    return trigger.builds.plan(root, options)
+
+
+@router.post(
+    "/builds/dry",
+    response_model=None,
+    responses={200: {"model": dict[str, Any]}},
+    summary="The plan of a build here, nothing runs (admin)",
+)
+def dry_build(trigger: Trigger, _admin: Admin, body: PlanIn) -> JSONResponse:
+    """`freight build --dry --json` as this server would build: its cache, its env vars, its node."""
+    return reply(trigger.builds.dry(_plan(trigger, body)))
+
+
+@router.post(
+    "/builds/why",
+    response_model=None,
+    responses={200: {"model": list[dict[str, Any]]}},
+    summary="Why an app's build is a cache miss here (admin)",
+)
+def why_build(trigger: Trigger, _admin: Admin, body: WhyIn) -> JSONResponse:
+    """`freight build --why APP --json` against the runs this server recorded."""
+    check_input(body.app, "app")
+    plan = _plan(trigger, body)
+    return reply([e.to_dict() for e in trigger.builds.why(plan, body.app, task=body.tasks[0])])
+
+
 @router.post(
     "/builds",
     status_code=202,
@@ -243,12 +287,7 @@ def _workspace(text: str) -> FsPath:
 def create_build(ctx: Ctx, trigger: Trigger, _admin: Admin, body: BuildIn) -> JSONResponse:
     """Plans at once (bad packages, tasks or refs are a 4xx), then builds in the background with this
     server's job platform; poll GET /builds/{id}."""
-    root = _workspace(body.workspace)
-    check_input(body.model_dump(), "")
-    options = PlanOptions(
-        tasks=tuple(body.tasks), only=tuple(body.packages), affected_since=body.affected_since
-    )
-    plan = trigger.builds.plan(root, options)
+    plan = _plan(trigger, body)
     run = RunOptions(continue_on_error=body.continue_, force=body.force, publish=body.publish, trigger="api")
     record = start_build(trigger.runs, trigger.builds, ctx.service, plan, run)
     return reply(record.to_dict(), 202)

@@ -79,3 +79,16 @@ def test_files_csv_tsv_jsonl_parquet_by_glob(tmp_path: Path) -> None:
     assert [b.to_pylist() for b in parquet.batches()] == [[{"id": 8, "note": "p"}]]
     with pytest.raises(UserError, match="no files match"):
         FileSource(str(tmp_path / "*.xml")).files()
+
+
+def test_a_file_that_does_not_fit_its_types_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,qty\n1,2\n2,abc\n")
+    with pytest.raises(UserError) as err:
+        list(FileSource(str(bad), column_types={"qty": "int64"}).batches())
+    assert str(err.value).startswith(
+        f"cannot read {str(bad)!r} as csv: In CSV column #1: CSV conversion error"
+    )
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(UserError, match=r"x\.parquet' as parquet: Parquet magic bytes not found"):
+        list(FileSource(str(tmp_path / "x.parquet")).batches())

@@ -28,6 +28,11 @@ CASES = [
         HEAD + "  - name: b\n    type: load\n    inputs: [a]\n",
         "p.yaml:3: steps.b.table: `table` is required",
     ),
+    (
+        HEAD
+        + "  - name: f\n    type: extract-files\n    path: a.csv\n    columns: {id: int64, qty: integer}\n",
+        "p.yaml:6: steps.f.columns.qty: 'integer' is not an Arrow type (did you mean `int64`?)",
+    ),
     (  # a misspelt required field is named as misspelt, not as missing
         HEAD + "  - name: a\n    type: extract-sql\n    conection: shop\n    table: orders\n",
         "p.yaml:5: steps.a.conection: unknown field `conection` (did you mean `connection`?)",

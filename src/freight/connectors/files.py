@@ -69,6 +69,17 @@ class FileSource:
             yield from self._read(path, self.format_of(path))
 
     def _read(self, path: str, fmt: str) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        try:
+            yield from self._read_file(path, fmt)
+        except pa.ArrowInvalid as exc:  # bad data (a value not of its column's type, a broken file)
+            raise UserError(
+                f"cannot read {path!r} as {fmt}: {exc}",
+                hint="fix the file, or declare the column's type in `columns`",
+            ) from None
+
+    def _read_file(self, path: str, fmt: str) -> Iterator[pa.RecordBatch]:
         import fsspec
 
         with fsspec.open(path, "rb") as handle:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from freight.units import Bytes, Cpus, Seconds
 
@@ -57,6 +57,27 @@ class StepBase(_Strict):
         return {}
 
 
+#: Arrow type names a user is likely to mean (pyarrow knows more: `pa.type_for_alias`).
+COMMON_ARROW_TYPES = ("bool", "int32", "int64", "float64", "double", "string", "date32", "timestamp[us]")
+
+
+def _arrow_type(name: str) -> str:
+    import difflib
+
+    import pyarrow as pa  # only when a pipeline gives column types: validating stays light otherwise
+
+    try:
+        pa.type_for_alias(name)
+    except ValueError:
+        close = difflib.get_close_matches(name, COMMON_ARROW_TYPES, n=1, cutoff=0.5)
+        hint = f"did you mean `{close[0]}`?" if close else "use one of " + ", ".join(COMMON_ARROW_TYPES)
+        raise ValueError(f"{name!r} is not an Arrow type ({hint})") from None
+    return name
+
+
+ArrowType = Annotated[str, AfterValidator(_arrow_type)]
+
+
 class Split(_Strict):
     column: str = Field(description="An integer column to split into ranges")
     parts: int = Field(ge=2, le=64)
@@ -88,7 +109,9 @@ class ExtractFiles(StepBase):
     format: Literal["csv", "tsv", "jsonl", "parquet"] | None = None
     header: bool = True
     delimiter: str | None = Field(default=None, min_length=1, max_length=1)
-    columns: dict[str, str] = Field(default_factory=dict, description="Column → Arrow type (int64, string…)")
+    columns: dict[str, ArrowType] = Field(
+        default_factory=dict, description="Column → Arrow type (int64, string…)"
+    )
     input_range = (0, 0)
 
 

@@ -51,7 +51,8 @@ def test_bad_signature_is_401_and_starts_nothing() -> None:
     app.include_router(create_git_hook_router(SECRET, on_push))
     body = payload("a" * 40, "b" * 40)
     with serve(app) as url, httpx.Client(base_url=url) as http:
-        assert post(http, body, None).status_code == 401
+        unsigned = post(http, body, None)
+        assert unsigned.status_code == 401 and unsigned.json()["where"] == "X-Hub-Signature-256"
         assert post(http, body, "sha256=" + "0" * 64).status_code == 401
         assert post(http, body, signature(b"other secret", body)).status_code == 401
         tampered = body.replace(b"refs/heads/main", b"refs/heads/evil")
@@ -60,7 +61,10 @@ def test_bad_signature_is_401_and_starts_nothing() -> None:
         assert post(http, b"{}", signature(SECRET, b"{}"), event="ping").status_code == 200
         bad = b'{"ref": "refs/heads/main"}'
         answer = post(http, bad, signature(SECRET, bad))
-        assert answer.status_code == 400 and "repository.full_name" in answer.json()["detail"]
+        assert answer.status_code == 400 and answer.json()["where"] == "body.repository.full_name"
+        assert answer.json()["message"] == "missing repository.full_name"
+        not_json = post(http, b"nope", signature(SECRET, b"nope"))
+        assert (not_json.status_code, not_json.json()["where"]) == (400, "body")
         deleted = payload("a" * 40, ZERO)
         assert post(http, deleted, signature(SECRET, deleted)).json() == {"ignored": "not a branch push"}
         assert calls == []

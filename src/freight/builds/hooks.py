@@ -110,6 +110,13 @@ def parse_push(payload: Any) -> PushEvent:
 PushHandler = Callable[[PushEvent], dict[str, Any]]
 
 
+def _problem(error: UserError, status: int | None = None) -> JSONResponse:
+    """Bad input answered in the API's error shape (status, message, where, hint): the router may be
+    mounted where the server's exception handlers are not."""
+    body = {"status": status or error.status_code, "message": error.message, "where": error.where}
+    return JSONResponse({**body, "hint": error.hint}, status_code=status or error.status_code)
+
+
 def create_git_hook_router(
     secret: str | bytes | Callable[[], bytes],
     on_push: PushHandler,
@@ -128,7 +135,7 @@ def create_git_hook_router(
     async def git_push(request: Request) -> JSONResponse:
         body = await request.body()
         if not verify_signature(current_secret(), body, request.headers.get("x-hub-signature-256")):
-            return JSONResponse({"detail": "bad or missing X-Hub-Signature-256"}, status_code=401)
+            return _problem(UserError("bad or missing signature", where="X-Hub-Signature-256"), 401)
         event_type = request.headers.get("x-github-event", "push")
         if event_type == "ping":
             return JSONResponse({"ok": True}, status_code=200)
@@ -137,15 +144,15 @@ def create_git_hook_router(
         try:
             event = parse_push(json.loads(body))
         except json.JSONDecodeError as exc:
-            return JSONResponse({"detail": f"body is not JSON: {exc.msg}"}, status_code=400)
+            return _problem(UserError(f"the body is not JSON: {exc.msg}", where="body"))
         except UserError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+            return _problem(exc)
         if event.deleted or event.branch is None:
             return JSONResponse({"ignored": "not a branch push"}, status_code=202)
         try:
             accepted = on_push(event)
         except UserError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+            return _problem(exc)
         return JSONResponse(accepted, status_code=202)
 
     if status is not None:
@@ -155,7 +162,7 @@ def create_git_hook_router(
         async def git_push_status(trigger_id: str) -> JSONResponse:
             found = lookup(trigger_id)
             if found is None:
-                return JSONResponse({"detail": f"no trigger {trigger_id!r}"}, status_code=404)
+                return _problem(NotFoundError(f"no trigger {trigger_id!r}", where="trigger_id"))
             return JSONResponse(found)
 
     return router

@@ -29,6 +29,14 @@ def test_mariadb_split_by_key_ranges_reads_every_row_once(mariadb_db: str) -> No
     source = SqlSource(conn, query="SELECT id, note FROM orders", split_column="id", split_parts=3)
     ids = sorted(pa.Table.from_batches(list(source.open())).column("id").to_pylist())
     assert ids == [r[0] for r in EDGE_ROWS]
+    for column, says in (("nope", "Unknown column"), ("note", "only be done on int columns")):
+        bad = SqlSource(conn, table="orders", split_column=column, split_parts=2)
+        with pytest.raises(UserError) as err:
+            bad.open()
+        assert str(err.value).startswith(f"split.column: cannot split on {column!r}: "), str(err.value)
+        assert says in str(err.value) and str(err.value).endswith(
+            "(split on an integer column of the table or query)"
+        )
 
 
 def test_postgres_query_source(pg_db: str) -> None:

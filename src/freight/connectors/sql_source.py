@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 SOURCE_KINDS = ("mariadb", "mysql", "postgres")
 
 
+#: How connectorx says a split column is missing (its range query's alias) or not an integer.
+_SPLIT_ERRORS = ("CXTMPTAB_RANGE", "Partition can only be done on int columns")
+
+
 @dataclass(frozen=True)
 class SqlSource:
     connection: Connection
@@ -56,7 +60,14 @@ class SqlSource:
         except BaseException as exc:  # connectorx raises plain RuntimeError/PanicException
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            raise TerminalError(f"reading from {self.connection.name!r} failed: {redact(str(exc))}") from None
+            text = redact(str(exc))
+            if options and any(mark in text for mark in _SPLIT_ERRORS):
+                raise UserError(
+                    f"cannot split on {self.split_column!r}: {text}",
+                    where="split.column",
+                    hint="split on an integer column of the table or query",
+                ) from None
+            raise TerminalError(f"reading from {self.connection.name!r} failed: {text}") from None
         return reader
 
 

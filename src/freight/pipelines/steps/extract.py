@@ -27,7 +27,12 @@ def extract_sql(ctx: StepContext) -> None:
         split_column=split.get("column"),
         split_parts=int(split.get("parts") or 1),
     )
-    reader = source.open()
+    try:
+        reader = source.open()
+    except UserError as exc:
+        if exc.where != "split.column":
+            raise
+        raise UserError(exc.message, where=f"steps.{ctx.name}.split.column", hint=exc.hint) from None
     writer = DatasetWriter(ctx.output())
     ctx.result["rows"] = writer.write_all(reader, reader.schema)
     ctx.result["files"] = len(writer.files)

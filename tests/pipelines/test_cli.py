@@ -153,3 +153,21 @@ def test_cancel_stops_the_run_and_records_it(cli_env: Env) -> None:
     states = {s["step"]: s["state"] for s in run["steps"]}
     assert states == {"nap": "cancelled", "after": "cancelled"}, states
     assert run["error"] == "step nap cancelled"
+
+
+def test_a_named_connections_file_that_is_not_there_is_an_error(
+    cli_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # without it, the steps would load into the default DuckDB warehouse, not the one meant
+    path = cli_env.write("p.yaml", PIPELINE)
+    missing = cli_env.root / "nothere.toml"
+    result = CliRunner().invoke(app, ["run", str(path), "-c", str(missing)])
+    assert isinstance(result.exception, UserError)
+    assert (
+        str(result.exception)
+        == f"--config: no connections file {str(missing)!r} (give the path of your freight.toml)"
+    )
+    monkeypatch.setenv("FREIGHT_CONFIG", str(missing))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert str(result.exception).startswith("FREIGHT_CONFIG: no connections file")
+    assert not (cli_env.settings.home / "freight.db").exists()  # nothing recorded

@@ -88,7 +88,7 @@ def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
 
     pipeline = load_pipeline(file)
     server_config = _config_for_server(config)
-    if server_config is not None:  # checked here too: a server's error could not name the file's line
+    if server_config is not None and server_config.is_file():  # the line a server could not name
         _check_connections(pipeline, server_config)
     if _on_server(as_json, lambda s: s.start(pipeline, spec_path=file, config_path=server_config)):
         return
@@ -232,6 +232,23 @@ def _check_connections(pipeline: Any, config: Path) -> None:
     check_connections(pipeline, load_connections(config, home=load_settings().home))
 
 
+def _named_config_exists(config: Path | None) -> None:
+    """Only the implicit ./freight.toml may be missing: a file named by --config or $FREIGHT_CONFIG
+    that is not there would have steps load into the default DuckDB warehouse instead. (A server
+    checks the path the remote CLI sends it.)"""
+    import os
+
+    from freight.errors import UserError
+
+    named, where = (
+        (config, "--config") if config is not None else (os.environ.get("FREIGHT_CONFIG"), "FREIGHT_CONFIG")
+    )
+    if named and not Path(named).expanduser().is_file():
+        raise UserError(
+            f"no connections file {str(named)!r}", where=where, hint="give the path of your freight.toml"
+        )
+
+
 def _on_event(quiet: bool) -> Callable[[str, Any], None] | None:
     return None if quiet else _print_event
 
@@ -242,6 +259,7 @@ def _runner(config: Path | None, *, quiet: bool) -> Iterator[Any]:
     from freight.pipelines.runner import PipelineRunner
     from freight.pipelines.store import RunStore
 
+    _named_config_exists(config)
     settings = load_settings()
     svc = JobService.open(settings)
     store = RunStore.open(settings.database_url)

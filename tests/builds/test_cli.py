@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from freight.builds.api import Builds
 from freight.cli.build import build_app, mount
 from freight.config import Settings
-from freight.errors import ConflictError, NotFoundError
+from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
 from tests.builds.helpers import Lines, freight_process, slow_workspace
@@ -166,3 +166,24 @@ def test_cancel_flag_cancels_a_running_local_build(tmp_path: Path, settings: Set
     again = invoke("build", "--cancel", run_id)
     assert isinstance(again.exception, NotFoundError)  # type: ignore[attr-defined]
     assert "no running build" in str(again.exception)  # type: ignore[attr-defined]
+
+
+def test_why_says_a_changed_hash_is_still_a_hit_when_the_cache_has_it(ws: Path) -> None:
+    """Inputs went back to an earlier state (an env var unset again): the hash differs from the last run
+    but is cached, so --why must not leave the user thinking the next build is a miss."""
+    assert invoke("build", "--cwd", str(ws), "app-01").exit_code == 0
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SAMPLE_FLAVOUR", "x")
+        assert invoke("build", "--cwd", str(ws), "app-01").exit_code == 0
+    why = invoke("build", "--cwd", str(ws), "--why", "app-01")
+    lines = why.stdout.splitlines()  # type: ignore[attr-defined]
+    assert "differs from" in lines[0] and "  - env var SAMPLE_FLAVOUR removed" in lines
+    assert "  it is still a hit: an earlier build with these inputs is in the local cache" in lines
+
+
+def test_serve_checks_its_options_before_serving() -> None:
+    bad_env = invoke("serve", "--env", "bad env")
+    assert isinstance(bad_env.exception, UserError)  # type: ignore[attr-defined]
+    assert str(bad_env.exception).startswith("--env: 'bad env' is not an environment name")  # type: ignore[attr-defined]
+    assert invoke("serve", "--port", "99999").exit_code == 2  # type: ignore[attr-defined]
+    assert invoke("serve", "--ttl", "-1").exit_code == 2  # type: ignore[attr-defined]

@@ -182,3 +182,12 @@ def test_a_task_no_package_has_a_script_for_is_a_user_error(tmp_path: Path) -> N
     with pytest.raises(UserError, match="no package of the workspace has a 'lint' script"):
         make_plan(root, PlanOptions(tasks=("lint",)))
     assert make_plan(root, PlanOptions(tasks=("build",))).graph.tasks
+
+
+def test_a_missing_folder_or_a_file_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no such folder") as missing:
+        load_workspace(tmp_path / "nope")
+    assert missing.value.where == str(tmp_path / "nope")
+    write(tmp_path, "file.txt", "x")
+    with pytest.raises(UserError, match="not a folder"):
+        load_workspace(tmp_path / "file.txt")

@@ -41,6 +41,10 @@ class Explanation:
         lines.extend(
             f"  - {change}" for change in self.changes or ["(inputs match; the hashing scheme changed)"]
         )
+        if self.cached:  # an older build had these very inputs: not a miss at all
+            lines.append(
+                f"  it is still a hit: an earlier build with these inputs is in the {self.cached} cache"
+            )
         return "\n".join(lines)
 
 

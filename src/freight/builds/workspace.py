@@ -102,6 +102,12 @@ def read_json(path: Path) -> dict[str, Any]:
 def find_root(start: Path) -> Path:
     """The nearest folder at or above `start` with a package.json that declares workspaces."""
     start = start.resolve()
+    if not start.is_dir():
+        raise UserError(
+            "no such folder" if not start.exists() else "not a folder",
+            where=str(start),
+            hint="give a folder inside the workspace (-C/--cwd)",
+        )
     for candidate in (start, *start.parents):
         if (candidate / "pnpm-workspace.yaml").exists():
             return candidate

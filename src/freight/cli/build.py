@@ -316,15 +316,17 @@ def releases(
 
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8080,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
     env: Env = "prod",
-    ttl: Annotated[float, typer.Option("--ttl", help="Seconds to cache what is current")] = 1.0,
+    ttl: Annotated[float, typer.Option("--ttl", min=0, help="Seconds to cache what is current")] = 1.0,
 ) -> None:
     """Serve every app's current release (by host name or path prefix) with CDN cache headers."""
     import uvicorn
 
     from freight.builds.api import Builds
+    from freight.builds.config import check_deploy_env
 
+    check_deploy_env(env, where="--env")
     builds = Builds.open(_settings())
     gateway = builds.gateway(env=env, ttl=ttl)
     routes = builds.store.routes()

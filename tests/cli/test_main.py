@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,34 @@ def test_run_streams_output(settings: Settings) -> None:
     result = freight(settings, "run", "--", "sh", "-c", "echo one; echo two >&2")
     assert result.returncode == 0
     assert result.stdout == "one\ntwo\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_run_cancels_the_job_and_shows_it_stopping(settings: Settings, sig: int) -> None:
+    """Ctrl-C in `freight run` cancels the job (as srun does), and what the job prints while it
+    stops still comes through; SIGTERM (a CI runner stopping) does the same."""
+    env = {
+        **os.environ,
+        "FREIGHT_HOME": str(settings.home),
+        "FREIGHT_CGROUP_PARENT": settings.cgroup_parent,
+    }
+    env.pop("FREIGHT_URL", None)
+    script = 'trap "echo stopping; exit 5" TERM; echo started; while :; do sleep 0.05; done'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "freight.cli.main", "run", "--", "sh", "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert out.endswith("stopping\n") and "started" not in out  # nothing shown twice
+    assert "cancelling job" in err and "cancelled while running" in err
+    assert "Traceback" not in err

@@ -88,31 +88,61 @@ def run(
     flags = {**locals(), "cwd": cwd or str(Path.cwd())}
     _warn_if_stdin_given()
     with open_service() as svc:
-        with svc.running(), _signals_interrupt():
+        with svc.running():
             view = _submit(svc, **flags)
             err_console.print(f"[dim]freight: job {view.id} queued[/]")
-            follower = Follower(svc, view.id)
-            try:
-                view = follower.until_done()
-            except KeyboardInterrupt:
-                view = _cancel_and_wait(svc, follower)
+            following = _Following(Follower(svc, view.id))
+            with _signals_interrupt():
+                try:
+                    view = following.result()
+                except KeyboardInterrupt:
+                    view = _cancel_and_wait(svc, following)
         style = "green" if view.exit_code == 0 and view.state.value == "succeeded" else "red"
         err_console.print(f"[{style}]freight: {ending_sentence(view)}[/]")
         raise typer.Exit(exit_code_for(view))
 
 
-def _cancel_and_wait(svc: Service, follower: Follower) -> JobView:
+class _Following:
+    """A Follower at work in a thread of its own, so that Ctrl-C reaches a main thread that only
+    waits: an interrupt raised in the middle of a store transaction could leave it open (and the
+    SQLite store locked); and the output goes on while the cancelled job stops."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.job_id = follower.job_id
+        self._view: JobView | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(follower,), daemon=True)
+        self._thread.start()
+
+    def _work(self, follower: Follower) -> None:
+        try:
+            self._view = follower.until_done()
+        except BaseException as exc:  # raised in the main thread, by result()
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> JobView:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._view is not None
+        return self._view
+
+
+def _cancel_and_wait(svc: Service, following: _Following) -> JobView:
     """Ctrl-C: cancel the job and keep showing its output while it stops (a job may print on
     SIGTERM); a second Ctrl-C stops waiting, and the job is cancelled all the same."""
-    job_id = follower.job_id
-    err_console.print(
-        f"[yellow]freight: cancelling job {job_id} "
-        "(Ctrl-C again to stop waiting; it is cancelled either way)[/]"
-    )
-    with suppress(ConflictError):  # it ended meanwhile
-        svc.cancel(job_id)
+    job_id = following.job_id
     try:
-        return follower.until_done()
+        err_console.print(
+            f"[yellow]freight: cancelling job {job_id} "
+            "(Ctrl-C again to stop waiting; it is cancelled either way)[/]"
+        )
+        with suppress(ConflictError):  # it ended meanwhile
+            svc.cancel(job_id)
+        return following.result()
     except KeyboardInterrupt:
         err_console.print(
             f"[yellow]freight: stopped waiting; job {job_id} is being cancelled "
@@ -155,45 +185,28 @@ def _warn_if_stdin_given() -> None:
 
 
 class Follower:
-    """Copies a job's output to stdout, attempt after attempt, until the job ends. It remembers how
-    much it has written, so following again (after a Ctrl-C) goes on where it stopped."""
+    """Copies a job's output to stdout, attempt after attempt, until the job ends."""
 
     def __init__(self, svc: Service, job_id: str, first_attempt: int = 1) -> None:
         self.svc = svc
         self.job_id = job_id
         self.first = first_attempt
-        self.attempt = first_attempt - 1  # the attempt being shown (0: none yet)
-        self.written = 0  # bytes of it already shown
-        self.done = True  # its log was copied to the end
 
     def until_done(self) -> JobView:
+        shown = self.first - 1
         while True:
-            if not self.done:
-                self._copy()
-                continue
             view = self.svc.get(self.job_id)
-            if view.attempts > self.attempt:
-                self.attempt += 1
-                self.written, self.done = 0, False
-                if self.attempt > self.first:
-                    err_console.print(f"[yellow]freight: {_next_attempt_line(view, self.attempt)}[/]")
+            if view.attempts > shown:
+                shown += 1
+                if shown > self.first:
+                    err_console.print(f"[yellow]freight: {_next_attempt_line(view, shown)}[/]")
+                for chunk in self.svc.logs(self.job_id, attempt=shown, follow=True):
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.flush()
                 continue
             if view.terminal:
                 return view
             self.svc.wait([self.job_id], timeout=0.2)
-
-    def _copy(self) -> None:
-        """Follow the current attempt's log to its end, skipping what was already written."""
-        skip = self.written
-        for chunk in self.svc.logs(self.job_id, attempt=self.attempt, follow=True):
-            if skip:
-                cut = min(skip, len(chunk))
-                chunk, skip = chunk[cut:], skip - cut
-            if chunk:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-                self.written += len(chunk)
-        self.done = True
 
 
 def _next_attempt_line(view: JobView, number: int) -> str:

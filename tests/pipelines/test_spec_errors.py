@@ -33,6 +33,16 @@ CASES = [
         + "  - name: f\n    type: extract-files\n    path: a.csv\n    columns: {id: int64, qty: integer}\n",
         "p.yaml:6: steps.f.columns.qty: 'integer' is not an Arrow type (did you mean `int64`?)",
     ),
+    (HEAD + "  -\n" + EXTRACT, "p.yaml:3: steps[0]: should be a mapping of fields"),
+    (
+        HEAD + EXTRACT + "    mode: upsert\n",  # a field of other step types
+        "p.yaml:7: steps.a.mode: unknown field `mode` (extract-sql steps do not take it)",
+    ),
+    (
+        "name: my pipe\nsteps: []\n",
+        "p.yaml:1: name: 'my pipe' is not a valid name (use letters, digits, . _ and -",
+    ),
+    (HEAD + "  - <<: 3\n    name: a\n", "p.yaml:3: `<<` merges a mapping, or a list of mappings"),
     (  # a misspelt required field is named as misspelt, not as missing
         HEAD + "  - name: a\n    type: extract-sql\n    conection: shop\n    table: orders\n",
         "p.yaml:5: steps.a.conection: unknown field `conection` (did you mean `connection`?)",
@@ -101,6 +111,24 @@ def test_bad_pipeline_files(text: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(UserError) as err:
         parse_pipeline(text, source="p.yaml", base_dir=tmp_path)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_yaml_merge_keys_share_fields_and_the_step_own_fields_win(tmp_path: Path) -> None:
+    text = (
+        "name: p\ndefaults: &d\n  retries: 1\nsteps:\n"
+        "  - &base\n    name: a\n    type: sql\n    sql: select 1\n"
+        "  - <<: [*base, *d]\n    name: b\n    retries: 3\n"
+        "  - <<: *base\n    name: c\n    sql: select 2\n"
+    )
+    steps = parse_pipeline(text, source="p.yaml", base_dir=tmp_path).spec.steps
+    assert [(s.name, s.type, s.sql, s.retries) for s in steps] == [  # type: ignore[union-attr]
+        ("a", "sql", "select 1", None),
+        ("b", "sql", "select 1", 3),
+        ("c", "sql", "select 2", None),
+    ]
+    with pytest.raises(UserError) as err:  # a merged field's error points at the `<<` line
+        parse_pipeline(text + "  - <<: *base\n    name: d\n    type: load\n    inputs: [a]\n    table: t\n")
+    assert str(err.value) == "pipeline.yaml:15: steps.d.sql: unknown field `sql` (load steps do not take it)"
 
 
 def test_missing_file_and_good_file(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ class Locator:
         node = self.data
         for part in path:
             if isinstance(part, int):
-                name = node[part].get("name") if _is_list(node) and _has(node, part) else None
+                item = node[part] if _is_list(node) and _has(node, part) else None
+                name = item.get("name") if isinstance(item, dict) else None
                 out += f".{name}" if out == "steps" and isinstance(name, str) else f"[{part}]"
                 node = node[part] if _is_list(node) and _has(node, part) else None
             else:
@@ -109,7 +110,11 @@ def _to_data(node: yaml.Node, path: Path_, locator: Locator) -> Any:
     locator.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
+        merges: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:  # `<<: *defaults`, applied once the mapping's own keys are known
+                merges.append((key_node, value_node))
+                continue
             key = _construct(key_node)
             if key in out:
                 raise UserError(
@@ -119,10 +124,33 @@ def _to_data(node: yaml.Node, path: Path_, locator: Locator) -> Any:
                 )
             locator.lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _to_data(value_node, (*path, key), locator)
+        for key_node, value_node in merges:
+            _merge(out, key_node, value_node, path, locator)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_data(item, (*path, i), locator) for i, item in enumerate(node.value)]
     return _construct(node)
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merge(out: dict[Any, Any], key_node: yaml.Node, value: yaml.Node, path: Path_, locator: Locator) -> None:
+    """YAML's merge key: the keys of a mapping (or of each mapping in a list, the first one winning)
+    that the mapping does not set itself. Errors in merged keys point at the `<<` line."""
+    line = key_node.start_mark.line + 1
+    sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+    for source in sources:
+        if not isinstance(source, yaml.MappingNode):
+            raise UserError(
+                "`<<` merges a mapping, or a list of mappings",
+                where=f"{locator.source}:{line}",
+                hint="write `<<: *name` where `&name` marks a mapping",
+            )
+        for key, item in _to_data(source, (*path, "<<"), Locator(locator.source)).items():
+            if key not in out:
+                out[key] = item
+                locator.lines[(*path, key)] = line
 
 
 def _construct(node: yaml.Node) -> Any:
@@ -166,9 +194,17 @@ def _pydantic_error(exc: ValidationError, locator: Locator) -> UserError:
     elif kind == "extra_forbidden":
         msg = f"unknown field `{loc[-1]}`"
         hint = _suggest(str(loc[-1]), _ALL_FIELDS, "check its spelling")
+        if loc[-1] in _ALL_FIELDS:  # a real field, of other step types (or of defaults)
+            owner = _at(locator.data, loc[:-1])
+            kind_of = owner.get("type") if isinstance(owner, dict) else None
+            hint = f"{kind_of} steps do not take it" if kind_of else "it does not belong here"
     elif kind == "string_pattern_mismatch" and loc and loc[-1] == "name":
         msg = f"{err['input']!r} is not a valid name"
-        hint = "use letters, digits and _ (and start with a letter or _)"
+        hint = (
+            "use letters, digits, . _ and - (and start with a letter or digit)"
+            if loc == ("name",)
+            else "use letters, digits and _ (and start with a letter or _)"
+        )
     elif kind in ("dict_type", "model_type", "model_attributes_type"):
         msg = "should be a mapping of fields"
     return _user_error(msg, locator, loc, hint)
@@ -218,6 +254,18 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
             out.append(part)
             node = None
     return tuple(out)
+
+
+def _at(data: Any, path: Path_) -> Any:
+    """The value at `path` in the document, or None."""
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif _is_list(data) and isinstance(part, int) and _has(data, part):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 def _is_list(node: Any) -> bool:

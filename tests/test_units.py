@@ -53,3 +53,11 @@ def test_wrong_types_are_value_errors_not_crashes(bad: object) -> None:
     for parse in (parse_bytes, parse_duration, parse_cpus):
         with pytest.raises(ValueError, match="expected"):
             parse(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), "inf", "nan"])
+def test_infinity_and_nan_are_value_errors(bad: object) -> None:
+    # YAML's .inf/.nan are floats: a size raised OverflowError (a traceback), a duration or cpus passed
+    for parse in (parse_bytes, parse_duration, parse_cpus):
+        with pytest.raises(ValueError):
+            parse(bad)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -40,6 +41,12 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def _finite(value: object) -> None:
+    """YAML's .inf and .nan (and JSON's Infinity) are floats, but no size, duration or cpu count."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+
+
 def parse_bytes(value: str | int | float) -> int:
     """Parse "512M", "2G", "1.5GiB", "1000kb" or a plain number of bytes.
 
@@ -47,6 +54,7 @@ def parse_bytes(value: str | int | float) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a size like 512M or 2G, got {_kind(value)}")
+    _finite(value)
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a size cannot be negative")
@@ -61,6 +69,7 @@ def parse_duration(value: str | int | float) -> float:
     """Parse "90", "90s", "10m", "1h30m", "250ms" into seconds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a duration like 30s or 10m, got {_kind(value)}")
+    _finite(value)
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -87,6 +96,7 @@ def parse_cpus(value: str | int | float) -> float:
             raise ValueError(f"{value!r} is not a number of cpus; write it like 0.5, 2 or 500m") from None
     else:
         cpus = float(value)
+    _finite(cpus)
     if cpus <= 0:
         raise ValueError("cpus must be more than 0")
     return cpus

@@ -43,6 +43,18 @@ CASES = [
         "p.yaml:1: name: 'my pipe' is not a valid name (use letters, digits, . _ and -",
     ),
     (HEAD + "  - <<: 3\n    name: a\n", "p.yaml:3: `<<` merges a mapping, or a list of mappings"),
+    # YAML that parses but is not plain data: each was a traceback
+    (
+        HEAD + EXTRACT + "    query: !custom x\n",
+        "p.yaml:7: not valid YAML here: could not determine a constructor",
+    ),
+    ("name: p\n? [a, b]\n: y\n", "p.yaml:2: a key must be plain text"),
+    ("name: p\nsteps: &s\n  - *s\n", "p.yaml:2: an alias refers to a node that contains it"),
+    (HEAD + EXTRACT + "    timeout: .inf\n", "p.yaml:7: steps.a.timeout: inf is not a finite number"),
+    (
+        HEAD + EXTRACT + "    resources: {memory: .nan}\n",
+        "p.yaml:7: steps.a.resources.memory: nan is not a finite",
+    ),
     (  # a misspelt required field is named as misspelt, not as missing
         HEAD + "  - name: a\n    type: extract-sql\n    conection: shop\n    table: orders\n",
         "p.yaml:5: steps.a.conection: unknown field `conection` (did you mean `connection`?)",
@@ -134,6 +146,9 @@ def test_yaml_merge_keys_share_fields_and_the_step_own_fields_win(tmp_path: Path
 def test_missing_file_and_good_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no pipeline file"):
         load_pipeline(tmp_path / "nope.yaml")
+    (tmp_path / "bin.yaml").write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(UserError, match="the pipeline file is not UTF-8 text"):
+        load_pipeline(tmp_path / "bin.yaml")
     (tmp_path / "q.sql").write_text("select 1 as x")
     path = tmp_path / "ok.yaml"
     path.write_text(

@@ -78,6 +78,10 @@ def load_pipeline(path: Path | str) -> Pipeline:
         raise UserError(f"no pipeline file {str(path)!r}", hint="check the path") from None
     except OSError as exc:
         raise UserError(f"cannot read the pipeline file: {exc.strerror}", where=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError(
+            "the pipeline file is not UTF-8 text", where=str(path), hint="give a YAML file"
+        ) from None
     return parse_pipeline(text, source=str(path), base_dir=path.resolve().parent)
 
 
@@ -106,8 +110,11 @@ def validate(data: Any, locator: Locator, base_dir: Path) -> Pipeline:
     return Pipeline(spec, base_dir, locator, dag)
 
 
-def _to_data(node: yaml.Node, path: Path_, locator: Locator) -> Any:
+def _to_data(node: yaml.Node, path: Path_, locator: Locator, within: frozenset[int] = frozenset()) -> Any:
     locator.lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in within:  # `&a` ... `*a` inside the node `&a` marks
+        raise UserError("an alias refers to a node that contains it", where=_at_line(locator, node))
+    within = within | {id(node)}
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         merges: list[tuple[yaml.Node, yaml.Node]] = []
@@ -115,7 +122,9 @@ def _to_data(node: yaml.Node, path: Path_, locator: Locator) -> Any:
             if key_node.tag == MERGE_TAG:  # `<<: *defaults`, applied once the mapping's own keys are known
                 merges.append((key_node, value_node))
                 continue
-            key = _construct(key_node)
+            key = _construct(key_node, locator)
+            if isinstance(key, list | dict | set):  # `? [a, b]`: not hashable, and no field name
+                raise UserError("a key must be plain text", where=_at_line(locator, key_node))
             if key in out:
                 raise UserError(
                     f"duplicate key {key!r}",
@@ -123,19 +132,26 @@ def _to_data(node: yaml.Node, path: Path_, locator: Locator) -> Any:
                     hint=f"it is already set at line {locator.lines[(*path, key)]}",
                 )
             locator.lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_data(value_node, (*path, key), locator)
+            out[key] = _to_data(value_node, (*path, key), locator, within)
         for key_node, value_node in merges:
-            _merge(out, key_node, value_node, path, locator)
+            _merge(out, key_node, value_node, path, locator, within)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_data(item, (*path, i), locator) for i, item in enumerate(node.value)]
-    return _construct(node)
+        return [_to_data(item, (*path, i), locator, within) for i, item in enumerate(node.value)]
+    return _construct(node, locator)
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _merge(out: dict[Any, Any], key_node: yaml.Node, value: yaml.Node, path: Path_, locator: Locator) -> None:
+def _merge(
+    out: dict[Any, Any],
+    key_node: yaml.Node,
+    value: yaml.Node,
+    path: Path_,
+    locator: Locator,
+    within: frozenset[int],
+) -> None:
     """YAML's merge key: the keys of a mapping (or of each mapping in a list, the first one winning)
     that the mapping does not set itself. Errors in merged keys point at the `<<` line."""
     line = key_node.start_mark.line + 1
@@ -147,15 +163,23 @@ def _merge(out: dict[Any, Any], key_node: yaml.Node, value: yaml.Node, path: Pat
                 where=f"{locator.source}:{line}",
                 hint="write `<<: *name` where `&name` marks a mapping",
             )
-        for key, item in _to_data(source, (*path, "<<"), Locator(locator.source)).items():
+        for key, item in _to_data(source, (*path, "<<"), Locator(locator.source), within).items():
             if key not in out:
                 out[key] = item
                 locator.lines[(*path, key)] = line
 
 
-def _construct(node: yaml.Node) -> Any:
+def _construct(node: yaml.Node, locator: Locator) -> Any:
     """A scalar, constructed exactly as yaml.safe_load would (ints, bools, dates, nulls)."""
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except yaml.YAMLError as exc:  # a tag safe_load does not know (`!custom`, `!!python/object`)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"not valid YAML here: {problem}", where=_at_line(locator, node)) from None
+
+
+def _at_line(locator: Locator, node: yaml.Node) -> str:
+    return f"{locator.source}:{node.start_mark.line + 1}"
 
 
 def _yaml_error(exc: yaml.YAMLError, source: str) -> UserError:

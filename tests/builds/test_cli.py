@@ -120,9 +120,12 @@ def test_errors_keep_square_brackets(
     assert "add a [tasks.lint] section" in err and err.count("\n") == 1, err
 
 
-def test_ctrl_c_cancels_the_build_and_leaves_no_job_running(tmp_path: Path, settings: Settings) -> None:
-    """The real binary, interrupted as a terminal would: its jobs end cancelled before it exits (they
-    used to stay `running` with nobody to stop them), and the run is recorded as cancelled."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_cancels_the_build_and_leaves_no_job_running(
+    tmp_path: Path, settings: Settings, sig: signal.Signals
+) -> None:
+    """The real binary, interrupted as a terminal (or a CI runner) would: its jobs end cancelled before
+    it exits (they used to stay `running` with nobody to stop them); the run is recorded as cancelled."""
     ws = slow_workspace(tmp_path / "slow")
     proc = freight_process(["build", "--cwd", str(ws)], {})
     assert proc.stderr is not None and proc.stdout is not None
@@ -135,7 +138,7 @@ def test_ctrl_c_cancels_the_build_and_leaves_no_job_running(tmp_path: Path, sett
             deadline = time.monotonic() + 60
             while {svc.get(j).state for j in jobs} != {JobState.RUNNING} and time.monotonic() < deadline:
                 time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             assert proc.wait(timeout=60) == 130, err.rest()
             assert {svc.get(j).state for j in jobs} == {JobState.CANCELLED}
             left = svc.list_jobs(label={"build.run": run_id})

@@ -396,6 +396,10 @@ class _Run:
         self.running[tid] = (job.id, start)
         self.reporter.task_started(tid, job.id)
         threading.Thread(target=self._wait, args=(tid, job.id), daemon=True, name=f"wait-{tid}").start()
+        if self.cancelled.is_set():
+            # cancelled while it was being submitted: a canceller lists the run's jobs after setting
+            # the flag, so it either saw this job or this check sees the flag
+            self._cancel_running()
 
     def _wait(self, tid: str, job_id: str) -> None:
         try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -117,7 +119,7 @@ def build(
     if settings.url:
         data = _build_remote(settings, path, options, run, reporter)
     else:
-        with Builds.open(settings) as builds, _platform(settings) as client:
+        with Builds.open(settings) as builds, _platform(settings) as client, _sigterm_interrupts():
             data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
     if summarize:
         where = write_summary(settings, data)
@@ -127,6 +129,24 @@ def build(
         raise typer.Exit(CANCELLED_EXIT)
     if data["status"] != "ok":
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a CI runner's timeout, `kill`) cancels a local build as Ctrl-C does, so its jobs do not
+    outlive it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _explain_or_plan(

@@ -58,3 +58,22 @@ def test_redact_masks_url_passwords_even_when_not_expanded() -> None:
         redact("connect postgresql://bob:pa55@host/db failed")
         == "connect postgresql://bob:***@host/db failed"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b'[connections.w]\nkind = "duckdb"\n', "connections.w.path: a duckdb connection needs `path`"),
+        (
+            b'[connections.w]\nkind = "duckdb"\npath = 5\n',
+            "connections.w.path: a duckdb connection needs `path`",
+        ),
+        (b"\xff\xfe", "not UTF-8 text (give a TOML file)"),
+    ],
+)
+def test_a_bad_connections_file_is_one_error(tmp_path: Path, content: bytes, said: str) -> None:
+    cfg = tmp_path / "freight.toml"
+    cfg.write_bytes(content)
+    with pytest.raises(UserError) as err:
+        load_connections(cfg, home=tmp_path)
+    assert str(err.value).startswith(f"{cfg}: {said}"), str(err.value)

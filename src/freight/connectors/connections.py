@@ -127,6 +127,10 @@ def load_connections(path: Path | None, *, home: Path) -> Connections:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"not valid TOML: {exc}", where=source) from None
+        except UnicodeDecodeError:
+            raise UserError("not UTF-8 text", where=source, hint="give a TOML file") from None
+        except OSError as exc:
+            raise UserError(f"cannot read it: {exc.strerror}", where=source) from None
         table = data.get("connections", {})
         if not isinstance(table, dict):
             raise UserError("[connections] must be a table", where=source)
@@ -152,7 +156,14 @@ def _parse(name: str, raw: object, *, base: Path, source: str) -> Connection:
             f"unknown kind {kind!r}", where=f"{where}.kind", hint=f"use one of {', '.join(KINDS)}"
         )
     if kind == "duckdb":
-        path = str(raw.get("path", ":memory:"))
+        path = raw.get("path")
+        if not isinstance(path, str) or not path:
+            # without it the warehouse was ':memory:': every step's load vanished when the step ended
+            raise UserError(
+                "a duckdb connection needs `path`, the database file",
+                where=f"{where}.path",
+                hint="relative paths start at this file's folder; ':memory:' lasts one step",
+            )
         if path != ":memory:":
             path = str((base / path).resolve())
         return Connection(name, kind, path=path)

@@ -46,6 +46,12 @@ def test_submit_stores_job_and_event(svc: JobService) -> None:
         ({"command": ["x"], "timeout": "soon"}, "spec: timeout", "is not a duration"),
         ({"shell": "true", "command": ["x"]}, "spec: (root)", "exactly one of"),
         ({"command": ["x"], "colour": "red"}, "spec: colour", "unknown field"),
+        ({"command": ["x"], "queue": "a b"}, "spec: queue", "queue name 'a b' must be letters"),
+        (
+            {"command": ["x"], "retry": {"retry_on": ["oom", "sometimes"]}},
+            "spec: retry.retry_on",
+            "'sometimes' is not an outcome; use oom, timeout, lost, failed or exit codes",
+        ),
         (
             {"command": ["x"], "retry": {"max_attempts": 0}},
             "spec: retry.max_attempts",

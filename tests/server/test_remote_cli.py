@@ -122,6 +122,10 @@ def test_cancel_retry_queues_and_definitions(live: Live, tmp_path) -> None:
         ["jobs", "ls", "--state", "sleeping"],
         ["submit", "--", ""],
         ["jobs", "events", "nope"],
+        ["submit", "--retries", "-1", "--", "true"],
+        ["submit", "--retry-on", "sometimes", "--", "true"],
+        ["submit", "--queue", "no spaces", "--", "true"],
+        ["tokens", "create", "--name", "x", "--queue", "no spaces"],
     ],
 )
 def test_errors_are_the_same_line(live: Live, args: list[str]) -> None:

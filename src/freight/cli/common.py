@@ -98,6 +98,8 @@ def spec_from_flags(
     if resources:
         spec["resources"] = resources
     retry = dict(spec.get("retry", {}))
+    if retries is not None and retries < 0:
+        raise UserError(f"{retries} is not a number of retries", where="--retries", hint="give 0 or more")
     if retries is not None:
         retry["max_attempts"] = retries + 1
         retry.setdefault("retry_on", ["failed", "oom", "timeout", "lost"])

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from freight.cli import jobs
 from freight.cli.build import mount as mount_builds
-from freight.cli.common import open_service, read_spec_file
+from freight.cli.common import open_service, read_spec_file, validate_located
 from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
 from freight.cli.tokens import tokens_app
@@ -109,8 +109,10 @@ def definitions_register(
     description: Annotated[str | None, typer.Option("--description")] = None,
 ) -> None:
     """Register FILE (YAML/JSON job spec) as the next version of definition NAME."""
+    template = read_spec_file(file)
+    validate_located(file, template)  # a mistake names its line in FILE
     with open_service() as svc:
-        version = svc.register_definition(name, read_spec_file(file), description)
+        version = svc.register_definition(name, template, description)
     typer.echo(f"{name}:{version}")
 
 

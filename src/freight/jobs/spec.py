@@ -7,9 +7,9 @@ Validated with pydantic; human units are accepted ("512M", "1.5", "10m") and sto
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from freight.errors import UserError
 from freight.units import Bytes, Cpus, Seconds
@@ -49,6 +49,15 @@ class RetryPolicy(_Strict):
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
     retry_on: list[RetryReason | int] = Field(default_factory=_default_retry_on)
 
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _known_outcomes(cls, value: Any) -> Any:
+        # one plain sentence, instead of one error per member of the union
+        for item in value if isinstance(value, list) else []:
+            if isinstance(item, str) and item not in get_args(RetryReason) and not item.isdigit():
+                raise ValueError(f"{item!r} is not an outcome; use oom, timeout, lost, failed or exit codes")
+        return value
+
     def delay(self, attempt: int, random01: float) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
         base = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
@@ -85,14 +94,19 @@ class JobSpec(_Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     image: str | None = None
 
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"queue name {value!r} must be letters, digits, '.', '_' or '-'")
+        return value
+
     @model_validator(mode="after")
     def _one_command(self) -> JobSpec:
         if (self.command is None) == (self.shell is None):
             raise ValueError("give exactly one of `command` (a list of arguments) or `shell` (a script)")
         if self.command is not None and (not self.command or not self.command[0]):
             raise ValueError("`command` must name a program to run")
-        if not _NAME.match(self.queue):
-            raise ValueError(f"queue name {self.queue!r} must be letters, digits, '.', '_' or '-'")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("`timeout` must be more than 0")
         texts = [*(self.command or []), self.shell or "", self.cwd or "", *self.env, *self.env.values()]

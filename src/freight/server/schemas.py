@@ -9,6 +9,7 @@ sample and a token are described by the dataclasses the server sends (`JobView`,
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -26,7 +27,17 @@ def _finite(value: float) -> float:
 
 
 Finite = Annotated[float, AfterValidator(_finite)]
-QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+_QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+def _queue_name(value: str) -> str:
+    if not re.match(_QUEUE_PATTERN, value):
+        raise ValueError(f"queue name {value!r} must be letters, digits, '.', '_' or '-'")
+    return value
+
+
+# the pattern is for the schema; the check says it in words
+QueueName = Annotated[str, AfterValidator(_queue_name), Field(json_schema_extra={"pattern": _QUEUE_PATTERN})]
 
 
 class _Body(BaseModel):

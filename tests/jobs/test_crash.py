@@ -184,3 +184,57 @@ def _runs(text: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_a_scheduler_that_loses_its_lease_stands_by_and_takes_it_back(store_settings: Settings) -> None:
+    """Its lease taken while it ran (a stall longer than the lease, another scheduler stepping in):
+    it stops, stands by, and schedules again once the lease is free; the thread never just dies."""
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from freight.db.schema import leases
+    from freight.jobs.scheduler import LEASE
+
+    svc = JobService.open(replace(store_settings, cpus=2.0, memory=4 << 30))
+    try:
+        first = svc.start_or_stand_by(poll_interval=0.1, retry_every=0.1)
+        assert first is not None
+        with svc.engine.begin() as conn:  # another node's scheduler holds it now, for 1 s
+            conn.execute(
+                update(leases)
+                .where(leases.c.name == LEASE)
+                .values(holder="elsewhere:1:x", expires_at=time.time() + 1.0)
+            )
+        first._last_lease = 0.0  # renew at the next tick rather than in 5 s
+        first.wake()
+        wait_for(lambda: svc.scheduler is not first and svc.scheduler is not None, timeout=30)
+        job = svc.submit(JobSpec(command=["true"], resources={"cpus": 0.1, "memory": "16M"}))
+        assert svc.wait([job.id], timeout=30)[0].state is JobState.SUCCEEDED
+    finally:
+        svc.close()
+
+
+def test_a_scheduler_whose_tick_fails_restarts_from_the_store(pg_url: str, settings: Settings) -> None:
+    """A tick that raises (here: the jobs table is briefly gone) is logged, the scheduler is closed
+    and a fresh one recovers from the store once it can; the job running meanwhile ends exactly once."""
+    from dataclasses import replace
+
+    import psycopg
+
+    svc = JobService.open(replace(settings, database_url=pg_url, cpus=2.0, memory=4 << 30))
+    try:
+        first = svc.start_or_stand_by(poll_interval=0.1, retry_every=0.1)
+        assert first is not None
+        job = svc.submit(JobSpec(shell="sleep 1; echo done", resources={"cpus": 0.1, "memory": "16M"}))
+        wait_for(lambda: svc.get(job.id).state is JobState.RUNNING, timeout=30)
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("ALTER TABLE jobs RENAME TO jobs_away")
+            first.wake()
+            wait_for(lambda: svc.scheduler is not first, timeout=30)  # the failed one is gone
+            conn.execute("ALTER TABLE jobs_away RENAME TO jobs")
+        wait_for(lambda: svc.scheduler is not None, timeout=30)  # and a fresh one took over
+        done = svc.wait([job.id], timeout=30)[0]
+        assert done.state is JobState.SUCCEEDED and done.attempts == 1
+    finally:
+        svc.close()

@@ -142,6 +142,8 @@ class Scheduler:
         self.delayed: list[tuple[float, str]] = []
         self.holder = holder_id()
         self._stop = threading.Event()
+        #: stop() was called; when run() returns without it, the lease was lost (see JobService._loop)
+        self.stop_requested = False
         self._poked = True
         self._last_sync = 0.0
         self._last_lease = 0.0
@@ -190,6 +192,7 @@ class Scheduler:
             self.tick()
 
     def stop(self) -> None:
+        self.stop_requested = True
         self._stop.set()
         self.wake()
 

@@ -108,6 +108,8 @@ class JobService:
         self._scheduler_lock = threading.RLock()
         self._standby: threading.Thread | None = None
         self._standby_stop = threading.Event()
+        self._retry_every = LEASE_TTL / 3
+        self._stopping = False
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> JobService:
@@ -153,7 +155,9 @@ class JobService:
                 scheduler.close()
                 raise
             self.scheduler = scheduler
-            self._thread = threading.Thread(target=self._loop, name="freight-scheduler", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, args=(scheduler, poll_interval), name="freight-scheduler", daemon=True
+            )
             self._thread.start()
             return scheduler
 
@@ -167,11 +171,18 @@ class JobService:
         except LeaseHeldError:
             pass
         self._standby_stop.clear()
+        self._retry_every = retry_every
+        self._start_standby(poll_interval)
+        return None
+
+    def _start_standby(self, poll_interval: float) -> None:
         self._standby = threading.Thread(
-            target=self._stand_by, args=(poll_interval, retry_every), name="freight-standby", daemon=True
+            target=self._stand_by,
+            args=(poll_interval, self._retry_every),
+            name="freight-standby",
+            daemon=True,
         )
         self._standby.start()
-        return None
 
     def _stand_by(self, poll_interval: float, retry_every: float) -> None:
         # Logs that ended here before this node's last scheduler archived them: readers on the
@@ -186,30 +197,56 @@ class JobService:
                 self.start_scheduler(poll_interval=poll_interval)
             except LeaseHeldError:
                 continue
+            except Exception:  # the store is unreachable for now, say: keep standing by
+                log.exception("starting the scheduler failed; trying again in %gs", retry_every)
+                continue
             log.warning("took over the scheduler lease: this process now schedules the store")
             return
 
-    def _loop(self) -> None:
-        assert self.scheduler is not None
+    def _loop(self, scheduler: Scheduler, poll_interval: float) -> None:
+        """Run the scheduler; if it ends without stop_scheduler() (it lost its lease, or a tick
+        failed), close it and stand by: a fresh scheduler recovers from the store (running jobs keep
+        running meanwhile) once the lease is free. Never a silently dead scheduler thread."""
         try:
-            self.scheduler.run()
+            scheduler.run()
+        except Exception:
+            log.exception("the scheduler failed; it restarts from the store (running jobs keep running)")
         finally:
             self._notify()
+        if scheduler.stop_requested:
+            return
+        with self._scheduler_lock:
+            if self.scheduler is not scheduler or self._stopping:
+                return
+            self.scheduler, self._thread = None, None
+            try:
+                scheduler.close()
+            except Exception:
+                log.exception("closing the failed scheduler failed")
+            self._standby_stop.clear()
+            self._start_standby(poll_interval)
 
     def stop_scheduler(self) -> None:
-        if self._standby is not None:
-            self._standby_stop.set()
-            self._standby.join()
-            self._standby = None
         with self._scheduler_lock:
-            if self.scheduler is None:
-                return
-            self.scheduler.stop()
-            if self._thread is not None:
-                self._thread.join()
-            self.scheduler.close()
-            self.scheduler = None
-            self._thread = None
+            self._stopping = True  # a scheduler that ends now does not stand by again
+        try:
+            if self._standby is not None:
+                self._standby_stop.set()
+                self._standby.join()
+                self._standby = None
+            with self._scheduler_lock:
+                scheduler, thread = self.scheduler, self._thread
+                if scheduler is None:
+                    return
+                scheduler.stop()
+            if thread is not None:
+                thread.join()  # without the lock: a loop ending on its own takes it to see _stopping
+            with self._scheduler_lock:
+                scheduler.close()
+                self.scheduler = None
+                self._thread = None
+        finally:
+            self._stopping = False
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Scheduler | None]:

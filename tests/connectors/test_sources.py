@@ -63,6 +63,19 @@ def test_source_errors_never_show_a_secret(mariadb_db: str, monkeypatch: pytest.
     assert str(err.value).startswith("reading from 'shop' failed:") and "***" in str(err.value)
 
 
+def test_a_refused_login_is_bad_input_at_once(mariadb_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # connectorx alone retried the login for 30 s, then failed as a read that a retry might mend
+    monkeypatch.setenv("FREIGHT_TEST_PW", "n0t-the-pw")
+    for url, says in (
+        ("mysql://root:${FREIGHT_TEST_PW}@127.0.0.1:3306/" + mariadb_db, "Access denied for user 'root'"),
+        ("mysql://root@127.0.0.1:3306/no_such_db_here", "Unknown database"),
+    ):
+        with pytest.raises(UserError) as err:
+            SqlSource(Connection("shop", "mariadb", url=url), table="orders").open()
+        assert str(err.value).startswith("connections.shop.url: 'shop' refused the login: "), str(err.value)
+        assert says in str(err.value) and "n0t-the-pw" not in str(err.value)
+
+
 def test_files_csv_tsv_jsonl_parquet_by_glob(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text('id,note\n1,""\n2,"tab\there"\n3,NULL\n')
     (tmp_path / "b.csv").write_text('id,note\n4,"multi\nline"\n')

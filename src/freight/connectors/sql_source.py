@@ -50,6 +50,7 @@ class SqlSource:
                 where=f"connections.{self.connection.name}",
             )
         url = cx_url(self.connection)
+        check_login(self.connection, url)
         options: dict[str, object] = {}
         if self.split_column and self.split_parts > 1:
             options = {"partition_on": self.split_column, "partition_num": self.split_parts}
@@ -69,6 +70,41 @@ class SqlSource:
                 ) from None
             raise TerminalError(f"reading from {self.connection.name!r} failed: {text}") from None
         return reader
+
+
+#: MariaDB/MySQL errors that no retry mends: access denied (to a database, for a user), no such database.
+_LOGIN_REFUSED = (1044, 1045, 1049)
+
+
+def check_login(conn: Connection, url: str) -> None:
+    """connectorx's pool retries a refused login for 30 s before it gives up, and a step with retries
+    then tries again: log in once first (~30 ms), so a wrong password or database fails at once, as
+    bad input. Anything else the check meets is left for connectorx to report."""
+    if conn.kind not in ("mariadb", "mysql"):
+        return
+    from urllib.parse import unquote, urlsplit
+
+    import pymysql
+
+    parts = urlsplit(url)
+    try:
+        pymysql.connect(
+            host=parts.hostname or "localhost",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.lstrip("/")) or None,
+            connect_timeout=10,
+        ).close()
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] in _LOGIN_REFUSED:
+            raise UserError(
+                f"{conn.name!r} refused the login: {redact(str(exc.args[-1]))}",
+                where=f"connections.{conn.name}.url",
+                hint="check the user, the password (the ${VAR} it names) and the database",
+            ) from None
+    except Exception:  # not ours to report: connectorx reads next and says what is wrong
+        return
 
 
 def cx_url(conn: Connection) -> str:

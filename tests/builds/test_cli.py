@@ -120,6 +120,13 @@ def test_errors_keep_square_brackets(
     assert "add a [tasks.lint] section" in err and err.count("\n") == 1, err
 
 
+def running(svc: JobService, jobs: list[str]) -> None:
+    """Wait until the jobs run (a user cancels a build that is under way)."""
+    deadline = time.monotonic() + 60
+    while {svc.get(j).state for j in jobs} != {JobState.RUNNING} and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_cancels_the_build_and_leaves_no_job_running(
     tmp_path: Path, settings: Settings, sig: signal.Signals
@@ -135,9 +142,7 @@ def test_ctrl_c_cancels_the_build_and_leaves_no_job_running(
         run_id = re.findall(r"^build (\w+): 2 tasks", seen, re.M)[0]
         jobs = re.findall(r"started \(job (\w+)\)", seen)
         with JobService.open(settings) as svc:
-            deadline = time.monotonic() + 60
-            while {svc.get(j).state for j in jobs} != {JobState.RUNNING} and time.monotonic() < deadline:
-                time.sleep(0.05)
+            running(svc, jobs)
             proc.send_signal(sig)
             assert proc.wait(timeout=60) == 130, err.rest()
             assert {svc.get(j).state for j in jobs} == {JobState.CANCELLED}
@@ -159,7 +164,10 @@ def test_cancel_flag_cancels_a_running_local_build(tmp_path: Path, settings: Set
     assert proc.stderr is not None and proc.stdout is not None
     err = Lines(proc.stderr)
     try:
-        run_id = re.findall(r"^build (\w+):", err.until(lambda text: "started (job " in text), re.M)[0]
+        seen = err.until(lambda text: "started (job " in text)
+        run_id = re.findall(r"^build (\w+):", seen, re.M)[0]
+        with JobService.open(settings) as svc:
+            running(svc, re.findall(r"started \(job (\w+)\)", seen))
         cancelled = invoke("build", "--cancel", run_id)
         assert cancelled.stdout == f"build {run_id}: cancelling 1 job(s)\n"  # type: ignore[attr-defined]
         assert proc.wait(timeout=60) == 130, err.rest()

@@ -471,8 +471,10 @@ class _Run:
         for tid, (job_id, _start) in list(self.running.items()):
             try:
                 self.b.client.cancel(job_id)
-            except Exception as exc:  # it may have just finished; its waiter reports the real end
-                self.reporter.info(f"{tid}: cancel of job {job_id} not needed ({exc})")
+            except ConflictError:  # it just ended (or was cancelled by someone else): its waiter says how
+                continue
+            except Exception as exc:
+                self.warn(f"{tid}: could not cancel job {job_id}: {exc}")
 
     # releases and summary --------------------------------------------------------------------------
 

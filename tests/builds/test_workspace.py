@@ -191,3 +191,17 @@ def test_a_missing_folder_or_a_file_is_named_as_such(tmp_path: Path) -> None:
     write(tmp_path, "file.txt", "x")
     with pytest.raises(UserError, match="not a folder"):
         load_workspace(tmp_path / "file.txt")
+
+
+def test_package_json_sections_of_the_wrong_type_are_named(tmp_path: Path) -> None:
+    root = small_workspace(tmp_path)
+    write(root, "apps/web/package.json", {"name": "@x/web", "scripts": {"build": 5}})
+    with pytest.raises(UserError, match="a script must be a command line") as script:
+        load_workspace(root)
+    assert script.value.where == f"{root}/apps/web/package.json: scripts.build"
+    write(root, "apps/web/package.json", {"name": "@x/web", "dependencies": []})
+    with pytest.raises(UserError, match="dependencies must be an object"):
+        load_workspace(root)
+    write(root, "apps/web/package.json", {"name": "@x/web", "scripts": []})
+    with pytest.raises(UserError, match="scripts must be an object"):
+        load_workspace(root)

@@ -190,13 +190,19 @@ def load_workspace(start: Path, config: BuildConfig | None = None) -> Workspace:
     for name, (rel, data) in raw.items():
         deps: dict[str, str] = {}
         for section in DEP_SECTIONS:
-            value = data.get(section) or {}
+            value = {} if data.get(section) is None else data[section]  # [] or "" is a mistake
             if not isinstance(value, dict):
                 raise UserError(f"{section} must be an object", where=f"{root / rel}/package.json: {section}")
             deps.update({str(k): str(v) for k, v in value.items()})
-        scripts = data.get("scripts") or {}
+        scripts = {} if data.get("scripts") is None else data["scripts"]
         if not isinstance(scripts, dict):
             raise UserError("scripts must be an object", where=f"{root / rel}/package.json: scripts")
+        for script, command in scripts.items():
+            if not isinstance(command, str):
+                raise UserError(
+                    "a script must be a command line (a string)",
+                    where=f"{root / rel}/package.json: scripts.{script}",
+                )
         slug = name.rsplit("/", 1)[-1]
         is_app = match_any(rel, config.workspace.apps)
         if is_app:

@@ -205,3 +205,31 @@ def test_package_json_sections_of_the_wrong_type_are_named(tmp_path: Path) -> No
     write(root, "apps/web/package.json", {"name": "@x/web", "scripts": []})
     with pytest.raises(UserError, match="scripts must be an object"):
         load_workspace(root)
+
+
+@pytest.mark.parametrize(
+    ("section", "where", "message"),
+    [
+        ("publish = '../../etc'", "publish", "relative folder inside the package"),
+        ("publish = '/etc'", "publish", "relative folder inside the package"),
+        ("immutable = ['/fonts/**']", "immutable", "inside the published folder"),
+        ("hosts = ['bad host']", "hosts", "'bad host' is not a host name"),
+        ("hosts = ['']", "hosts", "'' is not a host name"),
+        ("prefix = '/_freight/x'", "prefix", "/_freight/ is the gateway's own"),
+        ("memory = '0'", "memory", "too little memory"),
+    ],
+)
+def test_app_sections_are_checked(section: str, where: str, message: str) -> None:
+    """A publish folder outside the package would have published it (e.g. /etc) as a release."""
+    with pytest.raises(UserError, match=message) as bad:
+        parse_config(f"[apps.web]\n{section}\n")
+    assert bad.value.where == f"freight.toml: apps.web.{where}"
+
+
+def test_hosts_are_lower_case_and_task_memory_is_checked() -> None:
+    assert parse_config("[apps.web]\nhosts = ['Shop.Example.com']\n").apps["web"].hosts == [
+        "shop.example.com"
+    ]
+    with pytest.raises(UserError, match="too little memory") as bad:
+        parse_config("[tasks.build]\nmemory = 1024\n")
+    assert bad.value.where == "freight.toml: tasks.build.memory"

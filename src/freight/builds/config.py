@@ -71,10 +71,23 @@ def _check_deploy_map(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-def _check_relative(globs: list[str], inside: str) -> list[str]:
+#: Paths the gateway serves itself (health, release previews): no app may live under them.
+RESERVED_PREFIX = "/_freight/"
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+MIN_MEMORY = 4 << 20
+
+
+def _check_memory(value: int) -> int:
+    if value < MIN_MEMORY:
+        raise ValueError(f"{value} bytes is too little memory for a build; give at least 4M, like 1G")
+    return value
+
+
+def _check_relative(globs: list[str], inside: str, what: str = "glob") -> list[str]:
     for glob in globs:
         if glob.startswith("/") or ".." in glob.split("/"):
-            raise ValueError(f"{glob!r} must be a relative glob inside {inside}")
+            raise ValueError(f"{glob!r} must be a relative {what} inside {inside}")
     return globs
 
 
@@ -101,6 +114,11 @@ class TaskConfig(_Strict):
     @classmethod
     def _env(cls, value: list[str]) -> list[str]:
         return _check_env_names(value)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int) -> int:
+        return _check_memory(value)
 
     @field_validator("outputs", "inputs")
     @classmethod
@@ -145,7 +163,36 @@ class AppConfig(_Strict):
             return None
         if not value.startswith("/"):
             raise ValueError("prefix must start with '/', like /shop/")
-        return value.rstrip("/") + "/"
+        value = value.rstrip("/") + "/"
+        if value.startswith(RESERVED_PREFIX):
+            raise ValueError(f"{RESERVED_PREFIX} is the gateway's own; pick another prefix")
+        return value
+
+    @field_validator("publish")
+    @classmethod
+    def _publish(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_relative([value], "the package", "folder")
+        return value
+
+    @field_validator("immutable")
+    @classmethod
+    def _immutable(cls, value: list[str]) -> list[str]:
+        return _check_relative(value, "the published folder")
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        hosts = [host.lower() for host in value]  # Host headers are matched without case
+        for host in hosts:
+            if not _HOST.match(host):
+                raise ValueError(f"{host!r} is not a host name (like shop.example.com, no port or scheme)")
+        return hosts
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int | None) -> int | None:
+        return None if value is None else _check_memory(value)
 
 
 class WorkspaceConfig(_Strict):

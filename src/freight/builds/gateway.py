@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route as StarletteRoute
 
+from freight.builds.config import RESERVED_PREFIX
 from freight.builds.releases import FileEntry, Manifest, blob_key, load_manifest
 from freight.builds.store import BuildStore, Route
 from freight.errors import NotFoundError
@@ -31,7 +32,7 @@ from freight.storage.objectstore import ObjectStore
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
-PREVIEW = "/_freight/releases/"
+PREVIEW = f"{RESERVED_PREFIX}releases/"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Gateway:
         self._assets: dict[str, tuple[tuple[str, ...], dict[str, _Resolved]]] = {}
         self.app = Starlette(
             routes=[
-                StarletteRoute("/_freight/health", self._health, methods=["GET"]),
+                StarletteRoute(f"{RESERVED_PREFIX}health", self._health, methods=["GET"]),
                 StarletteRoute("/{path:path}", self._serve, methods=["GET", "HEAD"]),
             ]
         )

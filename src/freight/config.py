@@ -115,6 +115,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise UserError(
             f"unknown isolation {isolation!r}", where="FREIGHT_ISOLATION", hint="use auto, cgroups or rlimits"
         )
+    url = env.get("FREIGHT_URL") or None
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UserError(
+            f"{url!r} is not a server address", where="FREIGHT_URL", hint="write it like http://host:8321"
+        )
     return Settings(
         home=home,
         database_url=env.get("FREIGHT_DATABASE_URL") or _default_db(home),
@@ -125,6 +130,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cgroup_parent=env.get("FREIGHT_CGROUP_PARENT", "freight"),
         run_dir_override=Path(env["FREIGHT_RUN_DIR"]) if env.get("FREIGHT_RUN_DIR") else None,
         keep_local_logs=_flag(env, "FREIGHT_LOG_KEEP_LOCAL", default=True),
-        url=env.get("FREIGHT_URL") or None,
+        url=url,
         token=env.get("FREIGHT_TOKEN") or None,
     )

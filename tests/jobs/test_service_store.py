@@ -212,3 +212,11 @@ def test_a_waiting_job_says_why_when_no_scheduler_can(svc: JobService) -> None:
     said = "queue etl is paused (resume it: `freight queues set etl --resume`)"
     assert svc.get(view.id).reason == said
     assert [v.reason for v in svc.list_jobs()] == [said]
+
+
+def test_a_home_that_cannot_be_made_is_one_error(settings: Settings) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    with pytest.raises(UserError, match=r"^FREIGHT_HOME: cannot create /proc/nope/home: .*write"):
+        JobService.open(replace(settings, home=Path("/proc/nope/home")))

@@ -161,6 +161,9 @@ def test_following_shows_every_attempt_and_ids_may_be_prefixes(
     assert json.loads(remote_.stdout)["id"] == json.loads(local.stdout)["id"] == job_id
     local, remote_ = both(live, ["jobs", "logs", unique])
     assert local.stdout == remote_.stdout == "try-2\n"
+    local, remote_ = both(live, ["submit", "--json", "--after", f"{unique}:after_any", "--", "true"])
+    for out in (local, remote_):
+        assert json.loads(out.stdout)["spec"]["depends_on"] == [{"job": job_id, "condition": "after_any"}]
     local, remote_ = both(live, ["jobs", "show", shared])
     assert local.code == remote_.code == 2 and remote_.error == local.error
     assert "matches several jobs" in remote_.error
@@ -179,6 +182,12 @@ def test_scoped_token_and_bad_settings(live: Live) -> None:
     assert no_token.code == 2 and no_token.error.startswith("FREIGHT_TOKEN: this needs an API token")
     nobody = cli(["jobs", "ls"], {**remote(live), "FREIGHT_URL": "http://127.0.0.1:9"})
     assert nobody.code == 2 and nobody.error.startswith("FREIGHT_URL: cannot reach the freight server")
+    schemeless = cli(["jobs", "ls"], {**remote(live), "FREIGHT_URL": "127.0.0.1:8321"})
+    assert schemeless.code == 2
+    assert (
+        schemeless.error
+        == "FREIGHT_URL: '127.0.0.1:8321' is not a server address (write it like http://host:8321)"
+    )
 
 
 def test_tokens_commands_local_and_remote(live: Live) -> None:

@@ -24,7 +24,7 @@ from freight.cli.output import (
     print_json,
     show_job,
 )
-from freight.errors import ConflictError, UserError
+from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
@@ -59,11 +59,21 @@ def _submit(
     declares its flags once, in its signature, and hands them all here (`locals()`)."""
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
+    for dep in spec["depends_on"] if flags.get("after") else []:
+        dep["job"] = _full_id(svc, dep["job"])
     if definition is None and "command" not in spec and "shell" not in spec:
         raise UserError("nothing to run", hint="give a command after --, a --file, or a --definition")
     if file is not None and definition is None:
         return svc.submit(validate_located(file, spec))
     return svc.submit(spec, definition=definition)
+
+
+def _full_id(svc: Service, job_id: str) -> str:
+    """`--after` takes an id or a unique prefix of one, as `jobs show` does."""
+    try:
+        return svc.get(job_id).id
+    except NotFoundError:
+        raise NotFoundError(f"no job {job_id!r} to depend on", where="--after") from None
 
 
 def run(

@@ -114,7 +114,14 @@ class JobService:
     @classmethod
     def open(cls, settings: Settings | None = None) -> JobService:
         settings = settings or load_settings()
-        settings.home.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create {settings.home}: {exc.strerror}",
+                where="FREIGHT_HOME",
+                hint="set it to a folder you can write",
+            ) from None
         return cls(settings, open_engine(settings.database_url))
 
     def close(self) -> None:

@@ -161,6 +161,10 @@ def test_following_shows_every_attempt_and_ids_may_be_prefixes(
     assert json.loads(remote_.stdout)["id"] == json.loads(local.stdout)["id"] == job_id
     local, remote_ = both(live, ["jobs", "logs", unique])
     assert local.stdout == remote_.stdout == "try-2\n"
+    for out in both(live, ["jobs", "ls", "--queue", "cli-flaky", "--limit", "1"]):
+        assert other in out.stdout and f"more may follow: add --cursor {other}" in out.stderr
+    for out in both(live, ["jobs", "ls", "--queue", "cli-flaky", "--limit", "1", "--cursor", other]):
+        assert job_id in out.stdout and other not in out.stdout
     local, remote_ = both(live, ["submit", "--json", "--after", f"{unique}:after_any", "--", "true"])
     for out in (local, remote_):
         assert json.loads(out.stdout)["spec"]["depends_on"] == [{"job": job_id, "condition": "after_any"}]

@@ -267,19 +267,23 @@ def ls(
     queue: Queue = None,
     label: Label = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Jobs older than this id (the last of a page)")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first, a page of --limit at a time."""
     from freight.cli.common import parse_pairs
 
+    labels = parse_pairs(label, "--label") or None
     with open_service() as svc:
-        views = svc.list_jobs(
-            state=state, queue=queue, label=parse_pairs(label, "--label") or None, limit=limit
-        )
+        views = svc.list_jobs(state=state, queue=queue, label=labels, limit=limit, cursor=cursor)
     if as_json:
         print_json([v.to_dict() for v in views])
-    else:
-        console.print(jobs_table(views))
+        return
+    console.print(jobs_table(views))
+    if len(views) == limit:
+        err_console.print(f"[dim]freight: more may follow: add --cursor {views[-1].id}[/]")
 
 
 @jobs_app.command("show")

@@ -143,6 +143,27 @@ def test_cancel_retry_and_their_conflicts(api: Api, queue: str) -> None:
     assert missing.status_code == 404 and missing.json()["message"] == "no job 'nope'"
 
 
+def test_gc_deletes_finished_jobs_and_ids_may_be_prefixes(api: Api, queue: str) -> None:
+    job = submit(api, queue)
+    waiting = submit(api, queue)
+    prefix = job["id"][
+        : next(i for i, (a, b) in enumerate(zip(job["id"], waiting["id"], strict=True)) if a != b) + 1
+    ]
+    assert api.get(f"/api/v1/jobs/{prefix}").json()["id"] == job["id"]
+    assert api.post(f"/api/v1/jobs/{prefix}/cancel").json()["id"] == job["id"]
+    ambiguous = api.get(f"/api/v1/jobs/{prefix[:-1]}")
+    assert ambiguous.status_code == 400 and "matches several jobs" in ambiguous.json()["message"]
+    bad = api.post("/api/v1/jobs/gc", {"older_than": "soon"})
+    assert bad.status_code == 400 and bad.json()["where"] == "older_than"
+    dry = api.post("/api/v1/jobs/gc", {"older_than": 0, "dry_run": True}).json()
+    assert job["id"] in dry["ids"] and waiting["id"] not in dry["ids"] and dry["dry_run"] is True
+    assert api.get(f"/api/v1/jobs/{job['id']}").status_code == 200
+    done = api.post("/api/v1/jobs/gc", {"older_than": "0s"}).json()
+    assert job["id"] in done["ids"]
+    assert api.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+    assert api.get(f"/api/v1/jobs/{waiting['id']}").status_code == 200
+
+
 def test_wait_returns_when_jobs_end_or_time_is_up(api: Api, queue: str) -> None:
     job = submit(api, queue)
     pending = api.post("/api/v1/jobs/wait", {"ids": [job["id"]], "timeout": 0.2}).json()["jobs"]

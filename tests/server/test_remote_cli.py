@@ -194,6 +194,20 @@ def test_scoped_token_and_bad_settings(live: Live) -> None:
     )
 
 
+def test_gc_through_the_server_needs_an_admin_token(live: Live) -> None:
+    job_id = cli(["submit", "--queue", "cli-gc", "--", "true"], remote(live)).stdout.strip()
+    live.service.wait([job_id], timeout=60)
+    local, far = both(live, ["jobs", "gc", "--older-than", "0s", "--dry-run"])
+    assert far.code == local.code == 0 and far.stdout == local.stdout
+    assert far.stdout.startswith("would delete ")
+    scoped = remote(live, create_token(live.service.engine, "cli-gc", queues=["cli-gc"])[1])
+    denied = cli(["jobs", "gc", "--older-than", "0s"], scoped)
+    assert denied.code == 2 and "admin token" in denied.error
+    assert live.service.get(job_id).id == job_id  # nothing deleted
+    bad = cli(["jobs", "gc", "--older-than", "soon"], remote(live))
+    assert bad.code == 2 and bad.error.startswith("--older-than: 'soon' is not a duration")
+
+
 def test_tokens_commands_local_and_remote(live: Live) -> None:
     made = cli(["tokens", "create", "--name", "cli-ci", "--queue", "cli-a", "--queue", "cli-b"], remote(live))
     token = made.stdout.strip()

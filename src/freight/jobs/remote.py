@@ -246,6 +246,10 @@ class RemoteJobClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 
+    def purge(self, *, older_than: float, dry_run: bool = False) -> list[str]:
+        body = {"older_than": older_than, "dry_run": dry_run}
+        return list(self.request("POST", "/jobs/gc", json=body)["ids"])
+
     # --- definitions and queues ---------------------------------------------------------------------
 
     def register_definition(self, name: str, template: dict[str, Any], description: str | None = None) -> int:

@@ -62,6 +62,18 @@ class WaitIn(_Body):
     timeout: Annotated[Finite, Field(ge=0, le=30)] = 30.0
 
 
+class GcIn(_Body):
+    older_than: Annotated[
+        str | Finite, Field(description="Jobs that ended longer ago than this: seconds, or a text like 30d")
+    ] = "30d"
+    dry_run: bool = Field(default=False, description="Only list what would go")
+
+
+class GcOut(BaseModel):
+    ids: list[str] = Field(description="The finished jobs deleted (or that would be, with dry_run)")
+    dry_run: bool
+
+
 class UsageOut(BaseModel):
     live: bool = Field(description="Measured now from the running attempt (else the last attempt's peak)")
     memory: int | None

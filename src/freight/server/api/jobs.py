@@ -26,11 +26,13 @@ from freight.server.api.common import (
     reply,
     visible_job,
 )
-from freight.server.auth import Caller, check_queue
+from freight.server.auth import Admin, Caller, check_queue
 from freight.server.deps import ServerContext, get_ctx
 from freight.server.schemas import (
     BatchIn,
     EventOut,
+    GcIn,
+    GcOut,
     JobList,
     JobPage,
     UsageOut,
@@ -38,6 +40,7 @@ from freight.server.schemas import (
 )
 from freight.server.streams import follow_log, parse_last_event_id, raw_chunks, sse_log
 from freight.server.tokens import Principal
+from freight.units import parse_duration
 
 router = APIRouter(tags=["jobs"])
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
@@ -216,6 +219,23 @@ async def wait(ctx: Ctx, principal: Caller, body: WaitIn) -> JSONResponse:
         await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
     views = await run_in_threadpool(lambda: [ctx.service.get(j) for j in body.ids])
     return reply({"jobs": [v.to_dict() for v in views]})
+
+
+@router.post(
+    "/jobs/gc",
+    response_model=None,
+    responses={200: {"model": GcOut}},
+    summary="Delete finished jobs that ended before a cutoff (admin)",
+)
+def gc(ctx: Ctx, _admin: Admin, body: GcIn) -> JSONResponse:
+    """Their rows, attempts, events and logs (local and archived), as `freight jobs gc` does."""
+    try:
+        seconds = parse_duration(body.older_than)
+    except ValueError as exc:
+        raise UserError(str(exc), where="older_than") from None
+    with ctx.writes:
+        ids = ctx.service.purge(older_than=seconds, dry_run=body.dry_run)
+    return reply({"ids": ids, "dry_run": body.dry_run})
 
 
 @router.get(

@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -171,6 +173,28 @@ def test_following_shows_every_attempt_and_ids_may_be_prefixes(
     local, remote_ = both(live, ["jobs", "show", shared])
     assert local.code == remote_.code == 2 and remote_.error == local.error
     assert "matches several jobs" in remote_.error
+
+
+def test_following_a_job_that_cannot_start_says_why(
+    live: Live, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """`freight run` into a paused queue does not wait in silence."""
+    live.service.set_queue("cli-paused", paused=True)
+    far = RemoteJobClient(live.url, live.admin)
+    for svc in (live.service, far):
+        job_id = svc.submit({"command": ["true"], "queue": "cli-paused"}).id
+        follower = threading.Thread(target=Follower(svc, job_id).until_done)
+        follower.start()
+        deadline = time.monotonic() + 60
+        err = b""
+        while b"waits:" not in err:
+            assert time.monotonic() < deadline, err
+            err += capsysbinary.readouterr().err
+            time.sleep(0.05)
+        svc.cancel(job_id)
+        follower.join(timeout=60)
+        assert f"job {job_id} waits: queue cli-paused is paused (resume it: ".encode() in err
+    far.close()
 
 
 def test_scoped_token_and_bad_settings(live: Live) -> None:

@@ -204,8 +204,13 @@ class Follower:
 
     def until_done(self) -> JobView:
         shown = self.first - 1
+        said_why = False
         while True:
             view = self.svc.get(self.job_id)
+            if view.attempts == 0 and view.reason and not view.terminal and not said_why:
+                # a job that does not start says why once (a paused queue, no capacity, no scheduler)
+                err_console.print(f"[yellow]freight: job {view.id} waits: {view.reason}[/]")
+                said_why = True
             if view.attempts > shown:
                 shown += 1
                 if shown > self.first:

@@ -197,6 +197,28 @@ def test_following_a_job_that_cannot_start_says_why(
     far.close()
 
 
+def test_queues_show_what_their_running_jobs_hold(live: Live, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    args = ["submit", "--queue", "cli-share", "--cpus", "0.25", "--memory", "32M", "--shell", "--"]
+    job_id = cli([*args, f"while [ ! -e {gate} ]; do sleep 0.02; done"], remote(live)).stdout.strip()
+    deadline = time.monotonic() + 60
+    while live.service.get(job_id).state.value != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        local, far = both(live, ["queues", "--json"])
+        for out in (local, far):
+            share = next(q for q in json.loads(out.stdout) if q["name"] == "cli-share")
+            assert share["in_use"] == {"cpus": 0.25, "memory": 32 << 20}
+        local, far = both(live, ["queues"])
+        assert local.stdout == far.stdout and "CPUS" in far.stdout
+    finally:
+        gate.touch()
+    live.service.wait([job_id], timeout=60)
+    idle = next(q for q in live.service.queues() if q["name"] == "cli-share")
+    assert idle["in_use"] == {"cpus": 0.0, "memory": 0}
+
+
 def test_scoped_token_and_bad_settings(live: Live) -> None:
     _, scoped = create_token(live.service.engine, "cli-scoped", queues=["cli-mine"])
     env = remote(live, scoped)

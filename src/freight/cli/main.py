@@ -17,6 +17,7 @@ from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
+from freight.units import format_bytes
 
 app = typer.Typer(
     name="freight",
@@ -50,7 +51,8 @@ def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"):
+    columns = ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "CPUS", "MEMORY", "SUCCEEDED")
+    for column in (*columns, "FAILED"):
         table.add_column(column)
     for q in rows:
         counts = q["jobs"]
@@ -62,6 +64,8 @@ def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
             "yes" if q["paused"] else "no",
             str(counts.get("queued", 0) + counts.get("retrying", 0)),
             str(counts.get("running", 0) + counts.get("starting", 0)),
+            f"{q['in_use']['cpus']:g}",
+            format_bytes(q["in_use"]["memory"]),
             str(counts.get("succeeded", 0)),
             str(failed),
         )

@@ -741,7 +741,20 @@ class JobService:
             counts = conn.execute(
                 select(jobs.c.queue, jobs.c.state, func.count()).group_by(jobs.c.queue, jobs.c.state)
             ).all()
+            # what each queue's running attempts hold: the fair share the scheduler weighs
+            active = [JobState.STARTING.value, JobState.RUNNING.value]
+            held = conn.execute(
+                select(jobs.c.queue, func.sum(attempts.c.cpus), func.sum(attempts.c.memory))
+                .join(attempts, attempts.c.job_id == jobs.c.id)
+                .where(jobs.c.state.in_(active), attempts.c.state.in_(active))
+                .group_by(jobs.c.queue)
+            ).all()
         by_queue: dict[str, dict[str, int]] = {}
         for queue, state, count in counts:
             by_queue.setdefault(queue, {})[state] = int(count)
-        return [dict(r._mapping) | {"jobs": by_queue.get(r.name, {})} for r in rows]
+        in_use = {q: {"cpus": float(c or 0), "memory": int(m or 0)} for q, c, m in held}
+        return [
+            dict(r._mapping)
+            | {"jobs": by_queue.get(r.name, {}), "in_use": in_use.get(r.name, {"cpus": 0.0, "memory": 0})}
+            for r in rows
+        ]

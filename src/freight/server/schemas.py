@@ -90,6 +90,11 @@ class EventOut(BaseModel):
     detail: str | None
 
 
+class QueueUse(BaseModel):
+    cpus: float
+    memory: int = Field(description="Bytes")
+
+
 class QueueOut(BaseModel):
     name: str
     priority: int
@@ -97,6 +102,7 @@ class QueueOut(BaseModel):
     paused: bool
     created_at: float
     jobs: dict[str, int] = Field(description="Job counts by state")
+    in_use: QueueUse = Field(description="What its running jobs hold now (its fair share)")
 
 
 class QueueIn(_Body):

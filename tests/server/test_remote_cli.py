@@ -98,6 +98,9 @@ def test_submit_show_ls_logs_events_render_the_same(live: Live) -> None:
 def test_cancel_retry_queues_and_definitions(live: Live, tmp_path) -> None:
     cli(["queues", "set", "cli-held", "--pause"], remote(live))
     job_id = cli(["submit", "--queue", "cli-held", "--", "true"], remote(live)).stdout.strip()
+    for out in both(live, ["jobs", "cancel", job_id, "nope"]):  # all or none
+        assert out.code == 2 and out.error == "no job 'nope' (see `freight jobs ls`)"
+    assert live.service.get(job_id).state.value == "queued"
     far = cli(["jobs", "cancel", job_id], remote(live))
     assert far.stdout == f"{job_id} cancelled\n"
     again_local, again_far = both(live, ["jobs", "cancel", job_id])

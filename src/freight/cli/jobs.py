@@ -324,8 +324,8 @@ def logs(
 def cancel(job_ids: list[str]) -> None:
     """Cancel jobs: queued ones never start; running ones get SIGTERM, then SIGKILL after their grace."""
     with open_service() as svc:
-        for job_id in job_ids:
-            view = svc.cancel(job_id)
+        for view in _all_or_none(svc, job_ids, ended=False):
+            view = svc.cancel(view.id)
             typer.echo(f"{view.id} {view.state.value if view.terminal else 'cancelling'}")
 
 
@@ -333,8 +333,20 @@ def cancel(job_ids: list[str]) -> None:
 def retry(job_ids: list[str]) -> None:
     """Queue finished jobs again (a new attempt of the same job)."""
     with open_service() as svc:
-        for job_id in job_ids:
-            typer.echo(f"{svc.retry(job_id).id} queued")
+        for view in _all_or_none(svc, job_ids, ended=True):
+            typer.echo(f"{svc.retry(view.id).id} queued")
+
+
+def _all_or_none(svc: Service, job_ids: list[str], *, ended: bool) -> list[JobView]:
+    """The jobs named, checked before any is touched: one unknown id, or one job that has (not)
+    ended, and none is cancelled or retried (the same errors the service gives for one job)."""
+    views = [svc.get(job_id) for job_id in job_ids]
+    for view in views:
+        if ended and not view.terminal:
+            raise ConflictError(f"job {view.id} is {view.state.value}; only a finished job can be retried")
+        if not ended and view.terminal:
+            raise ConflictError(f"job {view.id} already ended ({view.state.value})", where=view.id)
+    return views
 
 
 @jobs_app.command("events")

@@ -222,6 +222,28 @@ def test_queues_show_what_their_running_jobs_hold(live: Live, tmp_path) -> None:
     assert idle["in_use"] == {"cpus": 0.0, "memory": 0}
 
 
+def test_a_job_behind_the_head_of_its_queue_says_how_many_are_before_it(live: Live, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    cpus = f"{live.service.scheduler.capacity.cpus:g}" if live.service.scheduler else "2"
+    whole = ["submit", "--queue", "cli-turn", "--cpus", cpus, "--"]
+    first = cli([*whole, "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"], remote(live))
+    head = cli([*whole, "true"], remote(live)).stdout.strip()
+    behind = cli(
+        ["submit", "--queue", "cli-turn", "--cpus", "0.1", "--", "true"], remote(live)
+    ).stdout.strip()
+    try:
+        deadline = time.monotonic() + 60
+        while not (live.service.get(head).reason or "").startswith("waiting for capacity"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for out in both(live, ["jobs", "show", behind, "--json"]):
+            said = json.loads(out.stdout)["reason"]
+            assert said == "waiting its turn: 1 job before it in queue cli-turn"
+    finally:
+        gate.touch()
+    live.service.wait([first.stdout.strip(), head, behind], timeout=60)
+
+
 def test_scoped_token_and_bad_settings(live: Live) -> None:
     _, scoped = create_token(live.service.engine, "cli-scoped", queues=["cli-mine"])
     env = remote(live, scoped)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from freight.config import Settings, load_settings
@@ -62,9 +62,11 @@ def _one_job(conn: Any, job_id: str) -> JobRecord:
     return found[0]
 
 
-def _explained(conn: Any, views: list[JobView]) -> list[JobView]:
+def _explained(conn: Any, views: list[JobView], *, count_ahead: bool = False) -> list[JobView]:
     """`views`, with the reason queued jobs wait where the scheduler has not said (or cannot): their
-    queue is paused, or no scheduler serves the store. Said on reading, never stored: it may change."""
+    queue is paused, or no scheduler serves the store; with `count_ahead` (one job), how many wait
+    before it in its queue (the scheduler speaks for a queue's head only). Said on reading, never
+    stored: it may change."""
     queued = [v for v in views if v.state is JobState.QUEUED]
     if not queued:
         return views
@@ -78,7 +80,20 @@ def _explained(conn: Any, views: list[JobView]) -> list[JobView]:
             )
         elif not scheduled and view.reason is None:
             reasons[view.id] = "no scheduler is running (start one with `freight up`)"
+        elif count_ahead and view.reason is None and (ahead := _ahead_of(conn, view)):
+            reasons[view.id] = (
+                f"waiting its turn: {ahead} job{'s' if ahead > 1 else ''} before it in queue {view.queue}"
+            )
     return [replace(v, reason=reasons[v.id]) if v.id in reasons else v for v in views]
+
+
+def _ahead_of(conn: Any, view: JobView) -> int:
+    """Queued jobs its queue serves first: a higher priority, or the same one and submitted earlier."""
+    first = or_(jobs.c.priority > view.priority, and_(jobs.c.priority == view.priority, jobs.c.id < view.id))
+    query = select(func.count()).where(
+        jobs.c.queue == view.queue, jobs.c.state == JobState.QUEUED.value, first
+    )
+    return int(conn.execute(query).scalar() or 0)
 
 
 def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **values: Any) -> None:
@@ -421,7 +436,7 @@ class JobService:
         """One job, by its id or a unique prefix of it."""
         with self.engine.connect() as conn:
             job = _one_job(conn, job_id)
-            return _explained(conn, [job.view(attempt_views(conn, job.id))])[0]
+            return _explained(conn, [job.view(attempt_views(conn, job.id))], count_ahead=True)[0]
 
     def get_many(self, job_ids: Sequence[str]) -> list[JobView]:
         with self.engine.connect() as conn:

@@ -117,3 +117,26 @@ def test_interrupting_run_cancels_the_job_and_shows_it_stopping(settings: Settin
     assert out.endswith("stopping\n") and "started" not in out  # nothing shown twice
     assert "cancelling job" in err and "cancelled while running" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "--bogus", "--", "true"], "error: No such option: --bogus"),
+        (["jobs", "ls", "--limit", "0"], "error: Invalid value for '--limit'"),
+        (["jobs", "nosuch"], "error: No such command 'nosuch'."),
+    ],
+)
+def test_a_mistyped_command_line_is_one_line_too(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args, said
+) -> None:
+    from freight.cli.main import main
+
+    monkeypatch.setenv("FREIGHT_HOME", str(settings.home))
+    monkeypatch.setattr(sys, "argv", ["freight", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(said) and err.count("\n") == 1, err
+    assert "--help`)" in err

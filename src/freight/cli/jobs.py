@@ -350,7 +350,10 @@ def _all_or_none(svc: Service, job_ids: list[str], *, ended: bool) -> list[JobVi
 
 
 @jobs_app.command("events")
-def events(job_id: Annotated[str | None, typer.Argument()] = None, limit: int = 50) -> None:
+def events(
+    job_id: Annotated[str | None, typer.Argument()] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+) -> None:
     """The audit trail of state transitions."""
     from freight.cli.output import when
 

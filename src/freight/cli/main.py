@@ -179,7 +179,7 @@ mount_builds(app)
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
     try:
-        app()
+        _run_app()
     except UserError as exc:
         # escaped: messages name TOML sections such as [tasks.lint], which rich would eat as markup
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
@@ -187,6 +187,31 @@ def main() -> None:
     except FreightError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
+
+
+def _run_app() -> None:
+    """The app, with a mistyped command line (an unknown option, a bad value for one) said in one
+    line like any other bad input, instead of click's framed usage box."""
+    # typer vendors click; these are the classes it raises (typer re-exports only a few of them)
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(2)
+    except UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        err_console.print(f"[red]error:[/] {escape(exc.format_message())}{where}", highlight=False)
+        sys.exit(2)
+    except ClickException as exc:
+        err_console.print(f"[red]error:[/] {escape(exc.format_message())}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        err_console.print("freight: aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

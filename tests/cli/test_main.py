@@ -140,3 +140,29 @@ def test_a_mistyped_command_line_is_one_line_too(
     err = capsys.readouterr().err
     assert err.startswith(said) and err.count("\n") == 1, err
     assert "--help`)" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["submit", "--memory", "lots", "--", "true"],
+        ["run", "--queue", "no spaces", "--", "true"],
+        ["submit", "--file", "{bad}"],
+    ],
+)
+def test_bad_input_leaves_no_store_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from freight.cli.main import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("command: [echo, hi]\ncolour: red\n")
+    home = tmp_path / "home"
+    monkeypatch.setenv("FREIGHT_HOME", str(home))
+    monkeypatch.delenv("FREIGHT_URL", raising=False)
+    monkeypatch.setattr(sys, "argv", ["freight", *(a.replace("{bad}", str(bad)) for a in args)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not home.exists()

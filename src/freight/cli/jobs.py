@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from freight.cli.output import (
 )
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView
+from freight.jobs.spec import Dependency, JobSpec, parse_spec
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
 
@@ -52,28 +54,48 @@ Command = Annotated[list[str] | None, typer.Argument(help="The command, after --
 AsJson = Annotated[bool, typer.Option("--json")]
 
 
-def _submit(
-    svc: Service, *, command: list[str] | None, file: Path | None, definition: str | None, **flags: Any
-) -> JobView:
-    """Queue the job that `run`'s or `submit`'s parameters describe, passed by name: each command
-    declares its flags once, in its signature, and hands them all here (`locals()`)."""
+@dataclass
+class _Request:
+    """A job `run` or `submit` will queue, checked before any store is opened: bad input leaves
+    nothing behind, not even a new FREIGHT_HOME."""
+
+    spec: dict[str, Any]
+    file: Path | None
+    definition: str | None
+    checked: JobSpec | None  # None with a definition: the template is applied where it is stored
+
+
+def _request(
+    *, command: list[str] | None, file: Path | None, definition: str | None, **flags: Any
+) -> _Request:
+    """The job that `run`'s or `submit`'s parameters describe, passed by name: each command declares
+    its flags once, in its signature, and hands them all here (`locals()`)."""
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
-    for dep in spec["depends_on"] if flags.get("after") else []:
-        dep["job"] = _full_id(svc, dep["job"])
     if definition is None and "command" not in spec and "shell" not in spec:
         raise UserError("nothing to run", hint="give a command after --, a --file, or a --definition")
-    if file is not None and definition is None:
-        return svc.submit(validate_located(file, spec))
-    return svc.submit(spec, definition=definition)
+    checked = None
+    if definition is None:
+        checked = validate_located(file, spec) if file is not None else parse_spec(spec)
+    return _Request(spec, file, definition, checked)
+
+
+def _submit(svc: Service, request: _Request) -> JobView:
+    spec, checked = request.spec, request.checked
+    if spec.get("depends_on") and checked is not None and checked.depends_on:
+        # --after and depends_on take an id or a unique prefix of one, as `jobs show` does
+        deps = [dep.model_dump() | {"job": _full_id(svc, dep.job)} for dep in checked.depends_on]
+        checked = checked.model_copy(update={"depends_on": [Dependency(**dep) for dep in deps]})
+    if checked is not None:
+        return svc.submit(checked)
+    return svc.submit(spec, definition=request.definition)
 
 
 def _full_id(svc: Service, job_id: str) -> str:
-    """`--after` takes an id or a unique prefix of one, as `jobs show` does."""
     try:
         return svc.get(job_id).id
     except NotFoundError:
-        raise NotFoundError(f"no job {job_id!r} to depend on", where="--after") from None
+        raise NotFoundError(f"no job {job_id!r} to depend on", where="depends_on") from None
 
 
 def run(
@@ -95,11 +117,11 @@ def run(
 ) -> None:
     """Run a command as an isolated job, stream its output, and exit with its exit code. Ctrl-C
     (or SIGTERM, SIGHUP) cancels the job, as srun does; a second one stops waiting for it to end."""
-    flags = {**locals(), "cwd": cwd or str(Path.cwd())}
+    request = _request(**{**locals(), "cwd": cwd or str(Path.cwd())})
     _warn_if_stdin_given()
     with open_service() as svc:
         with svc.running():
-            view = _submit(svc, **flags)
+            view = _submit(svc, request)
             err_console.print(f"[dim]freight: job {view.id} queued[/]")
             following = _Following(Follower(svc, view.id))
             with _signals_interrupt():
@@ -255,9 +277,9 @@ def submit(
     as_json: AsJson = False,
 ) -> None:
     """Queue a job and print its id. A scheduler (`freight up`) runs it."""
-    flags = {k: v for k, v in locals().items() if k != "as_json"}
+    request = _request(**{k: v for k, v in locals().items() if k != "as_json"})
     with open_service() as svc:
-        view = _submit(svc, **flags)
+        view = _submit(svc, request)
         if as_json:
             print_json(view.to_dict())
         else:

@@ -271,17 +271,46 @@ class JobService:
             self._stopping = False
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[Scheduler | None]:
+    def running(self, *, take_over_every: float = 1.0) -> Iterator[Scheduler | None]:
         """Make sure a scheduler serves this store while the block runs: reuse a live one (e.g. a
-        `freight up` on this machine), or run one in this process and stop it afterwards."""
-        if self.scheduler is not None or self.scheduler_holder() is not None:
+        `freight up`, or another `freight build` on this machine), or run one in this process and stop
+        it afterwards. A borrowed scheduler may go away first (the other command ended): then this
+        process takes over, checking every `take_over_every` seconds, so its jobs never wait for
+        nobody."""
+        if self.scheduler is not None:
             yield self.scheduler
             return
-        scheduler = self.start_scheduler()
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=self._take_over_when_free, args=(stop, take_over_every), name="freight-take-over"
+        )
+        watcher.daemon = True
         try:
-            yield scheduler
+            if self.scheduler_holder() is None:
+                with contextlib.suppress(LeaseHeldError):  # someone else just started one: borrow it
+                    self.start_scheduler()
+            if self.scheduler is None:
+                watcher.start()
+            yield self.scheduler
         finally:
+            stop.set()
+            if watcher.is_alive():
+                watcher.join()
             self.stop_scheduler()
+
+    def _take_over_when_free(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            try:
+                if self.scheduler_holder() is not None:
+                    continue
+                self.start_scheduler()
+            except LeaseHeldError:
+                continue
+            except Exception:  # the store is unreachable for now, say: try again
+                log.exception("taking over the scheduler failed; trying again in %gs", every)
+                continue
+            log.info("the scheduler this command used went away: this process schedules the store now")
+            return
 
     def _notify(self) -> None:
         with self._changed:

@@ -146,12 +146,11 @@ def test_cancel_retry_and_their_conflicts(api: Api, queue: str) -> None:
 def test_gc_deletes_finished_jobs_and_ids_may_be_prefixes(api: Api, queue: str) -> None:
     job = submit(api, queue)
     waiting = submit(api, queue)
-    prefix = job["id"][
-        : next(i for i, (a, b) in enumerate(zip(job["id"], waiting["id"], strict=True)) if a != b) + 1
-    ]
+    prefix = job["id"][:-1]  # no other job shares all but its last (random) digit
+    shared = next(i for i, (a, b) in enumerate(zip(job["id"], waiting["id"], strict=True)) if a != b)
     assert api.get(f"/api/v1/jobs/{prefix}").json()["id"] == job["id"]
     assert api.post(f"/api/v1/jobs/{prefix}/cancel").json()["id"] == job["id"]
-    ambiguous = api.get(f"/api/v1/jobs/{prefix[:-1]}")
+    ambiguous = api.get(f"/api/v1/jobs/{job['id'][:shared]}")
     assert ambiguous.status_code == 400 and "matches several jobs" in ambiguous.json()["message"]
     bad = api.post("/api/v1/jobs/gc", {"older_than": "soon"})
     assert bad.status_code == 400 and bad.json()["where"] == "older_than"

@@ -161,7 +161,7 @@ def test_following_shows_every_attempt_and_ids_may_be_prefixes(
     far.close()
     other = cli(["submit", "--queue", "cli-flaky", "--", "true"], remote(live)).stdout.strip()
     shared = job_id[: next(i for i, (a, b) in enumerate(zip(job_id, other, strict=True)) if a != b)]
-    unique = job_id[: len(shared) + 1]
+    unique = job_id[:-1]  # no other job shares all but its last (random) digit
     local, remote_ = both(live, ["jobs", "show", unique, "--json"])
     assert json.loads(remote_.stdout)["id"] == json.loads(local.stdout)["id"] == job_id
     local, remote_ = both(live, ["jobs", "logs", unique])

@@ -187,11 +187,11 @@ class JobService:
         self, *, poll_interval: float = 0.5, retry_every: float = LEASE_TTL / 3
     ) -> Scheduler | None:
         """Run the scheduler if this store has none; otherwise stand by and take over when the lease
-        holder goes away (several servers on one PostgreSQL store: one schedules, all serve the API)."""
-        try:
-            return self.start_scheduler(poll_interval=poll_interval)
-        except LeaseHeldError:
-            pass
+        holder goes away (several servers on one PostgreSQL store: one schedules, all serve the API;
+        or a command that borrowed another command's scheduler: see running())."""
+        if self.scheduler_holder() is None:  # asked first: a runtime is dear to make for nothing
+            with contextlib.suppress(LeaseHeldError):  # taken meanwhile: stand by for it
+                return self.start_scheduler(poll_interval=poll_interval)
         self._standby_stop.clear()
         self._retry_every = retry_every
         self._start_standby(poll_interval)
@@ -216,13 +216,15 @@ class JobService:
             log.exception("archiving this node's logs failed; the next start tries again")
         while not self._standby_stop.wait(retry_every):
             try:
+                if self.scheduler_holder() is not None:
+                    continue
                 self.start_scheduler(poll_interval=poll_interval)
             except LeaseHeldError:
                 continue
             except Exception:  # the store is unreachable for now, say: keep standing by
                 log.exception("starting the scheduler failed; trying again in %gs", retry_every)
                 continue
-            log.warning("took over the scheduler lease: this process now schedules the store")
+            log.info("took over the scheduler lease: this process now schedules the store")
             return
 
     def _loop(self, scheduler: Scheduler, poll_interval: float) -> None:
@@ -274,43 +276,16 @@ class JobService:
     def running(self, *, take_over_every: float = 1.0) -> Iterator[Scheduler | None]:
         """Make sure a scheduler serves this store while the block runs: reuse a live one (e.g. a
         `freight up`, or another `freight build` on this machine), or run one in this process and stop
-        it afterwards. A borrowed scheduler may go away first (the other command ended): then this
-        process takes over, checking every `take_over_every` seconds, so its jobs never wait for
-        nobody."""
+        it afterwards. A borrowed scheduler may go away first (the other command ended): this process
+        stands by and takes over, checking every `take_over_every` seconds, so its jobs never wait
+        for nobody."""
         if self.scheduler is not None:
             yield self.scheduler
             return
-        stop = threading.Event()
-        watcher = threading.Thread(
-            target=self._take_over_when_free, args=(stop, take_over_every), name="freight-take-over"
-        )
-        watcher.daemon = True
         try:
-            if self.scheduler_holder() is None:
-                with contextlib.suppress(LeaseHeldError):  # someone else just started one: borrow it
-                    self.start_scheduler()
-            if self.scheduler is None:
-                watcher.start()
-            yield self.scheduler
+            yield self.start_or_stand_by(retry_every=take_over_every)
         finally:
-            stop.set()
-            if watcher.is_alive():
-                watcher.join()
             self.stop_scheduler()
-
-    def _take_over_when_free(self, stop: threading.Event, every: float) -> None:
-        while not stop.wait(every):
-            try:
-                if self.scheduler_holder() is not None:
-                    continue
-                self.start_scheduler()
-            except LeaseHeldError:
-                continue
-            except Exception:  # the store is unreachable for now, say: try again
-                log.exception("taking over the scheduler failed; trying again in %gs", every)
-                continue
-            log.info("the scheduler this command used went away: this process schedules the store now")
-            return
 
     def _notify(self) -> None:
         with self._changed:

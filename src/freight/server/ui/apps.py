@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from freight.errors import NotFoundError
-from freight.server.ui_render import Pages
-from freight.server.ui_session import User
-from freight.server.ui_workloads import workloads
+from freight.server.ui.render import Pages
+from freight.server.ui.session import User
+from freight.server.ui.workloads import workloads
 
 if TYPE_CHECKING:
     from freight.builds.api import Builds

@@ -21,7 +21,7 @@ from freight.server.deps import ServerContext
 from freight.server.tokens import Principal
 from freight.units import format_bytes, format_duration
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 
 def _templates() -> Jinja2Templates:

@@ -122,6 +122,48 @@ def test_cancel_running_and_queued(svc: JobService) -> None:
     assert svc.cancel(queued.id).state is JobState.CANCELLED
 
 
+def test_a_cancel_while_the_attempt_is_being_spawned_stops_it_at_once(svc: JobService) -> None:
+    """The stop is asked for while the spawn is in flight (here: held up by a stopped launcher). It
+    must not be dropped: the job stops once the spawn returns, not after its 300 s grace."""
+    import signal
+
+    from sqlalchemy import select
+
+    from freight.db.schema import attempts
+
+    scheduler = svc.scheduler
+    assert scheduler is not None
+    warm = run(svc, command=["true"])
+    assert warm.state is JobState.SUCCEEDED
+    launcher = scheduler.runtime.launcher  # type: ignore[attr-defined]
+    assert launcher is not None and launcher.pid is not None
+    launcher.reply_timeout = 120.0
+    os.kill(launcher.pid, signal.SIGSTOP)
+    try:
+        job = svc.submit(JobSpec(command=["sleep", "300"], grace="300s", resources=SMALL))
+        wait_until(lambda: svc.get(job.id).state is JobState.STARTING)
+        svc.cancel(job.id)
+
+        def stop_asked() -> bool:  # a connection per look: one held open keeps its first snapshot
+            with svc.engine.connect() as conn:
+                query = select(attempts.c.stop_reason).where(attempts.c.job_id == job.id)
+                return conn.execute(query).scalars().first() is not None
+
+        wait_until(stop_asked)  # the scheduler has asked for the stop; the spawn is still held
+    finally:
+        os.kill(launcher.pid, signal.SIGCONT)
+    view = svc.wait([job.id], timeout=60)[0]
+    assert view.state is JobState.CANCELLED
+
+
+def wait_until(check: object, timeout: float = 30.0) -> None:
+    """Poll `check` until true; a hang guard, not a timing assertion."""
+    deadline = time.time() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.time() < deadline, "gave up waiting"
+        time.sleep(0.01)
+
+
 def test_dependencies_order_and_cascade(svc: JobService) -> None:
     first = svc.submit(JobSpec(shell="sleep 0.3", resources=SMALL))
     second = svc.submit(JobSpec(shell="true", depends_on=[{"job": first.id}], resources=SMALL))

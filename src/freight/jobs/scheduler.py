@@ -21,7 +21,6 @@ import logging
 import os
 import random
 import selectors
-import signal
 import socket
 import threading
 import time
@@ -708,10 +707,13 @@ class Scheduler:
             self.queues.discard(job.queue, job_id)
 
     def _act(self, actions: _Actions, now: float) -> None:
+        waiting: list[Running] = []  # stops asked for mid-spawn: signalled once the handle is collected
         for run in self._pending_term:
             if run.handle is not None:
-                self.runtime.signal(run.handle, signal.SIGTERM)
-        self._pending_term.clear()
+                self.runtime.terminate(run.handle)
+            elif self.running.get(run.job_id) is run:
+                waiting.append(run)
+        self._pending_term = waiting
         for run in actions.kill:
             if run.handle is not None:
                 self.runtime.kill(run.handle)

@@ -107,6 +107,11 @@ class Runtime(Protocol):
         """Send `signum` to every process of the attempt (the whole cgroup or process group)."""
         ...
 
+    def terminate(self, handle: Handle) -> None:
+        """Ask the attempt to stop: SIGTERM to every process of it; a job that has not exec'ed yet
+        (it is just being started) never runs its command. kill() follows after the grace."""
+        ...
+
     def kill(self, handle: Handle) -> None:
         """SIGKILL every process of the attempt, children and grandchildren included."""
         ...

@@ -296,6 +296,12 @@ class ShimRuntime:
     def signal(self, handle: Handle, signum: int) -> None:
         self.isolation.signal(handle, signum)
 
+    def terminate(self, handle: Handle) -> None:
+        # A job between fork and exec has not joined its cgroup (or process group) yet, so no signal
+        # can reach it: it checks this request after joining, and dies instead of running.
+        records.request_kill(handle.record_dir)
+        self.isolation.signal(handle, signal.SIGTERM)
+
     def kill(self, handle: Handle) -> None:
         records.request_kill(handle.record_dir)  # a job not exec'ed yet sees this and dies
         self.isolation.kill(handle)

@@ -382,8 +382,9 @@ def cancel_build(ctx: Ctx, trigger: Trigger, _admin: Admin, build_id: BuildId) -
     if isinstance(found, WorkspaceBuild):
         if found.done:
             raise ConflictError(f"build {build_id} already ended ({found.state})", where="build_id")
+        state = found.state  # as it was when asked: the runner may record the end while we cancel
         jobs = found.cancel(ctx.service)
-        return reply({"id": build_id, "state": found.state, "cancelled_jobs": jobs})
+        return reply({"id": build_id, "state": state, "cancelled_jobs": jobs})
     row = trigger.builds.store.run(build_id)
     if row is not None:
         state = _RECORDED_STATES.get(row["status"], "failed")

@@ -50,6 +50,19 @@ def test_success_and_failure_exit_codes_and_logs(svc: JobService) -> None:
     assert bad.reason == "exited with code 3"
 
 
+def test_a_short_job_never_ends_before_it_started(svc: JobService) -> None:
+    """The end comes from the shim's record, the start from the scheduler once the spawn returned:
+    a job as short as `true` can be over by then, and its duration must not come out negative."""
+    views = [svc.submit(JobSpec(command=["true"], resources=SMALL)) for _ in range(20)]  # type: ignore[arg-type]
+    for view in svc.wait([v.id for v in views], timeout=60):
+        assert view.state is JobState.SUCCEEDED
+        assert view.started_at is not None and view.ended_at is not None
+        assert view.ended_at >= view.started_at
+        attempt = view.attempt_list[-1]
+        assert attempt.started_at is not None and attempt.ended_at is not None
+        assert attempt.ended_at >= attempt.started_at
+
+
 def test_command_that_cannot_start_fails_with_clear_error(svc: JobService) -> None:
     view = run(svc, command=["/no/such/program"])
     assert view.state is JobState.FAILED

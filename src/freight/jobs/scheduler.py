@@ -527,11 +527,17 @@ class Scheduler:
         self.running.pop(job.id, None)
         self._discharge(job, run)
         state, reason = classify(outcome, run.stop_reason, job.spec)
+        # When it ended by its shim's record, not when this scheduler learned it (after a restart,
+        # that can be much later); but never before the start this scheduler stamped once the spawn
+        # returned (a short job can be over by then) nor after now.
+        ended_at = outcome.ended_at if 0 < outcome.ended_at <= now else now
+        if run.started_at is not None:
+            ended_at = max(ended_at, run.started_at)
         batch.ended_attempts.append(
             {
                 "b_id": run.attempt_id,
                 "state": state.value,
-                "ended_at": outcome.ended_at,
+                "ended_at": ended_at,
                 "exit_code": outcome.exit_code,
                 "signal": outcome.signal,
                 "oom_killed": outcome.oom_killed,
@@ -543,8 +549,6 @@ class Scheduler:
         job.exit_code = outcome.exit_code
         if run.handle is not None:
             actions.release.append(run.handle)
-        # when it ended, not when this scheduler learned it (after a restart, that can be much later)
-        ended_at = outcome.ended_at if 0 < outcome.ended_at <= now else now
         self._settle(job, state, outcome.exit_code, reason, batch, now, ended_at=ended_at)
 
     def _settle(

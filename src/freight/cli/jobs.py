@@ -115,8 +115,9 @@ def run(
     file: File = None,
     definition: Definition = None,
 ) -> None:
-    """Run a command as an isolated job, stream its output, and exit with its exit code. Ctrl-C
-    (or SIGTERM, SIGHUP) cancels the job, as srun does; a second one stops waiting for it to end."""
+    """Run a command as an isolated job, stream its output, and exit with its exit code.
+
+    Ctrl-C (or SIGTERM, SIGHUP) cancels the job, as srun does; a second one stops waiting for it."""
     request = _request(**{**locals(), "cwd": cwd or str(Path.cwd())})
     _warn_if_stdin_given()
     with open_service() as svc:

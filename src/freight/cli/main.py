@@ -133,8 +133,9 @@ def up(
         int | None, typer.Option("--gateway-port", help="Also serve build releases on this port")
     ] = None,
 ) -> None:
-    """Serve the API and the web UI and run the scheduler, in one process (Ctrl-C stops it; running
-    jobs keep running and are re-attached on the next start)."""
+    """Serve the API and the web UI and run the scheduler, in one process.
+
+    Ctrl-C stops it; running jobs keep running and are re-attached on the next start."""
     import os
 
     from freight.config import load_settings

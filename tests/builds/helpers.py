@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
-
-import uvicorn
 
 from freight.builds.depcache import mark_installed
 from freight.builds.sample import git_init
 from freight.builds.workspace import load_workspace
-
-
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """A real uvicorn on a free port (as `freight serve` runs the gateway); yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 def slow_workspace(root: Path, apps: tuple[str, ...] = ("a", "b")) -> Path:

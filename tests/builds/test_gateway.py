@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from freight.builds.api import Builds
-from freight.builds.gateway import IMMUTABLE, accepts_gzip
+from freight.builds.gateway import IMMUTABLE, accepts_gzip, serving
 from freight.builds.releases import is_immutable, publish
 from freight.builds.store import Route
 from freight.jobs.service import JobService
-from tests.builds.helpers import serve
 
 BIG_JS = "export function f(x){return x*2}\n" * 200
 
@@ -41,7 +40,7 @@ def client(builds: Builds, tmp_path: Path) -> Iterator[tuple[httpx.Client, Build
     builds.store.set_route(Route("admin", ("admin.example.test",), "/admin/", False))
     builds.deploy("web", ids[0])
     builds.deploy("admin", admin_release.id)
-    with serve(builds.gateway(ttl=0)) as url, httpx.Client(base_url=url) as http:
+    with serving(builds.gateway(ttl=0)) as url, httpx.Client(base_url=url) as http:
         yield http, builds, ids
 
 
@@ -110,7 +109,7 @@ def test_accepts_gzip() -> None:
 
 @pytest.fixture
 def served(builds: Builds) -> Iterator[str]:
-    with serve(builds.gateway(ttl=0)) as url:
+    with serving(builds.gateway(ttl=0)) as url:
         yield url
 
 

@@ -11,11 +11,11 @@ import httpx
 from fastapi import FastAPI
 
 from freight.builds.api import Builds
+from freight.builds.gateway import serving
 from freight.builds.hooks import GitBuildTrigger, PushEvent, create_git_hook_router, signature
 from freight.builds.sample import git_commit
 from freight.config import Settings
 from freight.jobs.service import JobService
-from tests.builds.helpers import serve
 
 SECRET = b"s3cret"
 ZERO = "0" * 40
@@ -50,7 +50,7 @@ def test_bad_signature_is_401_and_starts_nothing() -> None:
     app = FastAPI()
     app.include_router(create_git_hook_router(SECRET, on_push))
     body = payload("a" * 40, "b" * 40)
-    with serve(app) as url, httpx.Client(base_url=url) as http:
+    with serving(app) as url, httpx.Client(base_url=url) as http:
         unsigned = post(http, body, None)
         assert unsigned.status_code == 401 and unsigned.json()["where"] == "X-Hub-Signature-256"
         assert post(http, body, "sha256=" + "0" * 64).status_code == 401
@@ -92,7 +92,7 @@ def test_push_builds_what_changed_and_deploys_where_configured(
     trigger = GitBuildTrigger(settings, platform, {"acme/web": str(origin)}, builds=builds)
     app = FastAPI()
     app.include_router(create_git_hook_router(lambda: SECRET, trigger.handle, status=trigger.status))
-    with serve(app) as url, httpx.Client(base_url=url) as http:
+    with serving(app) as url, httpx.Client(base_url=url) as http:
         unknown = payload(before, after, repo="acme/other")
         assert post(http, unknown, signature(SECRET, unknown)).status_code == 404
         body = payload(before, after)
@@ -127,5 +127,5 @@ def test_router_from_env_refuses_everything_without_a_secret(settings: Settings,
     app = FastAPI()
     app.include_router(router)
     body = payload("a" * 40, "b" * 40)
-    with serve(app) as url, httpx.Client(base_url=url) as http:
+    with serving(app) as url, httpx.Client(base_url=url) as http:
         assert post(http, body, signature(b"", body)).status_code == 401

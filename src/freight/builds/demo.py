@@ -10,21 +10,18 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from rich.console import Console
 
 from freight.builds.api import Builds
+from freight.builds.gateway import serving
 from freight.builds.progress import PlainReporter
 from freight.builds.sample import generate, git_commit, git_init
 from freight.config import Settings
@@ -54,23 +51,6 @@ def prepare_workspace(target: Path) -> Path:
         generate(target, 3, esbuild_version="0.28.2")
     git_init(target)
     return target
-
-
-@contextlib.contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 @contextlib.contextmanager
@@ -110,7 +90,7 @@ def run_demo(settings: Settings, *, client: JobClient | None = None, echo: bool 
 
         for app in ("shop", "blog", "admin"):
             builds.deploy(app, env="prod", actor="demo")
-        with _serve(builds.gateway(ttl=0)) as url, httpx.Client(base_url=url) as http:
+        with serving(builds.gateway(ttl=0)) as url, httpx.Client(base_url=url) as http:
             page = http.get("/shop/")
             asset = re.search(r'src="(/shop/assets/[^"]+)"', page.text)
             js = http.get(asset.group(1)) if asset else None

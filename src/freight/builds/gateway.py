@@ -13,11 +13,14 @@ and cached for good.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -245,3 +248,26 @@ def create_gateway(
     store: BuildStore, objects: ObjectStore, *, env: str = "prod", ttl: float = 1.0
 ) -> Gateway:
     return Gateway(store, objects, env=env, ttl=ttl)
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve `app` (a gateway, or any ASGI app) with uvicorn on a free local port, in a thread, as
+    `freight serve` would; yields its base URL and stops it afterwards (the demo and the tests)."""
+    import uvicorn  # only here: the gateway module is loaded by commands that serve nothing
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()

@@ -60,12 +60,8 @@ def _platform(settings: Settings, client: JobClient | None) -> Iterator[JobClien
         return
     from freight.jobs.service import JobService
 
-    svc = JobService.open(settings)
-    try:
-        with svc.running():
-            yield svc
-    finally:
-        svc.close()
+    with JobService.open(settings) as svc, svc.running():
+        yield svc
 
 
 def run_demo(settings: Settings, *, client: JobClient | None = None, echo: bool = True) -> DemoResult:

@@ -51,17 +51,6 @@ def _open_builds() -> Builds | RemoteBuilds:
     return Builds.open(settings)
 
 
-@contextlib.contextmanager
-def _platform(settings: Settings) -> Iterator[JobService]:
-    """The embedded job platform, with a scheduler in this process unless `freight up` runs one."""
-    svc = JobService.open(settings)
-    try:
-        with svc.running():
-            yield svc
-    finally:
-        svc.close()
-
-
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -119,7 +108,12 @@ def build(
     if settings.url:
         data = _build_remote(settings, path, options, run, reporter)
     else:
-        with Builds.open(settings) as builds, _platform(settings) as client, _sigterm_interrupts():
+        with (
+            Builds.open(settings) as builds,
+            JobService.open(settings) as client,
+            client.running(),
+            _sigterm_interrupts(),
+        ):
             data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
     if summarize:
         where = write_summary(settings, data)

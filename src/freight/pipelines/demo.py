@@ -91,15 +91,13 @@ def run_demo(settings: Settings, *, orders: int = 5000, echo: bool = True) -> Ru
     data = settings.home / "demo" / "pipelines"
     write_seed_data(data, orders=orders)
     pipeline = demo_pipeline(data)
-    svc = JobService.open(settings)
     store = RunStore.open(settings.database_url)
     try:
-        with svc.running():
+        with JobService.open(settings) as svc, svc.running():
             runner = PipelineRunner(svc, store, settings, config_path=settings.home / "freight.toml")
             run = runner.run(pipeline, poll=0.2)
     finally:
         store.close()
-        svc.close()
     if echo:
         print(f"pipeline {run.pipeline}: run {run.id} {run.state}")
         for s in run.steps:

@@ -50,6 +50,7 @@ from freight.jobs.store import (
     release_lease,
     try_lease,
 )
+from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered, Runtime
 
 log = logging.getLogger("freight.scheduler")
@@ -278,8 +279,37 @@ class Scheduler:
         if row is None or handle_text is None:
             # Claimed but never started (the handle is written beside the shim's records at once).
             attempt_id = f"{job.id}-{job.attempts}"
-            if row is not None and (self.settings.run_dir / attempt_id).exists():
-                self._end_lost(job, row.number, batch, now, "the scheduler stopped while starting it")
+            record_dir = self.settings.run_dir / attempt_id
+            if row is not None and record_dir.exists():
+                # Its shim replied, but the scheduler died before it wrote the handle down. If the
+                # job has ended, the shim's record says how (no cgroup measures without the handle).
+                ended = records.read_status(str(record_dir))
+                if ended is None:
+                    self._end_lost(job, row.number, batch, now, "the scheduler stopped while starting it")
+                    return
+                outcome = Outcome(
+                    ended.exit_code,
+                    ended.signal,
+                    False,
+                    ended.max_rss or None,
+                    ended.cpu_seconds,
+                    ended.started,
+                    ended.ended,
+                    error=ended.error,
+                )
+                run = Running(
+                    job_id=job.id,
+                    attempt_id=row.id,
+                    number=row.number,
+                    cpus=row.cpus,
+                    memory=row.memory,
+                    handle=None,
+                    started_at=ended.started,
+                    stop_reason=row.stop_reason,
+                )
+                self._charge(job, run)  # _finish discharges it
+                self._finish(job, run, outcome, batch, actions, now)
+                records.remove_record(str(record_dir))
                 return
             # It never ran, so it does not count against the retry policy: queue it again as it was.
             batch.move(job, JobState.QUEUED, now, "never started; queued again after a restart")

@@ -138,20 +138,10 @@ def build(directory: Path, name: str, settings: Settings) -> tuple[str, str]:
     tag = ref.tag or "latest"
     target = f"{address}/{ref.name}:{tag}" if address else f"localhost/{ref.name}:{tag}"
     binary = podman()
-    _run(
-        [
-            *podman_base(binary),
-            "build",
-            "--pull=never",
-            "-q",
-            "-f",
-            str(containerfile),
-            "-t",
-            target,
-            str(directory),
-        ],
-        f"building {directory}",
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        context = _context(directory, Path(tmp) / "context")
+        build_args = ["build", "--pull=never", "-q", "-f", str(context / containerfile.name), "-t", target]
+        _run([*podman_base(binary), *build_args, str(context)], f"building {directory}")
     if address is None:
         ident = _local_id(target)
         assert ident is not None
@@ -172,6 +162,29 @@ def build(directory: Path, name: str, settings: Settings) -> tuple[str, str]:
         )
         digest = digest_file.read_text().strip()
     return f"{address}/{ref.name}@{digest}", digest
+
+
+def _context(directory: Path, into: Path) -> Path:
+    """DIR copied, plus the host files its `.host-files` names ("HOST_PATH [NAME]" per line): images
+    are built offline here, so a base such as busybox-static's binary comes from this machine."""
+    shutil.copytree(directory, into, symlinks=True)
+    listing = directory / ".host-files"
+    if not listing.is_file():
+        return into
+    for number, line in enumerate(listing.read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        source = Path(words[0])
+        name = words[1] if len(words) > 1 else source.name
+        if len(words) > 2 or not source.is_file() or "/" in name or name in ("", ".", ".."):
+            raise UserError(
+                f"cannot copy {words[0]!r} into the build context",
+                where=f"{listing}:{number}",
+                hint="write HOST_PATH [NAME] naming an existing file (install it first)",
+            )
+        shutil.copy2(source, into / name)
+    return into
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -314,16 +315,64 @@ class ContainerRuntime:
         self.inner.close()
 
     def destroy(self) -> None:
-        """Remove the ctl- cgroups and what podman left under the slots, then the slots (tests)."""
+        """Kill everything, remove what containers left in the cgroup trees, then the slots (tests)."""
         isolation = self.inner.isolation
         if isinstance(isolation, SlotPool):
-            for hierarchy in isolation.driver.hierarchies:
-                _remove_children(hierarchy, prefix="ctl-")
-                with contextlib.suppress(OSError):
-                    for slot in hierarchy.iterdir():
-                        if slot.name.startswith("slot-") and slot.is_dir():
-                            _remove_children(slot, prefix="")
+            for slot in isolation.driver.slot_names():
+                for hierarchy in isolation.driver.hierarchies:
+                    procs = str(hierarchy / slot / "cgroup.procs")
+                    self._kill_until_empty([procs, *_below(hierarchy / slot)])
+                    self._kill_until_empty([str(hierarchy / f"ctl-{slot}" / "cgroup.procs")])
+        self.remove_leftovers()
         self.inner.destroy()
+
+    def remove_leftovers(self) -> None:
+        """Remove the empty cgroups container attempts leave: ctl-<slot> beside the slots, podman's
+        per-container cgroups below them, and the slot paths podman made in the hierarchies freight
+        does not use (blkio, devices, freezer, ...)."""
+        isolation = self.inner.isolation
+        if not isinstance(isolation, SlotPool):
+            return
+        ours = isolation.driver.hierarchies
+        for hierarchy in ours:
+            _remove_tree_children(hierarchy, lambda name: name.startswith("ctl-"), remove_parent=False)
+            for slot in isolation.driver.slot_names():
+                _remove_tree_children(hierarchy / slot, lambda name: True, remove_parent=False)
+        root = Path("/sys/fs/cgroup")
+        for hierarchy in ours:
+            if hierarchy.is_relative_to(root) and len(hierarchy.relative_to(root).parts) > 1:
+                relative = Path(*hierarchy.relative_to(root).parts[1:])
+                break
+        else:
+            return
+        with contextlib.suppress(OSError):
+            for mount in root.iterdir():
+                parent = mount / relative
+                if parent not in ours and parent.is_dir():
+                    _remove_tree_children(parent, lambda name: True, remove_parent=True)
+
+
+def _below(slot: Path) -> list[str]:
+    with contextlib.suppress(OSError):
+        return [str(p) for child in slot.iterdir() if child.is_dir() for p in child.rglob("cgroup.procs")]
+    return []
+
+
+def _remove_tree_children(parent: Path, chosen: Callable[[str], bool], *, remove_parent: bool) -> None:
+    """rmdir (deepest first) the cgroup directories below `parent` whose top-level name is chosen;
+    `parent` itself goes too (once empty) with remove_parent. Busy ones stay."""
+    with contextlib.suppress(OSError):
+        for child in list(parent.iterdir()):
+            if not child.is_dir() or not chosen(child.name):
+                continue
+            for sub in sorted((p for p in child.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            with contextlib.suppress(OSError):
+                child.rmdir()
+    if remove_parent:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def _write_atomic(path: Path, text: str, mode: int) -> None:
@@ -333,15 +382,3 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
     temp.write_text(text)
     temp.chmod(mode)
     temp.replace(path)
-
-
-def _remove_children(parent: Path, prefix: str) -> None:
-    with contextlib.suppress(OSError):
-        for child in sorted(parent.iterdir(), reverse=True):
-            if child.is_dir() and child.name.startswith(prefix):
-                for sub in sorted(child.rglob("*"), key=lambda p: -len(p.parts)):
-                    if sub.is_dir():
-                        with contextlib.suppress(OSError):
-                            sub.rmdir()
-                with contextlib.suppress(OSError):
-                    child.rmdir()

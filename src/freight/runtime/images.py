@@ -100,7 +100,8 @@ def pin(image: str, settings: Settings, where: str = "image") -> str:
         if ident is None:
             raise UserError(f"image {image} is not in this node's storage", where=where)
         return ident
-    if ("/" in image and "." in image.split("/", 1)[0]) or ":" in image.split("/", 1)[0]:
+    host = image.split("/", 1)[0] if "/" in image else ""
+    if "." in host or ":" in host or host == "localhost":
         return image  # a fully qualified reference (host/name...): podman pulls it as given
     ref = parse_ref(image, where)
     address = registry_address(settings)

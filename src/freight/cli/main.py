@@ -16,8 +16,10 @@ from freight.cli.common import open_service, read_spec_file, validate_located
 from freight.cli.image import image_app
 from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
+from freight.cli.service import service_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
+from freight.services.runner import start_services
 from freight.units import format_bytes
 
 app = typer.Typer(
@@ -172,6 +174,7 @@ def up(
 
         local_registry = start_registry(settings, registry_port)
         typer.echo(f"freight: image registry at {local_registry.address}", err=True)
+    services = start_services(settings)
     try:
         serve(
             settings,
@@ -182,6 +185,7 @@ def up(
             announce=announce,
         )
     finally:
+        services.set()
         if local_registry is not None:
             local_registry.stop()
 
@@ -189,6 +193,7 @@ def up(
 # the workloads' commands, listed after the platform's own
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(image_app, name="image")
+app.add_typer(service_app, name="service")
 app.add_typer(pipeline_app, name="pipeline")
 mount_builds(app)
 

@@ -262,3 +262,22 @@ def remove(image: str, settings: Settings) -> str:
     if not gone:
         raise UserError(f"image {image} not found", where="IMAGE", hint="freight image ls lists the images")
     return ", ".join(gone)
+
+
+def default_command(pinned: str, settings: Settings) -> list[str]:
+    """The image's own command (ENTRYPOINT + CMD), for a service deployed without one."""
+    config: dict[str, Any] = {}
+    address, _, rest = pinned.partition("/")
+    if rest and "@" in rest:
+        name, _, digest = rest.partition("@")
+        found = RegistryClient(address).manifest(name, digest)
+        config_ref = (found[1].get("config") or {}).get("digest") if found else None
+        blob = RegistryClient(address).blob(name, config_ref) if config_ref else None
+        config = (json.loads(blob).get("config") or {}) if blob else {}
+    else:
+        out = _run([*podman_base(podman()), "image", "inspect", pinned], f"inspecting {pinned}")
+        config = json.loads(out)[0].get("Config") or {}
+    command = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    if not command:
+        raise UserError(f"image {pinned} has no command", where="--", hint="give the command after --")
+    return [str(part) for part in command]

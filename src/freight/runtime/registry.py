@@ -166,6 +166,10 @@ class RegistryClient:
         digest = headers.get("Docker-Content-Digest") or headers.get("docker-content-digest") or reference
         return digest, json.loads(body)
 
+    def blob(self, name: str, digest: str) -> bytes | None:
+        status, body, _ = self._checked("GET", f"/{name}/blobs/{digest}")
+        return bytes(body) if status == 200 else None
+
     def delete(self, name: str, digest: str) -> bool:
         status, _, _ = self._checked("DELETE", f"/{name}/manifests/{digest}")
         return status == 202

@@ -30,6 +30,7 @@ from freight.errors import ConflictError, FreightError, NotFoundError
 from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
+from freight.jobs.states import JobState
 from freight.runtime.registry import free_port
 from freight.services.router import Router
 from freight.services.spec import ServiceSpec
@@ -158,6 +159,10 @@ class ServiceController:
                 if not stuck
                 else f"not healthy within {spec.health_timeout:g}s"
             )
+            if stuck:
+                view = self.jobs.get(stuck[0].job_id)
+                if view.state is not JobState.RUNNING:
+                    why += f" ({view.state.value}: {view.reason or 'not started'})"
             log.warning("service %s: the new replica %s; rolling back", row.name, why)
             for replica in current:
                 self._stop(state, replica)

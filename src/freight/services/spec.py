@@ -27,7 +27,8 @@ class ServiceSpec(BaseModel):
     #: seconds a new replica has to become healthy before a rolling update is rolled back
     health_timeout: float = Field(default=30.0, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=Resources)
+    #: per replica; small by default, since a rolling update runs one replica more than `replicas`
+    resources: Resources = Field(default_factory=lambda: Resources(cpus=0.25, memory=128 * 1024**2))
 
     @field_validator("health")
     @classmethod

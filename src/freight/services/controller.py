@@ -222,6 +222,7 @@ class ServiceController:
             env={**spec.env, "PORT": str(port)},
             inherit_env=False,
             resources=spec.resources,
+            grace=3.0,  # a server as the container's pid 1 often ignores SIGTERM: do not wait 10 s
             labels={
                 LABEL: name,
                 "freight.port": str(port),

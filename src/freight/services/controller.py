@@ -84,10 +84,12 @@ class ServiceController:
                 log.warning("service %s: %s", row.name, exc)
 
     def close(self) -> None:
+        """Stop routing; the replicas run on, and the next tick adopts them again from the store."""
         for state in self._states.values():
             if state.router is not None:
                 state.router.close()
         self._states.clear()
+        self._adopted = False
 
     def replicas(self, name: str) -> list[Replica]:
         state = self._states.get(name)

@@ -1,8 +1,10 @@
-"""Runs the service controller beside `freight up`'s scheduler: one tick a second, in a thread."""
+"""Runs the service controller beside `freight up`'s scheduler: one tick a second, in a thread, only
+while this process's scheduler holds the store's lease (several servers on PostgreSQL: one controller)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from freight.config import Settings
@@ -21,9 +23,14 @@ def start_services(settings: Settings, every: float = 1.0) -> threading.Event:
         with JobService.open(settings) as svc:
             controller = ServiceController(svc)
             try:
+                me = f"{os.uname().nodename}:{os.getpid()}:"
                 while not stop.wait(every):
                     try:
-                        controller.tick()
+                        # one controller per store: the one beside the scheduler that holds the lease
+                        if (svc.scheduler_holder() or "").startswith(me):
+                            controller.tick()
+                        else:
+                            controller.close()  # a standby routes nothing
                     except Exception:
                         log.exception("services: tick failed")
             finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -31,7 +32,6 @@ from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
-from freight.runtime.registry import free_port
 from freight.services.router import Router
 from freight.services.spec import ServiceSpec
 from freight.services.store import ServiceRow, ServiceStore
@@ -271,3 +271,11 @@ class ServiceController:
             replica = Replica(view.id, int(labels["freight.port"]), labels.get("freight.key", ""), now)
             state.replicas[view.id] = replica
             self._health_paths[view.id] = labels.get("freight.health", "/healthz")
+
+
+def free_port() -> int:
+    """A port no one listens on now, on 127.0.0.1 (a replica binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -38,10 +38,13 @@ def _remove_test_cgroups() -> Iterator[None]:
     """The session's cgroup slots (and any job left in them) go away when the tests end."""
     yield
     from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
+    from freight.runtime.container import remove_container_cgroups
     from freight.runtime.slots import SlotPool
 
     with contextlib.suppress(CgroupUnavailable):
-        SlotPool(open_cgroups(CGROUP_PARENT)).destroy()
+        driver = open_cgroups(CGROUP_PARENT)
+        remove_container_cgroups(driver)  # what image jobs leave beside and below the slots
+        SlotPool(driver).destroy()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from pathlib import Path
 from freight.errors import TerminalError
 from freight.runtime.base import AttemptRequest, Container, Handle, Outcome, Recovered
 from freight.runtime.cgroupfs import read_pids
+from freight.runtime.cgroups import CgroupDriver
 from freight.runtime.process import ShimRuntime
 from freight.runtime.slots import SlotPool
 
@@ -327,29 +328,33 @@ class ContainerRuntime:
         self.inner.destroy()
 
     def remove_leftovers(self) -> None:
-        """Remove the empty cgroups container attempts leave: ctl-<slot> beside the slots, podman's
-        per-container cgroups below them, and the slot paths podman made in the hierarchies freight
-        does not use (blkio, devices, freezer, ...)."""
+        """Remove the empty cgroups container attempts leave (see remove_container_cgroups)."""
         isolation = self.inner.isolation
-        if not isinstance(isolation, SlotPool):
-            return
-        ours = isolation.driver.hierarchies
-        for hierarchy in ours:
-            _remove_tree_children(hierarchy, lambda name: name.startswith("ctl-"), remove_parent=False)
-            for slot in isolation.driver.slot_names():
-                _remove_tree_children(hierarchy / slot, lambda name: True, remove_parent=False)
-        root = Path("/sys/fs/cgroup")
-        for hierarchy in ours:
-            if hierarchy.is_relative_to(root) and len(hierarchy.relative_to(root).parts) > 1:
-                relative = Path(*hierarchy.relative_to(root).parts[1:])
-                break
-        else:
-            return
-        with contextlib.suppress(OSError):
-            for mount in root.iterdir():
-                parent = mount / relative
-                if parent not in ours and parent.is_dir():
-                    _remove_tree_children(parent, lambda name: True, remove_parent=True)
+        if isinstance(isolation, SlotPool):
+            remove_container_cgroups(isolation.driver)
+
+
+def remove_container_cgroups(driver: CgroupDriver) -> None:
+    """Remove the empty cgroups container attempts leave: ctl-<slot> beside the slots, podman's
+    per-container cgroups below them, and the slot paths podman made in the hierarchies freight
+    does not use (blkio, devices, freezer, ...). Busy ones stay."""
+    ours = driver.hierarchies
+    for hierarchy in ours:
+        _remove_tree_children(hierarchy, lambda name: name.startswith("ctl-"), remove_parent=False)
+        for slot in driver.slot_names():
+            _remove_tree_children(hierarchy / slot, lambda name: True, remove_parent=False)
+    root = Path("/sys/fs/cgroup")
+    for hierarchy in ours:
+        if hierarchy.is_relative_to(root) and len(hierarchy.relative_to(root).parts) > 1:
+            relative = Path(*hierarchy.relative_to(root).parts[1:])
+            break
+    else:
+        return
+    with contextlib.suppress(OSError):
+        for mount in root.iterdir():
+            parent = mount / relative
+            if parent not in ours and parent.is_dir():
+                _remove_tree_children(parent, lambda name: True, remove_parent=True)
 
 
 def _below(slot: Path) -> list[str]:

@@ -1,7 +1,7 @@
 """Run state for pipelines: runs, their steps and QA check results, as rows anyone can query.
 
 The tables live in the same database as the job tables (Settings.database_url), prefixed `pipeline_`.
-They are created by Alembic migration 0003 (freight.db.migrations), run when the store opens.
+They are created by Alembic migrations 0003 and 0011 (freight.db.migrations), run when the store opens.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Engine,
     Float,
@@ -51,8 +52,30 @@ runs = Table(
     Column("created_at", Float, nullable=False),
     Column("ended_at", Float),
     Column("error", Text),
+    # the run's data interval [start, end) as UNIX times (migration 0011); NULL for older runs
+    Column("interval_start", Float),
+    Column("interval_end", Float),
+    # manual | schedule | backfill
+    Column("trigger", String(20)),
+    # the notifications sent, comma-separated (failure, success, late): each is sent once
+    Column("notified", String(100)),
 )
 Index("ix_pipeline_runs_pipeline", runs.c.pipeline, runs.c.created_at)
+Index("ix_pipeline_runs_interval", runs.c.pipeline, runs.c.interval_start)
+
+#: Pipelines the server runs on their schedule (`freight pipeline schedule FILE`), migration 0011.
+schedules = Table(
+    "pipeline_schedules",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("spec_json", Text, nullable=False),
+    Column("spec_path", Text),
+    Column("base_dir", Text, nullable=False),
+    Column("config_path", Text),
+    Column("paused", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 step_runs = Table(
     "pipeline_step_runs",
@@ -92,6 +115,8 @@ checks = Table(
 )
 Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)
 
+#: A run that waits for other pipelines or preconditions holds no job: its steps are not submitted yet.
+ACTIVE_RUN_STATES = ("running", "waiting")
 TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "cancelled", "skipped", "reused"})
 OK_STEP_STATES = frozenset({"succeeded", "reused"})
 
@@ -175,6 +200,22 @@ class Run:
     checks: Annotated[list[CheckResult], Field(description="QA results; empty in a list of runs")] = field(
         default_factory=list
     )
+    interval_start: Annotated[
+        float | None, Field(description="The run's data interval [start, end), UNIX seconds")
+    ] = None
+    interval_end: float | None = None
+    trigger: Annotated[str | None, Field(description="manual, schedule or backfill")] = None
+    notified: Annotated[str | None, Field(exclude=True)] = None
+
+    def interval_start_iso(self) -> str | None:
+        return _iso(self.interval_start, self.timezone())
+
+    def interval_end_iso(self) -> str | None:
+        return _iso(self.interval_end, self.timezone())
+
+    def timezone(self) -> str:
+        schedule = self.spec.get("schedule") or {}
+        return str(schedule.get("timezone") or "UTC")
 
     def step(self, name: str) -> StepRun:
         for s in self.steps:
@@ -229,6 +270,9 @@ class RunStore:
         steps: Sequence[StepRun],
         rerun_of: str | None = None,
         now: float | None = None,
+        state: str = "running",
+        interval: tuple[float, float] | None = None,
+        trigger: str = "manual",
     ) -> None:
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
@@ -236,15 +280,70 @@ class RunStore:
                 insert(runs).values(
                     id=run_id,
                     pipeline=pipeline,
-                    state="running",
+                    state=state,
                     spec_path=spec_path,
                     spec_json=json.dumps(spec),
                     rerun_of=rerun_of,
                     run_url=run_url,
                     created_at=now,
+                    interval_start=interval[0] if interval else None,
+                    interval_end=interval[1] if interval else None,
+                    trigger=trigger,
                 )
             )
             conn.execute(insert(step_runs), [_step_row(run_id, s) for s in steps])
+
+    def set_state(self, run_id: str, old: str, new: str) -> bool:
+        """Compare-and-set a run's state (a waiting run released to running); False if it was not `old`."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.state == old).values(state=new)
+            )
+            return bool(done.rowcount)
+
+    def claim_notice(self, run_id: str, event: str) -> bool:
+        """True once per run and event: whoever claims it sends the notification."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(runs.c.notified).where(runs.c.id == run_id).with_for_update()).first()
+            sent = set((row.notified or "").split(",")) - {""} if row else set()
+            if row is None or event in sent:
+                return False
+            value = ",".join(sorted(sent | {event}))
+            conn.execute(update(runs).where(runs.c.id == run_id).values(notified=value))
+            return True
+
+    def for_interval(self, pipeline: str, start: float | None) -> Run | None:
+        """The latest run of the pipeline's interval that starts at `start`."""
+        if start is None:
+            return None
+        query = (
+            select(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.interval_start == start)
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _run(row) if row is not None else None
+
+    def by_interval(self, pipeline: str, since: float | None = None) -> dict[float, Run]:
+        """The latest run of each interval of the pipeline (from `since` on)."""
+        query = select(runs).where(runs.c.pipeline == pipeline, runs.c.interval_start.is_not(None))
+        if since is not None:
+            query = query.where(runs.c.interval_start >= since)
+        found: dict[float, Run] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(runs.c.created_at)):
+                found[row.interval_start] = _run(row)
+        return found
+
+    def active(self, pipeline: str | None = None) -> list[Run]:
+        """Runs running or waiting (of one pipeline), oldest first."""
+        query = select(runs).where(runs.c.state.in_(ACTIVE_RUN_STATES)).order_by(runs.c.created_at)
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return [_run(r) for r in conn.execute(query)]
 
     def update_step(self, run_id: str, step: StepRun) -> None:
         with self.engine.begin() as conn:
@@ -285,13 +384,21 @@ class RunStore:
                 ],
             )
 
-    def finish_run(self, run_id: str, state: str, error: str | None = None, now: float | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        state: str,
+        error: str | None = None,
+        now: float | None = None,
+        *,
+        state_was: str = "running",
+    ) -> None:
         """Record how a running run ended; a run that has already ended keeps its state and end time
         (compare-and-set: of two followers finishing the same run, the first one wins)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.state == "running")
+                .where(runs.c.id == run_id, runs.c.state == state_was)
                 .values(state=state, error=error, ended_at=time.time() if now is None else now)
             )
 
@@ -377,4 +484,17 @@ def _run(row: Any) -> Run:
         created_at=row.created_at,
         ended_at=row.ended_at,
         error=row.error,
+        interval_start=row.interval_start,
+        interval_end=row.interval_end,
+        trigger=row.trigger,
+        notified=row.notified,
     )
+
+
+def _iso(value: float | None, zone: str) -> str | None:
+    if value is None:
+        return None
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.fromtimestamp(value, ZoneInfo(zone)).isoformat()

@@ -69,9 +69,9 @@ class Planner:
                 self.problems[entry.pipeline] = report.problems[entry.pipeline] = describe(exc)
                 log.warning("pipeline schedule %s: %s", entry.pipeline, describe(exc))
         for run in self.store.active():
-            entry = entries.get(run.pipeline)
-            if run.state == "waiting" and not (entry and entry.paused):
-                self._check(run, entry, now, report)
+            owner = entries.get(run.pipeline)
+            if run.state == "waiting" and not (owner and owner.paused):
+                self._check(run, owner, now, report)
             self._late(run, now, report)
         return report
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from freight.config import Settings
 from freight.connectors.connections import default_config_path, load_connections, redact
@@ -245,8 +245,10 @@ class PipelineRunner:
             store=self.store,
             connections=load_connections(self.config_path, home=self.settings.home),
             base_dir=pipeline.base_dir,
-            render=template_context(pipeline, run_interval(run), run.id),
-            now=_now(now),
+            render=template_context(
+                pipeline, run_interval(run) or manual_interval(pipeline.spec.schedule, _now(now)), run.id
+            ),
+            now=time.time() if now is None else now,
         )
         if verdict.state == "go":
             self.release(run_id)
@@ -280,7 +282,7 @@ class PipelineRunner:
         notify = _notify_of(run)
         if notify is None or run.state not in ("succeeded", "failed"):
             return
-        event = "success" if run.state == "succeeded" else "failure"
+        event: Literal["success", "failure"] = "success" if run.state == "succeeded" else "failure"
         if notify.targets(event) and self.store.claim_notice(run_id, event):
             from freight.pipelines.notify import send
 

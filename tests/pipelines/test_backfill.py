@@ -60,6 +60,52 @@ def test_backfill_three_days_shows_three_succeeded_intervals(cli_env: Env) -> No
     # again: every interval has succeeded, so nothing runs
     again = cli.invoke(app, ["pipeline", "backfill", str(path), "--from", START.isoformat(), "--to", last])
     assert again.exit_code == 0 and "0 interval(s) (3 already succeeded or running)" in again.output
+    # registered, it is listed with its last result, and the UI grid shows three succeeded intervals
+    assert cli.invoke(app, ["pipeline", "schedule", str(path)]).output.startswith(
+        "scheduled daily; next run due"
+    )
+    listed = cli.invoke(app, ["pipeline", "schedules"]).output.splitlines()
+    assert listed[1].split()[:4] == ["daily", "0", "0", "*"] and listed[1].endswith(
+        f"{days[2]}T00:00:00+00:00 succeeded"
+    )
+    assert grid_states(cli_env) == {
+        "run": ["succeeded"] * 3,
+        "day": ["succeeded"] * 3,
+        "load": ["succeeded"] * 3,
+    }
+    assert cli.invoke(app, ["pipeline", "pause", "daily"]).output == "paused daily\n"
+    assert " paused " in cli.invoke(app, ["pipeline", "schedules"]).output
+    bad = cli.invoke(app, ["pipeline", "pause", "nope"])
+    assert bad.exit_code != 0 and "pipeline 'nope' is not scheduled" in str(bad.exception)
+
+
+def grid_states(env: Env) -> dict[str, list[str]]:
+    """The UI's grid page, read as row → cell states."""
+    import re
+    import warnings
+
+    from freight.jobs.service import JobService
+    from freight.server import create_app
+    from freight.server.tokens import create_token
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    service = JobService.open(env.settings)
+    try:
+        with TestClient(create_app(service=service)) as client:
+            _, admin = create_token(service.engine, "admin", admin=True)
+            client.post("/login", data={"token": admin})
+            page = client.get("/pipelines/grid/daily")
+            assert page.status_code == 200 and "Schedule <code>0 0 * * * (UTC)</code>" in page.text
+            assert client.get("/pipelines/grid/nope").status_code == 404
+    finally:
+        service.close()
+    rows: dict[str, list[str]] = {}
+    for name, body in re.findall(r'<tr data-row="([^"]+)">(.*?)</tr>', page.text, re.S):
+        rows[name] = re.findall(r'data-state="([^"]+)"', body)
+    return rows
 
 
 def test_planner_starts_due_runs_up_to_max_active_and_respects_pause(

@@ -81,7 +81,7 @@ class RemotePipelines:
     def wait(self, run: Run, on_event: OnEvent | None = None) -> Run:
         """Poll the run until it ends; `on_event` hears of each step that starts or ends meanwhile."""
         seen = {s.step: s.state for s in run.steps}
-        while run.state == "running":
+        while run.state in ("running", "waiting"):  # waiting: for wait_for or preconditions
             time.sleep(self.poll)
             run = self._reread(run.id)
             for step in run.steps:

@@ -120,7 +120,8 @@ def test_dependencies_become_wait_for_and_arguments_fill_the_command(tmp_path: P
         ),
         ("- {step_type: nosuch}", "dd.yaml:4: step nosuch_0: unknown Dataduct step_type 'nosuch'"),
         (
-            "- {step_type: extract-local, path: a.tsv}\n- {step_type: create-load-redshift, table_definition: x.sql}",
+            "- {step_type: extract-local, path: a.tsv}\n"
+            "- {step_type: create-load-redshift, table_definition: x.sql}",
             "dd.yaml:5: no table definition file 'x.sql'",
         ),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -83,3 +84,51 @@ def test_backfill_range_and_manual_interval() -> None:
     assert manual_interval(None, at("2026-01-10T12:00:00")).ds == "2026-01-10"
     with pytest.raises(UserError, match="--from: 'yesterday' is not a date"):
         parse_when("yesterday", s.zone, "--from")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'schedule:\n  cron: "0 3 * *"\n  start: 2026-01-01\n',
+            "p.yaml:3: schedule.cron: '0 3 * *' is not a cron expression",
+        ),
+        (
+            "schedule: {cron: '@daily', start: 2026-01-01, tz: UTC}\n",
+            "p.yaml:2: schedule.tz: unknown field `tz`",
+        ),
+        (
+            "wait_for: [{pipeline: y, timeout: soon}]\n",
+            "p.yaml:2: wait_for[0].timeout: 'soon' is not a duration",
+        ),
+        ("preconditions: [{type: file-there, path: x}]\n", "p.yaml:2: preconditions[0]"),
+        ("notify: {on_failure: [{webhook: 'ftp://x'}]}\n", "must be an http:// or https:// URL"),
+    ],
+)
+def test_bad_scheduling_fields_name_their_line(text: str, message: str) -> None:
+    from freight.pipelines.loader import parse_pipeline
+
+    with pytest.raises(UserError) as err:
+        parse_pipeline(f"name: p\n{text}steps:\n  - {{name: a, type: sql, sql: SELECT 1}}\n", source="p.yaml")
+    assert message in str(err.value)
+
+
+def test_a_misspelt_template_name_is_one_error_naming_the_field(tmp_path: Path) -> None:
+    from freight.config import load_settings
+    from freight.pipelines.loader import parse_pipeline
+    from freight.pipelines.runner import PipelineRunner
+    from freight.pipelines.store import RunStore
+
+    text = "name: p\nsteps:\n  - name: a\n    type: sql\n    sql: SELECT '{{ dss }}'\n"
+    pipeline = parse_pipeline(text, source="p.yaml", base_dir=tmp_path)
+    settings = load_settings({"FREIGHT_HOME": str(tmp_path)})
+    store = RunStore.open(settings.database_url)
+    try:
+        runner = PipelineRunner(None, store, settings, config_path=tmp_path / "none.toml")  # type: ignore[arg-type]
+        with pytest.raises(
+            UserError, match=r"p.yaml:5: steps.a.sql: cannot fill in the template: 'dss' is undefined"
+        ):
+            runner.start(pipeline)
+        assert store.list() == []  # nothing recorded
+    finally:
+        store.close()

@@ -225,10 +225,9 @@ class _Conversion:
         if source is None or len(inputs) != 1:
             return inputs
         cols = ", ".join(f"f{n} AS {c}" for n, c in enumerate(table.columns))
-        step = {"name": f"{name}_columns", "type": "transform-sql", "inputs": inputs}
+        step: dict[str, Any] = {"name": f"{name}_columns", "type": "transform-sql", "inputs": inputs}
         step["sql"] = f"SELECT {cols} FROM {inputs[0]}"
-        self.add(i, step)
-        return [step["name"]]
+        return [self.add(i, step)]
 
     # --- one method per step_type ----------------------------------------------------------------
 
@@ -563,7 +562,7 @@ def convert_file(path: Path) -> Converted:
     except yaml.YAMLError as exc:
         raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=str(path)) from None
     data = _to_data(node, (), locator) if node is not None else None
-    if not looks_like(data):
+    if not isinstance(data, dict) or not looks_like(data):
         raise UserError("not a Dataduct file (its steps have no `step_type`)", where=str(path))
     return convert(data, source=str(path), lines=locator.lines, base_dir=path.resolve().parent)
 

@@ -112,13 +112,26 @@ class PipelineRunner:
         for name in pipeline.dag.order():
             step = spec.step(name)
             cpus, memory = self._resources(pipeline, step)
-            where = pipeline.locator.where(("steps", pipeline.spec.step_names().index(name)))
+            index = pipeline.spec.step_names().index(name)
             config = step.model_dump(mode="json", exclude_none=True)
             manifest["steps"][name] = {
                 "type": step.type,
-                "config": render_value(config, context, where=f"{where} (steps.{name})"),
+                "config": {
+                    k: render_value(
+                        v,
+                        context,
+                        where=pipeline.locator.where(("steps", index, k)),
+                        field=f"steps.{name}.{k}",
+                    )
+                    for k, v in config.items()
+                },
                 "texts": {
-                    f: render_text(t, context, where=f"{where} (steps.{name}.{f})")
+                    f: render_text(
+                        t,
+                        context,
+                        where=str(pipeline.file(str(getattr(step, f)))),
+                        field=f"steps.{name}.{f}",
+                    )
                     for f, t in _texts(pipeline, step).items()
                 },
                 "paths": _paths(pipeline, step),

@@ -52,6 +52,15 @@ class Schedule(BaseModel):
             raise ValueError(f"unknown timezone {value!r} (use an IANA name, e.g. Europe/Paris)") from None
         return value
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f'{value!r} is not a cron expression (e.g. "0 3 * * *")')
+        return value
+
     @field_validator("frequency")
     @classmethod
     def _frequency(cls, value: str | None) -> str | None:
@@ -73,11 +82,6 @@ class Schedule(BaseModel):
     def _one_rule(self) -> Schedule:
         if (self.cron is None) == (self.frequency is None):
             raise ValueError("give exactly one of `cron` or `frequency`")
-        if self.cron is not None:
-            from croniter import croniter
-
-            if not croniter.is_valid(self.cron):
-                raise ValueError(f'{self.cron!r} is not a cron expression (e.g. "0 3 * * *")')
         return self
 
     # --- derived ---------------------------------------------------------------------------------

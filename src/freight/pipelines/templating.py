@@ -32,7 +32,8 @@ def _env() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
-def render_text(text: str, context: dict[str, Any], *, where: str) -> str:
+def render_text(text: str, context: dict[str, Any], *, where: str, field: str | None = None) -> str:
+    """`where` is the file:line (or field) an error names; `field` the field path it starts with."""
     if "{{" not in text and "{%" not in text:
         return text
     from jinja2 import TemplateError
@@ -41,20 +42,20 @@ def render_text(text: str, context: dict[str, Any], *, where: str) -> str:
         return _env().from_string(text).render(context)
     except TemplateError as exc:
         raise UserError(
-            f"cannot fill in the template: {exc}",
+            f"{field + ': ' if field else ''}cannot fill in the template: {exc}",
             where=where,
             hint="the names are interval_start, interval_end, ds, ds_nodash, run_id and params.NAME",
         ) from None
 
 
-def render_value(value: Any, context: dict[str, Any], *, where: str) -> Any:
+def render_value(value: Any, context: dict[str, Any], *, where: str, field: str) -> Any:
     """Every string inside a JSON-like value, rendered."""
     if isinstance(value, str):
-        return render_text(value, context, where=where)
+        return render_text(value, context, where=where, field=field)
     if isinstance(value, list):
-        return [render_value(v, context, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [render_value(v, context, where=where, field=f"{field}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: render_value(v, context, where=f"{where}.{k}") for k, v in value.items()}
+        return {k: render_value(v, context, where=where, field=f"{field}.{k}") for k, v in value.items()}
     return value
 
 

@@ -2,8 +2,10 @@
 pipeline app by the CLI's entry point).
 
 Schedules live in the store (`pipeline_schedules`): `freight up` on the same FREIGHT_HOME (or the same
-FREIGHT_DATABASE_URL) runs them. These commands read and write that store directly, so they run on
-the server's machine; with FREIGHT_URL set they say so instead of writing a store nobody reads.
+FREIGHT_DATABASE_URL) runs them. With FREIGHT_URL the schedule commands go through the server's API
+(/api/v1/pipelines/schedules); without, they read and write the local store. `backfill` runs in this
+process's embedded platform, so it refuses FREIGHT_URL rather than write a store the server may not
+read.
 """
 
 from __future__ import annotations
@@ -56,12 +58,25 @@ def _registry() -> Iterator[tuple[RunStore, ScheduleRegistry]]:
         store.close()
 
 
+@contextlib.contextmanager
+def _server() -> Iterator[Any]:
+    """The server's pipelines API when FREIGHT_URL is set, else None."""
+    settings = load_settings()
+    if not settings.url:
+        yield None
+        return
+    from freight.jobs.remote import RemoteJobClient
+    from freight.pipelines.remote import RemotePipelines
+
+    with RemotePipelines(RemoteJobClient(settings.url, settings.token)) as server:
+        yield server
+
+
 def schedule(file: FileArg, config: Config = None) -> None:
     """Register a pipeline's `schedule:` with the server (`freight up` runs its due intervals)."""
     from freight.pipelines.loader import load_pipeline
     from freight.pipelines.schedule import next_due
 
-    _local_only("schedule")
     _named_config_exists(config)
     pipeline = load_pipeline(file)
     if pipeline.spec.schedule is None:
@@ -72,6 +87,13 @@ def schedule(file: FileArg, config: Config = None) -> None:
             where=pipeline.locator.where(()),
             hint='add e.g. schedule: {cron: "0 3 * * *", start: 2026-01-01}',
         )
+    with _server() as server:
+        if server is not None:
+            found = server.schedule(pipeline, spec_path=file, config_path=config)
+            typer.echo(
+                f"scheduled {pipeline.name} on the server; next run due {found['next_due'] or 'never'}"
+            )
+            return
     spec = pipeline.spec.model_dump(mode="json", exclude_none=True)
     config_path = str(config.resolve()) if config else None
     with _registry() as (_, registry):
@@ -89,35 +111,47 @@ def schedule(file: FileArg, config: Config = None) -> None:
 
 def unschedule(name: Name) -> None:
     """Stop running a pipeline on its schedule (its runs stay)."""
-    _local_only("unschedule")
-    with _registry() as (_, registry):
-        registry.remove(name)
+    with _server() as server:
+        if server is not None:
+            server.unschedule(name)
+        else:
+            with _registry() as (_, registry):
+                registry.remove(name)
     typer.echo(f"unscheduled {name}")
 
 
 def pause(name: Name) -> None:
     """Start no new runs of a scheduled pipeline until `resume` (running ones go on)."""
-    _local_only("pause")
-    with _registry() as (_, registry):
-        registry.set_paused(name, True)
+    with _server() as server:
+        if server is not None:
+            server.set_paused(name, True)
+        else:
+            with _registry() as (_, registry):
+                registry.set_paused(name, True)
     typer.echo(f"paused {name}")
 
 
 def resume(name: Name) -> None:
     """Run a paused pipeline's schedule again (with catch-up, the intervals missed meanwhile run)."""
-    _local_only("resume")
-    with _registry() as (_, registry):
-        registry.set_paused(name, False)
+    with _server() as server:
+        if server is not None:
+            server.set_paused(name, False)
+        else:
+            with _registry() as (_, registry):
+                registry.set_paused(name, False)
     typer.echo(f"resumed {name}")
 
 
 def schedules(as_json: AsJson = False) -> None:
     """What is scheduled: the rule, paused or not, the next run due and the last run's result."""
-    _local_only("schedules")
-    rows = []
-    with _registry() as (store, registry):
-        for entry in registry.list():
-            rows.append(_schedule_row(store, entry))
+    from freight.pipelines.registry import describe
+
+    with _server() as server:
+        if server is not None:
+            rows = server.schedules()
+        else:
+            with _registry() as (store, registry):
+                rows = [describe(store, entry) for entry in registry.list()]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -129,29 +163,6 @@ def schedules(as_json: AsJson = False) -> None:
         last = f"{r['last_interval']} {r['last_state']}" if r["last_state"] else "-"
         state = "paused" if r["paused"] else "active"
         typer.echo(f"{r['pipeline']:<24} {r['rule']:<28} {state:<7} {r['next_due'] or '-':<26} {last}")
-
-
-def _schedule_row(store: RunStore, entry: Any) -> dict[str, Any]:
-    from freight.pipelines.schedule import Schedule, next_due
-
-    rule = sched = None
-    raw = entry.spec.get("schedule")
-    if raw:
-        sched = Schedule.model_validate(raw)
-        rule = f"{sched.cron or sched.frequency} {sched.timezone}"
-    nxt = next_due(sched, dt.datetime.now(dt.UTC)) if sched else None
-    runs = store.by_interval(entry.pipeline)
-    last = runs[max(runs)] if runs else None
-    return {
-        "pipeline": entry.pipeline,
-        "rule": rule,
-        "paused": entry.paused,
-        "next_due": nxt.isoformat() if nxt else None,
-        "last_run": last.id if last else None,
-        "last_interval": last.interval_start_iso() if last else None,
-        "last_state": last.state if last else None,
-        "spec_path": entry.spec_path,
-    }
 
 
 def backfill(

@@ -113,6 +113,32 @@ def _row(row: Any) -> Registered:
     )
 
 
+def describe(store: Any, entry: Registered, now: Any = None) -> dict[str, Any]:
+    """What `freight pipeline schedules` and GET /pipelines/schedules show of one schedule."""
+    import datetime as dt
+
+    from freight.pipelines.schedule import Schedule, next_due
+
+    rule = sched = None
+    raw = entry.spec.get("schedule")
+    if raw:
+        sched = Schedule.model_validate(raw)
+        rule = f"{sched.cron or sched.frequency} {sched.timezone}"
+    nxt = next_due(sched, now or dt.datetime.now(dt.UTC)) if sched else None
+    runs = store.by_interval(entry.pipeline)
+    last = runs[max(runs)] if runs else None
+    return {
+        "pipeline": entry.pipeline,
+        "rule": rule,
+        "paused": entry.paused,
+        "next_due": nxt.isoformat() if nxt else None,
+        "last_run": last.id if last else None,
+        "last_interval": last.interval_start_iso() if last else None,
+        "last_state": last.state if last else None,
+        "spec_path": entry.spec_path,
+    }
+
+
 def registered_pipeline(entry: Registered) -> Any:
     """The pipeline to run: its file as it is now when it is still there, else the stored spec."""
     from freight.pipelines.loader import Locator, load_pipeline, validate

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
+from freight.db.schema import schedules
 from freight.errors import NotFoundError, UserError
-from freight.pipelines.store import schedules
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import graphlib
 import json
 import sys
 import time
@@ -332,7 +333,8 @@ class PipelineRunner:
 
     def cancel(self, run_id: str) -> list[str]:
         """Cancel the run's step jobs that have not finished; `follow` then records how it ended.
-        Returns the ids of the jobs it cancelled."""
+        Returns the ids of the jobs it cancelled. Dependents go first: cancelling an upstream job
+        first lets the scheduler cascade its dependents as `upstream_failed` before we reach them."""
         cancelled = []
         run = self.store.get(run_id)
         if run.state == "waiting":  # nothing submitted yet: it ends here
@@ -341,7 +343,7 @@ class PipelineRunner:
                     step.state = "cancelled"
                     self.store.update_step(run_id, step)
             self.store.finish_run(run_id, "cancelled", "cancelled while waiting", state_was="waiting")
-        for step in run.steps:
+        for step in _downstream_first(run):
             if step.job_id and step.state in ("pending", "queued", "running"):
                 with contextlib.suppress(ConflictError):  # it ended meanwhile
                     self.client.cancel(step.job_id)
@@ -481,6 +483,16 @@ def _notify_of(run: Run) -> Any:
     from freight.pipelines.notify import Notify
 
     return Notify.model_validate(raw)
+
+
+def _downstream_first(run: Run) -> list[StepRun]:
+    """The run's steps, every step before the steps it waits for (inputs and depends_on)."""
+    graph = {
+        str(s.get("name")): [str(u) for u in [*(s.get("inputs") or []), *(s.get("depends_on") or [])]]
+        for s in run.spec.get("steps", [])
+    }
+    order = {name: i for i, name in enumerate(graphlib.TopologicalSorter(graph).static_order())}
+    return sorted(run.steps, key=lambda s: -order.get(s.step, -1))
 
 
 def _run_error(failed: list[StepRun]) -> str | None:

@@ -77,6 +77,28 @@ def test_backfill_three_days_shows_three_succeeded_intervals(cli_env: Env) -> No
     assert " paused " in cli.invoke(app, ["pipeline", "schedules"]).output
     bad = cli.invoke(app, ["pipeline", "pause", "nope"])
     assert bad.exit_code != 0 and "pipeline 'nope' is not scheduled" in str(bad.exception)
+    assert cli.invoke(app, ["pipeline", "resume", "daily"]).output == "resumed daily\n"
+    assert cli.invoke(app, ["pipeline", "unschedule", "daily"]).output == "unscheduled daily\n"
+    assert "nothing is scheduled" in cli.invoke(app, ["pipeline", "schedules"]).output
+
+
+def test_backfill_refuses_freight_url_and_a_pipeline_without_schedule(
+    cli_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cli_env.write("daily.yaml", DAILY)
+    cli = CliRunner()
+    monkeypatch.setenv("FREIGHT_URL", "http://127.0.0.1:9")
+    result = cli.invoke(
+        app, ["pipeline", "backfill", str(path), "--from", "2026-01-01", "--to", "2026-01-02"]
+    )
+    assert "FREIGHT_URL: `freight pipeline backfill` works on the server's store" in str(result.exception)
+    monkeypatch.delenv("FREIGHT_URL")
+    plain = cli_env.write("plain.yaml", "name: plain\nsteps: [{name: a, type: sql, sql: SELECT 1}]\n")
+    result = cli.invoke(
+        app, ["pipeline", "backfill", str(plain), "--from", "2026-01-01", "--to", "2026-01-02"]
+    )
+    assert "pipeline plain has no `schedule`" in str(result.exception)
+    assert cli.invoke(app, ["pipeline", "runs"]).output == ""  # nothing was recorded
 
 
 def grid_states(env: Env) -> dict[str, list[str]]:

@@ -106,3 +106,18 @@ steps: [{name: b, type: sql, sql: SELECT 2}]
     env.write("incoming/2026-01-01.csv", "a\n1\n")
     assert planner.tick(DAY_END + 120).released == [run_id]
     assert local_runner.follow(run_id, poll=0.1).state == "succeeded"
+
+
+def test_cancelling_a_waiting_run_ends_it_at_once(env: Env, local_runner: PipelineRunner) -> None:
+    path = env.write(
+        "held.yaml",
+        "name: held\npreconditions: [{type: file-exists, path: never.csv}]\n"
+        "steps: [{name: b, type: sql, sql: SELECT 2}]\n",
+    )
+    run_id = local_runner.start(load_pipeline(path), spec_path=str(path))
+    assert local_runner.store.get(run_id).state == "waiting"
+    assert local_runner.cancel(run_id) == []  # no job was ever submitted
+    run = local_runner.store.get(run_id)
+    assert run.state == "cancelled" and run.error == "cancelled while waiting"
+    assert [s.state for s in run.steps] == ["cancelled"]
+    assert local_runner.check_conditions(run_id) == "cancelled"  # the planner leaves it alone

@@ -132,3 +132,15 @@ def test_a_misspelt_template_name_is_one_error_naming_the_field(tmp_path: Path) 
         assert store.list() == []  # nothing recorded
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * *", "15 */6 * * *", "0 2 * * 1"])
+def test_incremental_intervals_and_next_due_agree_with_the_full_walk(cron: str) -> None:
+    from freight.pipelines.schedule import due_after, intervals
+
+    s = Schedule(cron=cron, timezone="Europe/Paris", start=dt.date(2026, 1, 1))
+    t1, t2 = at("2026-03-27T05:00:00"), at("2026-04-02T17:30:00")  # across the clocks' change
+    assert due_after(s, due(s, t1), t2) == due(s, t2)
+    assert due_after(s, [], t2) == due(s, t2)
+    slow = next(i.end for i in intervals(s, s.start_at(), t2 + dt.timedelta(days=30)) if i.end > t2)
+    assert next_due(s, t2) == slow

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from freight.pipelines.loader import Pipeline
 from freight.pipelines.registry import Registered, ScheduleRegistry, registered_pipeline
 from freight.pipelines.runner import PipelineRunner, _notify_of
-from freight.pipelines.schedule import to_run
+from freight.pipelines.schedule import Interval, Schedule, due, due_after, to_run
 from freight.pipelines.store import Run, RunStore
 
 log = logging.getLogger("freight.pipelines")
@@ -53,6 +56,10 @@ class Planner:
         self.follow = follow or (lambda _run_id: None)
         #: pipeline → its last problem (cleared by a tick that starts it cleanly)
         self.problems: dict[str, str] = {}
+        #: pipeline → (what identifies its file's version, the validated pipeline)
+        self._pipelines: dict[str, tuple[Any, Pipeline]] = {}
+        #: pipeline → (its schedule, its due intervals at the last tick)
+        self._intervals: dict[str, tuple[Schedule, list[Interval]]] = {}
 
     def tick(self, now: float) -> TickReport:
         report = TickReport()
@@ -80,13 +87,16 @@ class Planner:
         return self.runner_for(Path(config) if config else None)
 
     def _start_due(self, entry: Registered, now: float) -> list[str]:
-        pipeline = registered_pipeline(entry)
+        pipeline = self._pipeline(entry)
         schedule = pipeline.spec.schedule
         if schedule is None:
             return []
         at = dt.datetime.fromtimestamp(now, dt.UTC)
-        todo = to_run(schedule, at, set(self.store.by_interval(pipeline.name)))
-        slots = schedule.max_active_runs - len(self.store.active(pipeline.name))
+        found = self._due(pipeline.name, schedule, at)
+        todo = to_run(schedule, at, self.store.interval_keys(pipeline.name), found=found)
+        if not todo:
+            return []
+        slots = schedule.max_active_runs - self.store.active_count(pipeline.name)
         started = []
         runner = self._runner(entry)
         for interval in todo[: max(slots, 0)]:
@@ -97,6 +107,33 @@ class Planner:
             started.append(run_id)
             self.follow(run_id)
         return started
+
+    def _pipeline(self, entry: Registered) -> Pipeline:
+        """The registered pipeline, validated again only when its file (or stored spec) changed."""
+        try:
+            stat = os.stat(entry.spec_path) if entry.spec_path else None
+        except OSError:
+            stat = None
+        key = (
+            entry.spec_path,
+            stat.st_mtime_ns if stat else None,
+            stat.st_size if stat else None,
+            entry.updated_at,
+        )
+        cached = self._pipelines.get(entry.pipeline)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pipeline: Pipeline = registered_pipeline(entry)
+        self._pipelines[entry.pipeline] = (key, pipeline)
+        return pipeline
+
+    def _due(self, name: str, schedule: Schedule, now: dt.datetime) -> list[Interval]:
+        """The schedule's due intervals, cut incrementally from the last tick's (same schedule)."""
+        cached = self._intervals.get(name)
+        known = cached[1] if cached is not None and cached[0] == schedule else []
+        found = due_after(schedule, known, now) if not known or known[-1].end <= now else due(schedule, now)
+        self._intervals[name] = (schedule, found)
+        return found
 
     def _check(self, run: Run, entry: Registered | None, now: float, report: TickReport) -> None:
         try:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
     Engine,
+    func,
     insert,
     select,
     update,
@@ -236,6 +237,19 @@ class RunStore:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return _run(row) if row is not None else None
+
+    def interval_keys(self, pipeline: str) -> set[float]:
+        """The interval starts the pipeline has runs for (one narrow query: the planner asks each tick)."""
+        query = select(runs.c.interval_start).where(
+            runs.c.pipeline == pipeline, runs.c.interval_start.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    def active_count(self, pipeline: str) -> int:
+        query = select(func.count()).where(runs.c.pipeline == pipeline, runs.c.state.in_(ACTIVE_RUN_STATES))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def by_interval(self, pipeline: str, since: float | None = None) -> dict[float, Run]:
         """The latest run of each interval of the pipeline (from `since` on)."""

@@ -13,6 +13,7 @@ so its reasons are complete.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -55,17 +56,29 @@ class Request:
 @dataclass(frozen=True)
 class Decision:
     node: str | None
-    #: node name -> why it cannot take the job (empty when placed)
-    rejected: dict[str, str] = field(default_factory=dict)
     #: True when no node could ever fit the request, even empty: waiting will not help.
     impossible: bool = False
+    #: what was asked of which nodes: the reasons are written from them only when someone reads them
+    _req: Request | None = field(default=None, repr=False, compare=False)
+    _nodes: tuple[Node, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def rejected(self) -> dict[str, str]:
+        """node name -> why it cannot take the job (empty when placed)."""
+        if self.node is not None or self._req is None:
+            return {}
+        req = self._req
+        if self.impossible:
+            return {n.name: _never(n, req) for n in self._nodes}
+        return {n.name: _reject(n, req) or "busy" for n in self._nodes}
 
     def why(self) -> str:
         if self.node is not None:
             return f"placed on {self.node}"
-        if not self.rejected:
+        rejected = self.rejected
+        if not rejected:
             return "no nodes"
-        return "; ".join(f"{name}: {reason}" for name, reason in sorted(self.rejected.items()))
+        return "; ".join(f"{name}: {reason}" for name, reason in sorted(rejected.items()))
 
 
 _EPS = 1e-9
@@ -115,31 +128,39 @@ def _score(node: Node, req: Request) -> float:
 
 
 def _could_ever_fit(node: Node, req: Request) -> bool:
-    return req.cpus <= node.cpus + _EPS and req.memory <= node.memory and _unmatched(node, req) is None
+    return (
+        req.cpus <= node.cpus + _EPS
+        and req.memory <= node.memory
+        and (not req.constraints or _unmatched(node, req) is None)
+    )
+
+
+def _fits(node: Node, req: Request) -> bool:
+    """The numbers-only feasibility test (no strings): the hot path of a large cluster."""
+    return (
+        node.schedulable
+        and req.cpus <= node.cpus - node.used_cpus + _EPS
+        and req.memory <= node.memory - node.used_memory
+        and (not req.constraints or _unmatched(node, req) is None)
+    )
 
 
 def place(req: Request, nodes: Sequence[Node], *, limit: int | None = None, start: int = 0) -> Decision:
     """Pick a node for `req`. With `limit`, scan from `start` (wrapping) and stop at `limit` feasible
-    nodes; without it, score every node."""
-    rejected: dict[str, str] = {}
+    nodes; without it, score every node. Reasons are written only when no node fits."""
     feasible: list[Node] = []
     count = len(nodes)
-    for i in range(count):
-        node = nodes[(start + i) % count] if start else nodes[i]
-        reason = _reject(node, req)
-        if reason is None:
+    first = start % count if count else 0
+    for node in itertools.chain(itertools.islice(nodes, first, None), itertools.islice(nodes, first)):
+        if _fits(node, req):
             feasible.append(node)
             if limit is not None and len(feasible) >= limit:
                 break
-        else:
-            rejected[node.name] = reason
     if feasible:
         best = max(feasible, key=lambda n: (_score(n, req), n.name))
         return Decision(node=best.name)
-    if nodes and not any(_could_ever_fit(n, req) for n in nodes):
-        rejected = {n.name: _never(n, req) for n in nodes}
-        return Decision(node=None, rejected=rejected, impossible=True)
-    return Decision(node=None, rejected=rejected)
+    impossible = bool(nodes) and not any(_could_ever_fit(n, req) for n in nodes)
+    return Decision(node=None, impossible=impossible, _req=req, _nodes=tuple(nodes))
 
 
 def _never(node: Node, req: Request) -> str:

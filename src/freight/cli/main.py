@@ -16,6 +16,7 @@ from freight.cli.common import open_service, read_spec_file, validate_located
 from freight.cli.image import image_app
 from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
+from freight.cli.pipeline_schedule import register as register_pipeline_schedules
 from freight.cli.service import service_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
@@ -194,6 +195,7 @@ def up(
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(image_app, name="image")
 app.add_typer(service_app, name="service")
+register_pipeline_schedules(pipeline_app)
 app.add_typer(pipeline_app, name="pipeline")
 mount_builds(app)
 

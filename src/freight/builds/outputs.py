@@ -5,9 +5,13 @@ Clearing first matters: a stale bundle from an earlier build must never ship nex
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import stat
 from pathlib import Path
+from typing import Any
 
 from freight.builds.globs import match_any, static_root
 
@@ -50,3 +54,106 @@ def clear_outputs(package_dir: Path, globs: list[str]) -> None:
         else:
             for rel in find_outputs(package_dir, [glob]):
                 (package_dir / rel).unlink(missing_ok=True)
+
+
+# The outputs manifest ---------------------------------------------------------------------------------
+#
+# A cache entry's metadata lists every output file with its size, mode and sha256 (signed with the
+# entry). Before restoring, the files already on disk are compared with it: when they are exactly
+# those files with that content, nothing is restored. A local record of each file's stat (size,
+# mtime, ctime, inode) as freight last wrote or checked it spares re-reading files that did not change,
+# the way git's index spares re-hashing the work tree.
+
+#: rel path -> [size, mode (0o755 or 0o644), sha256 hex]
+Manifest = dict[str, list[Any]]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def output_manifest(package_dir: Path, files: list[str]) -> Manifest:
+    manifest: Manifest = {}
+    for rel in files:
+        path = package_dir / rel
+        info = path.stat()
+        manifest[rel] = [info.st_size, 0o755 if info.st_mode & 0o100 else 0o644, _sha256(path)]
+    return manifest
+
+
+def _stat_key(info: os.stat_result) -> list[int]:
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
+
+
+class OutputsState:
+    """What freight last left in a task's output folders: file stats per (package folder, task).
+
+    Kept under FREIGHT_HOME (never in the workspace); losing it only costs re-hashing the files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, package_dir: Path, task: str) -> Path:
+        key = hashlib.sha256(f"{os.path.abspath(package_dir)}\0{task}".encode()).hexdigest()[:32]
+        return self.folder / f"{key}.json"
+
+    def _load(self, package_dir: Path, task: str) -> dict[str, Any]:
+        try:
+            data = json.loads(self._path(package_dir, task).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def record(self, package_dir: Path, task: str, task_hash: str, files: list[str]) -> None:
+        """Remember the stats of `files` as they are now (just written or checked)."""
+        stats: dict[str, list[int]] = {}
+        for rel in files:
+            try:
+                stats[rel] = _stat_key((package_dir / rel).lstat())
+            except OSError:
+                return  # gone already: record nothing, the next check hashes
+        path = self._path(package_dir, task)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"hash": task_hash, "files": stats}))
+            tmp.replace(path)
+        except OSError:
+            pass  # a cache of a cache: without it the next check reads the files
+
+    def forget(self, package_dir: Path, task: str) -> None:
+        self._path(package_dir, task).unlink(missing_ok=True)
+
+    def in_place(
+        self, package_dir: Path, task: str, task_hash: str, globs: list[str], manifest: Manifest
+    ) -> bool:
+        """True when the task's outputs on disk are exactly `manifest`'s files: no file missing, none
+        extra (a stale bundle), none a symlink, each with the recorded size, mode and content."""
+        on_disk = find_outputs(package_dir, globs)
+        if set(on_disk) != set(manifest):
+            return False
+        known = self._load(package_dir, task)
+        stats = known.get("files", {}) if known.get("hash") == task_hash else {}
+        hashed = False
+        for rel, (size, mode, sha) in manifest.items():
+            path = package_dir / rel
+            try:
+                info = path.lstat()
+            except OSError:
+                return False
+            if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+                return False
+            if (0o755 if info.st_mode & 0o100 else 0o644) != mode:
+                return False
+            if stats.get(rel) == _stat_key(info):
+                continue  # unchanged since freight wrote or checked it
+            if _sha256(path) != sha:
+                return False
+            hashed = True
+        if hashed or len(stats) != len(manifest):
+            self.record(package_dir, task, task_hash, sorted(manifest))
+        return True

@@ -22,7 +22,7 @@ from freight.builds.cache import CacheStore, TaskCache, local_cache_dir
 from freight.builds.depcache import DependencyCache, DepReport
 from freight.builds.globs import static_root
 from freight.builds.graph import Task
-from freight.builds.outputs import clear_outputs, find_outputs
+from freight.builds.outputs import OutputsState, clear_outputs, find_outputs
 from freight.builds.plan import Plan
 from freight.builds.progress import NullReporter, Reporter
 from freight.builds.releases import publish
@@ -118,10 +118,11 @@ def task_script(task: Task) -> str:
 def make_cache(settings: Settings, objects: ObjectStore) -> TaskCache:
     """The shared store doubles as the local cache when it sits under FREIGHT_HOME (the default)."""
     key = cache_key(settings)
+    state = OutputsState(settings.home / "cache" / "outputs")
     if objects.local and Path(objects.root).resolve().is_relative_to(settings.home.resolve()):
-        return TaskCache(CacheStore(objects, key, "local"), None)
+        return TaskCache(CacheStore(objects, key, "local"), None, state=state)
     local = ObjectStore(local_cache_dir(settings.home).resolve().as_uri())
-    return TaskCache(CacheStore(local, key, "local"), CacheStore(objects, key, "shared"))
+    return TaskCache(CacheStore(local, key, "local"), CacheStore(objects, key, "shared"), state=state)
 
 
 def cache_status(cache: TaskCache, plan: Plan) -> dict[str, str]:

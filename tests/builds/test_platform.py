@@ -14,7 +14,7 @@ from freight.config import Settings
 def test_a_fully_cached_build_never_opens_the_platform(ws: Path, settings: Settings, builds: Builds) -> None:
     settings = replace(settings, cpus=2.0, memory=8 << 30)
     only = PlanOptions(only=("app-01",))
-    with LazyPlatform(settings) as client:
+    with LazyPlatform(settings, builds.store.engine) as client:  # the build store's engine, migrated
         cold = builds.build(client, ws, only)
         assert cold.ok, cold.table()
         assert client.opened and cold.results["@sample/app-01#build"].status == "built"

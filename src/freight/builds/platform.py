@@ -15,16 +15,22 @@ from typing import TYPE_CHECKING, Any
 from freight.config import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from freight.jobs.client import JobView
     from freight.jobs.service import JobService
     from freight.jobs.spec import JobSpec
 
 
 class LazyPlatform:
-    """A JobClient over `JobService.open(settings)` + `running()`, opened on first use."""
+    """A JobClient over `JobService.open(settings)` + `running()`, opened on first use.
 
-    def __init__(self, settings: Settings) -> None:
+    `engine`: an engine on the same store that is already migrated (the build store's), so opening
+    the platform does not run the migrations a second time."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
+        self.engine = engine
         self._lock = threading.Lock()
         self._stack = contextlib.ExitStack()
         self._service: JobService | None = None
@@ -39,7 +45,11 @@ class LazyPlatform:
                 from freight.jobs.service import JobService
 
                 with contextlib.ExitStack() as stack:
-                    svc = stack.enter_context(JobService.open(self.settings))
+                    svc = stack.enter_context(
+                        JobService(self.settings, self.engine)
+                        if self.engine is not None
+                        else JobService.open(self.settings)
+                    )
                     stack.enter_context(svc.running())
                     self._stack = stack.pop_all()
                 self._service = svc

@@ -110,7 +110,11 @@ def build(
         from freight.builds.platform import LazyPlatform
 
         # the platform starts with the first task that must run: a fully cached build never starts it
-        with Builds.open(settings) as builds, LazyPlatform(settings) as client, _sigterm_interrupts():
+        with (
+            Builds.open(settings) as builds,
+            LazyPlatform(settings, builds.store.engine) as client,
+            _sigterm_interrupts(),
+        ):
             data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
     if summarize:
         where = write_summary(settings, data)

@@ -23,4 +23,8 @@ def test_a_fully_cached_build_never_opens_the_platform(ws: Path, settings: Setti
         warm = builds.build(client, ws, only)
         assert warm.ok and warm.results["@sample/app-01#build"].status == "cached"
         assert not client.opened
+    # outputs left in place: their release is the one recorded, found without reading the files
+    assert [(r["app"], r["release"], r["new"]) for r in warm.releases] == [
+        ("app-01", cold.releases[0]["release"], False)
+    ]
     assert builds.store.last_task(str(ws), "@sample/app-01#build") is not None  # still recorded

@@ -40,6 +40,8 @@ class Entry:
     duration: float
     log: bytes
     created_at: float
+    #: The outputs manifest the entry was saved with (None for entries older than manifests).
+    manifest: Manifest | None = None
 
 
 @dataclass
@@ -301,7 +303,15 @@ def _entry(task_hash: str, task: str, meta: dict[str, Any], log: bytes) -> Entry
         duration=float(meta.get("duration", 0.0)),
         log=log,
         created_at=float(meta.get("created_at", 0.0)),
+        manifest=_safe_manifest(meta.get("manifest")),
     )
+
+
+def _safe_manifest(raw: object) -> Manifest | None:
+    try:
+        return _manifest(raw) if isinstance(raw, dict) else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _plain(meta: dict[str, Any]) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from freight.builds.cache import CacheStore, TaskCache, local_cache_dir
+from freight.builds.config import AppConfig
 from freight.builds.depcache import DependencyCache, DepReport
 from freight.builds.globs import static_root
 from freight.builds.graph import Task
-from freight.builds.outputs import OutputsState, clear_outputs, find_outputs
+from freight.builds.outputs import Manifest, OutputsState, clear_outputs, find_outputs
 from freight.builds.plan import Plan
 from freight.builds.progress import NullReporter, Reporter
-from freight.builds.releases import publish
+from freight.builds.releases import FileEntry, publish, release_id_for
 from freight.builds.results import RunSummary, TaskResult, critical_path
 from freight.builds.signing import cache_key
 from freight.builds.store import BuildStore, Route
@@ -216,6 +217,10 @@ class _Run:
         self.running: dict[str, tuple[str, float]] = {}
         self.deps_report: DepReport | None = None
         self.deps_error: str | None = None
+        #: The gateway routes as stored (read on the first publish)
+        self.routes: dict[str, Route] | None = None
+        #: (app, release id) -> files, of the releases recorded (read when first needed)
+        self.known_releases: dict[tuple[str, str], int] | None = None
         self.stopping = False
         self.publish = plan.ws.config.workspace.publish if options.publish is None else options.publish
         self.cancelled = options.cancel
@@ -336,7 +341,7 @@ class _Run:
                 )
                 self.results[tid] = result
                 self.reporter.task_finished(result)
-                self._publish(task)
+                self._publish(task, lookup.entry.manifest if lookup.in_place else None)
                 return
         self._submit(task, pkg_dir, start)
 
@@ -479,13 +484,38 @@ class _Run:
 
     # releases and summary --------------------------------------------------------------------------
 
-    def _publish(self, task: Task) -> None:
+    def _known_release(self, task: Task, folder: str, manifest: Manifest | None) -> dict[str, Any] | None:
+        """The release already recorded for outputs left in place (their manifest says which files
+        with which content), so a cached build neither reads nor re-publishes them; None: publish."""
+        if manifest is None or task.config.outputs != [f"{folder}/**"]:
+            return None  # the publish folder may hold files the outputs do not list
+        prefix = f"{folder}/"
+        # the release id covers paths and content only (type and flags follow from the path)
+        release_id = release_id_for(
+            {
+                rel.removeprefix(prefix): FileEntry(item[2], item[0], "", False)
+                for rel, item in manifest.items()
+            }
+        )
+        if self.known_releases is None:
+            self.known_releases = self.b.store.release_files()
+        count = self.known_releases.get((task.package.slug, release_id))
+        if count is None:
+            return None
+        return {"app": task.package.slug, "release": release_id, "new": False, "files": count}
+
+    def _publish(self, task: Task, in_place: Manifest | None = None) -> None:
         pkg = task.package
         if not (self.publish and pkg.is_app and task.name == RELEASE_TASK):
             return
         app = self.plan.ws.config.app(*pkg.names)
         folder = app.publish or (static_root(task.config.outputs[0]) if task.config.outputs else "") or "dist"
         try:
+            known = self._known_release(task, folder, in_place)
+            if known is not None:
+                self._route(pkg, app)
+                self.releases.append(known)
+                return
             release, new = publish(
                 self.b.objects,
                 self.b.store,
@@ -495,7 +525,7 @@ class _Run:
                 commit=self.plan.commit,
                 immutable=app.immutable,
             )
-            self.b.store.set_route(Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa))
+            self._route(pkg, app)
         except UserError as exc:
             self.warn(f"{task.id}: not published: {exc}")
             return
@@ -503,6 +533,14 @@ class _Run:
             self.warn(f"{task.id}: publishing failed ({type(exc).__name__}: {exc})")
             return
         self.releases.append({"app": pkg.slug, "release": release.id, "new": new, "files": release.files})
+
+    def _route(self, pkg: Package, app: AppConfig) -> None:
+        route = Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa)
+        if self.routes is None:
+            self.routes = {r.app: r for r in self.b.store.routes()}
+        if self.routes.get(route.app) != route:  # a write only when the route moved
+            self.b.store.set_route(route)
+            self.routes[route.app] = route
 
     def _summarize(self) -> RunSummary:
         chain, seconds = critical_path(self.plan.graph, self.results)

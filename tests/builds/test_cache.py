@@ -146,7 +146,7 @@ def test_outputs_in_place_are_not_restored(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     files = make_outputs(pkg)
     local, _ = stores(tmp_path)
-    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state"))
+    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state.json"))
     cache.save("h7", "app#build", pkg, files, b"built it\n", 1.5)
     archive_of(tmp_path, "local", "h7").unlink()  # a restore would have to read it
     found = cache.lookup("h7", "app#build", pkg, OUTPUTS)
@@ -158,7 +158,7 @@ def test_tampered_or_stale_outputs_are_restored_over(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     files = make_outputs(pkg)
     local, _ = stores(tmp_path)
-    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state"))
+    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state.json"))
     cache.save("h8", "app#build", pkg, files, b"log", 1.0)
     (pkg / "dist" / "index.html").write_text("<html>tampered</html>")
     found = cache.lookup("h8", "app#build", pkg, OUTPUTS)
@@ -180,6 +180,6 @@ def test_an_entry_without_a_manifest_is_restored(tmp_path: Path) -> None:
     meta = json.loads(meta_path.read_text())
     del meta["manifest"], meta["signature"], meta["archive_sha256"], meta["archive_size"]
     local.write(meta, archive_of(tmp_path, "local", "h9").read_bytes())  # as an older freight wrote it
-    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state"))
+    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state.json"))
     found = cache.lookup("h9", "app#build", pkg, OUTPUTS)
     assert found.hit and not found.in_place

@@ -21,20 +21,22 @@ def test_outputs_recorded_by_freight_are_in_place(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     files = built(pkg)
     manifest = output_manifest(pkg, files)
-    state = OutputsState(tmp_path / "state")
+    state = OutputsState(tmp_path / "state.json")
     state.record(pkg, "app#build", "h1", files)
-    assert state.in_place(pkg, "app#build", "h1", GLOBS, manifest)
+    state.flush()
+    assert OutputsState(tmp_path / "state.json").in_place(pkg, "app#build", "h1", GLOBS, manifest)
     # without the recorded stats (another FREIGHT_HOME, a lost file) the content decides
-    other = OutputsState(tmp_path / "other")
+    other = OutputsState(tmp_path / "other.json")
     assert other.in_place(pkg, "app#build", "h1", GLOBS, manifest)
-    assert list((tmp_path / "other").iterdir())  # ... and is recorded for next time
+    other.flush()
+    assert (tmp_path / "other.json").exists()  # ... and is recorded for next time
 
 
 def test_a_changed_missing_extra_or_linked_file_is_not_in_place(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     files = built(pkg)
     manifest = output_manifest(pkg, files)
-    state = OutputsState(tmp_path / "state")
+    state = OutputsState(tmp_path / "state.json")
     state.record(pkg, "app#build", "h1", files)
     index = pkg / "dist" / "index.html"
 

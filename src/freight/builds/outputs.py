@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,23 +91,34 @@ def _stat_key(info: os.stat_result) -> list[int]:
 
 
 class OutputsState:
-    """What freight last left in a task's output folders: file stats per (package folder, task).
+    """What freight last left in the tasks' output folders: file stats per (package folder, task).
 
-    Kept under FREIGHT_HOME (never in the workspace); losing it only costs re-hashing the files."""
+    One file under FREIGHT_HOME (never in the workspace), read once and written once per build
+    (`flush`); losing it, or an update lost to a concurrent build, only costs re-hashing the files."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, Any] | None = None
+        self._dirty: dict[str, Any] = {}
+        self._lock = threading.Lock()  # restores run in threads
 
-    def _path(self, package_dir: Path, task: str) -> Path:
-        key = hashlib.sha256(f"{os.path.abspath(package_dir)}\0{task}".encode()).hexdigest()[:32]
-        return self.folder / f"{key}.json"
+    @staticmethod
+    def _key(package_dir: Path, task: str) -> str:
+        return f"{os.path.abspath(package_dir)}\0{task}"
 
-    def _load(self, package_dir: Path, task: str) -> dict[str, Any]:
+    def _read(self) -> dict[str, Any]:
         try:
-            data = json.loads(self._path(package_dir, task).read_text())
+            data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    def _load(self, package_dir: Path, task: str) -> dict[str, Any]:
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._read()
+            entry = self._entries.get(self._key(package_dir, task))
+        return entry if isinstance(entry, dict) else {}
 
     def record(self, package_dir: Path, task: str, task_hash: str, files: list[str]) -> None:
         """Remember the stats of `files` as they are now (just written or checked)."""
@@ -116,17 +128,26 @@ class OutputsState:
                 stats[rel] = _stat_key((package_dir / rel).lstat())
             except OSError:
                 return  # gone already: record nothing, the next check hashes
-        path = self._path(package_dir, task)
+        key = self._key(package_dir, task)
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._read()
+            self._entries[key] = self._dirty[key] = {"hash": task_hash, "files": stats}
+
+    def flush(self) -> None:
+        """Write what changed since the last flush (merged into the file as it is now)."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return
+        entries = {**self._read(), **dirty}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"hash": task_hash, "files": stats}))
-            tmp.replace(path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entries))
+            tmp.replace(self.path)
         except OSError:
             pass  # a cache of a cache: without it the next check reads the files
-
-    def forget(self, package_dir: Path, task: str) -> None:
-        self._path(package_dir, task).unlink(missing_ok=True)
 
     def in_place(
         self, package_dir: Path, task: str, task_hash: str, globs: list[str], manifest: Manifest

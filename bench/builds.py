@@ -125,6 +125,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--esbuild", default="0.28.2")
     parser.add_argument("--turbo", default="^2")
+    parser.add_argument(
+        "--compare", type=Path, help="also run freight from this checkout's src/ (an A/B under the same load)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
 
@@ -147,40 +150,49 @@ def main() -> None:
         freight_cmd = [str(FREIGHT), "build", "--no-publish"]
         turbo_cmd = [str(root / "node_modules/.bin/turbo"), "run", "build", "--output-logs=errors-only"]
         tools: dict[str, list[str]] = {"freight": freight_cmd, "turbo": turbo_cmd}
+        envs = {"freight": env, "turbo": env}
+        if args.compare:
+            tools["freight_base"] = [sys.executable, "-m", "freight.cli.main", "build", "--no-publish"]
+            base_src = args.compare.resolve() / "src"
+            envs["freight_base"] = {
+                **env,
+                "PYTHONPATH": str(base_src),
+                "FREIGHT_HOME": str(tmp / "home-base"),
+            }
         times: dict[str, dict[str, list[float]]] = {s: {t: [] for t in tools} for s in SCENARIOS}
         stale: dict[str, int] = {t: 0 for t in tools}
         floor: list[float] = []
         # warm-up: fill both caches once (and the freight home, its store and its migrations)
-        for argv in tools.values():
-            run(argv, root, env)
+        for name, argv in tools.items():
+            run(argv, root, envs[name])
         changed = app_dirs(root)[len(app_dirs(root)) // 2] / "src" / "main.js"
         for rep in range(args.repeat):
             order = list(tools) if rep % 2 == 0 else list(reversed(tools))
             for name in order:
-                times["cold"][name].append(run([*tools[name], "--force"], root, env))
+                times["cold"][name].append(run([*tools[name], "--force"], root, envs[name]))
             floor.append(xargs_floor(root, env))
             for name in order:
-                times["fully_cached"][name].append(run(tools[name], root, env))
+                times["fully_cached"][name].append(run(tools[name], root, envs[name]))
                 stale[name] += stale_files(root)
             for name in order:
                 for app in app_dirs(root):
                     shutil.rmtree(app / "dist", ignore_errors=True)
-                times["dist_removed"][name].append(run(tools[name], root, env))
+                times["dist_removed"][name].append(run(tools[name], root, envs[name]))
                 stale[name] += stale_files(root)
             for name in order:
                 with changed.open("a") as handle:
                     handle.write(f"export const bench{rep}{name} = {rep};\n")
-                times["one_app_changed"][name].append(run(tools[name], root, env))
+                times["one_app_changed"][name].append(run(tools[name], root, envs[name]))
                 stale[name] += stale_files(root)
         # Back to a version both caches hold while a newer bundle sits in dist/: a restore that does
         # not clear the folder first leaves that bundle next to the restored one.
         for name in tools:
             subprocess.run(["git", "checkout", "-q", "--", str(changed)], cwd=root, check=True)
-            run(tools[name], root, env)  # every app cached, the changed one restored over its dist/
+            run(tools[name], root, envs[name])  # every app cached, the changed one restored over its dist/
             stale[name] += stale_files(root)
             with changed.open("a") as handle:
                 handle.write(f"export const again{name} = 1;\n")
-            run(tools[name], root, env)
+            run(tools[name], root, envs[name])
         startup = [run([sys.executable, "-c", "import freight.cli.main"], root, env) for _ in range(5)]
 
     medians = {s: {t: statistics.median(v) for t, v in by.items()} for s, by in times.items()}
@@ -193,19 +205,30 @@ def main() -> None:
         "seconds": {s: {t: [round(x, 4) for x in v] for t, v in by.items()} for s, by in times.items()},
         "median_seconds": {s: {t: round(v, 4) for t, v in by.items()} for s, by in medians.items()},
         "ratio_freight_to_turbo": {s: round(m["freight"] / m["turbo"], 3) for s, m in medians.items()},
+        "ratio_base_to_turbo": {
+            s: round(m["freight_base"] / m["turbo"], 3) for s, m in medians.items() if "freight_base" in m
+        },
+        "compare": str(args.compare) if args.compare else None,
         "xargs_floor_seconds": round(statistics.median(floor), 4),
         "freight_cli_import_seconds": round(statistics.median(startup), 4),
         "stale_files": stale,
     }
     (RESULTS / "builds.json").write_text(json.dumps(result, indent=2))
     print(f"{args.apps} apps, turbo {turbo_version}, median of {args.repeat}, load {os.getloadavg()[0]:.1f}")
-    print(f"{'scenario':<18}{'freight':>10}{'turbo':>10}{'ratio':>8}")
+    base = "freight_base" in tools
+    print(
+        f"{'scenario':<18}{'freight':>10}{'turbo':>10}{'ratio':>8}"
+        + (f"{'base':>10}{'ratio':>8}" if base else "")
+    )
     for scenario, m in medians.items():
         ratio = result["ratio_freight_to_turbo"][scenario]
-        print(f"{scenario:<18}{m['freight']:>9.3f}s{m['turbo']:>9.3f}s{ratio:>8.2f}")
+        line = f"{scenario:<18}{m['freight']:>9.3f}s{m['turbo']:>9.3f}s{ratio:>8.2f}"
+        if base:
+            line += f"{m['freight_base']:>9.3f}s{m['freight_base'] / m['turbo']:>8.2f}"
+        print(line)
     floor_s = result["xargs_floor_seconds"]
     print(f"xargs -P2 sh floor: {floor_s:.3f}s ({floor_s / medians['cold']['turbo']:.2f}x turbo's cold)")
-    print(f"stale output files left: freight {stale['freight']}, turbo {stale['turbo']}")
+    print("stale output files left: " + ", ".join(f"{t} {n}" for t, n in stale.items()))
     print(f"of freight's times, importing its CLI: {result['freight_cli_import_seconds']:.3f}s")
 
 

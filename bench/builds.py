@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--esbuild", default="0.28.2")
     parser.add_argument("--turbo", default="^2")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold runs and the xargs floor")
     parser.add_argument(
         "--compare", type=Path, help="also run freight from this checkout's src/ (an A/B under the same load)"
     )
@@ -168,9 +169,10 @@ def main() -> None:
         changed = app_dirs(root)[len(app_dirs(root)) // 2] / "src" / "main.js"
         for rep in range(args.repeat):
             order = list(tools) if rep % 2 == 0 else list(reversed(tools))
-            for name in order:
+            for name in order if not args.no_cold else ():
                 times["cold"][name].append(run([*tools[name], "--force"], root, envs[name]))
-            floor.append(xargs_floor(root, env))
+            if not args.no_cold:
+                floor.append(xargs_floor(root, env))
             for name in order:
                 times["fully_cached"][name].append(run(tools[name], root, envs[name]))
                 stale[name] += stale_files(root)
@@ -195,6 +197,7 @@ def main() -> None:
             run(tools[name], root, envs[name])
         startup = [run([sys.executable, "-c", "import freight.cli.main"], root, env) for _ in range(5)]
 
+    times = {s: by for s, by in times.items() if all(by.values())}
     medians = {s: {t: statistics.median(v) for t, v in by.items()} for s, by in times.items()}
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": host.python_version(), "load": os.getloadavg()},
@@ -209,7 +212,7 @@ def main() -> None:
             s: round(m["freight_base"] / m["turbo"], 3) for s, m in medians.items() if "freight_base" in m
         },
         "compare": str(args.compare) if args.compare else None,
-        "xargs_floor_seconds": round(statistics.median(floor), 4),
+        "xargs_floor_seconds": round(statistics.median(floor), 4) if floor else None,
         "freight_cli_import_seconds": round(statistics.median(startup), 4),
         "stale_files": stale,
     }
@@ -226,8 +229,9 @@ def main() -> None:
         if base:
             line += f"{m['freight_base']:>9.3f}s{m['freight_base'] / m['turbo']:>8.2f}"
         print(line)
-    floor_s = result["xargs_floor_seconds"]
-    print(f"xargs -P2 sh floor: {floor_s:.3f}s ({floor_s / medians['cold']['turbo']:.2f}x turbo's cold)")
+    if floor:
+        floor_s = result["xargs_floor_seconds"]
+        print(f"xargs -P2 sh floor: {floor_s:.3f}s ({floor_s / medians['cold']['turbo']:.2f}x turbo's cold)")
     print("stale output files left: " + ", ".join(f"{t} {n}" for t, n in stale.items()))
     print(f"of freight's times, importing its CLI: {result['freight_cli_import_seconds']:.3f}s")
 

@@ -66,3 +66,25 @@ def test_a_changed_missing_extra_or_linked_file_is_not_in_place(tmp_path: Path) 
     assert state.in_place(pkg, "app#build", "h1", GLOBS, manifest)
     # the stats of another task hash are not trusted: the content is read again
     assert state.in_place(pkg, "app#build", "h2", GLOBS, manifest)
+
+
+def test_a_link_or_an_unlisted_file_in_an_output_folder_is_not_in_place(tmp_path: Path) -> None:
+    """A restore clears the output folder whole: anything else there (a dangling link, a link to a
+    folder, a file no glob lists) means the outputs are not what a restore would leave."""
+    pkg = tmp_path / "pkg"
+    files = built(pkg)
+    manifest = output_manifest(pkg, files)
+    state = OutputsState(tmp_path / "state.json")
+    state.record(pkg, "app#build", "h1", files)
+    js_only = ["dist/**/*.js", "dist/index.html"]
+    assert state.in_place(pkg, "app#build", "h1", js_only, manifest)
+    for make in (
+        lambda p: p.symlink_to(tmp_path / "nowhere"),
+        lambda p: p.symlink_to(tmp_path, target_is_directory=True),
+        lambda p: p.write_text("not an output the globs list"),
+    ):
+        extra = pkg / "dist" / "extra.txt"
+        make(extra)
+        assert not state.in_place(pkg, "app#build", "h1", js_only, manifest)
+        extra.unlink()
+    assert state.in_place(pkg, "app#build", "h1", js_only, manifest)

@@ -90,6 +90,39 @@ def _stat_key(info: os.stat_result) -> list[int]:
     return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
 
 
+def _restorable_tree(package_dir: Path, globs: list[str]) -> set[str] | None:
+    """What a restore would compare with: every file under the output folders (which a restore
+    clears whole), plus the files matching globs without a folder; None when anything there is not a
+    regular file or a real folder (a symlink, a device), which only a restore clears away."""
+    found: set[str] = set()
+    for glob in (g for g in globs if not g.startswith("!")):
+        root = static_root(glob)
+        if not root:
+            found.update(find_outputs(package_dir, [glob]))
+            continue
+        start = package_dir / root
+        try:
+            info = start.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.add(root)
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            return None
+        for dirpath, dirnames, filenames in os.walk(start):
+            here = Path(dirpath)
+            for name in dirnames:
+                if (here / name).is_symlink():
+                    return None
+            for name in filenames:
+                path = here / name
+                if not stat.S_ISREG(path.lstat().st_mode):
+                    return None
+                found.add(path.relative_to(package_dir).as_posix())
+    return found
+
+
 class OutputsState:
     """What freight last left in the tasks' output folders: file stats per (package folder, task).
 
@@ -154,8 +187,8 @@ class OutputsState:
     ) -> bool:
         """True when the task's outputs on disk are exactly `manifest`'s files: no file missing, none
         extra (a stale bundle), none a symlink, each with the recorded size, mode and content."""
-        on_disk = find_outputs(package_dir, globs)
-        if set(on_disk) != set(manifest):
+        on_disk = _restorable_tree(package_dir, globs)
+        if on_disk is None or on_disk != set(manifest):
             return False
         known = self._load(package_dir, task)
         stats = known.get("files", {}) if known.get("hash") == task_hash else {}

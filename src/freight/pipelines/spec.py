@@ -83,6 +83,17 @@ class Split(_Strict):
     parts: int = Field(ge=2, le=64)
 
 
+class Incremental(_Strict):
+    """Read only rows past the cursor the last load committed (in the warehouse, with the load)."""
+
+    cursor: str = Field(description="A column that only grows: an updated_at timestamp or an id")
+    initial: str | int | None = Field(default=None, description="Where the first run starts (inclusive)")
+    lag: Seconds | None = Field(
+        default=None, description="Read only rows older than now minus this, so late commits are not skipped"
+    )
+    warehouse: str | None = Field(default=None, description="Where the cursor lives: the load's warehouse")
+
+
 class ExtractSql(StepBase):
     """Read a table or a query from MariaDB/MySQL or PostgreSQL."""
 
@@ -92,6 +103,7 @@ class ExtractSql(StepBase):
     query: str | None = None
     batch_size: int = Field(default=65_536, ge=1, le=10_000_000)
     split: Split | None = None
+    incremental: Incremental | None = None
     input_range = (0, 0)
 
     @model_validator(mode="after")
@@ -157,16 +169,22 @@ class Load(StepBase):
     type: Literal["load"]
     table: str
     warehouse: str | None = None
-    mode: Literal["append", "replace", "upsert"] = "append"
+    mode: Literal["append", "replace", "upsert", "merge", "delete_insert"] = "append"
     primary_key: list[str] = Field(default_factory=list)
+    #: merge: keep every version (SCD2) with `_valid_from`, `_valid_to` and `_current` columns.
+    history: bool = False
+    #: delete_insert: the column whose range (the incremental cursor's, else the data's) is replaced.
+    interval_column: str | None = None
     create: str | None = Field(default=None, description="A CREATE TABLE file used when the table is missing")
     input_range = (1, 1)
     produces = False
 
     @model_validator(mode="after")
     def _key_for_upsert(self) -> Load:
-        if self.mode == "upsert" and not self.primary_key:
-            raise ValueError("mode upsert needs `primary_key`")
+        if self.mode in ("upsert", "merge") and not self.primary_key:
+            raise ValueError(f"mode {self.mode} needs `primary_key`")
+        if self.history and self.mode != "merge":
+            raise ValueError("`history` goes with mode merge")
         return self
 
     def files(self) -> dict[str, str]:

@@ -3,7 +3,7 @@
 ::
 
     [connections.shop]
-    kind = "mariadb"                       # mariadb | mysql | postgres | duckdb
+    kind = "mariadb"                       # mariadb | mysql | postgres | duckdb | redis
     url = "mysql://etl:${SHOP_PASSWORD}@127.0.0.1:3306/shop"
 
     [connections.warehouse]
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from freight.errors import UserError
 
-KINDS = ("mariadb", "mysql", "postgres", "duckdb")
+KINDS = ("mariadb", "mysql", "postgres", "duckdb", "redis")
 WAREHOUSE_KINDS = ("duckdb", "postgres")
 DEFAULT_WAREHOUSE = "warehouse"
 

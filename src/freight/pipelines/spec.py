@@ -211,6 +211,24 @@ class Sql(StepBase):
         return {"file": self.file} if self.file else {}
 
 
+class PublishRedis(StepBase):
+    """Write the input as Redis hashes (or JSON strings) under a new version, then switch an alias."""
+
+    type: Literal["publish-redis"]
+    connection: str = Field(description="A redis connection: redis://host:6379/DB")
+    prefix: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="Keys are PREFIX:VERSION:KEY; PREFIX holds the version",
+    )
+    key: list[str] = Field(min_length=1, description="Column(s) whose values name each row's key")
+    format: Literal["hash", "json"] = "hash"
+    #: How long the previous version's keys live after the switch (readers finish with it).
+    keep_old: Seconds = 300.0
+    batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    input_range = (1, 1)
+    produces = False
+
+
 class SourceRef(_Strict):
     """Where a check reads its source side: a connection with a table or a query."""
 
@@ -278,6 +296,7 @@ Step = Annotated[
     | TransformPython
     | Load
     | Sql
+    | PublishRedis
     | CheckPrimaryKey
     | CheckCount
     | CheckColumns
@@ -291,6 +310,7 @@ STEP_TYPES = (
     "transform-python",
     "load",
     "sql",
+    "publish-redis",
     "check-primary-key",
     "check-count",
     "check-columns",

@@ -37,6 +37,7 @@ RUNNERS = {
     "transform-python": "transform:transform_python",
     "load": "load:load",
     "sql": "load:run_sql",
+    "publish-redis": "publish:publish_redis",
     "check-primary-key": "checks:check_primary_key",
     "check-count": "checks:check_count",
     "check-columns": "checks:check_columns",

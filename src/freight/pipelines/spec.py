@@ -113,6 +113,70 @@ class ExtractSql(StepBase):
         return self
 
 
+class HttpAuth(_Strict):
+    type: Literal["bearer", "basic"]
+    token: str | None = Field(default=None, description="bearer: the token, as ${VAR} from the environment")
+    username: str | None = None
+    password: str | None = Field(default=None, description="basic: as ${VAR} from the environment")
+
+    @model_validator(mode="after")
+    def _fields(self) -> HttpAuth:
+        if self.type == "bearer" and not self.token:
+            raise ValueError("bearer auth needs `token` (write ${VAR})")
+        if self.type == "basic" and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs `username` and `password` (write ${VAR})")
+        for secret in (self.token, self.password):
+            if secret and "${" not in secret:
+                raise ValueError("write secrets as ${VAR}, taken from the environment, never in the file")
+        return self
+
+
+class Pagination(_Strict):
+    type: Literal["none", "page", "cursor", "link"] = "none"
+    #: page: the page number's parameter, the first page, and optionally the page size's.
+    page_param: str = "page"
+    start: int = 1
+    size_param: str | None = None
+    size: int | None = Field(default=None, ge=1)
+    #: cursor: the parameter that takes the next cursor, and where the response holds it (a.b.c).
+    cursor_param: str = "cursor"
+    cursor_path: str | None = None
+    max_pages: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _cursor_path(self) -> Pagination:
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError(
+                "cursor pagination needs `cursor_path`: where the response holds the next cursor"
+            )
+        return self
+
+
+class HttpIncremental(Incremental):
+    #: The query parameter that tells the API where to start (the last committed cursor).
+    param: str | None = None
+
+
+class ExtractHttp(StepBase):
+    """Read a JSON API page by page (page number, cursor or Link header) into a dataset."""
+
+    type: Literal["extract-http"]
+    url: str = Field(pattern=r"^https?://", description="http(s) URL; ${VAR} is expanded")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: HttpAuth | None = None
+    records: str | None = Field(
+        default=None, description="Where the rows are in the body (a.b); none: the body"
+    )
+    pagination: Pagination = Field(default_factory=Pagination)
+    rate_limit: float | None = Field(default=None, gt=0, description="At most this many requests a second")
+    max_retries: int = Field(default=5, ge=0, le=20)
+    request_timeout: Seconds = 30.0
+    columns: dict[str, ArrowType] = Field(default_factory=dict, description="Column → Arrow type")
+    incremental: HttpIncremental | None = None
+    input_range = (0, 0)
+
+
 class ExtractFiles(StepBase):
     """Read CSV, TSV, JSON lines or Parquet files by glob, from disk or an object store."""
 
@@ -292,6 +356,7 @@ class CheckSql(CheckBase):
 Step = Annotated[
     ExtractSql
     | ExtractFiles
+    | ExtractHttp
     | TransformSql
     | TransformPython
     | Load
@@ -306,6 +371,7 @@ Step = Annotated[
 STEP_TYPES = (
     "extract-sql",
     "extract-files",
+    "extract-http",
     "transform-sql",
     "transform-python",
     "load",

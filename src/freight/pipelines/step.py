@@ -33,6 +33,7 @@ EXIT_CHECK_FAILED = 3
 RUNNERS = {
     "extract-sql": "extract:extract_sql",
     "extract-files": "extract:extract_files",
+    "extract-http": "extract_http:extract_http",
     "transform-sql": "transform:transform_sql",
     "transform-python": "transform:transform_python",
     "load": "load:load",

@@ -177,6 +177,35 @@ class ExtractHttp(StepBase):
     input_range = (0, 0)
 
 
+class ExtractLogs(StepBase):
+    """Read new lines of (rotated) log files, JSON lines or a regex with named groups, resuming from
+    per-file offsets committed with the load."""
+
+    type: Literal["extract-logs"]
+    path: str = Field(description="A glob of the log and its rotated copies, e.g. /var/log/app/app.log*")
+    format: Literal["jsonl", "regex"] = "jsonl"
+    pattern: str | None = Field(default=None, description="regex: named groups become columns")
+    on_bad_line: Literal["fail", "skip"] = "fail"
+    columns: dict[str, ArrowType] = Field(default_factory=dict, description="Column → Arrow type")
+    warehouse: str | None = Field(default=None, description="Where the offsets live: the load's warehouse")
+    batch_lines: int = Field(default=50_000, ge=1, le=10_000_000)
+    input_range = (0, 0)
+
+    @model_validator(mode="after")
+    def _pattern(self) -> ExtractLogs:
+        import re
+
+        if (self.format == "regex") != (self.pattern is not None):
+            raise ValueError("give `pattern` with format regex (and only then)")
+        if self.pattern is not None:
+            try:
+                if not re.compile(self.pattern).groupindex:
+                    raise ValueError("the pattern needs named groups, (?P<name>...), one per column")
+            except re.error as exc:
+                raise ValueError(f"`pattern` is not a regex: {exc}") from None
+        return self
+
+
 class ExtractFiles(StepBase):
     """Read CSV, TSV, JSON lines or Parquet files by glob, from disk or an object store."""
 
@@ -357,6 +386,7 @@ Step = Annotated[
     ExtractSql
     | ExtractFiles
     | ExtractHttp
+    | ExtractLogs
     | TransformSql
     | TransformPython
     | Load
@@ -372,6 +402,7 @@ STEP_TYPES = (
     "extract-sql",
     "extract-files",
     "extract-http",
+    "extract-logs",
     "transform-sql",
     "transform-python",
     "load",

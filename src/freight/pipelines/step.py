@@ -34,6 +34,7 @@ RUNNERS = {
     "extract-sql": "extract:extract_sql",
     "extract-files": "extract:extract_files",
     "extract-http": "extract_http:extract_http",
+    "extract-logs": "extract_logs:extract_logs",
     "transform-sql": "transform:transform_sql",
     "transform-python": "transform:transform_python",
     "load": "load:load",

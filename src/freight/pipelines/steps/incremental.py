@@ -59,8 +59,8 @@ def cursor_name(ctx: StepContext) -> str:
 def state_warehouse(ctx: StepContext) -> Any:
     from freight.connectors.warehouse import open_warehouse
 
-    inc = ctx.config["incremental"]
-    name = inc.get("warehouse") or ctx.default_warehouse
+    inc = ctx.config.get("incremental") or {}
+    name = inc.get("warehouse") or ctx.config.get("warehouse") or ctx.default_warehouse
     conn = ctx.connections().warehouse(name, where=f"steps.{ctx.name}.incremental.warehouse")
     return name, open_warehouse(conn)
 
@@ -165,7 +165,9 @@ def incremental_origin(ctx: StepContext) -> dict[str, Any] | None:
             continue
         seen.add(name)
         entry = steps[name]
-        if entry["type"] in INCREMENTAL_TYPES and entry["config"].get("incremental"):
+        if entry["type"] == "extract-logs" or (
+            entry["type"] in INCREMENTAL_TYPES and entry["config"].get("incremental")
+        ):
             found.append(name)
         else:
             todo.extend(entry.get("inputs", {}))

@@ -113,7 +113,7 @@ class _DuckTx:
 def transaction(warehouse: Any) -> Iterator[Tx]:
     """One transaction on a PostgreSQL or DuckDB warehouse: committed when the block ends, rolled
     back when it raises."""
-    if warehouse.kind == "postgres":
+    if warehouse.kind in ("postgres", "redshift"):
         with warehouse.conn.transaction():
             yield _PgTx(warehouse.conn)
         return
@@ -157,8 +157,11 @@ def advance(tx: Tx, name: str, old: Cursor | None, new: Cursor, *, run_id: str, 
     values = f"{_text(new.value)}, {_text(new.kind)}, {_text(run_id)}, {stamp}"
     if old is None:
         touched = tx.count(
+            # NOT EXISTS rather than ON CONFLICT, which Redshift lacks; a racing insert on PostgreSQL
+            # then fails on the key (the step fails; its retry finds the cursor moved).
             f"INSERT INTO {STATE_TABLE} (name, cursor_value, cursor_kind, run_id, committed_at) "
-            f"VALUES ({_text(name)}, {values}) ON CONFLICT DO NOTHING"
+            f"SELECT {_text(name)}, {values} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {STATE_TABLE} WHERE name = {_text(name)})"
         )
     else:
         touched = tx.count(

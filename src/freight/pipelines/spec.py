@@ -156,6 +156,12 @@ class HttpIncremental(Incremental):
     #: The query parameter that tells the API where to start (the last committed cursor).
     param: str | None = None
 
+    @model_validator(mode="after")
+    def _no_lag(self) -> HttpIncremental:
+        if self.lag is not None:
+            raise ValueError("`lag` is not supported on extract-http yet (it applies to extract-sql)")
+        return self
+
 
 class ExtractHttp(StepBase):
     """Read a JSON API page by page (page number, cursor or Link header) into a dataset."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from freight.connectors.identifiers import quote_ident
 from freight.errors import UserError
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def cql_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return quote_ident(name)  # CQL quotes as standard SQL does
 
 
 def cql_type(t: pa.DataType, column: str) -> str:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from freight.connectors.connections import redact
-from freight.connectors.postgres_warehouse import PostgresWarehouse, pg_type, qi, qt
+from freight.connectors.identifiers import qi, qt
+from freight.connectors.postgres_warehouse import PostgresWarehouse, pg_type
 from freight.connectors.warehouse import LoadMode, LoadResult, check_load_args
 from freight.errors import TerminalError, UserError
 

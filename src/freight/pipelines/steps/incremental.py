@@ -34,7 +34,10 @@ from freight.connectors.cursor_state import (
     read_cursor,
     transaction,
 )
-from freight.connectors.sql_source import SqlSource, cx_url, quote_ident
+from freight.connectors.identifiers import qi as _qi
+from freight.connectors.identifiers import qt as _qt
+from freight.connectors.identifiers import quote_ident
+from freight.connectors.sql_source import SqlSource, cx_url
 from freight.errors import TerminalError, UserError
 from freight.pipelines.datasets import DatasetWriter, read_dataset, read_result
 from freight.pipelines.step import MANIFEST, StepContext
@@ -343,11 +346,3 @@ def _check_columns(ctx: StepContext, schema: pa.Schema, origin: dict[str, Any] |
 
 def _unpack(raw: dict[str, str] | None) -> Cursor | None:
     return None if raw is None else Cursor(raw["value"], raw["kind"])
-
-
-def _qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _qt(name: str) -> str:
-    return ".".join(_qi(p) for p in name.split("."))

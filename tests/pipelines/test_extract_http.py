@@ -50,3 +50,21 @@ steps:
     ]
     assert con.execute("SELECT cursor_value, cursor_kind FROM freight_cursors").fetchall() == [("7", "int")]
     con.close()
+
+
+def test_the_python_builder_takes_the_new_step_types() -> None:
+    from freight.pipelines.api import PipelineBuilder
+
+    p = PipelineBuilder("b")
+    api_rows = p.extract_http("api", url="https://example.com/items", records="data")
+    logs = p.extract_logs("logs", path="/var/log/app.log*")
+    p.load("load_api", input=api_rows, table="items", mode="merge", primary_key=["id"], history=True)
+    p.load("load_logs", input=logs, table="logs")
+    p.publish_redis("pub", input=api_rows, connection="cache", prefix="items", key=["id"])
+    assert [s.type for s in p.build().spec.steps] == [
+        "extract-http",
+        "extract-logs",
+        "load",
+        "load",
+        "publish-redis",
+    ]

@@ -227,7 +227,7 @@ def staged_load(ctx: StepContext, origin: dict[str, Any] | None, *, now: dt.date
         reader = read_dataset(ctx.input_store(next(iter(ctx.inputs))))
         schema = reader.schema
         _check_columns(ctx, schema, origin)
-        stage = stage_name(table, ctx.name)
+        stage = stage_name(table, f"{manifest(ctx)['pipeline']}.{ctx.name}")
         wh.execute(f"DROP TABLE IF EXISTS {_qt(stage)}")
         wh.load(stage, reader, mode="append")
         target = schema
@@ -316,7 +316,8 @@ def apply(
 
 
 def stage_name(table: str, step: str) -> str:
-    """A short staging table beside the target (PostgreSQL cuts names at 63 bytes)."""
+    """A short staging table beside the target (PostgreSQL cuts names at 63 bytes), one per target and
+    `pipeline.step`: a rerun replaces what a killed attempt left; two pipelines never share one."""
     schema, _, _name = table.rpartition(".")
     digest = hashlib.sha1(f"{table}\0{step}".encode()).hexdigest()[:10]
     return f"{schema}.freight_stage_{digest}" if schema else f"freight_stage_{digest}"

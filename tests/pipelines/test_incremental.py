@@ -21,7 +21,10 @@ import pytest
 
 from freight.errors import UserError
 from freight.pipelines.loader import load_pipeline
+from freight.pipelines.runner import PipelineRunner
 from freight.pipelines.step import load_context, run_step
+from tests.pipelines.conftest import Env
+from tests.pipelines.helpers import run_yaml
 from tests.pipelines.stepdriver import run_once
 
 BASE = dt.datetime(2026, 1, 1)
@@ -217,3 +220,28 @@ def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(source: Setup, pg
     assert (count, distinct, low, high) == (total, total, 1, total)
     assert cursor == (str(BASE + dt.timedelta(seconds=total)),)
     assert {"load", "extract"} <= set(phases)
+
+
+def test_through_the_runner_and_a_transform_into_postgresql(env: Env, local_runner: PipelineRunner) -> None:
+    """The real runner's manifest, step jobs as processes, a transform between extract and load."""
+    text = """
+name: inc_runner
+steps:
+  - name: raw
+    type: extract-sql
+    connection: shop
+    table: orders
+    batch_size: 3
+    incremental: {cursor: id, initial: 3, warehouse: pgwh}
+  - {name: doubled, type: transform-sql, inputs: [raw], sql: "SELECT id, qty * 2 AS qty2 FROM raw"}
+  - {name: load, type: load, inputs: [doubled], warehouse: pgwh, table: doubled, mode: merge,
+     primary_key: [id]}
+"""
+    first = run_yaml(env, local_runner, text)
+    second = run_yaml(env, local_runner, text)
+    assert first.state == second.state == "succeeded"
+    assert [s.rows for s in first.steps] == [6, 6, 6] and second.steps[0].rows == 0
+    with env.pg() as conn:
+        conn.execute(f"SET search_path = {env.pg_schema}")
+        assert conn.execute("SELECT count(*), min(id), max(id) FROM doubled").fetchone() == (6, 3, 8)
+        assert conn.execute("SELECT cursor_value FROM freight_cursors").fetchone() == ("8",)

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from freight.errors import UserError
+from freight.text import find_bad_text
 from freight.units import Bytes, Cpus, Seconds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -100,6 +101,15 @@ class JobSpec(_Strict):
         if not _NAME.match(value):
             raise ValueError(f"queue name {value!r} must be letters, digits, '.', '_' or '-'")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _utf8_only(cls, data: Any) -> Any:
+        # a lone surrogate or an undecodable argv byte cannot be stored (see freight.text)
+        found = find_bad_text(data)
+        if found is not None:
+            raise ValueError(f"{found[0]}: {found[1]}")
+        return data
 
     @model_validator(mode="after")
     def _one_command(self) -> JobSpec:

@@ -12,7 +12,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -21,6 +22,7 @@ from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
 from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
+from freight.server.auth import check_metrics_access
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -109,8 +111,9 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    async def metrics_endpoint(request: Request) -> Response:
+        await check_metrics_access(request, ctx.settings.metrics_token)
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     closers.append(_mount_git_hook(app, ctx))
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freight.errors import UserError
+from freight.server.auth import authenticate_first
 
 log = logging.getLogger("freight.server")
 
@@ -84,7 +85,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.message, where=exc.where, hint=exc.hint)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith("/api/") and not _signed_by_hook(request):
+            try:
+                await authenticate_first(request)
+            except UserError as denied:
+                return error_response(
+                    denied.status_code, denied.message, where=denied.where, hint=denied.hint
+                )
         errors = list(exc.errors())
         problems = [{"where": _loc_path(e.get("loc", ())), "message": _message(e)} for e in errors]
         first = problems[0] if problems else {"where": None, "message": "invalid request"}
@@ -101,3 +109,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error; the server log has the details")
+
+
+def _signed_by_hook(request: Request) -> bool:
+    """The git hook authenticates by signature, not by token; its own checks come before validation."""
+    return request.url.path.startswith("/api/v1/hooks/")

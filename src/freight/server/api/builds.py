@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from freight.builds.api import Builds
 from freight.builds.background import WorkspaceBuild, start_build
@@ -79,9 +79,9 @@ class WhyIn(PlanIn):
 
 
 class BuildIn(PlanIn):
-    continue_: bool = Field(False, alias="continue", description="Go on past a failure where possible")
-    force: bool = Field(False, description="Ignore cache hits")
-    publish: bool | None = Field(None, description="Publish releases (default: as freight.toml says)")
+    continue_: StrictBool = Field(False, alias="continue", description="Go on past a failure where possible")
+    force: StrictBool = Field(False, description="Ignore cache hits")
+    publish: StrictBool | None = Field(None, description="Publish releases (default: as freight.toml says)")
 
 
 class AppOut(BaseModel):

@@ -13,17 +13,21 @@ from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.server.auth import check_queue
 from freight.server.tokens import Principal
+from freight.text import bad_text
 
 JobId = Annotated[str, Path(max_length=200, description="A job id")]
 QueuePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="A queue name")]
 
 
 def check_input(data: Any, where: str) -> None:
-    """Reject what no store or exec can hold: NUL characters and non-finite numbers. Both would
-    otherwise fail deep down (PostgreSQL text, execve) instead of as a clear 400 here."""
+    """Reject what no store or exec can hold: NUL characters, text that is not UTF-8 (a lone
+    surrogate such as "\ud800") and non-finite numbers. They would otherwise fail deep down
+    (PostgreSQL text, JSON encoding, execve) instead of as a clear 400 here."""
     if isinstance(data, str):
         if "\x00" in data:
             raise UserError("text may not contain NUL characters", where=where)
+        if reason := bad_text(data):
+            raise UserError(f"not UTF-8 text: it holds {reason}", where=where or "body")
     elif isinstance(data, float):
         if not math.isfinite(data):
             raise UserError("numbers must be finite", where=where)

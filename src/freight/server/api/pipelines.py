@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from freight.errors import UserError
 from freight.pipelines.background import Followers
@@ -67,7 +67,7 @@ class RunIn(BaseModel):
 class RerunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_failed: bool = Field(
+    from_failed: StrictBool = Field(
         default=True, description="Run only failed steps and what depends on them; false runs every step"
     )
     config_path: str | None = Field(

@@ -103,7 +103,25 @@ def definitions_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
         return
     for row in rows:
         cmd = row["spec"].get("command") or row["spec"].get("shell")
+        if row.get("problem"):
+            cmd = f"(unusable: {row['problem']})"
         typer.echo(f"{row['name']}:{row['version']}  {row['description'] or ''}  {cmd}")
+
+
+@definitions_app.command("rm")
+def definitions_rm(
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="One version, or every version")],
+) -> None:
+    """Delete a definition (every version, or the one NAME:VERSION names). Jobs already submitted from
+    it keep their own spec."""
+    name, _, version = ref.partition(":")
+    if not name or (version and not version.isdigit()):
+        raise UserError(
+            f"bad definition reference {ref!r}", where="NAME[:VERSION]", hint="use NAME or NAME:VERSION"
+        )
+    with open_service() as svc:
+        deleted = svc.delete_definition(name, int(version) if version else None)
+    typer.echo(f"deleted {deleted} version{'s' if deleted != 1 else ''} of {name}")
 
 
 @definitions_app.command("register")

@@ -117,6 +117,14 @@ class DefinitionOut(BaseModel):
     spec: dict[str, Any]
     description: str | None
     created_at: float
+    problem: str | None = Field(
+        default=None, description="Why a stored version cannot be used (its spec is shown empty)"
+    )
+
+
+class DefinitionDeleted(BaseModel):
+    name: str
+    deleted: int = Field(description="How many versions were removed")
 
 
 class DefinitionIn(_Body):

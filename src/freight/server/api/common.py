@@ -125,3 +125,16 @@ def visible_job(svc: JobService, principal: Principal, job_id: str) -> JobView:
     if not principal.may_use(view.queue):
         raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
     return view
+
+
+def visible_definitions(rows: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """The definitions this token may see: all for an admin or an unscoped token, else those whose
+    template runs in one of its queues (a template's env may hold more than its owner means to share)."""
+    if principal.admin or principal.queues is None:
+        return rows
+    return [row for row in rows if _definition_queue(row) in principal.queues]
+
+
+def _definition_queue(row: dict[str, Any]) -> str | None:
+    queue = row["spec"].get("queue", "default") if row.get("problem") is None else None
+    return queue if isinstance(queue, str) else None

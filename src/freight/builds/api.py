@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from starlette.requests import Request
 
 from freight.builds.explain import Explanation, explain
 from freight.builds.gateway import Gateway
@@ -155,8 +158,11 @@ class Builds:
     def rollback(self, app: str, env: str = "prod", actor: str | None = None) -> Deployment:
         return self.store.rollback(app, env, actor=actor)
 
-    def gateway(self, env: str = "prod", ttl: float = 1.0) -> Gateway:
-        return Gateway(self.store, self.objects, env=env, ttl=ttl)
+    def gateway(
+        self, env: str = "prod", ttl: float = 1.0, may_preview: Callable[[Request], bool] | None = None
+    ) -> Gateway:
+        """The gateway; release previews need `may_preview` (see `server.tokens.request_checker`)."""
+        return Gateway(self.store, self.objects, env=env, ttl=ttl, may_preview=may_preview)
 
 
 def write_summary(settings: Settings, summary: RunSummary | dict[str, Any]) -> Path:

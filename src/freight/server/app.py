@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +22,7 @@ from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
 from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
-from freight.server.auth import check_metrics_access
+from freight.server.auth import check_metrics_access, current_principal
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -127,7 +127,9 @@ def _mount_git_hook(app: FastAPI, ctx: ServerContext) -> Callable[[], None]:
     The secret and repositories come from FREIGHT_GIT_HOOK_SECRET and FREIGHT_BUILD_REPOS (without a
     secret it refuses every request); builds submit through this server's JobService. The hook checks
     its callers itself (an HMAC signature, not an API token)."""
-    router, trigger = router_from_env(ctx.settings, ctx.service)
+    router, trigger = router_from_env(
+        ctx.settings, ctx.service, status_dependencies=[Depends(current_principal)]
+    )
     app.state.build_trigger = trigger  # the builds API (server/api/builds.py) runs builds through it
     app.include_router(router)  # its paths are under /api/v1 already
     return trigger.builds.close

@@ -24,8 +24,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy import select
 
-from freight.errors import UserError
+from freight.db.schema import jobs
+from freight.errors import NotFoundError, UserError
 from freight.pipelines.background import Followers
 from freight.pipelines.loader import Locator, Pipeline, validate
 from freight.pipelines.store import Run, RunStore
@@ -162,6 +164,32 @@ def _check_queues(principal: Principal, queues: set[str], where: str = "spec.ste
         check_queue(principal, queue, where=where)
 
 
+def visible_runs(ctx: ServerContext, store: RunStore, principal: Principal, found: list[Run]) -> list[Run]:
+    """The runs this token may see: every run for an admin or an unscoped token, else the runs whose
+    step jobs all ran in its queues (a run with no job yet: the default queue its steps go to)."""
+    if principal.admin or principal.queues is None:
+        return found
+    by_run = store.step_jobs([run.id for run in found])
+    ids = sorted({job_id for job_ids in by_run.values() for job_id in job_ids})
+    with ctx.service.engine.connect() as conn:
+        queue_of = dict(conn.execute(select(jobs.c.id, jobs.c.queue).where(jobs.c.id.in_(ids))).all())
+    allowed = principal.queues
+    return [
+        run
+        for run in found
+        if {queue_of.get(job_id, "default") for job_id in by_run[run.id]} <= allowed
+        and (by_run[run.id] or "default" in allowed)
+    ]
+
+
+def visible_run(ctx: ServerContext, store: RunStore, principal: Principal, run_id: str) -> Run:
+    """One run, if this token may see it; a run of other queues looks like no run at all."""
+    run = store.get(run_id)
+    if not visible_runs(ctx, store, principal, [run]):
+        raise NotFoundError(f"no pipeline run {run_id!r}", hint="list runs with `freight pipeline runs`")
+    return run
+
+
 def _parse(body: RunIn) -> tuple[Pipeline, Path | None, Path | None]:
     check_input(body.model_dump(), "")
     spec_path = _absolute(body.spec_path, "spec_path")
@@ -197,13 +225,17 @@ def start_run(ctx: Ctx, runs: Runs, principal: Caller, body: RunIn) -> JSONRespo
     summary="List pipeline runs, newest first",
 )
 def list_runs(
+    ctx: Ctx,
     runs: Runs,
     principal: Caller,
     pipeline: Annotated[str | None, Query(max_length=100, description="Only this pipeline")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JSONResponse:
     check_input(pipeline, "pipeline")
-    return reply({"runs": [r.to_dict() for r in runs.store.list(pipeline, limit)]})
+    scoped = not principal.admin and principal.queues is not None
+    found = runs.store.list(pipeline, 1000 if scoped else limit)
+    shown = visible_runs(ctx, runs.store, principal, found)[:limit]
+    return reply({"runs": [r.to_dict() for r in shown]})
 
 
 @router.get(
@@ -212,11 +244,11 @@ def list_runs(
     responses=RUN,
     summary="One pipeline run: steps, jobs, rows, times, QA results",
 )
-def get_run(runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
+def get_run(ctx: Ctx, runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
     """A run still running is followed here if nothing in this server follows it yet (its runner, a
     CLI in embedded mode, went away), so waiting on it through the API always ends."""
     check_input(run_id, "run_id")
-    run = runs.store.get(run_id)
+    run = visible_run(ctx, runs.store, principal, run_id)
     if run.state == "running":
         runs.follow(run_id)
     return reply(run.to_dict())
@@ -237,6 +269,7 @@ def rerun(
     body = body or RerunIn()
     check_input(run_id, "run_id")
     check_input(body.config_path, "config_path")
+    visible_run(ctx, runs.store, principal, run_id)
     runner = runs.runner(_absolute(body.config_path, "config_path"))
     with _reading_files():
         plan = runner.plan_rerun(run_id, from_failed=body.from_failed)
@@ -253,9 +286,9 @@ def rerun(
 def cancel(ctx: Ctx, runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
     """Cancels the step jobs that have not finished; the run ends (failed) once they have stopped."""
     check_input(run_id, "run_id")
-    run = runs.store.get(run_id)
-    jobs = [s.job_id for s in run.steps if s.job_id]
-    _check_queues(principal, {view.queue for view in ctx.service.get_many(jobs)}, "run_id")
+    run = visible_run(ctx, runs.store, principal, run_id)
+    step_jobs = [s.job_id for s in run.steps if s.job_id]
+    _check_queues(principal, {view.queue for view in ctx.service.get_many(step_jobs)}, "run_id")
     runs.runner().cancel(run_id)
     if run.state == "running":
         runs.follow(run_id)

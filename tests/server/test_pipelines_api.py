@@ -232,10 +232,14 @@ def test_tokens_and_queue_scope(live: Live, project: Path) -> None:
     run = cli(["pipeline", "run", str(path), "--json"], _env(live, project, default))
     assert run.code == 0, run.error
     run_id = json.loads(run.stdout)["id"]
-    with _http(live, other) as http:
-        assert http.get(f"/pipelines/runs/{run_id}").status_code == 200  # reading needs any token
-        assert http.post(f"/pipelines/runs/{run_id}/rerun", json={"from_failed": False}).status_code == 403
-        assert http.post(f"/pipelines/runs/{run_id}/cancel").status_code == 403
+    with _http(live, other) as http:  # a run of another queue looks like no run at all
+        assert http.get(f"/pipelines/runs/{run_id}").status_code == 404
+        assert run_id not in {r["id"] for r in http.get("/pipelines/runs").json()["runs"]}
+        assert http.post(f"/pipelines/runs/{run_id}/rerun", json={"from_failed": False}).status_code == 404
+        assert http.post(f"/pipelines/runs/{run_id}/cancel").status_code == 404
+    with _http(live, default) as http:
+        assert http.get(f"/pipelines/runs/{run_id}").status_code == 200
+        assert run_id in {r["id"] for r in http.get("/pipelines/runs").json()["runs"]}
     denied_cli = cli(["pipeline", "run", str(path)], _env(live, project, other))
     assert denied_cli.code == 2 and "may not use queue 'default'" in str(denied_cli.error)
 

@@ -128,12 +128,18 @@ class FieldLocator(Locator):
         return ".".join(["spec", *(str(p) for p in path)])
 
 
-def _absolute(value: str | None, where: str, *, folder: bool = False) -> Path | None:
+def _absolute(value: str | None, where: str, roots: PathRoots, *, folder: bool = False) -> Path | None:
+    """A path the request names, checked against the allowed roots before anything looks at it, so
+    the answer for a path outside them is the same whether it exists or not."""
     if value is None:
         return None
     path = Path(value)
     if not path.is_absolute():
         raise UserError(f"must be an absolute path, got {value!r}", where=where)
+    if not roots.allows(path):
+        raise UserError(
+            f"{value!r} is not under a folder this server takes pipelines from", where=where, hint=roots.hint
+        )
     # os.path answers False for any path the server cannot stat (missing, unreadable, too long)
     if not (os.path.isdir(path) if folder else os.path.isfile(path)):
         kind = "folder" if folder else "file"
@@ -143,6 +149,40 @@ def _absolute(value: str | None, where: str, *, folder: bool = False) -> Path | 
             hint="the server reads the pipeline's files itself: it must see the same filesystem",
         )
     return path
+
+
+@dataclass(frozen=True)
+class PathRoots:
+    """Where a caller may point the server: under FREIGHT_PIPELINE_ROOTS; anywhere for an admin
+    token when none are set; nowhere for other tokens then."""
+
+    roots: tuple[Path, ...]
+    anywhere: bool
+
+    @classmethod
+    def for_caller(cls, ctx: ServerContext, principal: Principal) -> PathRoots:
+        roots = ctx.settings.pipeline_roots
+        return cls(roots, anywhere=not roots and principal.admin)
+
+    def allows(self, path: Path) -> bool:
+        if self.anywhere:
+            return True
+        real = os.path.realpath(path)  # no file is opened; `..` and links are resolved
+        return any(os.path.commonpath([str(root), real]) == str(root) for root in self.roots)
+
+    @property
+    def hint(self) -> str:
+        if self.roots:
+            return "allowed: " + ", ".join(str(r) for r in self.roots)
+        return "set FREIGHT_PIPELINE_ROOTS on the server, or use an admin token"
+
+    def default_base(self) -> Path:
+        """Where relative paths start when the request names no folder."""
+        if self.anywhere:
+            return Path.cwd()
+        if self.roots:
+            return self.roots[0]
+        raise UserError("give base_dir or spec_path", where="base_dir", hint=self.hint)
 
 
 @contextlib.contextmanager
@@ -190,12 +230,12 @@ def visible_run(ctx: ServerContext, store: RunStore, principal: Principal, run_i
     return run
 
 
-def _parse(body: RunIn) -> tuple[Pipeline, Path | None, Path | None]:
+def _parse(body: RunIn, roots: PathRoots) -> tuple[Pipeline, Path | None, Path | None]:
     check_input(body.model_dump(), "")
-    spec_path = _absolute(body.spec_path, "spec_path")
-    base_dir = _absolute(body.base_dir, "base_dir", folder=True)
-    config = _absolute(body.config_path, "config_path")
-    base = base_dir or (spec_path.parent if spec_path else Path.cwd())
+    spec_path = _absolute(body.spec_path, "spec_path", roots)
+    base_dir = _absolute(body.base_dir, "base_dir", roots, folder=True)
+    config = _absolute(body.config_path, "config_path", roots)
+    base = base_dir or (spec_path.parent if spec_path else roots.default_base())
     return validate(body.spec, FieldLocator("spec"), base), spec_path, config
 
 
@@ -208,7 +248,7 @@ def _parse(body: RunIn) -> tuple[Pipeline, Path | None, Path | None]:
 def start_run(ctx: Ctx, runs: Runs, principal: Caller, body: RunIn) -> JSONResponse:
     """Checks the spec as `freight pipeline validate` does (nothing is stored when it is wrong),
     submits the step jobs and follows them on the server; poll the run to see it progress."""
-    pipeline, spec_path, config = _parse(body)
+    pipeline, spec_path, config = _parse(body, PathRoots.for_caller(ctx, principal))
     runner = runs.runner(config)
     with _reading_files():
         _check_queues(principal, runner.queues(pipeline))
@@ -270,7 +310,7 @@ def rerun(
     check_input(run_id, "run_id")
     check_input(body.config_path, "config_path")
     visible_run(ctx, runs.store, principal, run_id)
-    runner = runs.runner(_absolute(body.config_path, "config_path"))
+    runner = runs.runner(_absolute(body.config_path, "config_path", PathRoots.for_caller(ctx, principal)))
     with _reading_files():
         plan = runner.plan_rerun(run_id, from_failed=body.from_failed)
         _check_queues(principal, runner.queues(plan.pipeline, reuse=plan.reuse))

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freight.errors import UserError
@@ -42,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such thing (or not visible to this token)"},
     409: {"model": ErrorBody, "description": "Clashes with the current state"},
     422: {"model": ErrorBody, "description": "The request does not match the schema"},
+    503: {"model": ErrorBody, "description": "The store is busy (locked) or unreachable; nothing changed"},
 }
 
 
@@ -104,6 +106,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, message)
+
+    @app.exception_handler(OperationalError)
+    async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # a store locked past its busy timeout, or a database server gone: nothing was changed (the
+        # transaction did not commit), and a retry may succeed
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, first)
+        return error_response(
+            503, f"the store is busy or unreachable ({first}); nothing was changed", hint="try again"
+        )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -77,7 +77,7 @@ class Dag:
 
 
 def _inside(base_dir: Path, rel: str) -> bool:
-    if os.path.isabs(rel):
+    if os.path.isabs(rel) or "\x00" in rel:
         return False
     base = os.path.realpath(base_dir)
     return os.path.commonpath([base, os.path.realpath(os.path.join(base, rel))]) == base

@@ -134,7 +134,8 @@ class JobSpec(_Strict):
 def format_validation_error(exc: ValidationError, source: str = "spec") -> UserError:
     """Turn pydantic's report into one clear line naming the field path."""
     first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "(root)"
+    # a key may hold anything (a newline, a control character): keep the error on one line
+    loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"]) or "(root)"
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown field; check its spelling"

@@ -2,7 +2,7 @@
 valid-shaped requests): schemathesis sends invalid requests (negative mode) to every operation, and
 Hypothesis sends job specs whose text holds lone surrogates and other odd characters. Every answer is
 JSON below 500, never a traceback, and a refused request changes nothing in the store. The examples are
-derandomized, so a run is the same every time and bounded (about 600 cases)."""
+derandomized, so a run is the same every time and bounded (about 400 cases)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 DEEP = "FREIGHT_FUZZ_EXAMPLES" in os.environ
-EXAMPLES = int(os.environ.get("FREIGHT_FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("FREIGHT_FUZZ_EXAMPLES", "5"))
 TABLES = (jobs, definitions, queues, tokens, events)
 
 
@@ -113,7 +113,7 @@ def test_invalid_requests_to_every_operation_are_4xx_and_change_nothing(target: 
             continue
     print(f"negative API fuzz: {tally.cases} cases, {tally.refused} refused, {tally.accepted} accepted")
     assert not tally.problems, "\n".join(tally.problems[:20])
-    assert tally.cases >= 250
+    assert tally.cases >= 150
 
 
 # text with everything a JSON string can spell: lone surrogates, NUL, controls, astral characters
@@ -146,7 +146,7 @@ def test_job_specs_with_odd_text_are_stored_faithfully_or_refused_cleanly(target
         spec=SPEC_FIELDS, where=st.sampled_from(["/api/v1/jobs", "/api/v1/jobs/batch", "/api/v1/definitions"])
     )
     @settings(
-        max_examples=EXAMPLES * 25,  # 200 by default
+        max_examples=EXAMPLES * 40,  # 200 by default
         derandomize=not DEEP,
         deadline=None,
         suppress_health_check=list(HealthCheck),

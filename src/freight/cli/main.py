@@ -209,7 +209,9 @@ def main() -> None:
     except Exception as exc:
         from sqlalchemy.exc import OperationalError  # loaded already by any command that reached a store
 
-        if not isinstance(exc, OperationalError):
+        from freight.db.engine import store_unavailable
+
+        if not isinstance(exc, OperationalError) or not store_unavailable(exc):
             raise
         first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
         err_console.print(

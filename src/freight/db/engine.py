@@ -72,3 +72,12 @@ def open_engine(url: str) -> Engine:
 
 def table_names(engine: Engine) -> list[str]:
     return sorted(inspect(engine).get_table_names())
+
+
+def store_unavailable(exc: OperationalError) -> bool:
+    """Whether a database error means the store is busy (SQLite locked past its busy timeout) or
+    unreachable (a lost or refused connection), rather than a bug: nothing committed, a retry may do."""
+    text = str(exc.orig).lower()
+    return exc.connection_invalidated or any(
+        word in text for word in ("database is locked", "database is busy", "connection", "could not connect")
+    )

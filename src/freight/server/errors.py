@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from freight.db.engine import store_unavailable
 from freight.errors import UserError
 from freight.server.auth import authenticate_first
 
@@ -110,12 +111,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         # a store locked past its busy timeout, or a database server gone: nothing was changed (the
-        # transaction did not commit), and a retry may succeed
+        # transaction did not commit), and a retry may succeed. The details (hosts, ports) stay in the
+        # server's log. Any other OperationalError (a missing table) is a bug: a 500.
+        if not store_unavailable(exc):
+            return await _bug(request, exc)
         first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
         log.warning("store unavailable on %s %s: %s", request.method, request.url.path, first)
-        return error_response(
-            503, f"the store is busy or unreachable ({first}); nothing was changed", hint="try again"
-        )
+        return error_response(503, "the store is busy or unreachable; nothing was changed", hint="try again")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ undecodable bytes through: a job's command, env and files are text, and the stor
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from freight.errors import UserError
@@ -28,6 +29,14 @@ def bad_text(text: str) -> str | None:
 
 def find_bad_text(data: Any, where: str = "") -> tuple[str, str] | None:
     """(field path, reason) of the first text in `data` (keys included) that is not UTF-8."""
+    try:  # the common case in C: everything encodes, nothing to report
+        json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+        return None
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return _walk(data, where)
+
+
+def _walk(data: Any, where: str) -> tuple[str, str] | None:
     if isinstance(data, str):
         reason = bad_text(data)
         return (where or "(value)", f"not UTF-8 text: it holds {reason}") if reason else None
@@ -36,12 +45,12 @@ def find_bad_text(data: Any, where: str = "") -> tuple[str, str] | None:
             path = f"{where}.{key}" if where else str(key)
             if isinstance(key, str) and (reason := bad_text(key)):
                 return (where or "(top level)", f"not UTF-8 text: the key {key!r} holds {reason}")
-            found = find_bad_text(value, path)
+            found = _walk(value, path)
             if found:
                 return found
     elif isinstance(data, list | tuple):
         for index, value in enumerate(data):
-            found = find_bad_text(value, f"{where}.{index}" if where else str(index))
+            found = _walk(value, f"{where}.{index}" if where else str(index))
             if found:
                 return found
     return None

@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from freight.errors import UserError
 from freight.text import find_bad_text
@@ -104,8 +112,11 @@ class JobSpec(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _utf8_only(cls, data: Any) -> Any:
-        # a lone surrogate or an undecodable argv byte cannot be stored (see freight.text)
+    def _utf8_only(cls, data: Any, info: ValidationInfo) -> Any:
+        # a lone surrogate or an undecodable argv byte cannot be stored (see freight.text); a spec read
+        # back from the store was checked when it was written
+        if info.context and info.context.get("stored"):
+            return data
         found = find_bad_text(data)
         if found is not None:
             raise ValueError(f"{found[0]}: {found[1]}")

@@ -148,6 +148,8 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> UserE
     # a key may hold anything (a newline, a control character): keep the error on one line
     loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"]) or "(root)"
     msg = first["msg"].removeprefix("Value error, ")
+    if not first["loc"] and ": not UTF-8 text" in msg:  # _utf8_only names the field in its message
+        loc, msg = msg.split(": ", 1)
     if first["type"] == "extra_forbidden":
         msg = "unknown field; check its spelling"
     more = len(exc.errors()) - 1

@@ -200,9 +200,13 @@ def test_bad_input_changes_nothing(live: Live, project: Path) -> None:
         assert answer.status_code == 400 and "no such file 't.sql'" in answer.json()["message"]
         # the CLI checks the file itself, then prints the server's answer as one line
         path = str(project / f"{name}.yaml")
-        unread = cli(["pipeline", "run", path, "-c", "/nowhere/x.toml"], _env(live, project))
+        missing = str(project / "nowhere" / "x.toml")
+        unread = cli(["pipeline", "run", path, "-c", missing], _env(live, project))
         assert unread.code == 2
-        assert str(unread.error).startswith("config_path: the server cannot read the file '/nowhere/x.toml'")
+        assert str(unread.error).startswith(f"config_path: the server cannot read the file '{missing}'")
+        outside = cli(["pipeline", "run", path, "-c", "/nowhere/x.toml"], _env(live, project))
+        assert outside.code == 2  # outside FREIGHT_PIPELINE_ROOTS: refused before the server looks
+        assert "'/nowhere/x.toml' is not under a folder this server takes pipelines" in str(outside.error)
         (project / "nowh.yaml").write_text(PIPELINE.format(name=name) + "    warehouse: nope\n")
         unknown = cli(["pipeline", "run", str(project / "nowh.yaml")], _env(live, project))
         assert unknown.code == 2  # checked here: the error names the file's line

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from freight.jobs.client import JobClient
 from freight.storage.objectstore import ObjectStore
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from freight.builds.gateway import Gateway
 
 
@@ -157,10 +160,13 @@ class Builds:
     def rollback(self, app: str, env: str = "prod", actor: str | None = None) -> Deployment:
         return self.store.rollback(app, env, actor=actor)
 
-    def gateway(self, env: str = "prod", ttl: float = 1.0) -> Gateway:
+    def gateway(
+        self, env: str = "prod", ttl: float = 1.0, may_preview: Callable[[Request], bool] | None = None
+    ) -> Gateway:
+        """The gateway; release previews need `may_preview` (see `server.tokens.request_checker`)."""
         from freight.builds.gateway import Gateway  # starlette: only for the commands that serve
 
-        return Gateway(self.store, self.objects, env=env, ttl=ttl)
+        return Gateway(self.store, self.objects, env=env, ttl=ttl, may_preview=may_preview)
 
 
 def write_summary(settings: Settings, summary: RunSummary | dict[str, Any]) -> Path:

@@ -20,9 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.builds.outputs import Manifest, OutputsState, clear_outputs, output_manifest
+from freight.builds.outputs import (
+    Manifest,
+    OutputsState,
+    clear_outputs,
+    output_manifest,
+    read_regular,
+    write_inside,
+)
 from freight.builds.signing import sign, verify
-from freight.errors import NotFoundError
+from freight.errors import NotFoundError, UserError
 from freight.storage.objectstore import ObjectStore
 
 PREFIX = "builds/cache"
@@ -76,10 +83,10 @@ def pack(package_dir: Path, files: list[str], log: bytes) -> bytes:
         tar.addfile(info, io.BytesIO(log))
         for rel in files:
             path = package_dir / rel
-            data = path.read_bytes()
+            data = read_regular(path)  # never a symlink's target
             info = tarfile.TarInfo(_OUT + rel)
             info.size = len(data)
-            info.mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+            info.mode = 0o755 if path.lstat().st_mode & 0o100 else 0o644
             # Fixed mtimes keep archives of the same outputs byte-identical.
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
@@ -106,10 +113,10 @@ def unpack(archive: bytes, package_dir: Path, outputs: list[str]) -> bytes:
             members.append((rel, data, member.mode))
     clear_outputs(package_dir, outputs)
     for rel, data, mode in members:
-        target = package_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(mode & 0o777)
+        try:
+            write_inside(package_dir, rel, data, mode)
+        except UserError as exc:
+            raise CacheCheckFailed(f"cannot restore {rel!r}: {exc}") from None
     return log
 
 

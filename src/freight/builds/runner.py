@@ -24,7 +24,7 @@ from freight.builds.config import AppConfig
 from freight.builds.depcache import DependencyCache, DepReport
 from freight.builds.globs import static_root
 from freight.builds.graph import Task
-from freight.builds.outputs import Manifest, OutputsState, clear_outputs, find_outputs
+from freight.builds.outputs import Manifest, OutputsState, clear_outputs, scan_outputs
 from freight.builds.plan import Plan
 from freight.builds.progress import NullReporter, Reporter
 from freight.builds.releases import FileEntry, publish, release_id_for
@@ -497,12 +497,15 @@ class _Run:
 
     def _succeeded(self, task: Task, result: TaskResult) -> None:
         pkg_dir = self.plan.ws.root / task.package.dir
-        files = find_outputs(pkg_dir, task.config.outputs)
+        files, irregular = scan_outputs(pkg_dir, task.config.outputs)
         if task.config.outputs and not files:
             self.warn(f"{task.id}: produced no files matching {task.config.outputs}")
         result.status = "built"
         result.outputs = len(files)
-        if task.config.cache:
+        if task.config.cache and irregular:
+            # a cache entry holds regular files only; one without the links would restore a different tree
+            self.warn(f"{task.id}: not cached: output {irregular[0]} is a symlink, device or linked folder")
+        elif task.config.cache:
             for warning in self.b.cache.save(
                 result.hash, task.id, pkg_dir, files, result.log, result.duration
             ):

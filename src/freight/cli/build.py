@@ -344,7 +344,9 @@ def serve(
 
     check_deploy_env(env, where="--env")
     builds = Builds.open(_settings())
-    gateway = builds.gateway(env=env, ttl=ttl)
+    from freight.server.tokens import request_checker  # previews take an API token of this store
+
+    gateway = builds.gateway(env=env, ttl=ttl, may_preview=request_checker(builds.store.engine))
     routes = builds.store.routes()
     typer.echo(f"freight gateway on http://{host}:{port} ({env}); apps:", err=True)
     for route in routes:

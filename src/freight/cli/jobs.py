@@ -28,6 +28,7 @@ from freight.cli.output import (
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView
 from freight.jobs.spec import Dependency, JobSpec, parse_spec
+from freight.text import check_text
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
 
@@ -77,6 +78,7 @@ def _request(
     its flags once, in its signature, and hands them all here (`locals()`)."""
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
+    check_text(spec, source=str(file) if file else "arguments")  # `printf 'caf\xe9'`: bytes, not UTF-8
     if definition is None and "command" not in spec and "shell" not in spec:
         raise UserError("nothing to run", hint="give a command after --, a --file, or a --definition")
     checked = None

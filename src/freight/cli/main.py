@@ -107,7 +107,25 @@ def definitions_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
         return
     for row in rows:
         cmd = row["spec"].get("command") or row["spec"].get("shell")
+        if row.get("problem"):
+            cmd = f"(unusable: {row['problem']})"
         typer.echo(f"{row['name']}:{row['version']}  {row['description'] or ''}  {cmd}")
+
+
+@definitions_app.command("rm")
+def definitions_rm(
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="One version, or every version")],
+) -> None:
+    """Delete a definition (every version, or the one NAME:VERSION names). Jobs already submitted from
+    it keep their own spec."""
+    name, _, version = ref.partition(":")
+    if not name or (version and not version.isdigit()):
+        raise UserError(
+            f"bad definition reference {ref!r}", where="NAME[:VERSION]", hint="use NAME or NAME:VERSION"
+        )
+    with open_service() as svc:
+        deleted = svc.delete_definition(name, int(version) if version else None)
+    typer.echo(f"deleted {deleted} version{'s' if deleted != 1 else ''} of {name}")
 
 
 @definitions_app.command("register")
@@ -210,6 +228,19 @@ def main() -> None:
         sys.exit(2)
     except FreightError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError  # loaded already by any command that reached a store
+
+        from freight.db.engine import store_unavailable
+
+        if not isinstance(exc, OperationalError) or not store_unavailable(exc):
+            raise
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
+        err_console.print(
+            f"[red]error:[/] the store is busy or unreachable ({escape(first)}); nothing was changed",
+            highlight=False,
+        )
         sys.exit(1)
 
 

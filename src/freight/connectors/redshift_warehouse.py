@@ -188,12 +188,16 @@ class RedshiftWarehouse(PostgresWarehouse):
             return f"COPY into {table} failed: {error.strip()} (stl_load_errors unreadable: {exc})"
         return load_errors_message(table, rows) + f" [{error.strip()}]"
 
-    def _ensure_table(self, table: str, schema: pa.Schema, create_sql: str | None) -> bool:
+    def _ensure_table(
+        self, table: str, schema: pa.Schema, create_sql: str | None, key: list[str] | None = None
+    ) -> bool:
         if self.columns(table) is not None or create_sql:
-            return super()._ensure_table(table, schema, create_sql)
+            return super()._ensure_table(table, schema, create_sql, key)
         if "." in table:
             self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qi(table.rsplit('.', 1)[0])}")
         cols = ", ".join(f"{qi(f.name)} {rs_type(f.type, f.name)}" for f in schema)
+        if key:  # Redshift keeps a PRIMARY KEY as planner information; freight's upsert relies on it
+            cols += f", PRIMARY KEY ({', '.join(qi(k) for k in key)})"
         self.conn.execute(f"CREATE TABLE {qt(table)} ({cols})")
         return True
 

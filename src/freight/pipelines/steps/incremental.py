@@ -37,6 +37,7 @@ from freight.connectors.cursor_state import (
 from freight.connectors.identifiers import qi as _qi
 from freight.connectors.identifiers import qt as _qt
 from freight.connectors.identifiers import quote_ident
+from freight.connectors.postgres_warehouse import PostgresWarehouse
 from freight.connectors.sql_source import SqlSource, cx_url
 from freight.errors import TerminalError, UserError
 from freight.pipelines.datasets import DatasetWriter, read_dataset, read_result
@@ -242,6 +243,8 @@ def staged_load(ctx: StepContext, origin: dict[str, Any] | None, *, now: dt.date
         )
         try:
             with transaction(wh) as tx:
+                if isinstance(wh, PostgresWarehouse) and wh.kind == "postgres":
+                    wh.lock_table(table)  # loads into one table take turns (see postgres_warehouse)
                 if origin is not None and new is not None:
                     advance(tx, origin["name"], old, new, run_id=str(manifest(ctx)["run_id"]), now=now)
                 rows = apply(tx, mode, table, stage, schema.names, cfg, origin, now)

@@ -36,6 +36,7 @@ from sqlalchemy import Engine, select
 from freight.config import Settings
 from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
+from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Node, Request, place
@@ -45,10 +46,7 @@ from freight.jobs.store import (
     Batch,
     JobRecord,
     apply_batch,
-    holder_id,
     load_jobs,
-    release_lease,
-    try_lease,
 )
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered, Runtime
@@ -141,6 +139,10 @@ class Scheduler:
         self.dependents: dict[str, list[tuple[str, str]]] = {}
         self.delayed: list[tuple[float, str]] = []
         self.holder = holder_id()
+        #: the lease's fencing token, taken with it in start(); every commit checks it
+        self.token = 0
+        #: a commit found the token stale: another scheduler took over, this one must not write again
+        self.fenced = False
         self._stop = threading.Event()
         #: stop() was called; when run() returns without it, the lease was lost (see JobService._loop)
         self.stop_requested = False
@@ -169,8 +171,10 @@ class Scheduler:
         """Take the lease and rebuild state from the store. Raises LeaseHeldError if another runs."""
         now = self.clock()
         with self.engine.begin() as conn:
-            if not try_lease(conn, LEASE, self.holder, LEASE_TTL, now):
-                raise LeaseHeldError("another scheduler is running on this store")
+            token = try_lease(conn, LEASE, self.holder, LEASE_TTL)
+        if token is None:
+            raise LeaseHeldError("another scheduler is running on this store")
+        self.token = token
         self._last_lease = now
         self._bind_socket()
         self.recover()
@@ -201,10 +205,11 @@ class Scheduler:
         if self._spawner is not None:
             self._spawner.shutdown(wait=True)
             self._spawner = None
-            now = self.clock()
-            batch = Batch()
-            self._collect_spawned(batch, now)
-            self._commit(batch, now)
+            if not self.fenced and self.token:
+                now = self.clock()
+                batch = Batch()
+                self._collect_spawned(batch, now)
+                self._commit(batch, now)
         self.archiver.close()
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             release_lease(conn, LEASE, self.holder)
@@ -322,7 +327,11 @@ class Scheduler:
             # Taken over from a scheduler on another machine: its attempts cannot be reached from here.
             self._end_lost(job, row.number, batch, now, f"it ran on {row.node}, whose scheduler went away")
             return
-        handle = Handle.from_json(handle_text)
+        try:
+            handle = Handle.from_json(handle_text)
+        except Exception as exc:
+            self._end_lost(job, row.number, batch, now, f"its handle cannot be read ({_describe(exc)})")
+            return
         if row.handle is None:
             batch.running_attempts.append(
                 {
@@ -342,7 +351,7 @@ class Scheduler:
             started_at=row.started_at or now,
             stop_reason=row.stop_reason,
         )
-        status = self.runtime.recover(handle)
+        status = self._recover_status(row.id, handle, now)
         if status is Recovered.VANISHED:
             self._end_lost(job, row.number, batch, now, "its process vanished with no exit record")
             return
@@ -408,12 +417,18 @@ class Scheduler:
         return max(wait, 0.0)
 
     def _renew_lease(self, now: float) -> None:
-        with self.engine.begin() as conn:
-            ok = try_lease(conn, LEASE, self.holder, LEASE_TTL, now)
+        try:
+            with self.engine.begin() as conn:
+                fence(conn, LEASE, self.holder, self.token, LEASE_TTL)
+        except LeaseLostError:
+            self._step_down()
+            return
         self._last_lease = now
-        if not ok:
-            log.error("lost the scheduler lease to another process; stopping (running jobs keep running)")
-            self._stop.set()
+
+    def _step_down(self) -> None:
+        log.error("lost the scheduler lease to another process; stopping (running jobs keep running)")
+        self.fenced = True
+        self._stop.set()
 
     # --- sync ---------------------------------------------------------------------------------------
 
@@ -481,6 +496,11 @@ class Scheduler:
         unknown = {dep for deps in by_job.values() for dep, _ in deps if dep not in self.jobs}
         dep_states = {j.id: j.state for j in load_jobs(conn, unknown)} if unknown else {}
         for job in records:
+            if job.broken is not None:
+                job.ended_at = now
+                job.reason = f"its spec cannot be read: {job.broken}"
+                self._terminal(job, JobState.FAILED, batch, now, job.reason)
+                continue
             if job.state is JobState.RETRYING:
                 heapq.heappush(self.delayed, (job.not_before or now, job.id))
                 continue
@@ -533,12 +553,12 @@ class Scheduler:
         for job_id, run in list(self.running.items()):
             if run.handle is None:
                 continue
-            outcome = self.runtime.poll(run.handle)
+            outcome = self._poll(run, run.handle, now)
             if outcome is not None:
                 self._finish(self.jobs[job_id], run, outcome, batch, actions, now)
             elif job_id in self._exited:
                 # The shim exited but left no exit record (it was killed): the attempt is lost.
-                status = self.runtime.recover(run.handle)
+                status = self._recover_status(run.attempt_id, run.handle, now)
                 if isinstance(status, Outcome):
                     self._finish(self.jobs[job_id], run, status, batch, actions, now)
                 elif status is Recovered.VANISHED:
@@ -549,6 +569,25 @@ class Scheduler:
                         self.jobs[job_id], run.number, batch, now, "its shim died with no exit record"
                     )
         self._exited.clear()
+
+    def _poll(self, run: Running, handle: Handle, now: float) -> Outcome | None:
+        try:
+            return self.runtime.poll(handle)
+        except Exception as exc:
+            return self._unwatchable(run.attempt_id, handle, exc, now)
+
+    def _recover_status(self, attempt_id: str, handle: Handle, now: float) -> Outcome | Recovered:
+        try:
+            return self.runtime.recover(handle)
+        except Exception as exc:
+            return self._unwatchable(attempt_id, handle, exc, now)
+
+    def _unwatchable(self, attempt_id: str, handle: Handle, exc: Exception, now: float) -> Outcome:
+        """The runtime failed on this attempt alone: stop it (so it cannot run on unseen) and fail it
+        with the reason, rather than let the error end the tick for every job."""
+        log.exception("could not watch attempt %s", attempt_id)
+        self._guarded("kill", attempt_id, self.runtime.kill, handle)
+        return Outcome(None, None, False, None, None, now, now, error=f"could not watch it: {_describe(exc)}")
 
     def _finish(
         self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: _Actions, now: float
@@ -721,8 +760,16 @@ class Scheduler:
     def _commit(self, batch: Batch, now: float) -> None:
         if not batch:
             return
-        with self.engine.begin() as conn:
-            lost = apply_batch(conn, batch, now)
+        try:
+            with self.engine.begin() as conn:
+                # Fencing: in the same transaction, so a scheduler that lost its lease while it
+                # stalled can never commit after the new holder took over.
+                fence(conn, LEASE, self.holder, self.token, LEASE_TTL)
+                lost = apply_batch(conn, batch, now)
+        except LeaseLostError:
+            self._step_down()
+            raise
+        self._last_lease = now
         if batch.ended_attempts:
             self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:
@@ -744,24 +791,41 @@ class Scheduler:
         waiting: list[Running] = []  # stops asked for mid-spawn: signalled once the handle is collected
         for run in self._pending_term:
             if run.handle is not None:
-                self.runtime.terminate(run.handle)
+                self._guarded("stop", run.attempt_id, self.runtime.terminate, run.handle)
             elif self.running.get(run.job_id) is run:
                 waiting.append(run)
         self._pending_term = waiting
         for run in actions.kill:
             if run.handle is not None:
-                self.runtime.kill(run.handle)
+                self._guarded("kill", run.attempt_id, self.runtime.kill, run.handle)
         for handle in actions.release:
-            self.runtime.release(handle)
+            self._guarded("release", handle.attempt_id, self.runtime.release, handle)
         started = [(job, run) for job, run in actions.start if run.attempt_id]  # "" = claim lost
         if not started:
             return
         with self._inflight_lock:
             self._unfinished += len(started)
         for job, run in started:
-            future = self._pool().submit(self._spawn_one, self._request(job, run))
+            try:
+                request = self._request(job, run)
+            except Exception as exc:  # e.g. a spec read back from the store that cannot be encoded
+                log.exception("preparing attempt %s failed", run.attempt_id)
+                future: Future[_Spawned] = Future()
+                future.set_result((None, _describe(exc), self.clock()))
+            else:
+                future = self._pool().submit(self._spawn_one, request)
             self._inflight.append((job, run, future))
             future.add_done_callback(self._spawned)
+
+    def _guarded(
+        self, what: str, attempt_id: str, action: Callable[[Handle], object], handle: Handle
+    ) -> None:
+        """A side effect on one attempt: what it raises is logged and stays with that attempt (a stop
+        or kill is asked again by the timers, and an exit is still reaped)."""
+        try:
+            action(handle)
+        except Exception:
+            log.exception("could not %s attempt %s", what, attempt_id)
 
     def _pool(self) -> ThreadPoolExecutor:
         """Spawns run on a small pool: a spawn blocks its caller until the child has exec'd (vfork),
@@ -783,6 +847,9 @@ class Scheduler:
             handle = self.runtime.start(request)
         except FreightError as exc:
             return None, str(exc), self.clock()
+        except Exception as exc:  # one attempt's failure, whatever it is, is that attempt's alone
+            log.exception("starting attempt %s failed", request.attempt_id)
+            return None, _describe(exc), self.clock()
         started_at = self.clock()
         # Beside the shim's own records: if the scheduler dies before the handle reaches the store,
         # recovery still finds the attempt (instead of calling it lost and maybe running it twice).
@@ -834,7 +901,11 @@ class Scheduler:
 
     def _watch(self, run: Running) -> None:
         assert run.handle is not None
-        fd = self.runtime.fileno(run.handle)
+        try:
+            fd = self.runtime.fileno(run.handle)
+        except Exception:
+            log.exception("cannot watch attempt %s for its exit; polling it", run.attempt_id)
+            fd = None
         if fd is not None:
             try:
                 self._selector.register(fd, selectors.EVENT_READ, run.job_id)
@@ -871,6 +942,11 @@ class Scheduler:
             "waiting_on_dependencies": len(self.waiting),
             "retrying": len(self.delayed),
         }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _ended_row(

@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from freight.errors import UserError
 from freight.units import Bytes, Cpus, Seconds
@@ -94,6 +102,20 @@ class JobSpec(_Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     image: str | None = None
 
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # The launcher hands env to execve as NAME=value strings: a name that is empty or holds '='
+        # cannot be passed on (nor read back), so it is refused here, not when the job starts.
+        if _stored(info):
+            return value
+        for key in value:
+            if not key:
+                raise ValueError("an environment variable name cannot be empty")
+            if "=" in key:
+                raise ValueError(f"environment variable name {key!r} cannot hold '='; put the value after it")
+        return value
+
     @field_validator("queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
@@ -109,6 +131,13 @@ class JobSpec(_Strict):
             raise ValueError("`command` must name a program to run")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("`timeout` must be more than 0")
+        return self
+
+    @model_validator(mode="after")
+    def _encodable(self, info: ValidationInfo) -> JobSpec:
+        # Every string the launcher passes to the kernel is NUL-terminated there.
+        if _stored(info):
+            return self
         texts = [*(self.command or []), self.shell or "", self.cwd or "", *self.env, *self.env.values()]
         if any("\x00" in text for text in texts):
             raise ValueError("command, shell, cwd and env cannot hold NUL characters")
@@ -119,6 +148,16 @@ class JobSpec(_Strict):
             return list(self.command)
         assert self.shell is not None
         return ["/bin/sh", "-c", self.shell]
+
+
+#: validation context for a spec read back from the store: it was checked when it was submitted,
+#: and a row that no longer passes (written by hand, or by an older version) must still load, so that
+#: the scheduler fails that one job with a reason instead of failing to read the others.
+STORED: dict[str, bool] = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
 
 
 def format_validation_error(exc: ValidationError, source: str = "spec") -> UserError:

@@ -671,7 +671,12 @@ class JobService:
             ids = [
                 r.id
                 for r in conn.execute(
-                    select(jobs.c.id).where(jobs.c.state.in_(terminal), jobs.c.ended_at < cutoff)
+                    # Locked until the commit (PostgreSQL; SQLite's write lock covers it already): a
+                    # retry between this select and the deletes waits, then finds the job gone,
+                    # instead of the job being deleted after it was queued again.
+                    select(jobs.c.id)
+                    .where(jobs.c.state.in_(terminal), jobs.c.ended_at < cutoff)
+                    .with_for_update()
                 )
             ]
             if dry_run or not ids:

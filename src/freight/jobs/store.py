@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import NotFoundError, UserError
@@ -203,6 +203,8 @@ class Batch:
     stop_reasons: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, str | None] = field(default_factory=dict)
     clear_cancel: list[str] = field(default_factory=list)
+    #: attempts that never began, deleted so that the job's next claim reuses their number
+    dropped_attempts: list[str] = field(default_factory=list)
 
     def move(self, job: JobRecord, new: JobState, now: float, detail: str | None = None) -> None:
         """Record job.state -> new (the caller already set the other fields on `job`). Raises
@@ -222,6 +224,7 @@ class Batch:
             or self.stop_reasons
             or self.reasons
             or self.clear_cancel
+            or self.dropped_attempts
         )
 
 
@@ -261,6 +264,9 @@ def apply_batch(conn: Connection, batch: Batch, now: float) -> set[str]:
         ]
         if event_params:
             conn.execute(insert(events), event_params)
+    dropped = [a for a in batch.dropped_attempts if a.rsplit("-", 1)[0] not in lost]
+    if dropped:
+        conn.execute(delete(attempts).where(attempts.c.id.in_(dropped)))
     new_attempts = [a for a in batch.new_attempts if a["job_id"] not in lost]
     if new_attempts:
         conn.execute(insert(attempts), new_attempts)

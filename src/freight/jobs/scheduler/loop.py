@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,19 @@ from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Node, Request, place
 from freight.jobs.queue import FairQueues
+from freight.jobs.scheduler.apply import Effects, Leader, commit
+from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
+from freight.jobs.scheduler.events import (
+    HANDLE_FILE,
+    describe,
+    observe_attempt,
+    observe_orphan,
+    outcome_of_record,
+)
 from freight.jobs.states import JobState
 from freight.jobs.store import (
     Batch,
     JobRecord,
-    apply_batch,
     load_jobs,
 )
 from freight.runtime import records
@@ -55,7 +63,6 @@ log = logging.getLogger("freight.scheduler")
 
 LEASE = "scheduler"
 LEASE_TTL = 15.0
-HANDLE_FILE = "handle.json"
 
 #: what a spawn returns: the handle (or None and why not) and when it started
 _Spawned = tuple[Handle | None, str | None, float]
@@ -78,16 +85,8 @@ class Running:
     stop_reason: str | None = None
     kill_at: float | None = None
     fd: int | None = None
-
-
-@dataclass
-class _Actions:
-    """Side effects to perform after the tick's commit."""
-
-    start: list[tuple[JobRecord, Running]] = field(default_factory=list)
-    term: list[Running] = field(default_factory=list)
-    kill: list[Running] = field(default_factory=list)
-    release: list[Handle] = field(default_factory=list)
+    #: adopted after a restart without a handle (its shim runs): watched through this record dir
+    orphan_dir: str | None = None
 
 
 def detect_capacity(settings: Settings) -> tuple[float, int]:
@@ -151,6 +150,13 @@ class Scheduler:
         self._last_lease = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        #: wake() may run on any thread while close() closes the pipe: a write after the close could
+        #: land in whatever file reuses the descriptor number
+        self._wake_lock = threading.Lock()
+        self._closed = False
+        #: what snapshot() answers: published by the loop thread after each tick (other threads never
+        #: iterate the collections it mutates)
+        self._published: dict[str, Any] = {}
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
@@ -178,6 +184,7 @@ class Scheduler:
         self._last_lease = now
         self._bind_socket()
         self.recover()
+        self._publish()
 
     def _bind_socket(self) -> None:
         path = self.socket_path
@@ -218,8 +225,10 @@ class Scheduler:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
         self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            self._closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def wake(self, submitted: Sequence[JobRecord] | None = None) -> None:
         """Ask for a sync at the next tick (thread-safe). With `submitted` (jobs just committed as
@@ -229,8 +238,14 @@ class Scheduler:
             self._poked = True
         else:
             self._submitted.extend(submitted)
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+        self._write_wake(b"x")
+
+    def _write_wake(self, byte: bytes) -> None:
+        with self._wake_lock:
+            if self._closed:
+                return
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, byte)
 
     # --- recovery -----------------------------------------------------------------------------------
 
@@ -249,7 +264,7 @@ class Scheduler:
             attempt_rows = {
                 r.job_id: r for r in conn.execute(select(attempts).where(attempts.c.id.in_(current)))
             }
-        actions = _Actions()
+        actions = Effects()
         for job in records:
             self.jobs[job.id] = job
         for job in active:
@@ -275,97 +290,68 @@ class Scheduler:
         # logs of attempts that ended before the last scheduler could archive them
         self.archiver.catch_up()
 
-    def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: _Actions, now: float) -> None:
-        handle_text = row.handle if row is not None else None
-        if row is not None and handle_text is None:
-            handle_file = self.settings.run_dir / row.id / HANDLE_FILE
-            with contextlib.suppress(OSError):
-                handle_text = handle_file.read_text() or None
-        if row is None or handle_text is None:
-            # Claimed but never started (the handle is written beside the shim's records at once).
-            attempt_id = f"{job.id}-{job.attempts}"
-            record_dir = self.settings.run_dir / attempt_id
-            if row is not None and record_dir.exists():
-                # Its shim replied, but the scheduler died before it wrote the handle down. If the
-                # job has ended, the shim's record says how (no cgroup measures without the handle).
-                ended = records.read_status(str(record_dir))
-                if ended is None:
-                    self._end_lost(job, row.number, batch, now, "the scheduler stopped while starting it")
-                    return
-                outcome = Outcome(
-                    ended.exit_code,
-                    ended.signal,
-                    False,
-                    ended.max_rss or None,
-                    ended.cpu_seconds,
-                    ended.started,
-                    ended.ended,
-                    error=ended.error,
-                )
-                run = Running(
-                    job_id=job.id,
-                    attempt_id=row.id,
-                    number=row.number,
-                    cpus=row.cpus,
-                    memory=row.memory,
-                    handle=None,
-                    started_at=ended.started,
-                    stop_reason=row.stop_reason,
-                )
-                self._charge(job, run)  # _finish discharges it
-                self._finish(job, run, outcome, batch, actions, now)
-                records.remove_record(str(record_dir))
-                return
-            # It never ran, so it does not count against the retry policy: queue it again as it was.
-            batch.move(job, JobState.QUEUED, now, "never started; queued again after a restart")
+    def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: Effects, now: float) -> None:
+        attempt_id = row.id if row is not None else f"{job.id}-{job.attempts}"
+        seen = observe_attempt(self.runtime, self.settings.run_dir, attempt_id, row, self.node_name)
+        step = recovery_step(seen, self.node_name, running=job.state is JobState.RUNNING)
+        if step.step is Step.REQUEUE:
+            # It never ran: it does not count against the retry policy, and its attempt (number
+            # and row) is reused by the next claim instead of leaving a phantom attempt behind.
             if row is not None:
-                batch.ended_attempts.append(
-                    _ended_row(f"{job.id}-{row.number}", "lost", now, None, "never started")
-                )
+                batch.dropped_attempts.append(row.id)
+                job.attempts = row.number - 1
+            batch.move(job, JobState.QUEUED, now, step.reason)
             return
-        if row.node and row.node != self.node_name:
-            # Taken over from a scheduler on another machine: its attempts cannot be reached from here.
-            self._end_lost(job, row.number, batch, now, f"it ran on {row.node}, whose scheduler went away")
+        if step.step is Step.LOST_FOR_GOOD:
+            batch.ended_attempts.append(_ended_row(row.id, JobState.LOST.value, now, None, step.reason))
+            job.ended_at = now
+            job.reason = f"lost: {step.reason}"
+            self._terminal(job, JobState.LOST, batch, now, job.reason)
             return
-        try:
-            handle = Handle.from_json(handle_text)
-        except Exception as exc:
-            self._end_lost(job, row.number, batch, now, f"its handle cannot be read ({_describe(exc)})")
+        if step.step is Step.LOST:
+            if seen.handle is not None and seen.runtime_error is not None:
+                # it may still run: stop it before the retry policy can start it again
+                self._guarded("kill", row.id, self.runtime.kill, seen.handle)
+            self._end_lost(job, row.number, batch, now, step.reason)
             return
-        if row.handle is None:
-            batch.running_attempts.append(
-                {
-                    "b_id": row.id,
-                    "state": "running",
-                    "handle": handle_text,
-                    "started_at": row.started_at or now,
-                }
-            )
         run = Running(
             job_id=job.id,
             attempt_id=row.id,
             number=row.number,
             cpus=row.cpus,
             memory=row.memory,
-            handle=handle,
+            handle=seen.handle,
             started_at=row.started_at or now,
             stop_reason=row.stop_reason,
         )
-        status = self._recover_status(row.id, handle, now)
-        if status is Recovered.VANISHED:
-            self._end_lost(job, row.number, batch, now, "its process vanished with no exit record")
-            return
-        self._charge(job, run)
-        if isinstance(status, Outcome):
-            self._finish(job, run, status, batch, actions, now)
+        if seen.handle is not None and seen.handle_from_file:
+            batch.running_attempts.append(
+                {
+                    "b_id": row.id,
+                    "state": "running",
+                    "handle": seen.handle.to_json(),
+                    "started_at": run.started_at,
+                }
+            )
+        self._charge(job, run)  # _finish discharges it
+        if step.step is Step.FINISH:
+            assert step.outcome is not None
+            if seen.handle is None:
+                run.started_at = step.outcome.started_at
+                # after the commit only: a crash before it must find the record again
+                actions.remove_records.append(str(self.settings.run_dir / row.id))
+            self._finish(job, run, step.outcome, batch, actions, now)
             return
         if job.spec.timeout is not None:
             run.deadline = run.started_at + job.spec.timeout
         if run.stop_reason:
             run.kill_at = now  # it was being stopped when the old scheduler went away
-        self._watch(run)
+        if step.step is Step.ADOPT:
+            run.orphan_dir = str(self.settings.run_dir / row.id)
+        else:
+            self._watch(run)
         if job.state is JobState.STARTING:
-            batch.move(job, JobState.RUNNING, now, "re-attached after a restart")
+            batch.move(job, JobState.RUNNING, now, step.reason)
 
     def _end_lost(self, job: JobRecord, number: int, batch: Batch, now: float, why: str) -> None:
         batch.ended_attempts.append(_ended_row(f"{job.id}-{number}", JobState.LOST.value, now, None, why))
@@ -387,7 +373,7 @@ class Scheduler:
                         self._poked = True
         now = self.clock()
         batch = Batch()
-        actions = _Actions()
+        actions = Effects()
         self._collect_spawned(batch, now)
         if self._poked or now - self._last_sync >= self.poll_interval:
             self._poked = False
@@ -402,6 +388,7 @@ class Scheduler:
         self._act(actions, now)
         if now - self._last_lease >= LEASE_TTL / 3:
             self._renew_lease(now)
+        self._publish()
 
     def _next_timer_in(self, now: float) -> float:
         wait = self.poll_interval
@@ -549,9 +536,11 @@ class Scheduler:
 
     # --- reap ---------------------------------------------------------------------------------------
 
-    def _reap(self, batch: Batch, actions: _Actions, now: float) -> None:
+    def _reap(self, batch: Batch, actions: Effects, now: float) -> None:
         for job_id, run in list(self.running.items()):
             if run.handle is None:
+                if run.orphan_dir is not None:
+                    self._reap_orphan(self.jobs[job_id], run, run.orphan_dir, batch, actions, now)
                 continue
             outcome = self._poll(run, run.handle, now)
             if outcome is not None:
@@ -570,6 +559,19 @@ class Scheduler:
                     )
         self._exited.clear()
 
+    def _reap_orphan(
+        self, job: JobRecord, run: Running, record_dir: str, batch: Batch, actions: Effects, now: float
+    ) -> None:
+        seen = observe_orphan(record_dir)
+        if seen is Recovered.RUNNING:
+            return
+        actions.remove_records.append(record_dir)  # after the commit of what it proves
+        if isinstance(seen, Recovered):
+            self._discharge(job, run)
+            self._end_lost(job, run.number, batch, now, "its shim died with no exit record")
+            return
+        self._finish(job, run, outcome_of_record(seen), batch, actions, now)
+
     def _poll(self, run: Running, handle: Handle, now: float) -> Outcome | None:
         try:
             return self.runtime.poll(handle)
@@ -587,10 +589,10 @@ class Scheduler:
         with the reason, rather than let the error end the tick for every job."""
         log.exception("could not watch attempt %s", attempt_id)
         self._guarded("kill", attempt_id, self.runtime.kill, handle)
-        return Outcome(None, None, False, None, None, now, now, error=f"could not watch it: {_describe(exc)}")
+        return Outcome(None, None, False, None, None, now, now, error=f"could not watch it: {describe(exc)}")
 
     def _finish(
-        self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: _Actions, now: float
+        self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: Effects, now: float
     ) -> None:
         self._unwatch(run)
         self.running.pop(job.id, None)
@@ -655,15 +657,16 @@ class Scheduler:
 
     # --- timers -------------------------------------------------------------------------------------
 
-    def _timers(self, batch: Batch, actions: _Actions, now: float) -> None:
-        for run in self.running.values():
-            if run.kill_at is not None and now >= run.kill_at:
-                actions.kill.append(run)
-                run.kill_at = now + 1.0  # keep killing until the exit is recorded
-            elif run.stop_reason is None and run.deadline is not None and now >= run.deadline:
-                self._request_stop(run, "timeout", batch, now)
-        while self.delayed and self.delayed[0][0] <= now:
-            _, job_id = heapq.heappop(self.delayed)
+    def _timers(self, batch: Batch, actions: Effects, now: float) -> None:
+        watched = [Watched(r.job_id, r.deadline, r.stop_reason, r.kill_at) for r in self.running.values()]
+        plan = due_timers(watched, self.delayed, now)
+        for job_id in plan.kill:
+            run = self.running[job_id]
+            actions.kill.append(run)
+            run.kill_at = now + 1.0  # keep killing until the exit is recorded
+        for job_id in plan.time_out:
+            self._request_stop(self.running[job_id], "timeout", batch, now)
+        for job_id in plan.requeue:
             job = self.jobs.get(job_id)
             if job is None or job.state is not JobState.RETRYING:
                 continue
@@ -681,7 +684,7 @@ class Scheduler:
 
     # --- placement ----------------------------------------------------------------------------------
 
-    def _place(self, batch: Batch, actions: _Actions, now: float) -> None:
+    def _place(self, batch: Batch, actions: Effects, now: float) -> None:
         blocked: set[str] = set()
         while True:
             order = self.queues.order(blocked)
@@ -712,7 +715,7 @@ class Scheduler:
             queue.pop()
             self._claim(job, batch, actions, now)
 
-    def _claim(self, job: JobRecord, batch: Batch, actions: _Actions, now: float) -> None:
+    def _claim(self, job: JobRecord, batch: Batch, actions: Effects, now: float) -> None:
         job.attempts += 1
         job.reason = None
         job.exit_code = None
@@ -761,11 +764,7 @@ class Scheduler:
         if not batch:
             return
         try:
-            with self.engine.begin() as conn:
-                # Fencing: in the same transaction, so a scheduler that lost its lease while it
-                # stalled can never commit after the new holder took over.
-                fence(conn, LEASE, self.holder, self.token, LEASE_TTL)
-                lost = apply_batch(conn, batch, now)
+            lost = commit(self.engine, Leader(LEASE, self.holder, self.token, LEASE_TTL), batch, now)
         except LeaseLostError:
             self._step_down()
             raise
@@ -787,7 +786,7 @@ class Scheduler:
         if job is not None:
             self.queues.discard(job.queue, job_id)
 
-    def _act(self, actions: _Actions, now: float) -> None:
+    def _act(self, actions: Effects, now: float) -> None:
         waiting: list[Running] = []  # stops asked for mid-spawn: signalled once the handle is collected
         for run in self._pending_term:
             if run.handle is not None:
@@ -800,6 +799,8 @@ class Scheduler:
                 self._guarded("kill", run.attempt_id, self.runtime.kill, run.handle)
         for handle in actions.release:
             self._guarded("release", handle.attempt_id, self.runtime.release, handle)
+        for record_dir in actions.remove_records:
+            records.remove_record(record_dir)
         started = [(job, run) for job, run in actions.start if run.attempt_id]  # "" = claim lost
         if not started:
             return
@@ -811,7 +812,7 @@ class Scheduler:
             except Exception as exc:  # e.g. a spec read back from the store that cannot be encoded
                 log.exception("preparing attempt %s failed", run.attempt_id)
                 future: Future[_Spawned] = Future()
-                future.set_result((None, _describe(exc), self.clock()))
+                future.set_result((None, describe(exc), self.clock()))
             else:
                 future = self._pool().submit(self._spawn_one, request)
             self._inflight.append((job, run, future))
@@ -839,8 +840,7 @@ class Scheduler:
             self._unfinished -= 1
             last = self._unfinished <= 0
         if last:
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._wake_w, b"s")
+            self._write_wake(b"s")
 
     def _spawn_one(self, request: AttemptRequest) -> _Spawned:
         try:
@@ -849,7 +849,7 @@ class Scheduler:
             return None, str(exc), self.clock()
         except Exception as exc:  # one attempt's failure, whatever it is, is that attempt's alone
             log.exception("starting attempt %s failed", request.attempt_id)
-            return None, _describe(exc), self.clock()
+            return None, describe(exc), self.clock()
         started_at = self.clock()
         # Beside the shim's own records: if the scheduler dies before the handle reaches the store,
         # recovery still finds the attempt (instead of calling it lost and maybe running it twice).
@@ -869,7 +869,7 @@ class Scheduler:
             handle, error, at = future.result()
             if handle is None:
                 outcome = Outcome(None, None, False, None, None, at, at, error=f"could not start: {error}")
-                self._finish(job, run, outcome, batch, _Actions(), now)
+                self._finish(job, run, outcome, batch, Effects(), now)
                 continue
             run.handle = handle
             run.started_at = at
@@ -930,7 +930,14 @@ class Scheduler:
 
     def snapshot(self) -> dict[str, Any]:
         """This node's capacity and load: node (name), cpus, memory (bytes), used_cpus, used_memory,
-        running (count), queued ({queue: waiting jobs}), waiting_on_dependencies and retrying (counts)."""
+        running (count), queued ({queue: waiting jobs}), waiting_on_dependencies and retrying (counts).
+        Thread-safe: the figures as of the last tick."""
+        return dict(self._published) or self._figures()
+
+    def _publish(self) -> None:
+        self._published = self._figures()  # one reference swap: readers see the old or the new
+
+    def _figures(self) -> dict[str, Any]:
         return {
             "node": self.node_name,
             "cpus": self.capacity.cpus,
@@ -942,11 +949,6 @@ class Scheduler:
             "waiting_on_dependencies": len(self.waiting),
             "retrying": len(self.delayed),
         }
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _ended_row(

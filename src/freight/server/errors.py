@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from freight.db.engine import StoreUnavailable
 from freight.errors import UserError
 
 log = logging.getLogger("freight.server")
@@ -96,6 +98,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, message)
+
+    @app.exception_handler(OperationalError)
+    async def _store(request: Request, exc: OperationalError) -> JSONResponse:
+        # The store did not answer in time (SQLite locked past its busy timeout, PostgreSQL down):
+        # nothing was changed, and the same request may succeed shortly.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        response = error_response(503, "the store is unavailable for now", hint="try again shortly")
+        response.headers["Retry-After"] = str(StoreUnavailable.retry_after)
+        return response
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -117,8 +117,8 @@ def test_crash_after_the_claim_before_the_spawn_reuses_the_attempt(h: Harness) -
 def test_crash_after_the_spawn_before_the_handle_commit_reattaches(h: Harness) -> None:
     old, old_rt = h.scheduler()
     job = submit(h)
-    h.until(old, lambda: h.state(job) is JobState.STARTING and bool(old._inflight))
-    old._inflight[0][2].result(timeout=60)  # spawned; the handle is beside the records only
+    h.until(old, lambda: h.state(job) is JobState.STARTING and bool(old.spawner.inflight))
+    old.spawner.inflight[0][2].result(timeout=60)  # spawned; the handle is beside the records only
     assert (h.run_dir / f"{job}-1" / HANDLE_FILE).exists()
     h.crash(old)
     new, rt = h.scheduler(old_rt)
@@ -132,8 +132,8 @@ def _started_without_handle(h: Harness) -> tuple[str, Path, FakeRuntime]:
     """A job whose shim replied but whose handle the dead scheduler never wrote anywhere."""
     old, old_rt = h.scheduler()
     job = submit(h)
-    h.until(old, lambda: h.state(job) is JobState.STARTING and bool(old._inflight))
-    old._inflight[0][2].result(timeout=60)
+    h.until(old, lambda: h.state(job) is JobState.STARTING and bool(old.spawner.inflight))
+    old.spawner.inflight[0][2].result(timeout=60)
     h.crash(old)
     record_dir = h.run_dir / f"{job}-1"
     (record_dir / HANDLE_FILE).unlink()

@@ -6,6 +6,7 @@
                 attempt, due timers). No I/O, no clock, no threads.
     apply.py    one compare-and-set transaction per tick, transitions checked against the table and
                 fenced by the lease's token; side effects (`Effects`) only after it commits.
+    spawn.py    attempts being started on a small pool, collected by the loop on a later tick.
     loop.py     the thread: sync from the store, reap, timers, place, commit, act.
 
 The store is the source of truth; the loop's collections are a cache rebuilt by `recover()`.

@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +43,12 @@ from freight.jobs.queue import FairQueues
 from freight.jobs.scheduler.apply import Effects, Leader, commit
 from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
 from freight.jobs.scheduler.events import (
-    HANDLE_FILE,
     describe,
     observe_attempt,
     observe_orphan,
     outcome_of_record,
 )
+from freight.jobs.scheduler.spawn import Spawner, attempt_request
 from freight.jobs.states import JobState
 from freight.jobs.store import (
     Batch,
@@ -57,15 +56,12 @@ from freight.jobs.store import (
     load_jobs,
 )
 from freight.runtime import records
-from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered, Runtime
+from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered, Runtime
 
 log = logging.getLogger("freight.scheduler")
 
 LEASE = "scheduler"
 LEASE_TTL = 15.0
-
-#: what a spawn returns: the handle (or None and why not) and when it started
-_Spawned = tuple[Handle | None, str | None, float]
 
 
 class LeaseHeldError(FreightError):
@@ -120,12 +116,7 @@ class Scheduler:
         self.rng = rng
         self.poll_interval = poll_interval
         self.on_commit = on_commit
-        self.spawn_workers = max(1, spawn_workers)
-        self._spawner: ThreadPoolExecutor | None = None
-        self._inflight: list[tuple[JobRecord, Running, Future[_Spawned]]] = []
-        #: spawns not finished yet; the loop is woken once when this drops to zero, not once per spawn
-        self._unfinished = 0
-        self._inflight_lock = threading.Lock()
+        self.spawner = Spawner(runtime, clock, spawn_workers, lambda: self._write_wake(b"s"))
         cpus, memory = detect_capacity(settings)
         self.node_name = os.uname().nodename
         self.capacity = Node(self.node_name, cpus, memory)
@@ -209,14 +200,12 @@ class Scheduler:
 
     def close(self) -> None:
         """Leave running attempts alone (they keep running); give up the lease and the socket."""
-        if self._spawner is not None:
-            self._spawner.shutdown(wait=True)
-            self._spawner = None
-            if not self.fenced and self.token:
-                now = self.clock()
-                batch = Batch()
-                self._collect_spawned(batch, now)
-                self._commit(batch, now)
+        # spawns still in flight end first; their handles are committed unless this one was fenced
+        if self.spawner.shutdown() and not self.fenced and self.token:
+            now = self.clock()
+            batch = Batch()
+            self._collect_spawned(batch, now)
+            self._commit(batch, now)
         self.archiver.close()
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             release_lease(conn, LEASE, self.holder)
@@ -801,22 +790,16 @@ class Scheduler:
             self._guarded("release", handle.attempt_id, self.runtime.release, handle)
         for record_dir in actions.remove_records:
             records.remove_record(record_dir)
-        started = [(job, run) for job, run in actions.start if run.attempt_id]  # "" = claim lost
-        if not started:
-            return
-        with self._inflight_lock:
-            self._unfinished += len(started)
-        for job, run in started:
+        items: list[tuple[JobRecord, Running, AttemptRequest | str]] = []
+        for job, run in actions.start:
+            if not run.attempt_id:  # its claim lost to another writer
+                continue
             try:
-                request = self._request(job, run)
+                items.append((job, run, attempt_request(job, run, self.settings, self._base_env)))
             except Exception as exc:  # e.g. a spec read back from the store that cannot be encoded
                 log.exception("preparing attempt %s failed", run.attempt_id)
-                future: Future[_Spawned] = Future()
-                future.set_result((None, describe(exc), self.clock()))
-            else:
-                future = self._pool().submit(self._spawn_one, request)
-            self._inflight.append((job, run, future))
-            future.add_done_callback(self._spawned)
+                items.append((job, run, describe(exc)))
+        self.spawner.start(items)
 
     def _guarded(
         self, what: str, attempt_id: str, action: Callable[[Handle], object], handle: Handle
@@ -828,45 +811,9 @@ class Scheduler:
         except Exception:
             log.exception("could not %s attempt %s", what, attempt_id)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """Spawns run on a small pool: a spawn blocks its caller until the child has exec'd (vfork),
-        and the loop need not wait for that; it collects the handles on its next tick."""
-        if self._spawner is None:
-            self._spawner = ThreadPoolExecutor(self.spawn_workers, thread_name_prefix="freight-spawn")
-        return self._spawner
-
-    def _spawned(self, _future: Future[_Spawned]) -> None:
-        with self._inflight_lock:
-            self._unfinished -= 1
-            last = self._unfinished <= 0
-        if last:
-            self._write_wake(b"s")
-
-    def _spawn_one(self, request: AttemptRequest) -> _Spawned:
-        try:
-            handle = self.runtime.start(request)
-        except FreightError as exc:
-            return None, str(exc), self.clock()
-        except Exception as exc:  # one attempt's failure, whatever it is, is that attempt's alone
-            log.exception("starting attempt %s failed", request.attempt_id)
-            return None, describe(exc), self.clock()
-        started_at = self.clock()
-        # Beside the shim's own records: if the scheduler dies before the handle reaches the store,
-        # recovery still finds the attempt (instead of calling it lost and maybe running it twice).
-        with contextlib.suppress(OSError):
-            Path(handle.record_dir, HANDLE_FILE).write_text(handle.to_json())
-        return handle, None, started_at
-
     def _collect_spawned(self, batch: Batch, now: float) -> None:
         """Record attempts whose spawn finished: running with their handle, or failed to start."""
-        if not self._inflight:
-            return
-        pending = []
-        for job, run, future in self._inflight:
-            if not future.done():
-                pending.append((job, run, future))
-                continue
-            handle, error, at = future.result()
+        for job, run, (handle, error, at) in self.spawner.collect():
             if handle is None:
                 outcome = Outcome(None, None, False, None, None, at, at, error=f"could not start: {error}")
                 self._finish(job, run, outcome, batch, Effects(), now)
@@ -881,23 +828,6 @@ class Scheduler:
             )
             batch.move(job, JobState.RUNNING, now)
             self._watch(run)
-        self._inflight = pending
-
-    def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
-        spec = job.spec
-        env = self._base_env.copy() if spec.inherit_env else {}
-        env.update(spec.env)
-        env["FREIGHT_JOB_ID"] = job.id
-        env["FREIGHT_ATTEMPT"] = str(run.number)
-        res = spec.resources
-        return AttemptRequest(
-            attempt_id=run.attempt_id,
-            argv=spec.argv(),
-            env=env,
-            cwd=spec.cwd,
-            limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
-            log_path=self.settings.log_path(job.id, run.number),
-        )
 
     def _watch(self, run: Running) -> None:
         assert run.handle is not None

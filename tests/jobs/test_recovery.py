@@ -305,3 +305,23 @@ def test_a_runtime_error_for_one_attempt_fails_it_alone(h: Harness) -> None:
     h.until(sched, lambda: h.state(good) is JobState.SUCCEEDED)
     assert h.state(bad) is JobState.FAILED
     assert "could not watch it" in (h.job(bad).reason or "") and rt.killed == [f"{bad}-1"]
+
+
+def test_a_wake_after_close_writes_to_no_other_file(h: Harness, tmp_path: Path) -> None:
+    """close() closes the wake pipe while a submitting thread may still wake(): the write must not
+    land in whatever file took the descriptor number meanwhile."""
+    sched, _ = h.scheduler()
+    h.alive.remove(sched)
+    number = sched._wake_w
+    sched.stop()
+    sched.close()
+    opened: list[int] = []
+    try:
+        while number not in opened and len(opened) < 64:
+            opened.append(os.open(tmp_path / f"file{len(opened)}", os.O_RDWR | os.O_CREAT))
+        assert number in opened  # the number is another file's now
+        sched.wake()
+        assert os.fstat(number).st_size == 0
+    finally:
+        for fd in opened:
+            os.close(fd)

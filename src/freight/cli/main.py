@@ -190,6 +190,22 @@ def main() -> None:
     except FreightError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
+    except Exception as exc:
+        if not _store_unavailable(exc):
+            raise
+        err_console.print(
+            f"[red]error:[/] the store is unavailable for now ({escape(str(exc.__cause__ or exc))}); "
+            "nothing was changed, try again shortly",
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+def _store_unavailable(exc: Exception) -> bool:
+    """The store did not answer in time (SQLite locked past its busy timeout, PostgreSQL down). Checked
+    without importing SQLAlchemy: a command that never opened the store has not loaded it."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.OperationalError)
 
 
 def _run_app() -> None:

@@ -47,6 +47,7 @@ def attempt_request(
         cwd=spec.cwd,
         limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
         log_path=settings.log_path(job.id, run.number),
+        container=spec.container(),
     )
 
 

@@ -28,7 +28,7 @@ def test_a_locked_store_gives_503_with_retry_after(tmp_path: Path) -> None:
             refused = api.post("/api/v1/jobs", {"command": ["true"]})
             assert refused.status_code == 503, refused.text
             assert refused.headers["Retry-After"].isdigit()
-            assert "store is unavailable" in refused.json()["message"]
+            assert "store is busy or unreachable" in refused.json()["message"]
             assert api.get("/api/v1/jobs").status_code == 200  # reads never wait for the writer
             health = client.get("/healthz")
             assert health.status_code == 503 and health.text.startswith("store unavailable: locked")

@@ -17,6 +17,18 @@ PG_ADMIN = os.environ.get("FREIGHT_TEST_PG", "postgresql://postgres@127.0.0.1:54
 
 
 @pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, open to the job user (jobs run as freight-job when the tests run as root):
+    jobs of a test write their files here, as they would into a folder their owner gave them. The
+    folders above it are only passable; FREIGHT_HOME under it is closed again (mode 0700)."""
+    if os.geteuid() == 0:
+        for parent in (tmp_path.parent, tmp_path.parent.parent):
+            parent.chmod(parent.stat().st_mode | 0o011)
+        tmp_path.chmod(0o1777)
+    return tmp_path
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 

@@ -70,7 +70,7 @@ def test_bad_spec_file_names_file_and_line(settings: Settings, tmp_path: Path) -
     ("args", "code", "said"),
     [
         (["--", "sh", "-c", "echo out; exit 3"], 3, "exited with code 3"),
-        (["--memory", "64M", "--", sys.executable, "-c", "x = bytearray(512 << 20)"], 137, "out of memory"),
+        (["--memory", "64M", "--", "python3", "-c", "x = bytearray(512 << 20)"], 137, "out of memory"),
         (["--timeout", "1s", "--", "sleep", "30"], 124, "timed out after 1.0s"),
     ],
 )

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Node, Request, place
 from freight.jobs.queue import FairQueues
+from freight.jobs.secrets import SecretStore
 from freight.jobs.states import JobState
 from freight.jobs.store import (
     Batch,
@@ -52,12 +53,16 @@ from freight.jobs.store import (
 )
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered, Runtime
+from freight.runtime.jobuser import job_user
 
 log = logging.getLogger("freight.scheduler")
 
 LEASE = "scheduler"
 LEASE_TTL = 15.0
 HANDLE_FILE = "handle.json"
+#: all a job sees of the server's environment unless its queue lets it inherit the whole of it
+JOB_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TERM")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 #: what a spawn returns: the handle (or None and why not) and when it started
 _Spawned = tuple[Handle | None, str | None, float]
@@ -153,8 +158,11 @@ class Scheduler:
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
         self._submitted: deque[JobRecord] = deque()
-        #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
+        #: what a job may see of the scheduler's environment (all of it with inherit_env); copied once
         self._base_env = dict(os.environ)
+        #: the unprivileged user jobs run as; None when this process cannot switch users (not root)
+        self.job_user = job_user(settings.job_user)
+        self.secrets = SecretStore(engine, settings)
         self._exited: set[str] = set()
         #: ended attempts' logs go to the object store on the archiver's thread, after the commit
         self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
@@ -759,7 +767,7 @@ class Scheduler:
         with self._inflight_lock:
             self._unfinished += len(started)
         for job, run in started:
-            future = self._pool().submit(self._spawn_one, self._request(job, run))
+            future = self._pool().submit(self._spawn_one, self._request(job, run), job.spec.secrets)
             self._inflight.append((job, run, future))
             future.add_done_callback(self._spawned)
 
@@ -778,8 +786,12 @@ class Scheduler:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.write(self._wake_w, b"s")
 
-    def _spawn_one(self, request: AttemptRequest) -> _Spawned:
+    def _spawn_one(self, request: AttemptRequest, secret_names: dict[str, str]) -> _Spawned:
         try:
+            if secret_names:
+                values = self.secrets.values(secret_names.values())
+                env = request.env | {var: values[name] for var, name in secret_names.items()}
+                request = replace(request, env=env)
             handle = self.runtime.start(request)
         except FreightError as exc:
             return None, str(exc), self.clock()
@@ -817,11 +829,22 @@ class Scheduler:
         self._inflight = pending
 
     def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
+        """What the runtime starts: the job's command as the job user (unless its queue let it run
+        as root), with an allowlisted environment (unless its queue let it inherit the server's).
+        Its secrets are added on the spawn thread (_spawn_one): decrypting is I/O."""
         spec = job.spec
-        env = self._base_env.copy() if spec.inherit_env else {}
+        if spec.inherit_env:
+            env = self._base_env.copy()
+        else:
+            env = {k: self._base_env[k] for k in JOB_BASE_ENV if k in self._base_env}
+            env.setdefault("PATH", DEFAULT_PATH)
+        user = None
+        if spec.user != "root" and self.job_user is not None:
+            user = (self.job_user.uid, self.job_user.gid)
+            env.update(HOME=self.job_user.home, USER=self.job_user.name, LOGNAME=self.job_user.name)
         env.update(spec.env)
         env["FREIGHT_JOB_ID"] = job.id
-        env["FREIGHT_ATTEMPT"] = str(run.number)
+        env["FREIGHT_JOB_ATTEMPT"] = env["FREIGHT_ATTEMPT"] = str(run.number)
         res = spec.resources
         return AttemptRequest(
             attempt_id=run.attempt_id,
@@ -830,6 +853,7 @@ class Scheduler:
             cwd=spec.cwd,
             limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
             log_path=self.settings.log_path(job.id, run.number),
+            user=user,
         )
 
     def _watch(self, run: Running) -> None:

@@ -14,8 +14,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
@@ -27,7 +28,9 @@ from freight.db.schema import attempts, definitions, dependencies, events, jobs,
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
 from freight.jobs.logarchive import LogArchive, LogArchiver
-from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
+from freight.jobs.policy import QueuePolicy, admit, check_queue_policy
+from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
+from freight.jobs.secrets import SecretStore
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState
 from freight.jobs.store import (
@@ -112,6 +115,13 @@ def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **va
         )
 
 
+def secure_home(home: Path) -> None:
+    """FREIGHT_HOME holds the store, the logs, the objects and the keys: closed to everyone else
+    (mode 0700), so a job running as the job user can read none of it."""
+    if home.stat().st_uid == os.geteuid() and home.stat().st_mode & 0o077:
+        home.chmod(0o700)
+
+
 class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -125,12 +135,15 @@ class JobService:
         self._standby_stop = threading.Event()
         self._retry_every = LEASE_TTL / 3
         self._stopping = False
+        self._node_capacity: tuple[float, int] | None = None
+        self.secrets = SecretStore(engine, settings)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> JobService:
         settings = settings or load_settings()
         try:
             settings.home.mkdir(parents=True, exist_ok=True)
+            secure_home(settings.home)
         except OSError as exc:
             raise UserError(
                 f"cannot create {settings.home}: {exc.strerror}",
@@ -329,31 +342,70 @@ class JobService:
         merged = merge_overrides(json.loads(row["spec"]), overrides)
         return parse_spec(merged, source=f"definition {name}:{row['version']}"), f"{name}:{row['version']}"
 
-    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView:
+    def submit(
+        self, spec: JobSpec | dict[str, Any], *, definition: str | None = None, platform: bool = False
+    ) -> JobView:
+        """Queue a job. `platform`: the platform's own job (a pipeline step, a build task), which may
+        run as the server's user without its queue allowing it (see jobs/policy.py)."""
         resolved, ref = self.resolve(spec, definition)
-        return self._insert([(resolved, ref)])[0]
+        return self._insert([(resolved, ref)], platform=platform)[0]
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         return self._insert([(spec, None) for spec in specs])
 
-    def _insert(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[JobView]:
+    def _insert(
+        self, items: Sequence[tuple[JobSpec, str | None]], *, platform: bool = False
+    ) -> list[JobView]:
         now = time.time()
         fresh: list[JobRecord] = []
         try:
             with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now, fresh)
+                views = self._insert_in(conn, items, now, fresh, platform)
         except IntegrityError:
             # Two submitters raced on one idempotency key; the other's insert won. Read theirs.
             fresh.clear()
             with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now, fresh)
+                views = self._insert_in(conn, items, now, fresh, platform)
         self.poke(submitted=fresh)
         return views
 
+    def _capacity(self) -> tuple[float, int]:
+        if self._node_capacity is None:
+            self._node_capacity = detect_capacity(self.settings)
+        return self._node_capacity
+
+    def _admit(
+        self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], platform: bool
+    ) -> list[tuple[JobSpec, str | None]]:
+        """Each spec with its queue's defaults, checked against its queue's rules and the node."""
+        names = {spec.queue for spec, _ in items}
+        rows = conn.execute(select(queues).where(queues.c.name.in_(names))).all()
+        policies = {r.name: QueuePolicy.from_row(r._mapping) for r in rows}
+        admitted = []
+        for index, (spec, ref) in enumerate(items):
+            where = "spec" if len(items) == 1 else f"jobs.{index}"
+            policy = policies.get(spec.queue) or QueuePolicy(spec.queue)
+            admitted.append((admit(spec, policy, self._capacity(), platform=platform, where=where), ref))
+            missing = self.secrets.missing(conn, spec.secrets.values())
+            if missing:
+                env_name = next(k for k, v in spec.secrets.items() if v == missing[0])
+                raise NotFoundError(
+                    f"no secret {missing[0]!r}",
+                    where=f"{where}: secrets.{env_name}",
+                    hint=f"store it first: `freight secrets set {missing[0]}` (value on stdin)",
+                )
+        return admitted
+
     def _insert_in(
-        self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], now: float, fresh: list[JobRecord]
+        self,
+        conn: Any,
+        items: Sequence[tuple[JobSpec, str | None]],
+        now: float,
+        fresh: list[JobRecord],
+        platform: bool = False,
     ) -> list[JobView]:
         """Insert what is new; `fresh` receives the records inserted."""
+        items = self._admit(conn, items, platform)
         out: list[JobView | None] = [None] * len(items)
         keys = [spec.idempotency_key for spec, _ in items if spec.idempotency_key]
         existing: dict[str, JobRecord] = {}
@@ -736,13 +788,17 @@ class JobService:
         weight: float | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Change a queue. `policy` holds any of allow_root, allow_inherit_env (bools) and max_cpus,
+        max_memory, default_cpus, default_memory (a number, or 0 to clear it)."""
         if weight is not None and weight <= 0:
             raise UserError("weight must be more than 0", where="weight")
+        checked = check_queue_policy(dict(policy or {}), self._capacity())
         now = time.time()
         with self.engine.begin() as conn:
             self._ensure_queues(conn, {name}, now)
-            values: dict[str, Any] = {}
+            values: dict[str, Any] = dict(checked)
             if weight is not None:
                 values["weight"] = weight
             if priority is not None:

@@ -153,6 +153,11 @@ class PipelineRunner:
             # connectorx's Rust pool logs connection errors (with the URL's parts) straight to stderr,
             # past our redaction; silence it: the step reports the same error, redacted.
             env={"RUST_LOG": "off"},
+            # A step reads its run's manifest and the warehouse under FREIGHT_HOME, and expands the
+            # ${VAR}s its connections name from its environment: it runs as the server's user with
+            # the server's environment (submitted as a platform job). See docs/reliability.md.
+            user="root",
+            inherit_env=True,
             resources=Resources(cpus=cpus, memory=memory),
             timeout=timeout,
             retry=RetryPolicy(max_attempts=retries + 1, retry_on=RETRYABLE if retries else ["lost"]),
@@ -190,7 +195,7 @@ class PipelineRunner:
                 for u in pipeline.dag.upstream[name]
                 if u in job_ids
             ]
-            view = self.client.submit(job.model_copy(update={"depends_on": deps}))
+            view = self.client.submit(job.model_copy(update={"depends_on": deps}), platform=True)
             job_ids[name] = view.id
             step_run = by_name[name]
             step_run.job_id, step_run.state = view.id, "queued"

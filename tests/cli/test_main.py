@@ -39,6 +39,9 @@ def job_count(settings: Settings) -> int:
     [
         (["submit", "--memory", "lots", "--", "true"], "resources.memory: 'lots' is not a size"),
         (["submit", "--cpus", "0", "--", "true"], "cpus must be more than 0"),
+        (["submit", "--memory", "0", "--", "true"], "memory must be at least 1M (there is no unlimited)"),
+        (["run", "--memory", "0", "--", "true"], "memory must be at least 1M (there is no unlimited)"),
+        (["submit", "--cpus", "64", "--", "true"], "resources.cpus: asks for 64 cpus; a node here has 2"),
         (["submit", "--env", "NOEQUALS", "--", "true"], "--env: expected KEY=VALUE"),
         (["submit"], "nothing to run"),
         (["submit", "--definition", "missing"], "no job definition 'missing'"),

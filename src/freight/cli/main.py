@@ -16,6 +16,7 @@ from freight.cli.common import open_service, read_spec_file, validate_located
 from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
 from freight.cli.queues import describe_policy, queue_policy_flags
+from freight.cli.secrets import secrets_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
 from freight.units import format_bytes
@@ -210,6 +211,7 @@ def up(
 
 # the workloads' commands, listed after the platform's own
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(pipeline_app, name="pipeline")
 mount_builds(app)
 

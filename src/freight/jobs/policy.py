@@ -2,7 +2,8 @@
 
 Applied at submit, before anything is stored, to every job a token or the CLI sends:
 
-- resources: the queue's defaults fill what the spec leaves out; cpus and memory must fit the queue's
+- resources: the queue's defaults fill what the spec leaves out (or its maximum, where the spec's
+  default is more); cpus and memory must fit the queue's
   maxima and one node's capacity (a job that can never be placed is refused now, not queued for ever);
 - `user: root` only on a queue with `allow_root`, `inherit_env: true` only with `allow_inherit_env`.
 
@@ -98,10 +99,16 @@ def admit(
 def _with_defaults(spec: JobSpec, policy: QueuePolicy) -> JobSpec:
     given = spec.resources.model_fields_set if "resources" in spec.model_fields_set else set()
     update: dict[str, Any] = {}
-    if policy.default_cpus is not None and "cpus" not in given:
-        update["cpus"] = policy.default_cpus
-    if policy.default_memory is not None and "memory" not in given:
-        update["memory"] = policy.default_memory
+    for kind, default, most in (
+        ("cpus", policy.default_cpus, policy.max_cpus),
+        ("memory", policy.default_memory, policy.max_memory),
+    ):
+        if kind in given:
+            continue
+        if default is not None:
+            update[kind] = default
+        elif most is not None and getattr(spec.resources, kind) > most:
+            update[kind] = most  # the spec's own default would break the queue's maximum
     if not update:
         return spec
     resources = spec.resources.model_copy(update=update)
@@ -114,9 +121,12 @@ _FLAGS = ("allow_root", "allow_inherit_env")
 _AMOUNTS = ("max_cpus", "max_memory", "default_cpus", "default_memory")
 
 
-def check_queue_policy(values: dict[str, Any], capacity: tuple[float, int]) -> dict[str, Any]:
+def check_queue_policy(
+    values: dict[str, Any], capacity: tuple[float, int], current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Validated policy columns to store: flags are bools; amounts are positive numbers, or 0 (or
-    None) to clear one; a default never exceeds its maximum or the node."""
+    None) to clear one; a default never exceeds its maximum (as stored in `current`, or as changed
+    now) or the node."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key in _FLAGS:
@@ -132,8 +142,9 @@ def check_queue_policy(values: dict[str, Any], capacity: tuple[float, int]) -> d
         else:
             raise UserError("unknown queue setting", where=key)
     node = {"cpus": capacity[0], "memory": capacity[1]}
+    merged = {k: (current or {}).get(k) for k in _AMOUNTS} | {k: v for k, v in out.items() if k in _AMOUNTS}
     for kind in ("cpus", "memory"):
-        default, most = out.get(f"default_{kind}"), out.get(f"max_{kind}")
+        default, most = merged[f"default_{kind}"], merged[f"max_{kind}"]
         if default is not None and (default > node[kind] or (most is not None and default > most)):
             raise UserError(
                 f"the default {kind} must fit the queue's maximum and a node ({node[kind]:g} here)",

@@ -28,8 +28,8 @@ KEY_ENV = "FREIGHT_SECRET_KEY"
 KEY_FILE = "secret.key"
 #: values longer than this are files, not secrets
 MAX_VALUE = 64 * 1024
-#: what logs show instead of a secret's value
-MASK = "***"
+#: shorter values are not masked in logs (they would hide ordinary text, and reveal themselves)
+MIN_MASKED = 4
 
 
 def _key(settings: Settings) -> bytes:
@@ -49,7 +49,7 @@ def _key(settings: Settings) -> bytes:
         raise UserError(
             "the secrets key is not 32 url-safe base64 bytes",
             where=KEY_ENV if text else str(settings.home / KEY_FILE),
-            hint="make one with: python -c 'from cryptography.fernet import Fernet as F; print(F.generate_key())'",
+            hint="make one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'",
         ) from None
     return key
 
@@ -155,8 +155,9 @@ class SecretStore:
         return out
 
 
-def mask(text: str, values: Iterable[str]) -> str:
-    """`text` with every value replaced by ***, longest first (so a value inside another goes too)."""
-    for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
+def mask_bytes(data: bytes, values: Iterable[bytes]) -> bytes:
+    """`data` with each value overwritten by as many *s (longest first): lengths and offsets stay."""
+    for value in sorted(values, key=len, reverse=True):
+        if value in data:
+            data = data.replace(value, b"*" * len(value))
+    return data

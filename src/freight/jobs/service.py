@@ -25,12 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from freight.config import Settings, load_settings
 from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
-from freight.errors import ConflictError, NotFoundError, UserError
+from freight.errors import ConflictError, FreightError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.policy import QueuePolicy, admit, check_queue_policy
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
-from freight.jobs.secrets import SecretStore
+from freight.jobs.secrets import MIN_MASKED, SecretStore, mask_bytes
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState
 from freight.jobs.store import (
@@ -137,6 +137,7 @@ class JobService:
         self._stopping = False
         self._node_capacity: tuple[float, int] | None = None
         self.secrets = SecretStore(engine, settings)
+        self._secret_values: dict[str, tuple[bytes, ...]] = {}
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> JobService:
@@ -684,8 +685,35 @@ class JobService:
         self, job_id: str, number: int, offset: int = 0, size: int | None = None, *, archived: bool = True
     ) -> bytes:
         """Bytes of an attempt's log from `offset`: the local file, else (`archived`) the object store's
-        copy; b"" past the end or when the log is nowhere."""
-        return self.log_archive.read(job_id, number, offset, size, archived=archived)
+        copy; b"" past the end or when the log is nowhere. The values of the job's secrets are masked
+        (one * per byte, so offsets stay true), also where a read would cut one in two."""
+        values = self._log_secrets(job_id)
+        if not values:
+            return self.log_archive.read(job_id, number, offset, size, archived=archived)
+        margin = max(len(v) for v in values) - 1
+        start = max(0, offset - margin)
+        wanted = None if size is None else size + (offset - start) + margin
+        data = mask_bytes(self.log_archive.read(job_id, number, start, wanted, archived=archived), values)
+        head = offset - start
+        return data[head : None if size is None else head + size]
+
+    def _log_secrets(self, job_id: str) -> tuple[bytes, ...]:
+        """The values of the secrets `job_id` was given (cached: a followed log reads many times)."""
+        found = self._secret_values.get(job_id)
+        if found is not None:
+            return found
+        with self.engine.connect() as conn:
+            spec_text = conn.execute(select(jobs.c.spec).where(jobs.c.id == job_id)).scalar()
+        names = json.loads(spec_text).get("secrets") or {} if spec_text else {}
+        try:
+            values = self.secrets.values(names.values()) if names else {}
+        except FreightError:  # removed since, or the key changed: nothing known to mask
+            values = {}
+        found = tuple(v.encode() for v in values.values() if len(v) >= MIN_MASKED)
+        if len(self._secret_values) > 1024:
+            self._secret_values.clear()
+        self._secret_values[job_id] = found
+        return found
 
     def log_in_flight(self, job_id: str, number: int) -> bool:
         """Whether an ended attempt's log is still only on the node that ran it (another one): its
@@ -794,9 +822,12 @@ class JobService:
         max_memory, default_cpus, default_memory (a number, or 0 to clear it)."""
         if weight is not None and weight <= 0:
             raise UserError("weight must be more than 0", where="weight")
-        checked = check_queue_policy(dict(policy or {}), self._capacity())
         now = time.time()
         with self.engine.begin() as conn:
+            current = conn.execute(select(queues).where(queues.c.name == name)).first()
+            checked = check_queue_policy(
+                dict(policy or {}), self._capacity(), current._mapping if current else None
+            )
             self._ensure_queues(conn, {name}, now)
             values: dict[str, Any] = dict(checked)
             if weight is not None:

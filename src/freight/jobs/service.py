@@ -826,7 +826,7 @@ class JobService:
         with self.engine.begin() as conn:
             current = conn.execute(select(queues).where(queues.c.name == name)).first()
             checked = check_queue_policy(
-                dict(policy or {}), self._capacity(), current._mapping if current else None
+                dict(policy or {}), self._capacity(), dict(current._mapping) if current else None
             )
             self._ensure_queues(conn, {name}, now)
             values: dict[str, Any] = dict(checked)

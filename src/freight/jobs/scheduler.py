@@ -63,6 +63,8 @@ HANDLE_FILE = "handle.json"
 #: all a job sees of the server's environment unless its queue lets it inherit the whole of it
 JOB_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TERM")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: free bytes below which a failed job's log disk counts as full
+LOW_DISK = 64 * 1024
 
 #: what a spawn returns: the handle (or None and why not) and when it started
 _Spawned = tuple[Handle | None, str | None, float]
@@ -565,6 +567,8 @@ class Scheduler:
         self.running.pop(job.id, None)
         self._discharge(job, run)
         state, reason = classify(outcome, run.stop_reason, job.spec)
+        if state is JobState.FAILED:
+            reason = self._name_full_disk(job, run, reason)
         # When it ended by its shim's record, not when this scheduler learned it (after a restart,
         # that can be much later); but never before the start this scheduler stamped once the spawn
         # returned (a short job can be over by then) nor after now.
@@ -588,6 +592,22 @@ class Scheduler:
         if run.handle is not None:
             actions.release.append(run.handle)
         self._settle(job, state, outcome.exit_code, reason, batch, now, ended_at=ended_at)
+
+    def _name_full_disk(self, job: JobRecord, run: Running, reason: str | None) -> str | None:
+        """A failed job whose log disk is full most likely failed writing its output (`echo`
+        exits 1 on ENOSPC, and its complaint is lost with the rest): say so, here and in our log."""
+        path = self.settings.log_path(job.id, run.number)
+        try:
+            stat = os.statvfs(path.parent)
+        except OSError:
+            return reason
+        free = stat.f_bavail * stat.f_frsize
+        if free >= LOW_DISK:
+            return reason
+        log.error(
+            "job %s failed with its log disk full: %d bytes free at %s (ENOSPC)", job.id, free, path.parent
+        )
+        return f"{reason}; no space left on the log disk ({path.parent}, ENOSPC): its output was cut short"
 
     def _settle(
         self,

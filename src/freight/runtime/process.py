@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from freight.errors import TerminalError, TransientError
+from freight.errors import TerminalError, TransientError, disk_full
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 from freight.runtime.isolation import Isolation, Placement
@@ -95,6 +95,11 @@ class ShimRuntime:
                 raise TerminalError(
                     f"attempt {request.attempt_id} was started before: {exc.filename} exists"
                 ) from None
+            if isinstance(exc, OSError) and disk_full(exc):
+                raise TransientError(
+                    f"cannot start attempt {request.attempt_id}: no space left on the disk of "
+                    f"{exc.filename or 'its log or records'} (ENOSPC)"
+                ) from exc
             if isinstance(exc, OSError):
                 raise TransientError(f"cannot start attempt {request.attempt_id}: {exc}") from exc
             raise

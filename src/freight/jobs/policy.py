@@ -64,6 +64,13 @@ def admit(
             where=f"{where}: user",
             hint=f"leave `user` out, or ask an admin to run `freight queues set {queue} --allow-root`",
         )
+    if spec.pass_env and not (policy.allow_inherit_env or platform):
+        raise UserError(
+            f"queue {queue} does not pass the server's variables to jobs",
+            where=f"{where}: pass_env",
+            hint="pass what the job needs in `env` or `secrets`, "
+            f"or ask an admin to run `freight queues set {queue} --allow-inherit-env`",
+        )
     if spec.inherit_env and not (policy.allow_inherit_env or platform):
         raise UserError(
             f"queue {queue} does not give jobs the server's environment",

@@ -858,6 +858,11 @@ class Scheduler:
         else:
             env = {k: self._base_env[k] for k in JOB_BASE_ENV if k in self._base_env}
             env.setdefault("PATH", DEFAULT_PATH)
+            for name in spec.pass_env:
+                if name.endswith("*"):
+                    env.update((k, v) for k, v in self._base_env.items() if k.startswith(name[:-1]))
+                elif name in self._base_env:
+                    env[name] = self._base_env[name]
         user = None
         if spec.user != "root" and self.job_user is not None:
             user = (self.job_user.uid, self.job_user.gid)

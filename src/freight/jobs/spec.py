@@ -108,6 +108,10 @@ class JobSpec(_Strict):
     user: Literal["job", "root"] = "job"
     #: ENV_NAME -> name of a stored secret (`freight secrets set NAME`), given to the job as env
     secrets: dict[str, str] = Field(default_factory=dict)
+    #: Variables of the scheduler's environment to pass by name (a trailing * passes a prefix): the
+    #: values are never stored with the job. Platform jobs (a pipeline step gets what its connections
+    #: name), or queues that allow inherit_env.
+    pass_env: list[str] = Field(default_factory=list, max_length=200)
     cwd: str | None = None
     resources: Resources = Field(default_factory=Resources)
     timeout: Seconds | None = None
@@ -136,6 +140,14 @@ class JobSpec(_Strict):
                 raise ValueError(f"{env_name!r} is not an environment variable name")
             if not SECRET_NAME.match(secret):
                 raise ValueError(f"{secret!r} is not a secret name (letters, digits, '.', '_' or '-')")
+        return value
+
+    @field_validator("pass_env")
+    @classmethod
+    def _pass_env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ENV_NAME.match(name.removesuffix("*")):
+                raise ValueError(f"{name!r} is not an environment variable name (a trailing * is a prefix)")
         return value
 
     @model_validator(mode="after")

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from freight.config import Settings
-from freight.connectors.connections import default_config_path, load_connections, redact
+from freight.connectors.connections import default_config_path, load_connections, redact, referenced_vars
 from freight.errors import ConflictError, UserError
 from freight.jobs.client import JobClient, JobView
 from freight.jobs.spec import Dependency, JobSpec, Resources, RetryPolicy
 from freight.jobs.states import JobState
 from freight.pipelines.datasets import read_result
 from freight.pipelines.loader import Pipeline, load_pipeline, validate
-from freight.pipelines.preflight import check_connections
+from freight.pipelines.preflight import check_connections, step_connections
 from freight.pipelines.spec import Step
 from freight.pipelines.step import MANIFEST
 from freight.pipelines.store import OK_STEP_STATES, Run, RunStore, StepRun, new_run_id
@@ -141,6 +141,17 @@ class PipelineRunner:
         memory = (own.memory if own and own.memory else None) or defaults.memory or DEFAULT_MEMORY
         return cpus, memory
 
+    def _step_env(self, pipeline: Pipeline, step: Step) -> list[str]:
+        connections = load_connections(self.config_path, home=self.settings.home)  # as of this run
+        names: set[str] = set()
+        for name in step_connections(pipeline).get(step.name, set()):
+            conn = connections.items.get(name)
+            if conn is not None:
+                names.update(referenced_vars(conn))
+        if self.settings.object_store_url.startswith("s3://"):
+            names.add("AWS_*")  # s3fs reads its credentials from the environment
+        return sorted(names)
+
     def _job_spec(
         self, pipeline: Pipeline, step: Step, run_id: str, run_url: str, cpus: float, memory: int
     ) -> JobSpec:
@@ -154,11 +165,12 @@ class PipelineRunner:
             # connectorx's Rust pool logs connection errors (with the URL's parts) straight to stderr,
             # past our redaction; silence it: the step reports the same error, redacted.
             env={"RUST_LOG": "off"},
-            # A step reads its run's manifest and the warehouse under FREIGHT_HOME, and expands the
-            # ${VAR}s its connections name from its environment: it runs as the server's user with
-            # the server's environment (submitted as a platform job). See docs/reliability.md.
+            # A step reads its run's manifest and the warehouse under FREIGHT_HOME: it runs as the
+            # server's user (a platform job). Of the server's environment it gets the ${VAR}s its own
+            # connections name (and the object store's credentials), not the other connections'.
+            # See docs/reliability.md.
             user="root",
-            inherit_env=True,
+            pass_env=self._step_env(pipeline, step),
             resources=Resources(cpus=cpus, memory=memory),
             timeout=timeout,
             retry=RetryPolicy(max_attempts=retries + 1, retry_on=RETRYABLE if retries else ["lost"]),

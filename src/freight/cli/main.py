@@ -54,7 +54,7 @@ def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
 
     table = Table(box=None, header_style="bold")
     columns = ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "CPUS", "MEMORY", "SUCCEEDED")
-    for column in (*columns, "FAILED"):
+    for column in (*columns, "FAILED", "POLICY"):
         table.add_column(column)
     for q in rows:
         counts = q["jobs"]
@@ -70,6 +70,7 @@ def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
             format_bytes(q["in_use"]["memory"]),
             str(counts.get("succeeded", 0)),
             str(failed),
+            describe_policy(q).removeprefix(", ") or "-",
         )
     console.print(table)
 

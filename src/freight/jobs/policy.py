@@ -153,8 +153,9 @@ def check_queue_policy(
     for kind in ("cpus", "memory"):
         default, most = merged[f"default_{kind}"], merged[f"max_{kind}"]
         if default is not None and (default > node[kind] or (most is not None and default > most)):
+            shown = format_bytes(int(node[kind])) if kind == "memory" else f"{node[kind]:g}"
             raise UserError(
-                f"the default {kind} must fit the queue's maximum and a node ({node[kind]:g} here)",
+                f"the default {kind} must fit the queue's maximum and a node ({shown} here)",
                 where=f"default_{kind}",
             )
     return out

@@ -17,7 +17,11 @@ import resource
 import signal
 import sys
 import time
+import warnings
 
+# os.execvp imports it lazily; after the switch to the job user the standard library may be out of
+# its reach (a Python under /root), so it is imported here, while the shim still may
+_ = warnings
 SHIM_FAILED = 125
 IGNORED = (
     "SIGHUP",

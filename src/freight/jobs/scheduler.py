@@ -807,11 +807,15 @@ class Scheduler:
                 os.write(self._wake_w, b"s")
 
     def _spawn_one(self, request: AttemptRequest, secret_names: dict[str, str]) -> _Spawned:
-        try:
-            if secret_names:
+        if secret_names:
+            try:
                 values = self.secrets.values(secret_names.values())
-                env = request.env | {var: values[name] for var, name in secret_names.items()}
-                request = replace(request, env=env)
+            except Exception as exc:  # the job fails saying why; the tick never does
+                problem = exc if isinstance(exc, FreightError) else f"cannot read its secrets: {exc}"
+                return None, str(problem), self.clock()
+            env = request.env | {var: values[name] for var, name in secret_names.items()}
+            request = replace(request, env=env)
+        try:
             handle = self.runtime.start(request)
         except FreightError as exc:
             return None, str(exc), self.clock()

@@ -15,6 +15,7 @@ from freight.cli.build import mount as mount_builds
 from freight.cli.common import open_service, read_spec_file, validate_located
 from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
+from freight.cli.pipeline_schedule import register as register_pipeline_schedules
 from freight.cli.queues import describe_policy, queue_policy_flags
 from freight.cli.secrets import secrets_app
 from freight.cli.tokens import tokens_app
@@ -213,6 +214,7 @@ def up(
 # the workloads' commands, listed after the platform's own
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secrets_app, name="secrets")
+register_pipeline_schedules(pipeline_app)
 app.add_typer(pipeline_app, name="pipeline")
 mount_builds(app)
 

@@ -160,6 +160,8 @@ def runs(
     for r in found:
         took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
         extra = f"  (rerun of {r.rerun_of})" if r.rerun_of else ""
+        interval = r.interval_start_iso()
+        extra = (f"  interval {interval} ({r.trigger})" if interval else "") + extra
         typer.echo(f"{r.id}  {r.pipeline:<20} {r.state:<10} {took:>8}{extra}")
 
 

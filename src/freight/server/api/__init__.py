@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from freight.server.api import builds, cluster, definitions, events, jobs, pipelines, queues, secrets, tokens
+from freight.server.api import (
+    builds,
+    cluster,
+    definitions,
+    events,
+    jobs,
+    pipeline_schedules,
+    pipelines,
+    queues,
+    secrets,
+    tokens,
+)
 from freight.server.errors import ERROR_RESPONSES
 
 PREFIX = "/api/v1"
@@ -12,6 +23,18 @@ PREFIX = "/api/v1"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)
-    for module in (jobs, queues, definitions, cluster, events, tokens, secrets, builds, pipelines):
+    modules = (
+        jobs,
+        queues,
+        definitions,
+        cluster,
+        events,
+        tokens,
+        secrets,
+        builds,
+        pipelines,
+        pipeline_schedules,
+    )
+    for module in modules:
         router.include_router(module.router)
     return router

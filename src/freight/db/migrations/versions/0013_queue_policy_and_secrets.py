@@ -1,7 +1,7 @@
 """queue policy (allow_root, allow_inherit_env, maxima and defaults) and named secrets
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0013
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0013"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

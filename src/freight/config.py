@@ -35,6 +35,8 @@ class Settings:
     token: str | None = None
     #: The unprivileged user jobs run as when the server runs as root (made on first start if missing).
     job_user: str = "freight-job"
+    #: host:port of the image registry (FREIGHT_REGISTRY); None: the local one `freight up` runs, if any
+    registry: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -135,4 +137,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         url=url,
         token=env.get("FREIGHT_TOKEN") or None,
         job_user=env.get("FREIGHT_JOB_USER") or "freight-job",
+        registry=env.get("FREIGHT_REGISTRY") or None,
     )

@@ -883,6 +883,7 @@ class Scheduler:
             limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
             log_path=self.settings.log_path(job.id, run.number),
             user=user,
+            container=spec.container(),
         )
 
     def _watch(self, run: Running) -> None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.builds.explain import Explanation, explain
-from freight.builds.gateway import Gateway
 from freight.builds.plan import Plan, PlanOptions, make_plan
 from freight.builds.progress import Reporter
 from freight.builds.results import RunSummary
@@ -22,6 +21,9 @@ from freight.config import Settings
 from freight.errors import NotFoundError
 from freight.jobs.client import JobClient
 from freight.storage.objectstore import ObjectStore
+
+if TYPE_CHECKING:
+    from freight.builds.gateway import Gateway
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class Builds:
         return self.store.rollback(app, env, actor=actor)
 
     def gateway(self, env: str = "prod", ttl: float = 1.0) -> Gateway:
+        from freight.builds.gateway import Gateway  # starlette: only for the commands that serve
+
         return Gateway(self.store, self.objects, env=env, ttl=ttl)
 
 

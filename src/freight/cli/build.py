@@ -20,7 +20,6 @@ import typer
 
 from freight.config import Settings, load_settings
 from freight.errors import FreightError, NotFoundError, UserError
-from freight.jobs.service import JobService
 from freight.units import format_bytes
 
 if TYPE_CHECKING:
@@ -108,10 +107,12 @@ def build(
     if settings.url:
         data = _build_remote(settings, path, options, run, reporter)
     else:
+        from freight.builds.platform import LazyPlatform
+
+        # the platform starts with the first task that must run: a fully cached build never starts it
         with (
             Builds.open(settings) as builds,
-            JobService.open(settings) as client,
-            client.running(),
+            LazyPlatform(settings, builds.store.engine) as client,
             _sigterm_interrupts(),
         ):
             data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
@@ -193,6 +194,7 @@ def _cancel(settings: Settings, build_id: str, packages: list[str] | None) -> No
     scheduler serving the store stops them; the build's runner then records the run as cancelled)."""
     from freight.builds.remote import RemoteBuilds
     from freight.builds.runner import cancel_jobs
+    from freight.jobs.service import JobService
 
     if packages:
         raise UserError("--cancel takes a build id and no packages", where="--cancel")

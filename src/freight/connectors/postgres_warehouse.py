@@ -254,4 +254,4 @@ def _encode_ahead(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[bytes, in
 
 def _libpq_url(url: str) -> str:
     scheme, rest = url.split("://", 1)
-    return f"postgresql://{rest}" if scheme in ("postgres", "postgresql+psycopg") else url
+    return f"postgresql://{rest}" if scheme in ("postgres", "postgresql+psycopg", "redshift") else url

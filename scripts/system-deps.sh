@@ -20,3 +20,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The unprivileged user jobs run as (freight also makes it on first start when it runs as root).
+if [ "$(id -u)" -eq 0 ] && ! getent passwd freight-job >/dev/null 2>&1; then
+  echo "creating the job user freight-job"
+  useradd --system --user-group --home-dir /var/lib/freight-job --create-home \
+    --shell /usr/sbin/nologin --comment "freight jobs" freight-job
+fi

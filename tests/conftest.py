@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,25 @@ if TYPE_CHECKING:
     from tests.containers import BuiltImage
 
 PG_ADMIN = os.environ.get("FREIGHT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+#: per-test folders a job may write into: pytest's own (/tmp/pytest-of-root) is private to the
+#: tester, and any pytest session that starts makes it so again, so it cannot be opened up for good
+_JOB_TMP = Path(tempfile.gettempdir()) / "freight-tests"
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh folder per test, open to the job user (jobs run as freight-job when the tests run as
+    root): jobs write their files here, as into a folder their owner gave them. FREIGHT_HOME under
+    it is closed again (mode 0700) by freight itself. Removed after the test."""
+    _JOB_TMP.mkdir(exist_ok=True)
+    _JOB_TMP.chmod(0o711)
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)[:40]
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_JOB_TMP))
+    path.chmod(0o1777 if os.geteuid() == 0 else 0o700)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ class Settings:
     #: Remote mode: talk to a freight server instead of the local store.
     url: str | None = None
     token: str | None = None
+    #: The unprivileged user jobs run as when the server runs as root (made on first start if missing).
+    job_user: str = "freight-job"
     #: host:port of the image registry (FREIGHT_REGISTRY); None: the local one `freight up` runs, if any
     registry: str | None = None
     #: When set, /metrics answers only `Authorization: Bearer <this>` (or an admin API token).
@@ -143,6 +145,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         keep_local_logs=_flag(env, "FREIGHT_LOG_KEEP_LOCAL", default=True),
         url=url,
         token=env.get("FREIGHT_TOKEN") or None,
+        job_user=env.get("FREIGHT_JOB_USER") or "freight-job",
         registry=env.get("FREIGHT_REGISTRY") or None,
         metrics_token=env.get("FREIGHT_METRICS_TOKEN") or None,
         pipeline_roots=tuple(

@@ -23,7 +23,8 @@ from freight.jobs.spec import JobSpec
 from freight.units import format_bytes, format_duration
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-PY = sys.executable
+#: the job user runs it: a python on PATH, not this interpreter (it may live where that user cannot go)
+PY = "python3"
 
 
 def demo_specs(scratch: Path) -> list[JobSpec]:
@@ -66,6 +67,7 @@ def demo_specs(scratch: Path) -> list[JobSpec]:
 
 def run_jobs_demo(svc: JobService) -> list[JobView]:
     scratch = Path(tempfile.mkdtemp(prefix="freight-demo-"))
+    scratch.chmod(0o1777)  # the flaky job (as the job user) leaves its mark here
     try:
         views = svc.submit_many(demo_specs(scratch))
         extract = svc.submit(JobSpec(name="extract", shell="echo rows: 42", resources={"memory": "16M"}))

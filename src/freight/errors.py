@@ -53,3 +53,14 @@ class TransientError(FreightError):
 
 class TerminalError(FreightError):
     """Will not succeed if retried."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """`exc` says a disk (or a quota) is full: ENOSPC or EDQUOT, anywhere in its chain."""
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False

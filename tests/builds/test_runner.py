@@ -131,6 +131,9 @@ def test_dependencies_are_installed_once_then_restored_from_the_snapshot(
     install_jobs = platform.list_jobs(label={"build.task": "install"})
     assert len(install_jobs) == 1 and install_jobs[0].spec.shell is not None
     assert install_jobs[0].spec.shell.startswith("npm ci")
+    # lifecycle scripts must not see the key that signs cache entries, nor anything else of ours
+    assert install_jobs[0].spec.inherit_env is False
+    assert not any(name.startswith("FREIGHT_") for name in install_jobs[0].spec.env)
 
     second = tmp_path / "second"
     subprocess.run(["git", "clone", "-q", str(template), str(second)], check=True)

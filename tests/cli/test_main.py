@@ -39,6 +39,9 @@ def job_count(settings: Settings) -> int:
     [
         (["submit", "--memory", "lots", "--", "true"], "resources.memory: 'lots' is not a size"),
         (["submit", "--cpus", "0", "--", "true"], "cpus must be more than 0"),
+        (["submit", "--memory", "0", "--", "true"], "memory must be at least 1M (there is no unlimited)"),
+        (["run", "--memory", "0", "--", "true"], "memory must be at least 1M (there is no unlimited)"),
+        (["submit", "--cpus", "64", "--", "true"], "resources.cpus: asks for 64 cpus; a node here has 2"),
         (["submit", "--env", "NOEQUALS", "--", "true"], "--env: expected KEY=VALUE"),
         (["submit"], "nothing to run"),
         (["submit", "--definition", "missing"], "no job definition 'missing'"),
@@ -114,7 +117,7 @@ def test_bad_spec_file_names_file_and_line(settings: Settings, tmp_path: Path) -
     ("args", "code", "said"),
     [
         (["--", "sh", "-c", "echo out; exit 3"], 3, "exited with code 3"),
-        (["--memory", "64M", "--", sys.executable, "-c", "x = bytearray(512 << 20)"], 137, "out of memory"),
+        (["--memory", "64M", "--", "python3", "-c", "x = bytearray(512 << 20)"], 137, "out of memory"),
         (["--timeout", "1s", "--", "sleep", "30"], 124, "timed out after 1.0s"),
     ],
 )

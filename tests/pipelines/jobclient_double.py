@@ -32,7 +32,9 @@ class LocalJobClient:
         self.scratch = Path(tempfile.mkdtemp(prefix="freight-jobs-"))
         self._ids = itertools.count(1)
 
-    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView:
+    def submit(
+        self, spec: JobSpec | dict[str, Any], *, definition: str | None = None, platform: bool = False
+    ) -> JobView:
         spec = spec if isinstance(spec, JobSpec) else JobSpec.model_validate(spec)
         for dep in spec.depends_on:
             assert dep.job in self.jobs, f"unknown dependency {dep.job}"

@@ -295,6 +295,9 @@ steps:
     assert env.mariadb not in error and "Unknown column '***.orders.nope'" in error
     logs = b"".join(runner.client.logs(run.step("e").job_id or "")).decode()
     assert env.mariadb not in logs and "step e failed: reading from 'secretive' failed" in logs
+    # the step got the one variable its connection names, not the server's environment
+    spec = runner.client.get(run.step("e").job_id or "").spec
+    assert spec.pass_env == ["FREIGHT_TEST_DB_SECRET"] and not spec.inherit_env
 
 
 _ = pa

@@ -69,8 +69,10 @@ class LazyPlatform:
 
     # JobClient -------------------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView:
-        return self.service().submit(spec, definition=definition)
+    def submit(
+        self, spec: JobSpec | dict[str, Any], *, definition: str | None = None, platform: bool = False
+    ) -> JobView:
+        return self.service().submit(spec, definition=definition, platform=platform)
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         return self.service().submit_many(specs)

@@ -186,12 +186,17 @@ class Builder:
             shell=command,
             cwd=str(cwd),
             env=env,
+            # exactly BASE_ENV and PATH: lifecycle scripts never see FREIGHT_BUILD_CACHE_KEY (which
+            # signs cache entries) or anything else of the server's environment
+            inherit_env=False,
+            # the workspace belongs to whoever runs freight: the install writes node_modules there
+            user="root",
             resources=Resources(cpus=1.0, memory="2G"),
             timeout=1800.0,
             labels={**labels, "freight.workload": "build", "build.task": "install"},
         )
         started = time.monotonic()
-        job = self.client.submit(spec)
+        job = self.client.submit(spec, platform=True)
         view = self.client.wait([job.id])[0]
         log = b"".join(self.client.logs(job.id))
         seconds = _job_seconds(view) or (time.monotonic() - started)
@@ -435,11 +440,13 @@ class _Run:
             env=task_env(self.plan.ws, task, self.plan.environ),
             # exactly the declared environment: an undeclared variable must not change a build
             inherit_env=False,
+            # the task writes its outputs into the workspace, which belongs to whoever runs freight
+            user="root",
             resources=resources,
             timeout=task.config.timeout,
             labels={**self.labels, "build.task": tid, "build.hash": self.plan.hashes[tid]},
         )
-        job = self.b.client.submit(spec)
+        job = self.b.client.submit(spec, platform=True)
         self.running[tid] = (job.id, start)
         self.reporter.task_started(tid, job.id)
         threading.Thread(target=self._wait, args=(tid, job.id), daemon=True, name=f"wait-{tid}").start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -39,6 +40,7 @@ class Service(JobClient, Protocol):
         weight: float | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]: ...
     def queues(self) -> list[dict[str, Any]]: ...
     def purge(self, *, older_than: float, dry_run: bool = False) -> list[str]: ...

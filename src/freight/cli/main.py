@@ -17,6 +17,8 @@ from freight.cli.image import image_app
 from freight.cli.output import console, err_console, print_json
 from freight.cli.pipeline import app as pipeline_app
 from freight.cli.pipeline_schedule import register as register_pipeline_schedules
+from freight.cli.queues import describe_policy, queue_policy_flags
+from freight.cli.secrets import secrets_app
 from freight.cli.service import service_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
@@ -56,7 +58,7 @@ def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
 
     table = Table(box=None, header_style="bold")
     columns = ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "CPUS", "MEMORY", "SUCCEEDED")
-    for column in (*columns, "FAILED"):
+    for column in (*columns, "FAILED", "POLICY"):
         table.add_column(column)
     for q in rows:
         counts = q["jobs"]
@@ -72,6 +74,7 @@ def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
             format_bytes(q["in_use"]["memory"]),
             str(counts.get("succeeded", 0)),
             str(failed),
+            describe_policy(q).removeprefix(", ") or "-",
         )
     console.print(table)
 
@@ -83,16 +86,52 @@ def queues_set(
     priority: Annotated[int | None, typer.Option("--priority")] = None,
     pause: Annotated[bool, typer.Option("--pause")] = False,
     resume: Annotated[bool, typer.Option("--resume")] = False,
+    allow_root: Annotated[
+        bool | None, typer.Option("--allow-root/--no-allow-root", help="Jobs may ask for `user: root`")
+    ] = None,
+    allow_inherit_env: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-inherit-env/--no-allow-inherit-env", help="Jobs may ask for `inherit_env: true`"
+        ),
+    ] = None,
+    max_cpus: Annotated[
+        str | None, typer.Option("--max-cpus", help="Most cpus one job may ask for; 0 clears")
+    ] = None,
+    max_memory: Annotated[
+        str | None, typer.Option("--max-memory", help="Most memory one job may ask for (2G); 0 clears")
+    ] = None,
+    default_cpus: Annotated[
+        str | None, typer.Option("--default-cpus", help="Cpus of a job that does not say; 0 clears")
+    ] = None,
+    default_memory: Annotated[
+        str | None,
+        typer.Option("--default-memory", help="Memory of a job that does not say (512M); 0 clears"),
+    ] = None,
 ) -> None:
-    """Create or change a queue."""
+    """Create or change a queue: weight, priority, pause, and its policy (admin)."""
     if pause and resume:
         raise UserError("give --pause or --resume, not both")
+    policy = queue_policy_flags(
+        allow_root=allow_root,
+        allow_inherit_env=allow_inherit_env,
+        max_cpus=max_cpus,
+        max_memory=max_memory,
+        default_cpus=default_cpus,
+        default_memory=default_memory,
+    )
     with open_service() as svc:
         row = svc.set_queue(
-            name, weight=weight, priority=priority, paused=True if pause else False if resume else None
+            name,
+            weight=weight,
+            priority=priority,
+            paused=True if pause else False if resume else None,
+            policy=policy,
         )
     status = "paused" if row["paused"] else "active"
-    typer.echo(f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {status}")
+    typer.echo(
+        f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {status}{describe_policy(row)}"
+    )
 
 
 @definitions_app.callback()
@@ -211,6 +250,7 @@ def up(
 
 # the workloads' commands, listed after the platform's own
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(image_app, name="image")
 app.add_typer(service_app, name="service")
 register_pipeline_schedules(pipeline_app)

@@ -115,6 +115,11 @@ def expand(text: str, env: Mapping[str, str] | None = None, *, where: str | None
     return _VAR.sub(sub, text)
 
 
+def referenced_vars(conn: Connection) -> set[str]:
+    """The environment variables a connection's URL or path names as ${VAR}."""
+    return set(_VAR.findall(conn.url or "")) | set(_VAR.findall(conn.path or ""))
+
+
 def redact(text: str) -> str:
     """Remove every secret this process has expanded, and any password written inside a URL."""
     for secret in sorted(_SECRETS, key=len, reverse=True):

@@ -103,6 +103,16 @@ queues = Table(
     Column("weight", Float, nullable=False, default=1.0),
     Column("paused", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    #: an admin let this queue's jobs run as the server's user (spec `user: root`)
+    Column("allow_root", Boolean, nullable=False, default=False),
+    #: an admin let this queue's jobs start from the server's environment (spec `inherit_env: true`)
+    Column("allow_inherit_env", Boolean, nullable=False, default=False),
+    #: the most one job of this queue may ask for (NULL: the node's capacity)
+    Column("max_cpus", Float),
+    Column("max_memory", BigInteger),
+    #: what a job of this queue gets when its spec does not say (NULL: the spec's defaults)
+    Column("default_cpus", Float),
+    Column("default_memory", BigInteger),
 )
 
 events = Table(
@@ -128,6 +138,16 @@ leases = Table(
     Column("expires_at", Float, nullable=False),
     #: fencing token: goes up by one each time the lease changes hands; a holder's writes check it
     Column("token", BigInteger, nullable=False, server_default="0"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    #: the value, encrypted (Fernet: AES-128-CBC + HMAC-SHA256) with the key of freight.secrets
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 tokens = Table(

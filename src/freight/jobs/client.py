@@ -96,9 +96,12 @@ class JobClient(Protocol):
         spec: JobSpec | dict[str, Any],
         *,
         definition: str | None = None,
+        platform: bool = False,
     ) -> JobView:
         """Queue a job. With `definition`, `spec` holds overrides of that definition's template.
-        The same idempotency_key returns the existing job instead of a new one."""
+        The same idempotency_key returns the existing job instead of a new one. `platform`: the
+        platform's own job (a pipeline step, a build task), which an embedded service lets run as
+        the server's user; over HTTP it grants nothing."""
         ...
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select, update
 
 from freight.config import Settings
 from freight.db.schema import attempts
-from freight.errors import FreightError, NotFoundError
+from freight.errors import FreightError, NotFoundError, disk_full
 from freight.storage.objectstore import ObjectStore
 
 log = logging.getLogger("freight.logarchive")
@@ -164,6 +164,14 @@ class LogArchiver:
                 if self.archive.archive(job_id, number):
                     done.append(attempt_id)
             except (OSError, FreightError) as exc:
+                if disk_full(exc):  # named, loudly: every log after this one fails the same way
+                    log.error(
+                        "could not archive the log of attempt %s: no space left in the object store "
+                        "%s (ENOSPC); kept locally, archived again on the next start",
+                        attempt_id,
+                        self.archive.settings.object_store_url,
+                    )
+                    continue
                 log.warning("could not archive the log of attempt %s (kept locally): %s", attempt_id, exc)
         if done:
             self._record(done)

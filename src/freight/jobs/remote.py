@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -145,7 +145,10 @@ class RemoteJobClient:
 
     # --- submit -------------------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView:
+    def submit(
+        self, spec: JobSpec | dict[str, Any], *, definition: str | None = None, platform: bool = False
+    ) -> JobView:
+        # `platform` grants nothing over HTTP: the server applies the queue's rules to what it gets
         if isinstance(spec, JobSpec):
             body = spec.model_dump(mode="json", exclude_unset=definition is not None)
         else:
@@ -270,10 +273,11 @@ class RemoteJobClient:
         weight: float | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         body = {
             k: v for k, v in (("weight", weight), ("priority", priority), ("paused", paused)) if v is not None
-        }
+        } | dict(policy or {})
         return dict(self.request("PUT", f"/queues/{_q(name)}", json=body))
 
     def queues(self) -> list[dict[str, Any]]:

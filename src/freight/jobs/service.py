@@ -14,8 +14,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
@@ -24,11 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from freight.config import Settings, load_settings
 from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
-from freight.errors import ConflictError, NotFoundError, UserError
+from freight.errors import ConflictError, FreightError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
-from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
+from freight.jobs.policy import QueuePolicy, admit, check_queue_policy
+from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
+from freight.jobs.secrets import MIN_MASKED, SecretStore, mask_bytes
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState, check_transition
 from freight.jobs.store import (
@@ -130,6 +133,13 @@ def _definition_out(row: dict[str, Any]) -> dict[str, Any]:
     return row | {"spec": spec}
 
 
+def secure_home(home: Path) -> None:
+    """FREIGHT_HOME holds the store, the logs, the objects and the keys: closed to everyone else
+    (mode 0700), so a job running as the job user can read none of it."""
+    if home.stat().st_uid == os.geteuid() and home.stat().st_mode & 0o077:
+        home.chmod(0o700)
+
+
 class JobService:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -143,12 +153,16 @@ class JobService:
         self._standby_stop = threading.Event()
         self._retry_every = LEASE_TTL / 3
         self._stopping = False
+        self._node_capacity: tuple[float, int] | None = None
+        self.secrets = SecretStore(engine, settings)
+        self._secret_values: dict[str, tuple[bytes, ...]] = {}
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> JobService:
         settings = settings or load_settings()
         try:
             settings.home.mkdir(parents=True, exist_ok=True)
+            secure_home(settings.home)
         except OSError as exc:
             raise UserError(
                 f"cannot create {settings.home}: {exc.strerror}",
@@ -347,9 +361,13 @@ class JobService:
         merged = merge_overrides(json.loads(row["spec"]), overrides)
         return parse_spec(merged, source=f"definition {name}:{row['version']}"), f"{name}:{row['version']}"
 
-    def submit(self, spec: JobSpec | dict[str, Any], *, definition: str | None = None) -> JobView:
+    def submit(
+        self, spec: JobSpec | dict[str, Any], *, definition: str | None = None, platform: bool = False
+    ) -> JobView:
+        """Queue a job. `platform`: the platform's own job (a pipeline step, a build task), which may
+        run as the server's user without its queue allowing it (see jobs/policy.py)."""
         resolved, ref = self.resolve(spec, definition)
-        return self._insert([(resolved, ref)])[0]
+        return self._insert([(resolved, ref)], platform=platform)[0]
 
     def _pin_image(self, spec: JobSpec) -> JobSpec:
         """An image job runs one exact image: its name is pinned to a digest before the job is
@@ -363,25 +381,60 @@ class JobService:
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         return self._insert([(spec, None) for spec in specs])
 
-    def _insert(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[JobView]:
+    def _insert(
+        self, items: Sequence[tuple[JobSpec, str | None]], *, platform: bool = False
+    ) -> list[JobView]:
         items = [(self._pin_image(spec), ref) for spec, ref in items]
         now = time.time()
         fresh: list[JobRecord] = []
         try:
             with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now, fresh)
+                views = self._insert_in(conn, items, now, fresh, platform)
         except IntegrityError:
             # Two submitters raced on one idempotency key; the other's insert won. Read theirs.
             fresh.clear()
             with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now, fresh)
+                views = self._insert_in(conn, items, now, fresh, platform)
         self.poke(submitted=fresh)
         return views
 
+    def _capacity(self) -> tuple[float, int]:
+        if self._node_capacity is None:
+            self._node_capacity = detect_capacity(self.settings)
+        return self._node_capacity
+
+    def _admit(
+        self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], platform: bool
+    ) -> list[tuple[JobSpec, str | None]]:
+        """Each spec with its queue's defaults, checked against its queue's rules and the node."""
+        names = {spec.queue for spec, _ in items}
+        rows = conn.execute(select(queues).where(queues.c.name.in_(names))).all()
+        policies = {r.name: QueuePolicy.from_row(r._mapping) for r in rows}
+        admitted = []
+        for index, (spec, ref) in enumerate(items):
+            where = "spec" if len(items) == 1 else f"jobs.{index}"
+            policy = policies.get(spec.queue) or QueuePolicy(spec.queue)
+            admitted.append((admit(spec, policy, self._capacity(), platform=platform, where=where), ref))
+            missing = self.secrets.missing(conn, spec.secrets.values())
+            if missing:
+                env_name = next(k for k, v in spec.secrets.items() if v == missing[0])
+                raise NotFoundError(
+                    f"no secret {missing[0]!r}",
+                    where=f"{where}: secrets.{env_name}",
+                    hint=f"store it first: `freight secrets set {missing[0]}` (value on stdin)",
+                )
+        return admitted
+
     def _insert_in(
-        self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], now: float, fresh: list[JobRecord]
+        self,
+        conn: Any,
+        items: Sequence[tuple[JobSpec, str | None]],
+        now: float,
+        fresh: list[JobRecord],
+        platform: bool = False,
     ) -> list[JobView]:
         """Insert what is new; `fresh` receives the records inserted."""
+        items = self._admit(conn, items, platform)
         out: list[JobView | None] = [None] * len(items)
         keys = [spec.idempotency_key for spec, _ in items if spec.idempotency_key]
         existing: dict[str, JobRecord] = {}
@@ -660,8 +713,35 @@ class JobService:
         self, job_id: str, number: int, offset: int = 0, size: int | None = None, *, archived: bool = True
     ) -> bytes:
         """Bytes of an attempt's log from `offset`: the local file, else (`archived`) the object store's
-        copy; b"" past the end or when the log is nowhere."""
-        return self.log_archive.read(job_id, number, offset, size, archived=archived)
+        copy; b"" past the end or when the log is nowhere. The values of the job's secrets are masked
+        (one * per byte, so offsets stay true), also where a read would cut one in two."""
+        values = self._log_secrets(job_id)
+        if not values:
+            return self.log_archive.read(job_id, number, offset, size, archived=archived)
+        margin = max(len(v) for v in values) - 1
+        start = max(0, offset - margin)
+        wanted = None if size is None else size + (offset - start) + margin
+        data = mask_bytes(self.log_archive.read(job_id, number, start, wanted, archived=archived), values)
+        head = offset - start
+        return data[head : None if size is None else head + size]
+
+    def _log_secrets(self, job_id: str) -> tuple[bytes, ...]:
+        """The values of the secrets `job_id` was given (cached: a followed log reads many times)."""
+        found = self._secret_values.get(job_id)
+        if found is not None:
+            return found
+        with self.engine.connect() as conn:
+            spec_text = conn.execute(select(jobs.c.spec).where(jobs.c.id == job_id)).scalar()
+        names = json.loads(spec_text).get("secrets") or {} if spec_text else {}
+        try:
+            values = self.secrets.values(names.values()) if names else {}
+        except FreightError:  # removed since, or the key changed: nothing known to mask
+            values = {}
+        found = tuple(v.encode() for v in values.values() if len(v) >= MIN_MASKED)
+        if len(self._secret_values) > 1024:
+            self._secret_values.clear()
+        self._secret_values[job_id] = found
+        return found
 
     def log_in_flight(self, job_id: str, number: int) -> bool:
         """Whether an ended attempt's log is still only on the node that ran it (another one): its
@@ -786,13 +866,20 @@ class JobService:
         weight: float | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Change a queue. `policy` holds any of allow_root, allow_inherit_env (bools) and max_cpus,
+        max_memory, default_cpus, default_memory (a number, or 0 to clear it)."""
         if weight is not None and weight <= 0:
             raise UserError("weight must be more than 0", where="weight")
         now = time.time()
         with self.engine.begin() as conn:
+            current = conn.execute(select(queues).where(queues.c.name == name)).first()
+            checked = check_queue_policy(
+                dict(policy or {}), self._capacity(), dict(current._mapping) if current else None
+            )
             self._ensure_queues(conn, {name}, now)
-            values: dict[str, Any] = {}
+            values: dict[str, Any] = dict(checked)
             if weight is not None:
                 values["weight"] = weight
             if priority is not None:

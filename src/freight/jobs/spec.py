@@ -25,6 +25,12 @@ from freight.text import find_bad_text
 from freight.units import Bytes, Cpus, Seconds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: an environment variable's name, as a secret's target
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+#: a named secret (freight secrets set NAME)
+SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: the least memory a job may ask for: below it, no program starts
+MIN_MEMORY = 1024**2
 
 
 RetryReason = Literal["oom", "timeout", "lost", "failed"]
@@ -40,6 +46,21 @@ class Resources(_Strict):
     cpus: Cpus = 1.0
     memory: Bytes = 512 * 1024**2
     pids: int = Field(default=1024, ge=8, le=1_000_000)
+
+    @field_validator("cpus")
+    @classmethod
+    def _some_cpu(cls, value: float) -> float:
+        # 0 once meant "no limit": a job that reserves nothing while it uses the whole node
+        if value <= 0:
+            raise ValueError("cpus must be more than 0 (there is no unlimited); write e.g. 0.5 or 2")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _some_memory(cls, value: int) -> int:
+        if value < MIN_MEMORY:
+            raise ValueError("memory must be at least 1M (there is no unlimited); write e.g. 512M or 2G")
+        return value
 
 
 def _default_retry_on() -> list[RetryReason | int]:
@@ -103,9 +124,19 @@ class JobSpec(_Strict):
     command: list[str] | None = None
     shell: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    #: Start from the scheduler's environment (like a local executor) and overlay `env`; False gives the
-    #: job exactly `env` and nothing else (hermetic builds, where every input must be declared).
-    inherit_env: bool = True
+    #: False (the default): the job sees PATH, HOME, LANG and TZ, its own `env`, its `secrets` and the
+    #: FREIGHT_JOB_* ids, nothing of the server's environment. True starts from the scheduler's
+    #: environment (like a local executor); only queues an admin allowed to (`--allow-inherit-env`).
+    inherit_env: bool = False
+    #: "job" (the default): the unprivileged job user (freight-job); "root": the server's own user,
+    #: only on queues an admin allowed to (`freight queues set Q --allow-root`).
+    user: Literal["job", "root"] = "job"
+    #: ENV_NAME -> name of a stored secret (`freight secrets set NAME`), given to the job as env
+    secrets: dict[str, str] = Field(default_factory=dict)
+    #: Variables of the scheduler's environment to pass by name (a trailing * passes a prefix): the
+    #: values are never stored with the job. Platform jobs (a pipeline step gets what its connections
+    #: name), or queues that allow inherit_env.
+    pass_env: list[str] = Field(default_factory=list, max_length=200)
     cwd: str | None = None
     resources: Resources = Field(default_factory=Resources)
     timeout: Seconds | None = None
@@ -156,6 +187,24 @@ class JobSpec(_Strict):
         if found is not None:
             raise ValueError(f"{found[0]}: {found[1]}")
         return data
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for env_name, secret in value.items():
+            if not _ENV_NAME.match(env_name):
+                raise ValueError(f"{env_name!r} is not an environment variable name")
+            if not SECRET_NAME.match(secret):
+                raise ValueError(f"{secret!r} is not a secret name (letters, digits, '.', '_' or '-')")
+        return value
+
+    @field_validator("pass_env")
+    @classmethod
+    def _pass_env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ENV_NAME.match(name.removesuffix("*")):
+                raise ValueError(f"{name!r} is not an environment variable name (a trailing * is a prefix)")
+        return value
 
     @model_validator(mode="after")
     def _one_command(self) -> JobSpec:

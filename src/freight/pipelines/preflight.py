@@ -28,7 +28,16 @@ def check_connections(pipeline: Pipeline, connections: Connections) -> None:
             raise UserError(f"{at.label(path)}: {exc.message}", where=at.where(path), hint=exc.hint) from None
 
 
-def _named(pipeline: Pipeline) -> Iterator[tuple[Path_, str, bool]]:
+def step_connections(pipeline: Pipeline) -> dict[str, set[str]]:
+    """step name -> the connections it names (its source, its warehouse or the default one)."""
+    names = [step.name for step in pipeline.spec.steps]
+    out: dict[str, set[str]] = {name: set() for name in names}
+    for path, name, _ in _named(pipeline, steps_only=True):
+        out[names[int(path[1])]].add(name)
+    return out
+
+
+def _named(pipeline: Pipeline, *, steps_only: bool = False) -> Iterator[tuple[Path_, str, bool]]:
     """(field path, connection name, whether it must be a warehouse) for every connection named."""
     spec = pipeline.spec
     for i, step in enumerate(spec.steps):
@@ -45,4 +54,5 @@ def _named(pipeline: Pipeline) -> Iterator[tuple[Path_, str, bool]]:
             if step.warehouse:
                 yield ("steps", i, "warehouse"), step.warehouse, True
             else:
-                yield ("defaults", "warehouse"), spec.defaults.warehouse, True
+                at: Path_ = ("steps", i, "warehouse") if steps_only else ("defaults", "warehouse")
+                yield at, spec.defaults.warehouse, True

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from freight.config import Settings
-from freight.connectors.connections import default_config_path, load_connections, redact
+from freight.connectors.connections import default_config_path, load_connections, redact, referenced_vars
 from freight.errors import ConflictError, UserError
 from freight.jobs.client import JobClient, JobView
 from freight.jobs.spec import Dependency, JobSpec, Resources, RetryPolicy
 from freight.jobs.states import JobState
 from freight.pipelines.datasets import read_result
 from freight.pipelines.loader import Pipeline, load_pipeline, validate
-from freight.pipelines.preflight import check_connections
+from freight.pipelines.preflight import check_connections, step_connections
 from freight.pipelines.schedule import Interval, from_key, manual_interval
 from freight.pipelines.spec import Step
 from freight.pipelines.step import MANIFEST
@@ -167,6 +167,17 @@ class PipelineRunner:
         memory = (own.memory if own and own.memory else None) or defaults.memory or DEFAULT_MEMORY
         return cpus, memory
 
+    def _step_env(self, pipeline: Pipeline, step: Step) -> list[str]:
+        connections = load_connections(self.config_path, home=self.settings.home)  # as of this run
+        names: set[str] = set()
+        for name in step_connections(pipeline).get(step.name, set()):
+            conn = connections.items.get(name)
+            if conn is not None:
+                names.update(referenced_vars(conn))
+        if self.settings.object_store_url.startswith("s3://"):
+            names.add("AWS_*")  # s3fs reads its credentials from the environment
+        return sorted(names)
+
     def _job_spec(
         self, pipeline: Pipeline, step: Step, run_id: str, run_url: str, cpus: float, memory: int
     ) -> JobSpec:
@@ -180,6 +191,12 @@ class PipelineRunner:
             # connectorx's Rust pool logs connection errors (with the URL's parts) straight to stderr,
             # past our redaction; silence it: the step reports the same error, redacted.
             env={"RUST_LOG": "off"},
+            # A step reads its run's manifest and the warehouse under FREIGHT_HOME: it runs as the
+            # server's user (a platform job). Of the server's environment it gets the ${VAR}s its own
+            # connections name (and the object store's credentials), not the other connections'.
+            # See docs/reliability.md.
+            user="root",
+            pass_env=self._step_env(pipeline, step),
             resources=Resources(cpus=cpus, memory=memory),
             timeout=timeout,
             retry=RetryPolicy(max_attempts=retries + 1, retry_on=RETRYABLE if retries else ["lost"]),
@@ -284,7 +301,7 @@ class PipelineRunner:
                 for u in pipeline.dag.upstream[name]
                 if u in job_ids
             ]
-            view = self.client.submit(job.model_copy(update={"depends_on": deps}))
+            view = self.client.submit(job.model_copy(update={"depends_on": deps}), platform=True)
             job_ids[name] = view.id
             step_run = by_name[name]
             step_run.job_id, step_run.state = view.id, "queued"

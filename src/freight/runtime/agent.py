@@ -22,6 +22,7 @@ from typing import Any
 from freight.config import Settings, load_settings
 from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered
 from freight.runtime.capacity import detect_capacity
+from freight.runtime.jobuser import job_user
 
 #: most bytes of log one read_log call returns
 LOG_CHUNK = 1 << 20
@@ -71,8 +72,15 @@ class NodeAgent:
             cwd=request.get("cwd"),
             limits=Limits(**request["limits"]),
             log_path=log_path,
+            user=self._user() if request.get("user") is not None else None,
         )
         return self.runtime.start(attempt).to_json()
+
+    def _user(self) -> tuple[int, int] | None:
+        """This node's own job user: uids differ from machine to machine, so the scheduler's say
+        only that the job runs unprivileged, never which uid."""
+        user = job_user(self.settings.job_user)
+        return None if user is None else (user.uid, user.gid)
 
     def poll(self, handles: list[str]) -> dict[str, dict[str, Any] | None]:
         """attempt id -> its outcome (as a dict) for the attempts that ended, None for the others."""

@@ -50,6 +50,8 @@ class AttemptRequest:
     cwd: str | None
     limits: Limits
     log_path: Path
+    #: (uid, gid) the job runs as, with no supplementary groups; None: the runtime's own user
+    user: tuple[int, int] | None = None
     #: run argv in this container image instead of directly on the host
     container: Container | None = None
 

@@ -190,8 +190,10 @@ class ContainerRuntime:
         ]
         env = dict(request.env)
         env.setdefault("PATH", HOST_PATH)
-        # the slot holds the container only; limits stay exactly the job's
-        handle = self.inner.start(replace(request, argv=argv, env=env, container=None))
+        # the slot holds the container only; limits stay exactly the job's. podman needs root on the
+        # host: the job runs as its image's user inside the container, not as the host's job user
+        # (docs/reliability.md: a --userns mapping to the job user is still to come)
+        handle = self.inner.start(replace(request, argv=argv, env=env, container=None, user=None))
         return replace(handle, extra={**handle.extra, "container": name})
 
     def _write_hook(self, hierarchies: list[str]) -> None:

@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from freight.errors import TerminalError, TransientError
+from freight.errors import TerminalError, TransientError, disk_full
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 from freight.runtime.isolation import Isolation, Placement
@@ -54,6 +54,8 @@ class ShimRuntime:
         self.launcher = Launcher(shim.executable) if launcher and shim.kind == "c" else None
         self.description = isolation.description + ("" if shim.kind == "c" else " with the Python shim")
         run_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # records are the platform's: no job reads another's
+            os.chmod(run_dir, 0o700)
         self._lock = threading.Lock()
         #: shims this process spawned and has not reaped yet
         self._children: set[int] = set()
@@ -93,6 +95,11 @@ class ShimRuntime:
                 raise TerminalError(
                     f"attempt {request.attempt_id} was started before: {exc.filename} exists"
                 ) from None
+            if isinstance(exc, OSError) and disk_full(exc):
+                raise TransientError(
+                    f"cannot start attempt {request.attempt_id}: no space left on the disk of "
+                    f"{exc.filename or 'its log or records'} (ENOSPC)"
+                ) from exc
             if isinstance(exc, OSError):
                 raise TransientError(f"cannot start attempt {request.attempt_id}: {exc}") from exc
             raise
@@ -117,7 +124,7 @@ class ShimRuntime:
                 record_dir,
                 str(request.log_path),
                 request.cwd or "-",
-                placement.rlimits,
+                _with_user(placement.rlimits, request.user),
                 placement.procs,
                 placement.counters,
                 request.argv,
@@ -156,7 +163,7 @@ class ShimRuntime:
                     *self.shim.argv_prefix,
                     record_dir,
                     request.cwd or "-",
-                    placement.rlimits,
+                    _with_user(placement.rlimits, request.user),
                     str(len(placement.procs)),
                     *placement.procs,
                     str(len(placement.counters)),
@@ -366,6 +373,14 @@ def _readable(fd: int, timeout: float | None) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
+
+
+def _with_user(rlimits: str, user: tuple[int, int] | None) -> str:
+    """The shim's RLIMITS argument, with the user to switch to: "as=N,uid=U,gid=G" (or "-")."""
+    if user is None:
+        return rlimits
+    creds = f"uid={user[0]},gid={user[1]}"
+    return creds if rlimits == "-" else f"{rlimits},{creds}"
 
 
 def _discard_unstarted(record_dir: str) -> None:

@@ -17,7 +17,11 @@ import resource
 import signal
 import sys
 import time
+import warnings
 
+# os.execvp imports it lazily; after the switch to the job user the standard library may be out of
+# its reach (a Python under /root), so it is imported here, while the shim still may
+_ = warnings
 SHIM_FAILED = 125
 IGNORED = (
     "SIGHUP",
@@ -66,20 +70,21 @@ def run_child(
         except OSError as exc:
             child_fail(errfd, "join cgroup", path, exc.errno)
     os.setpgid(0, 0)
+    creds: dict[str, int] = {}
     if rlimits != "-":
         for item in rlimits.split(","):
             name, _, value = item.partition("=")
             try:
+                if name in ("uid", "gid"):
+                    creds[name] = int(value)
+                    if not 0 < creds[name] <= 0x7FFFFFFF:
+                        raise ValueError(value)
+                    continue
                 resource.setrlimit(RLIMITS[name], (int(value), int(value)))
             except OSError as exc:
                 child_fail(errfd, "set limit", name, exc.errno)
             except (KeyError, ValueError):
                 child_fail(errfd, "parse limit", item, errno.EINVAL)
-    if cwd != "-":
-        try:
-            os.chdir(cwd)
-        except OSError as exc:
-            child_fail(errfd, "enter directory", cwd, exc.errno)
     try:
         fd = os.open(
             os.path.join(record_dir, "pid"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
@@ -90,6 +95,19 @@ def run_child(
         child_fail(errfd, "write", "pid", exc.errno)
     if os.path.exists(os.path.join(record_dir, "kill")):
         os.kill(os.getpid(), signal.SIGKILL)
+    if "uid" in creds:  # for good: no groups, all three ids (as shim.c; no_new_privs needs ctypes)
+        try:
+            os.setgroups([])
+            gid = creds.get("gid", creds["uid"])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(creds["uid"], creds["uid"], creds["uid"])
+        except OSError as exc:
+            child_fail(errfd, "switch to user", str(creds["uid"]), exc.errno)
+    if cwd != "-":  # after the switch: the directory must be one the job's user may enter
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            child_fail(errfd, "enter directory", cwd, exc.errno)
     try:
         os.execvp(command[0], command)
     except OSError as exc:

@@ -6,7 +6,8 @@
  *
  *   RECORD_DIR  existing directory; the shim writes lock, pid and status files into it
  *   CWD         directory to run the command in, or "-"
- *   RLIMITS     "-" or "as=BYTES,nproc=N" (the fallback when there are no cgroups)
+ *   RLIMITS     "-" or "as=BYTES,nproc=N" (the fallback when there are no cgroups), plus "uid=U,gid=G"
+ *               when the job runs as another user (no supplementary groups, no new privileges)
  *   PROCS       cgroup.procs files the job joins before exec (one per hierarchy)
  *   STATS       "name:field:path" counters read when the job ends; field is "-" (the file is one
  *               number), "+reset" (one number, reset by a write through the same descriptor when the
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -113,7 +115,8 @@ static void child_fail(int errfd, const char *what, const char *arg, int err) {
     _exit(127);
 }
 
-static void set_limits(int errfd, char *spec) {
+/* Sets the rlimits SPEC names; the user to switch to goes to *uid and *gid (-1: stay). */
+static void set_limits(int errfd, char *spec, long *uid, long *gid) {
     if (strcmp(spec, "-") == 0)
         return;
     for (char *save = NULL, *item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
@@ -122,6 +125,12 @@ static void set_limits(int errfd, char *spec) {
             child_fail(errfd, "parse limit", item, EINVAL);
         *eq = '\0';
         unsigned long long value = strtoull(eq + 1, NULL, 10);
+        if (strcmp(item, "uid") == 0 || strcmp(item, "gid") == 0) {
+            if (value == 0 || value > 0x7fffffffULL)
+                child_fail(errfd, "switch to user", eq + 1, EINVAL);
+            *(item[0] == 'u' ? uid : gid) = (long)value;
+            continue;
+        }
         int resource;
         if (strcmp(item, "as") == 0)
             resource = RLIMIT_AS;
@@ -133,6 +142,22 @@ static void set_limits(int errfd, char *spec) {
         if (setrlimit(resource, &rl) != 0)
             child_fail(errfd, "set limit", item, errno);
     }
+}
+
+/* Become the job's user for good: no supplementary groups, real, effective and saved ids all
+ * changed, and no way back up through a setuid program. Raw syscalls: this runs in a vfork child,
+ * where libc's wrappers would try to change every thread of the shim too. */
+static void drop_privileges(int errfd, long uid, long gid) {
+    if (gid < 0)
+        gid = uid;
+    if (syscall(SYS_setgroups, 0, NULL) != 0)
+        child_fail(errfd, "drop supplementary groups for", "the job", errno);
+    if (syscall(SYS_setresgid, gid, gid, gid) != 0)
+        child_fail(errfd, "switch to group", "the job's", errno);
+    if (syscall(SYS_setresuid, uid, uid, uid) != 0)
+        child_fail(errfd, "switch to user", "the job's", errno);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        child_fail(errfd, "forbid new privileges for", "the job", errno);
 }
 
 static void reset_signals(void) {
@@ -161,17 +186,23 @@ static void run_child(int errfd, const struct job *job, const char *pid_path, co
         close(fd);
     }
     setpgid(0, 0);
-    set_limits(errfd, job->rlimits);
-    if (strcmp(job->cwd, "-") != 0 && chdir(job->cwd) != 0)
-        child_fail(errfd, "enter directory", job->cwd, errno);
+    long uid = -1, gid = -1;
+    set_limits(errfd, job->rlimits, &uid, &gid);
     /* The pid file appears only once the job is in its cgroups and process group, and the kill file
      * is checked after the pid is in it: a kill() that finds no pid there is sure to be seen here.
-     * (No temp + rename: a reader treats an empty pid file as no pid yet.) */
+     * (No temp + rename: a reader treats an empty pid file as no pid yet.) Both while still root:
+     * the record directory is the platform's, closed to jobs. */
     int pid_fd = open(pid_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (pid_fd < 0 || write_all(pid_fd, pid_text, (size_t)pid_len) != 0 || close(pid_fd) != 0)
         child_fail(errfd, "write", pid_path, errno);
     if (access(kill_path, F_OK) == 0)
         kill(getpid(), SIGKILL);
+    if (uid >= 0)
+        drop_privileges(errfd, uid, gid);
+    /* after the switch: the job's directory must be one its user may enter (a relative path
+     * inside a closed directory entered as root would still open files there) */
+    if (strcmp(job->cwd, "-") != 0 && chdir(job->cwd) != 0)
+        child_fail(errfd, "enter directory", job->cwd, errno);
     execvp(job->command[0], job->command);
     child_fail(errfd, "run", job->command[0], errno);
 }

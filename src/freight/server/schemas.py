@@ -103,12 +103,40 @@ class QueueOut(BaseModel):
     created_at: float
     jobs: dict[str, int] = Field(description="Job counts by state")
     in_use: QueueUse = Field(description="What its running jobs hold now (its fair share)")
+    allow_root: bool = Field(default=False, description="Jobs may ask for `user: root`")
+    allow_inherit_env: bool = Field(default=False, description="Jobs may ask for `inherit_env: true`")
+    max_cpus: float | None = Field(default=None, description="The most one job may ask for")
+    max_memory: int | None = Field(default=None, description="Bytes; the most one job may ask for")
+    default_cpus: float | None = Field(default=None, description="What a job gets when it does not say")
+    default_memory: int | None = Field(
+        default=None, description="Bytes; what a job gets when it does not say"
+    )
 
 
 class QueueIn(_Body):
     weight: Annotated[Finite, Field(gt=0, le=1_000_000)] | None = None
     priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
     paused: StrictBool | None = None
+    #: the queue's policy (admin only): grants, and per-job maxima and defaults (0 clears one)
+    allow_root: StrictBool | None = None
+    allow_inherit_env: StrictBool | None = None
+    max_cpus: Annotated[Finite, Field(ge=0, le=1_000_000)] | None = None
+    max_memory: Annotated[int, Field(ge=0)] | None = None
+    default_cpus: Annotated[Finite, Field(ge=0, le=1_000_000)] | None = None
+    default_memory: Annotated[int, Field(ge=0)] | None = None
+
+    def policy(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in POLICY_FIELDS if getattr(self, k) is not None}
+
+
+POLICY_FIELDS = (
+    "allow_root",
+    "allow_inherit_env",
+    "max_cpus",
+    "max_memory",
+    "default_cpus",
+    "default_memory",
+)
 
 
 class DefinitionOut(BaseModel):

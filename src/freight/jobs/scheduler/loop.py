@@ -49,6 +49,7 @@ from freight.jobs.scheduler.events import (
     outcome_of_record,
 )
 from freight.jobs.scheduler.spawn import Spawner, attempt_request
+from freight.jobs.secrets import SecretStore
 from freight.jobs.states import JobState
 from freight.jobs.store import (
     Batch,
@@ -58,11 +59,14 @@ from freight.jobs.store import (
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered, Runtime
 from freight.runtime.capacity import detect_capacity
+from freight.runtime.jobuser import job_user
 
 log = logging.getLogger("freight.scheduler")
 
 LEASE = "scheduler"
 LEASE_TTL = 15.0
+#: free bytes below which a failed job's log disk counts as full
+LOW_DISK = 64 * 1024
 
 
 class LeaseHeldError(FreightError):
@@ -106,7 +110,11 @@ class Scheduler:
         self.rng = rng
         self.poll_interval = poll_interval
         self.on_commit = on_commit
-        self.spawner = Spawner(runtime, clock, spawn_workers, lambda: self._write_wake(b"s"))
+        self.job_user = job_user(settings.job_user)
+        self.secrets = SecretStore(engine, settings)
+        self.spawner = Spawner(
+            runtime, clock, spawn_workers, lambda: self._write_wake(b"s"), secrets=self.secrets
+        )
         cpus, memory = detect_capacity(settings)
         self.node_name = os.uname().nodename
         self.capacity = Node(self.node_name, cpus, memory)
@@ -142,8 +150,9 @@ class Scheduler:
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
         self._submitted: deque[JobRecord] = deque()
-        #: jobs inherit the scheduler's environment (like a local executor); copied once, not per job
+        #: what a job may see of the scheduler's environment (all of it with inherit_env); copied once
         self._base_env = dict(os.environ)
+        #: the unprivileged user jobs run as; None when this process cannot switch users (not root)
         self._exited: set[str] = set()
         #: ended attempts' logs go to the object store on the archiver's thread, after the commit
         self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
@@ -577,6 +586,8 @@ class Scheduler:
         self.running.pop(job.id, None)
         self._discharge(job, run)
         state, reason = classify(outcome, run.stop_reason, job.spec)
+        if state is JobState.FAILED:
+            reason = self._name_full_disk(job, run, reason)
         # When it ended by its shim's record, not when this scheduler learned it (after a restart,
         # that can be much later); but never before the start this scheduler stamped once the spawn
         # returned (a short job can be over by then) nor after now.
@@ -600,6 +611,22 @@ class Scheduler:
         if run.handle is not None:
             actions.release.append(run.handle)
         self._settle(job, state, outcome.exit_code, reason, batch, now, ended_at=ended_at)
+
+    def _name_full_disk(self, job: JobRecord, run: Running, reason: str | None) -> str | None:
+        """A failed job whose log disk is full most likely failed writing its output (`echo`
+        exits 1 on ENOSPC, and its complaint is lost with the rest): say so, here and in our log."""
+        path = self.settings.log_path(job.id, run.number)
+        try:
+            stat = os.statvfs(path.parent)
+        except OSError:
+            return reason
+        free = stat.f_bavail * stat.f_frsize
+        if free >= LOW_DISK:
+            return reason
+        log.error(
+            "job %s failed with its log disk full: %d bytes free at %s (ENOSPC)", job.id, free, path.parent
+        )
+        return f"{reason}; no space left on the log disk ({path.parent}, ENOSPC): its output was cut short"
 
     def _settle(
         self,
@@ -785,7 +812,9 @@ class Scheduler:
             if not run.attempt_id:  # its claim lost to another writer
                 continue
             try:
-                items.append((job, run, attempt_request(job, run, self.settings, self._base_env)))
+                items.append(
+                    (job, run, attempt_request(job, run, self.settings, self._base_env, self.job_user))
+                )
             except Exception as exc:  # e.g. a spec read back from the store that cannot be encoded
                 log.exception("preparing attempt %s failed", run.attempt_id)
                 items.append((job, run, describe(exc)))

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from freight.runtime.base import AttemptRequest, Handle, Limits, Runtime
 
 if TYPE_CHECKING:
     from freight.jobs.scheduler.loop import Running
+    from freight.jobs.secrets import SecretStore
+    from freight.runtime.jobuser import JobUser
 
 log = logging.getLogger("freight.scheduler")
 
@@ -31,14 +34,39 @@ log = logging.getLogger("freight.scheduler")
 Spawned = tuple[Handle | None, str | None, float]
 
 
+#: all a job sees of the server's environment unless its queue lets it inherit the whole of it
+JOB_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TERM")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
 def attempt_request(
-    job: JobRecord, run: Running, settings: Settings, base_env: dict[str, str]
+    job: JobRecord,
+    run: Running,
+    settings: Settings,
+    base_env: dict[str, str],
+    user: JobUser | None = None,
 ) -> AttemptRequest:
+    """What the runtime starts: the job's command as the job user (unless its queue let it run as
+    root), with an allowlisted environment (unless its queue let it inherit the server's). Its
+    secrets are added on the spawn thread (Spawner._spawn_one): decrypting is I/O."""
     spec = job.spec
-    env = base_env.copy() if spec.inherit_env else {}
+    if spec.inherit_env:
+        env = base_env.copy()
+    else:
+        env = {k: base_env[k] for k in JOB_BASE_ENV if k in base_env}
+        env.setdefault("PATH", DEFAULT_PATH)
+        for name in spec.pass_env:
+            if name.endswith("*"):
+                env.update((k, v) for k, v in base_env.items() if k.startswith(name[:-1]))
+            elif name in base_env:
+                env[name] = base_env[name]
+    ids = None
+    if spec.user != "root" and user is not None:
+        ids = (user.uid, user.gid)
+        env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
     env.update(spec.env)
     env["FREIGHT_JOB_ID"] = job.id
-    env["FREIGHT_ATTEMPT"] = str(run.number)
+    env["FREIGHT_JOB_ATTEMPT"] = env["FREIGHT_ATTEMPT"] = str(run.number)
     res = spec.resources
     return AttemptRequest(
         attempt_id=run.attempt_id,
@@ -47,15 +75,24 @@ def attempt_request(
         cwd=spec.cwd,
         limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
         log_path=settings.log_path(job.id, run.number),
+        user=ids,
         container=spec.container(),
     )
 
 
 class Spawner:
     def __init__(
-        self, runtime: Runtime, clock: Callable[[], float], workers: int, wake: Callable[[], None]
+        self,
+        runtime: Runtime,
+        clock: Callable[[], float],
+        workers: int,
+        wake: Callable[[], None],
+        *,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.runtime = runtime
+        #: named secrets are decrypted here, on the spawn thread, into one attempt's env only
+        self.secrets = secrets
         self.clock = clock
         self.workers = max(1, workers)
         #: called once when the last spawn in flight finishes (not once per spawn)
@@ -77,7 +114,7 @@ class Spawner:
                 future = Future()
                 future.set_result((None, request, self.clock()))
             else:
-                future = self._executor().submit(self._spawn_one, request)
+                future = self._executor().submit(self._spawn_one, request, job.spec.secrets)
             self.inflight.append((job, run, future))
             future.add_done_callback(self._finished)
 
@@ -112,7 +149,16 @@ class Spawner:
         if last:
             self.wake()
 
-    def _spawn_one(self, request: AttemptRequest) -> Spawned:
+    def _spawn_one(self, request: AttemptRequest, secret_names: dict[str, str] | None = None) -> Spawned:
+        if secret_names:
+            try:
+                if self.secrets is None:
+                    raise FreightError("this scheduler has no secret store")
+                values = self.secrets.values(secret_names.values())
+            except Exception as exc:  # the job fails saying why; the tick never does
+                problem = exc if isinstance(exc, FreightError) else f"cannot read its secrets: {exc}"
+                return None, str(problem), self.clock()
+            request = replace(request, env=request.env | {var: values[n] for var, n in secret_names.items()})
         try:
             handle = self.runtime.start(request)
         except FreightError as exc:

@@ -13,6 +13,7 @@ from freight.server.api import (
     pipeline_schedules,
     pipelines,
     queues,
+    secrets,
     tokens,
 )
 from freight.server.errors import ERROR_RESPONSES
@@ -22,6 +23,18 @@ PREFIX = "/api/v1"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)
-    for module in (jobs, queues, definitions, cluster, events, tokens, builds, pipelines, pipeline_schedules):
+    modules = (
+        jobs,
+        queues,
+        definitions,
+        cluster,
+        events,
+        tokens,
+        secrets,
+        builds,
+        pipelines,
+        pipeline_schedules,
+    )
+    for module in modules:
         router.include_router(module.router)
     return router

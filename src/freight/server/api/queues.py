@@ -1,4 +1,4 @@
-"""/api/v1/queues: list, create or change (weight, priority), pause and resume.
+"""/api/v1/queues: list, create or change (weight, priority, policy), pause and resume.
 
 A queue-scoped token sees and may pause or resume its own queues; creating queues and changing
 weights or priorities (which take capacity from other queues) needs an admin token.
@@ -55,12 +55,23 @@ def get_queue(ctx: Ctx, principal: Caller, name: QueuePath) -> JSONResponse:
 def put_queue(ctx: Ctx, principal: Caller, name: QueuePath, body: QueueIn) -> JSONResponse:
     check_queue(principal, name, where="name")
     exists = _find(ctx, principal, name) is not None
-    if not principal.admin and (not exists or body.weight is not None or body.priority is not None):
+    policy = body.policy()
+    if not principal.admin and (not exists or body.weight is not None or body.priority is not None or policy):
         raise PermissionDeniedError(
-            "creating queues and changing weights or priorities needs an admin token",
-            where="name" if not exists else ("weight" if body.weight is not None else "priority"),
+            "creating queues and changing weights, priorities or limits needs an admin token",
+            where="name"
+            if not exists
+            else "weight"
+            if body.weight is not None
+            else "priority"
+            if body.priority is not None
+            else next(iter(policy)),
         )
-    return reply(ctx.service.set_queue(name, weight=body.weight, priority=body.priority, paused=body.paused))
+    return reply(
+        ctx.service.set_queue(
+            name, weight=body.weight, priority=body.priority, paused=body.paused, policy=policy
+        )
+    )
 
 
 def _pause(ctx: ServerContext, principal: Principal, name: str, paused: bool) -> JSONResponse:

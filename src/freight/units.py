@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import BeforeValidator
+if TYPE_CHECKING:  # pydantic costs ~100 ms to import; the CLI formats units long before any model
+    from freight.unitfields import Bytes as Bytes
+    from freight.unitfields import Cpus as Cpus
+    from freight.unitfields import Seconds as Seconds
 
 _BYTE_SUFFIX = {
     "": 1,
@@ -127,7 +130,11 @@ def format_duration(seconds: float | None) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-#: Field types for pydantic models that accept human units and store plain numbers.
-Cpus = Annotated[float, BeforeValidator(parse_cpus)]
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
+def __getattr__(name: str) -> object:
+    """`from freight.units import Bytes` still works: the pydantic field types live in
+    freight.unitfields, imported only when a model asks for them."""
+    if name in ("Bytes", "Cpus", "Seconds"):
+        from freight import unitfields
+
+        return getattr(unitfields, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,6 @@ import typer
 
 from freight.config import Settings, load_settings
 from freight.errors import FreightError, NotFoundError, UserError
-from freight.jobs.service import JobService
 from freight.units import format_bytes
 
 if TYPE_CHECKING:
@@ -92,6 +91,7 @@ def build(
     from freight.builds.plan import PlanOptions
     from freight.builds.progress import PlainReporter
     from freight.builds.runner import RunOptions
+    from freight.jobs.service import JobService
 
     settings = _settings()
     if cancel is not None:
@@ -193,6 +193,7 @@ def _cancel(settings: Settings, build_id: str, packages: list[str] | None) -> No
     scheduler serving the store stops them; the build's runner then records the run as cancelled)."""
     from freight.builds.remote import RemoteBuilds
     from freight.builds.runner import cancel_jobs
+    from freight.jobs.service import JobService
 
     if packages:
         raise UserError("--cancel takes a build id and no packages", where="--cancel")

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from freight.cli.common import Service, open_service, read_spec_file, spec_from_flags, validate_located
+from freight.cli.common import open_service, read_spec_file, spec_from_flags, validate_located
 from freight.cli.output import (
     console,
     ending_sentence,
@@ -26,8 +26,11 @@ from freight.cli.output import (
     show_job,
 )
 from freight.errors import ConflictError, NotFoundError, UserError
-from freight.jobs.client import JobView
-from freight.jobs.spec import Dependency, JobSpec, parse_spec
+
+if TYPE_CHECKING:  # the store and pydantic load when a command runs, not for --help
+    from freight.cli.common import Service
+    from freight.jobs.client import JobView
+    from freight.jobs.spec import JobSpec
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
 
@@ -70,6 +73,8 @@ def _request(
 ) -> _Request:
     """The job that `run`'s or `submit`'s parameters describe, passed by name: each command declares
     its flags once, in its signature, and hands them all here (`locals()`)."""
+    from freight.jobs.spec import parse_spec
+
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
     if definition is None and "command" not in spec and "shell" not in spec:
@@ -81,6 +86,8 @@ def _request(
 
 
 def _submit(svc: Service, request: _Request) -> JobView:
+    from freight.jobs.spec import Dependency
+
     spec, checked = request.spec, request.checked
     if spec.get("depends_on") and checked is not None and checked.depends_on:
         # --after and depends_on take an id or a unique prefix of one, as `jobs show` does

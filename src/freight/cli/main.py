@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +24,22 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # plain (click) help, for every command below: typer's rich help imports rich.markdown,
+    # markdown-it and pygments, ~60 ms of every `--help` (a bare typer app's rich --help takes
+    # longer here than freight's whole budget; see docs/benchmarks.md)
+    rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _before_any_command() -> None:
+    """Runs before every command, not for --help (which answers before it): what only a command
+    needs, such as the logging setup (the logging module alone costs ~20 ms to import)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
+
+
 app.command("run", context_settings={"allow_interspersed_args": False})(jobs.run)
 app.command("submit", context_settings={"allow_interspersed_args": False})(jobs.submit)
 app.add_typer(jobs.jobs_app, name="jobs")
@@ -178,7 +192,6 @@ mount_builds(app)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
     try:
         _run_app()
     except UserError as exc:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from freight.jobs.client import JobView
 from freight.jobs.states import JobState
+
+if TYPE_CHECKING:
+    from freight.jobs.client import JobView
 from freight.units import format_bytes, format_duration
 
 # Piped output is read by scripts and grep: do not squeeze it into 80 columns.

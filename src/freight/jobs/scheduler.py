@@ -36,6 +36,9 @@ from sqlalchemy import Engine, select
 from freight.config import Settings
 from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
+from freight.jobs.lease import LEASE as LEASE
+from freight.jobs.lease import LEASE_TTL as LEASE_TTL
+from freight.jobs.lease import LeaseHeldError as LeaseHeldError
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Node, Request, place
@@ -55,16 +58,10 @@ from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recove
 
 log = logging.getLogger("freight.scheduler")
 
-LEASE = "scheduler"
-LEASE_TTL = 15.0
 HANDLE_FILE = "handle.json"
 
 #: what a spawn returns: the handle (or None and why not) and when it started
 _Spawned = tuple[Handle | None, str | None, float]
-
-
-class LeaseHeldError(FreightError):
-    """Another live scheduler holds the lease on this store."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +26,8 @@ from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
+from freight.jobs.lease import LEASE, LEASE_TTL, LeaseHeldError
 from freight.jobs.logarchive import LogArchive, LogArchiver
-from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState
 from freight.jobs.store import (
@@ -41,6 +41,9 @@ from freight.jobs.store import (
     record_from_spec,
     resolve_job_id,
 )
+
+if TYPE_CHECKING:  # the scheduler (runtime, placement) loads when a command runs one, not to read
+    from freight.jobs.scheduler import Scheduler
 
 log = logging.getLogger("freight.service")
 
@@ -159,6 +162,7 @@ class JobService:
     def start_scheduler(self, *, poll_interval: float = 0.5) -> Scheduler:
         """Run a scheduler in a background thread of this process. Raises LeaseHeldError when another
         live scheduler serves this store."""
+        from freight.jobs.scheduler import Scheduler
         from freight.runtime import create_runtime
 
         with self._scheduler_lock:

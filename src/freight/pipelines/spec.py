@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from freight.units import Bytes, Cpus, Seconds
+from freight.unitfields import Bytes, Cpus, Seconds
 
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 PIPELINE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"

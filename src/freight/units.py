@@ -117,6 +117,11 @@ def format_bytes(value: int | None) -> str:
     return f"{size:.1f}T"
 
 
+def plural(count: float, word: str, many: str | None = None) -> str:
+    """'1 cpu', '2 cpus', '0.5 cpus', '1 attempt': a count and its noun, agreeing."""
+    return f"{count:g} {word if count == 1 else many or word + 's'}"
+
+
 def format_duration(seconds: float | None) -> str:
     """Render seconds as 850ms, 12.3s, 4m05s, 2h03m."""
     if seconds is None:

@@ -149,7 +149,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
 def validate_located(path: Path, data: dict[str, Any]) -> JobSpec:
     from pydantic import ValidationError
 
-    from freight.jobs.spec import JobSpec, format_validation_error
+    from freight.jobs.spec import JobSpec, first_error, format_validation_error
     from freight.yamlfile import load_yaml
 
     located = load_yaml(path)
@@ -157,7 +157,7 @@ def validate_located(path: Path, data: dict[str, Any]) -> JobSpec:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
         error = format_validation_error(exc, str(path))
-        loc = tuple(exc.errors()[0]["loc"])
+        loc = tuple(first_error(exc)["loc"])
         error.where = located.where(loc)
         raise error from None
 

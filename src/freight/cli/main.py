@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,12 +10,11 @@ from rich.markup import escape
 
 from freight.cli import jobs
 from freight.cli.build import mount as mount_builds
-from freight.cli.common import open_service, read_spec_file, validate_located
-from freight.cli.output import console, err_console, print_json
+from freight.cli.output import err_console
 from freight.cli.pipeline import app as pipeline_app
+from freight.cli.queues import definitions_app, queues_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
-from freight.units import format_bytes
 
 app = typer.Typer(
     name="freight",
@@ -44,94 +42,8 @@ app.command("run", context_settings={"allow_interspersed_args": False})(jobs.run
 app.command("submit", context_settings={"allow_interspersed_args": False})(jobs.submit)
 app.add_typer(jobs.jobs_app, name="jobs")
 
-queues_app = typer.Typer(
-    help="Named queues: priority, fair-share weight, pause and resume.", invoke_without_command=True
-)
-definitions_app = typer.Typer(help="Named, versioned job templates.", invoke_without_command=True)
 app.add_typer(queues_app, name="queues")
 app.add_typer(definitions_app, name="definitions")
-
-
-@queues_app.callback()
-def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
-    """List queues with their settings and job counts."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with open_service() as svc:
-        rows = svc.queues()
-    if as_json:
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    columns = ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "CPUS", "MEMORY", "SUCCEEDED")
-    for column in (*columns, "FAILED"):
-        table.add_column(column)
-    for q in rows:
-        counts = q["jobs"]
-        failed = sum(counts.get(s, 0) for s in ("failed", "oom_killed", "timed_out", "lost"))
-        table.add_row(
-            q["name"],
-            str(q["priority"]),
-            f"{q['weight']:g}",
-            "yes" if q["paused"] else "no",
-            str(counts.get("queued", 0) + counts.get("retrying", 0)),
-            str(counts.get("running", 0) + counts.get("starting", 0)),
-            f"{q['in_use']['cpus']:g}",
-            format_bytes(q["in_use"]["memory"]),
-            str(counts.get("succeeded", 0)),
-            str(failed),
-        )
-    console.print(table)
-
-
-@queues_app.command("set")
-def queues_set(
-    name: str,
-    weight: Annotated[float | None, typer.Option("--weight")] = None,
-    priority: Annotated[int | None, typer.Option("--priority")] = None,
-    pause: Annotated[bool, typer.Option("--pause")] = False,
-    resume: Annotated[bool, typer.Option("--resume")] = False,
-) -> None:
-    """Create or change a queue."""
-    if pause and resume:
-        raise UserError("give --pause or --resume, not both")
-    with open_service() as svc:
-        row = svc.set_queue(
-            name, weight=weight, priority=priority, paused=True if pause else False if resume else None
-        )
-    status = "paused" if row["paused"] else "active"
-    typer.echo(f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {status}")
-
-
-@definitions_app.callback()
-def definitions_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
-    """List job definitions (newest version first)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with open_service() as svc:
-        rows = svc.definitions()
-    if as_json:
-        print_json(rows)
-        return
-    for row in rows:
-        cmd = row["spec"].get("command") or row["spec"].get("shell")
-        typer.echo(f"{row['name']}:{row['version']}  {row['description'] or ''}  {cmd}")
-
-
-@definitions_app.command("register")
-def definitions_register(
-    name: str,
-    file: Path,
-    description: Annotated[str | None, typer.Option("--description")] = None,
-) -> None:
-    """Register FILE (YAML/JSON job spec) as the next version of definition NAME."""
-    template = read_spec_file(file)
-    validate_located(file, template)  # a mistake names its line in FILE
-    with open_service() as svc:
-        version = svc.register_definition(name, template, description)
-    typer.echo(f"{name}:{version}")
 
 
 @app.command("up")

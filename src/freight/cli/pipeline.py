@@ -148,7 +148,7 @@ def cancel(
 @app.command()
 def runs(
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="The newest this many runs")] = 20,
     as_json: AsJson = False,
 ) -> None:
     """List recent runs."""
@@ -157,10 +157,17 @@ def runs(
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in found], indent=2))
         return
+    from rich.table import Table
+
+    from freight.cli.output import console, when
+
+    table = Table(box=None, header_style="bold")
+    for column in ("RUN", "PIPELINE", "STATE", "STARTED", "TOOK", "RERUN OF"):
+        table.add_column(column, no_wrap=True)
     for r in found:
         took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
-        extra = f"  (rerun of {r.rerun_of})" if r.rerun_of else ""
-        typer.echo(f"{r.id}  {r.pipeline:<20} {r.state:<10} {took:>8}{extra}")
+        table.add_row(r.id, r.pipeline, r.state, when(r.created_at), took, r.rerun_of or "")
+    console.print(table)
 
 
 @app.command()

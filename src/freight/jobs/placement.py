@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from freight.units import format_bytes
+from freight.units import format_bytes, plural
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _reject(node: Node, req: Request) -> str | None:
         return "not schedulable"
     problems = []
     if req.cpus > node.free_cpus + _EPS:
-        problems.append(f"needs {req.cpus:g} cpus, {max(node.free_cpus, 0):g} of {node.cpus:g} free")
+        problems.append(f"needs {plural(req.cpus, 'cpu')}, {max(node.free_cpus, 0):g} of {node.cpus:g} free")
     if req.memory > node.free_memory:
         problems.append(
             f"needs {format_bytes(req.memory)} memory, "
@@ -90,8 +90,8 @@ def place(req: Request, nodes: list[Node]) -> Decision:
     impossible = all(req.cpus > n.cpus + _EPS or req.memory > n.memory for n in nodes)
     if impossible:
         rejected = {
-            n.name: f"needs {req.cpus:g} cpus and {format_bytes(req.memory)}; the node has only "
-            f"{n.cpus:g} cpus and {format_bytes(n.memory)} in all"
+            n.name: f"needs {plural(req.cpus, 'cpu')} and {format_bytes(req.memory)}; the node has only "
+            f"{plural(n.cpus, 'cpu')} and {format_bytes(n.memory)} in all"
             for n in nodes
         }
     return Decision(node=None, rejected=rejected, impossible=impossible)

@@ -40,4 +40,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 
 clean:
-	rm -rf $(VENV) .freight .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .freight .freight-demo .pytest_cache .mypy_cache .ruff_cache

@@ -279,7 +279,9 @@ def _print_plan(data: dict[str, object]) -> None:
 
 def deploy(
     app_name: Annotated[str, typer.Argument(metavar="APP", help="The app (its short name)")],
-    release: Annotated[str | None, typer.Argument(help="Release id or prefix (default: newest)")] = None,
+    release: Annotated[
+        str | None, typer.Argument(help="Release id or prefix (default: what the last build of APP produced)")
+    ] = None,
     env: Env = "prod",
 ) -> None:
     """Make a release of APP current in an environment, atomically (on FREIGHT_URL's server if set)."""

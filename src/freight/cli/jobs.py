@@ -288,8 +288,13 @@ def submit(
     definition: Definition = None,
     as_json: AsJson = False,
 ) -> None:
-    """Queue a job and print its id. A scheduler (`freight up`) runs it."""
+    """Queue a job and print its id. A scheduler (`freight up`) runs it, in this directory unless
+    --cwd (or the file or definition) says where."""
     request = _request(**{k: v for k, v in locals().items() if k != "as_json"})
+    if request.definition is None and "cwd" not in request.spec:  # `./nightly.sh` is the one here
+        request.spec["cwd"] = str(Path.cwd())
+        if request.checked is not None:
+            request.checked = request.checked.model_copy(update={"cwd": request.spec["cwd"]})
     with open_service() as svc:
         view = _submit(svc, request)
         if as_json:

@@ -94,7 +94,27 @@ def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
         return
     with _runner(config, quiet=as_json) as runner:
         result = runner.run(pipeline, spec_path=str(file.resolve()))
-    _finish(result, as_json)
+    _finish(result, as_json, then=lambda: _say_where_data_landed(pipeline, result, config))
+
+
+def _say_where_data_landed(pipeline: Any, result: Any, config: Path | None) -> None:
+    """The run's last word: the warehouse tables its load steps wrote (a user's next question)."""
+    from freight.connectors.connections import default_config_path, load_connections
+    from freight.errors import UserError
+
+    loaded = {s.step for s in result.steps if s.state in ("succeeded", "reused")}
+    path = config if config is not None else default_config_path()
+    try:
+        connections = load_connections(path if path.is_file() else None, home=load_settings().home)
+        places: dict[str, list[str]] = {}
+        for step in pipeline.spec.steps:
+            if step.type == "load" and step.name in loaded:
+                where = connections.warehouse(step.warehouse).describe()
+                places.setdefault(where, []).append(step.table)
+    except UserError:  # the run said what was wrong with the connections already
+        return
+    for where, tables in places.items():
+        typer.echo(f"data landed in {where}: {', '.join(tables)}")
 
 
 @app.command()
@@ -298,11 +318,13 @@ def _step_line(step: Any) -> str:
     return f"{step.step:<24} {step.type:<18} {rows:>12} {took:>8}{error}"
 
 
-def _finish(result: Any, as_json: bool) -> None:
+def _finish(result: Any, as_json: bool, then: Callable[[], None] | None = None) -> None:
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         _print_run(result)
+        if then is not None:
+            then()
     if result.state != "succeeded":
         raise typer.Exit(1)
 

@@ -26,7 +26,7 @@ test: setup
 ## bench: the benchmarks (not part of the tests); JSON lands in bench/results/
 bench: setup
 	$(BIN)/python bench/jobs.py
-	@for b in runtime api etl builds; do \
+	@for b in runtime api etl builds cli; do \
 	  if [ -f bench/$$b.py ]; then $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 

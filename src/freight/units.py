@@ -123,11 +123,13 @@ def plural(count: float, word: str, many: str | None = None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Render seconds as 850ms, 12.3s, 4m05s, 2h03m."""
+    """Render seconds as 0.4 ms, 12.5 ms, 850 ms, 12.3s, 4m05s, 2h03m: a short job never reads 0ms."""
     if seconds is None:
         return "-"
+    if seconds < 0.1:
+        return f"{max(seconds, 0) * 1000:.1f} ms"
     if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:

@@ -156,11 +156,19 @@ def test_pipeline_runs_update_live_and_lead_to_their_step_jobs_and_the_apps_page
         steps = page.locator("table.steps tbody tr")
         expect(steps).to_have_count(3)
         expect(steps.locator("td:nth-child(2) strong")).to_have_text(["orders", "load_orders", "three_rows"])
+        # above the table, the steps as a graph: a box per step in its state's colour, an arrow per edge
+        graph = page.locator("#step-graph svg.dag")
+        expect(graph.locator("g.dag-node")).to_have_count(3)
+        expect(graph.locator("path.dag-edge")).to_have_count(2)
+        expect(graph.locator('g[data-node="three_rows"]')).not_to_have_class(re.compile(r"\bt-ok\b"))
+        assert graph.bounding_box() is not None and graph.bounding_box()["height"] > 0  # type: ignore[index]
         pipelines.follow(run_id, poll=0.1)
         # the page refreshes itself: the run ends, the rows and the QA result appear
         expect(page.locator("#run-state")).to_have_text("succeeded", timeout=SLOW)
         expect(page.locator('tr[data-step="orders"] td:nth-child(5)')).to_have_text("3")
         expect(page.locator("table.checks tbody tr .badge")).to_have_text("pass")
+        for step in ("orders", "load_orders", "three_rows"):  # the graph is live too
+            expect(graph.locator(f'g[data-node="{step}"]')).to_have_class(re.compile(r"\bt-ok\b"))
         job_id = store.get(run_id).step("load_orders").job_id
         page.locator('tr[data-step="load_orders"] a.step-job').click()
         expect(page).to_have_url(re.compile(rf"/jobs/{job_id}$"))

@@ -102,3 +102,16 @@ def test_counts_agree_with_their_nouns() -> None:
         "0.5 cpus",
         "1 attempt",
     ]
+
+
+def test_submit_runs_the_job_where_submit_was_run(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "project"
+    here.mkdir()
+    monkeypatch.chdir(here)  # `freight submit -- ./nightly.sh` means the nightly.sh here
+    job_id = runner.invoke(app, ["submit", "--", "./nightly.sh"]).output.splitlines()[0]
+    shown = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
+    assert shown["spec"]["cwd"] == str(here)
+    other = runner.invoke(app, ["submit", "--cwd", "/tmp", "--", "./x.sh"]).output.splitlines()[0]
+    assert json.loads(runner.invoke(app, ["jobs", "show", other, "--json"]).output)["spec"]["cwd"] == "/tmp"

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from freight.errors import ConflictError
 from freight.jobs.client import JobView
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
@@ -76,7 +77,21 @@ class LocalJobClient:
         return [self.jobs[j] for j in job_ids]
 
     def cancel(self, job_id: str) -> JobView:
-        raise NotImplementedError
+        """Cancel a job that has not ended, then step at once: its after_ok dependents are cascaded
+        before the caller's next request, as a fast scheduler may do."""
+        view = self.jobs[job_id]
+        if view.state.terminal:
+            raise ConflictError(f"job {job_id} is {view.state.value}")
+        proc = self.procs.pop(job_id, None)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            self.outputs.pop(job_id, None)
+        self.jobs[job_id] = replace(
+            view, state=JobState.CANCELLED, ended_at=time.time(), reason="cancelled by user"
+        )
+        self._step()
+        return self.jobs[job_id]
 
     def retry(self, job_id: str) -> JobView:
         raise NotImplementedError

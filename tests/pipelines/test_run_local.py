@@ -67,3 +67,20 @@ steps:
     con.close()
     with env.pg() as pg:
         assert pg.execute("SELECT id, note, amount, qty2 FROM orders ORDER BY id").fetchall() == expected
+
+
+def test_cancel_marks_every_unfinished_step_cancelled_even_when_the_cascade_is_fast(
+    env: Env, local_runner: PipelineRunner
+) -> None:
+    """The double cascades a cancelled job's dependents at once, as a quick scheduler may: the runner
+    cancels dependents first, so none of them reads as upstream_failed (a flaky CLI test under load)."""
+    from tests.pipelines.test_cli import NAP, SLOW
+
+    env.write("nap.py", NAP)
+    (env.root / "nap-seconds").write_text("60")
+    path = env.write("slow.yaml", SLOW)
+    run_id = local_runner.start(load_pipeline(path), spec_path=str(path))
+    local_runner.cancel(run_id)
+    run = local_runner.follow(run_id, poll=0.05)
+    assert {s.step: s.state for s in run.steps} == {"nap": "cancelled", "after": "cancelled"}
+    assert run.error == "step nap cancelled"

@@ -6,6 +6,7 @@ change in a source-only shared package rebuilds the apps that bundle it.
 
 from __future__ import annotations
 
+import graphlib
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from freight.builds.config import TaskConfig
 from freight.builds.workspace import Package, Workspace
 from freight.errors import UserError
+from freight.toposort import stable_order
 
 
 @dataclass(frozen=True)
@@ -96,35 +98,27 @@ class TaskGraph:
         return chain[::-1], total
 
     def _toposort(self) -> list[str]:
-        indegree = {tid: len(t.deps) for tid, t in self.tasks.items()}
-        dependents = self.dependents()
-        ready = sorted(tid for tid, n in indegree.items() if n == 0)
-        order: list[str] = []
-        while ready:
-            tid = ready.pop(0)
-            order.append(tid)
-            for nxt in sorted(dependents[tid]):
-                indegree[nxt] -= 1
-                if indegree[nxt] == 0:
-                    ready.append(nxt)
-            ready.sort()
-        if len(order) != len(self.tasks):
-            cycle = self._find_cycle(set(self.tasks) - set(order))
-            text = "the task graph has a cycle: " + " -> ".join(cycle)
-            steps = [(self.tasks[a], self.tasks[b]) for a, b in itertools.pairwise(cycle)]
-            within = next((a for a, b in steps if a.package.name == b.package.name), None)
-            if within is not None:  # an edge between two tasks of one package: freight.toml made it
-                raise UserError(
-                    text,
-                    where=f"freight.toml: tasks.{within.name}.depends_on",
-                    hint="tasks must not depend on each other in a circle",
-                )
-            raise UserError(
+        try:
+            return stable_order(sorted(self.tasks), {tid: t.deps for tid, t in self.tasks.items()})
+        except graphlib.CycleError as exc:
+            raise self._cycle_error(set(exc.args[1])) from None
+
+    def _cycle_error(self, on_cycle: set[str]) -> UserError:
+        cycle = self._find_cycle(on_cycle)
+        text = "the task graph has a cycle: " + " -> ".join(cycle)
+        steps = [(self.tasks[a], self.tasks[b]) for a, b in itertools.pairwise(cycle)]
+        within = next((a for a, b in steps if a.package.name == b.package.name), None)
+        if within is not None:  # an edge between two tasks of one package: freight.toml made it
+            return UserError(
                 text,
-                where="package.json dependencies",
-                hint="internal packages must not depend on each other in a circle",
+                where=f"freight.toml: tasks.{within.name}.depends_on",
+                hint="tasks must not depend on each other in a circle",
             )
-        return order
+        return UserError(
+            text,
+            where="package.json dependencies",
+            hint="internal packages must not depend on each other in a circle",
+        )
 
     def _find_cycle(self, remaining: set[str]) -> list[str]:
         start = min(remaining)

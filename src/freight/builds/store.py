@@ -15,18 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
     Connection,
     Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     insert,
     select,
@@ -37,87 +27,20 @@ from sqlalchemy.exc import IntegrityError
 from freight.builds.config import check_deploy_env
 from freight.config import Settings
 from freight.db.engine import make_engine, migrate
+from freight.db.schema import (
+    build_apps,
+    build_current,
+    build_deployments,
+    build_releases,
+    build_runs,
+    build_task_runs,
+)
 from freight.errors import ConflictError, NotFoundError
 
-metadata = MetaData()
-
-build_runs = Table(
-    "build_runs",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("workspace", String(500), nullable=False),
-    Column("started_at", Float, nullable=False),
-    Column("ended_at", Float),
-    Column("status", String(16), nullable=False),
-    Column("trigger", String(32), nullable=False, default="cli"),
-    Column("commit", String(64)),
-    Column("summary", Text, nullable=False),
-)
-
-build_task_runs = Table(
-    "build_task_runs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(32), nullable=False),
-    Column("workspace", String(500), nullable=False),
-    Column("task", String(300), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("duration", Float),
-    Column("inputs", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Index("ix_build_task_runs_lookup", "workspace", "task", "id"),
-)
-
-build_releases = Table(
-    "build_releases",
-    metadata,
-    Column("app", String(100), primary_key=True),
-    Column("id", String(40), primary_key=True),
-    Column("created_at", Float, nullable=False),
-    Column("manifest_key", String(500), nullable=False),
-    Column("task_hash", String(64)),
-    Column("commit", String(64)),
-    Column("files", Integer, nullable=False),
-    Column("bytes", BigInteger, nullable=False),
-    Index("ix_build_releases_app_created", "app", "created_at"),
-)
-
-build_apps = Table(
-    "build_apps",
-    metadata,
-    Column("app", String(100), primary_key=True),
-    Column("hosts", Text, nullable=False),
-    Column("prefix", String(200), nullable=False),
-    Column("spa", Boolean, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-build_current = Table(
-    "build_current",
-    metadata,
-    Column("app", String(100), primary_key=True),
-    Column("env", String(64), primary_key=True),
-    Column("release_id", String(40), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-build_deployments = Table(
-    "build_deployments",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("app", String(100), nullable=False),
-    Column("env", String(64), nullable=False),
-    Column("release_id", String(40), nullable=False),
-    Column("previous_release_id", String(40)),
-    Column("action", String(16), nullable=False),
-    Column("actor", String(200)),
-    Column("created_at", Float, nullable=False),
-    Index("ix_build_deployments_app_env", "app", "env", "id"),
-)
-
-TABLES = [t.name for t in metadata.sorted_tables]
+TABLES = [
+    t.name
+    for t in (build_runs, build_task_runs, build_releases, build_apps, build_current, build_deployments)
+]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from freight.connectors.identifiers import qi, qt
 from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
 from freight.errors import UserError
 
@@ -17,14 +18,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _SRC = "__freight_src"
-
-
-def qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qt(name: str) -> str:
-    return ".".join(qi(part) for part in name.split("."))
 
 
 class DuckDBWarehouse:

@@ -14,20 +14,13 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from freight.connectors.connections import redact
+from freight.connectors.identifiers import qi, qt
 from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
 from freight.errors import TerminalError, UserError
 
 if TYPE_CHECKING:
     import psycopg
     import pyarrow as pa
-
-
-def qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qt(name: str) -> str:
-    return ".".join(qi(part) for part in name.split("."))
 
 
 class PostgresWarehouse:

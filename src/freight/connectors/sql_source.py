@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from freight.connectors.connections import Connection, redact
+from freight.connectors.identifiers import quote_table
 from freight.errors import TerminalError, UserError
 
 if TYPE_CHECKING:
@@ -115,14 +116,3 @@ def cx_url(conn: Connection) -> str:
     if scheme in ("postgres", "postgresql+psycopg", "postgresql"):
         return f"postgresql://{rest}"
     return url
-
-
-def quote_ident(name: str, kind: str) -> str:
-    if kind in ("mariadb", "mysql"):
-        return "`" + name.replace("`", "``") + "`"
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_table(name: str, kind: str) -> str:
-    """`schema.table` → each part quoted for the dialect."""
-    return ".".join(quote_ident(part, kind) for part in name.split("."))

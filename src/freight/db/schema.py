@@ -143,3 +143,138 @@ tokens = Table(
     Column("revoked_at", Float),
     UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
 )
+
+# --- builds (migration 0003) ---
+
+build_runs = Table(
+    "build_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace", String(500), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("status", String(16), nullable=False),
+    Column("trigger", String(32), nullable=False, default="cli"),
+    Column("commit", String(64)),
+    Column("summary", Text, nullable=False),
+)
+
+build_task_runs = Table(
+    "build_task_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("workspace", String(500), nullable=False),
+    Column("task", String(300), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("duration", Float),
+    Column("inputs", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_build_task_runs_lookup", "workspace", "task", "id"),
+)
+
+build_releases = Table(
+    "build_releases",
+    metadata,
+    Column("app", String(100), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("manifest_key", String(500), nullable=False),
+    Column("task_hash", String(64)),
+    Column("commit", String(64)),
+    Column("files", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Index("ix_build_releases_app_created", "app", "created_at"),
+)
+
+build_apps = Table(
+    "build_apps",
+    metadata,
+    Column("app", String(100), primary_key=True),
+    Column("hosts", Text, nullable=False),
+    Column("prefix", String(200), nullable=False),
+    Column("spa", Boolean, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+build_current = Table(
+    "build_current",
+    metadata,
+    Column("app", String(100), primary_key=True),
+    Column("env", String(64), primary_key=True),
+    Column("release_id", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+build_deployments = Table(
+    "build_deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app", String(100), nullable=False),
+    Column("env", String(64), nullable=False),
+    Column("release_id", String(40), nullable=False),
+    Column("previous_release_id", String(40)),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(200)),
+    Column("created_at", Float, nullable=False),
+    Index("ix_build_deployments_app_env", "app", "env", "id"),
+)
+
+# --- pipelines (migration 0003) ---
+
+runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("pipeline", String(100), nullable=False),
+    # running | succeeded | failed | cancelled
+    Column("state", String(20), nullable=False),
+    Column("spec_path", Text),
+    Column("spec_json", Text, nullable=False),
+    Column("rerun_of", String(40)),
+    Column("run_url", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("error", Text),
+)
+Index("ix_pipeline_runs_pipeline", runs.c.pipeline, runs.c.created_at)
+
+step_runs = Table(
+    "pipeline_step_runs",
+    metadata,
+    Column("run_id", String(40), ForeignKey("pipeline_runs.id"), primary_key=True),
+    Column("step", String(100), primary_key=True),
+    Column("type", String(40), nullable=False),
+    # pending | queued | running | succeeded | failed | cancelled | skipped | reused
+    Column("state", String(20), nullable=False),
+    Column("job_id", String(40)),
+    Column("attempts", Integer),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("rows", BigInteger),
+    #: Dataset URL this step's output lives at (another run's, when reused).
+    Column("output_url", Text),
+    Column("reused_from", String(40)),
+    Column("error", Text),
+    #: JSON: what the step measured about itself (import, work and total seconds; peak memory).
+    Column("metrics", Text),
+)
+
+checks = Table(
+    "pipeline_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("pipeline_runs.id"), nullable=False),
+    Column("step", String(100), nullable=False),
+    Column("check_type", String(40), nullable=False),
+    # pass | fail | warn
+    Column("status", String(10), nullable=False),
+    Column("on_fail", String(10), nullable=False),
+    Column("observed", Text),
+    Column("expected", Text),
+    Column("message", Text),
+    Column("at", Float, nullable=False),
+)
+Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)

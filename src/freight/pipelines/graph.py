@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from freight.errors import UserError
+from freight.toposort import stable_order
 
 if TYPE_CHECKING:
     from freight.pipelines.loader import Locator
@@ -28,15 +29,7 @@ class Dag:
 
     def order(self) -> list[str]:
         """A topological order that keeps file order wherever the graph allows it."""
-        done: set[str] = set()
-        out: list[str] = []
-        while len(out) < len(self.names):
-            for name in self.names:
-                if name not in done and all(u in done for u in self.upstream[name]):
-                    done.add(name)
-                    out.append(name)
-                    break
-        return out
+        return stable_order(self.names, self.upstream)
 
     def downstream(self, name: str) -> list[str]:
         return [n for n in self.names if name in self.upstream[n]]

@@ -11,6 +11,7 @@ step runs and QA results to the run store. Talks to the platform only through `J
 from __future__ import annotations
 
 import contextlib
+import graphlib
 import json
 import sys
 import time
@@ -227,9 +228,10 @@ class PipelineRunner:
 
     def cancel(self, run_id: str) -> list[str]:
         """Cancel the run's step jobs that have not finished; `follow` then records how it ended.
-        Returns the ids of the jobs it cancelled."""
+        Returns the ids of the jobs it cancelled. Dependents go first: cancelling an upstream job
+        first lets the scheduler cascade its dependents as `upstream_failed` before we reach them."""
         cancelled = []
-        for step in self.store.get(run_id).steps:
+        for step in _downstream_first(self.store.get(run_id)):
             if step.job_id and step.state in ("pending", "queued", "running"):
                 with contextlib.suppress(ConflictError):  # it ended meanwhile
                     self.client.cancel(step.job_id)
@@ -318,6 +320,16 @@ class PipelineRunner:
     def _emit(self, event: str, step_run: StepRun) -> None:
         if self.on_event is not None:
             self.on_event(event, step_run)
+
+
+def _downstream_first(run: Run) -> list[StepRun]:
+    """The run's steps, every step before the steps it waits for (inputs and depends_on)."""
+    graph = {
+        str(s.get("name")): [str(u) for u in [*(s.get("inputs") or []), *(s.get("depends_on") or [])]]
+        for s in run.spec.get("steps", [])
+    }
+    order = {name: i for i, name in enumerate(graphlib.TopologicalSorter(graph).static_order())}
+    return sorted(run.steps, key=lambda s: -order.get(s.step, -1))
 
 
 def _run_error(failed: list[StepRun]) -> str | None:

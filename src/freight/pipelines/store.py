@@ -16,81 +16,15 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     insert,
     select,
     update,
 )
 
 from freight.db.engine import migrate
+from freight.db.schema import checks, runs, step_runs
 from freight.errors import NotFoundError
-
-metadata = MetaData()
-
-runs = Table(
-    "pipeline_runs",
-    metadata,
-    Column("id", String(40), primary_key=True),
-    Column("pipeline", String(100), nullable=False),
-    # running | succeeded | failed | cancelled
-    Column("state", String(20), nullable=False),
-    Column("spec_path", Text),
-    Column("spec_json", Text, nullable=False),
-    Column("rerun_of", String(40)),
-    Column("run_url", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("ended_at", Float),
-    Column("error", Text),
-)
-Index("ix_pipeline_runs_pipeline", runs.c.pipeline, runs.c.created_at)
-
-step_runs = Table(
-    "pipeline_step_runs",
-    metadata,
-    Column("run_id", String(40), ForeignKey("pipeline_runs.id"), primary_key=True),
-    Column("step", String(100), primary_key=True),
-    Column("type", String(40), nullable=False),
-    # pending | queued | running | succeeded | failed | cancelled | skipped | reused
-    Column("state", String(20), nullable=False),
-    Column("job_id", String(40)),
-    Column("attempts", Integer),
-    Column("started_at", Float),
-    Column("ended_at", Float),
-    Column("rows", BigInteger),
-    #: Dataset URL this step's output lives at (another run's, when reused).
-    Column("output_url", Text),
-    Column("reused_from", String(40)),
-    Column("error", Text),
-    #: JSON: what the step measured about itself (import, work and total seconds; peak memory).
-    Column("metrics", Text),
-)
-
-checks = Table(
-    "pipeline_checks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(40), ForeignKey("pipeline_runs.id"), nullable=False),
-    Column("step", String(100), nullable=False),
-    Column("check_type", String(40), nullable=False),
-    # pass | fail | warn
-    Column("status", String(10), nullable=False),
-    Column("on_fail", String(10), nullable=False),
-    Column("observed", Text),
-    Column("expected", Text),
-    Column("message", Text),
-    Column("at", Float, nullable=False),
-)
-Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)
 
 TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "cancelled", "skipped", "reused"})
 OK_STEP_STATES = frozenset({"succeeded", "reused"})

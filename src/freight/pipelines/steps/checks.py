@@ -9,8 +9,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from freight.connectors.connections import Connection
-from freight.connectors.duckdb_warehouse import qi, qt
-from freight.connectors.sql_source import quote_table
+from freight.connectors.identifiers import qi, qt, quote_table
 from freight.pipelines.datasets import count_rows, read_dataset
 from freight.pipelines.step import CheckFailed, StepContext
 from freight.pipelines.steps.load import warehouse_for

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from freight.connectors.duckdb_warehouse import qi
+from freight.connectors.identifiers import qi
 from freight.errors import UserError
 from freight.pipelines.datasets import DatasetWriter, local_files, read_dataset
 from freight.pipelines.step import StepContext

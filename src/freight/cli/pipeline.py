@@ -98,7 +98,8 @@ def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
 
 
 def _say_where_data_landed(pipeline: Any, result: Any, config: Path | None) -> None:
-    """The run's last word: the warehouse tables its load steps wrote (a user's next question)."""
+    """The run's last word, on stderr (stdout is the run as `pipeline show` prints it): the warehouse
+    tables its load steps wrote, a user's next question."""
     from freight.connectors.connections import default_config_path, load_connections
     from freight.errors import UserError
 
@@ -114,7 +115,7 @@ def _say_where_data_landed(pipeline: Any, result: Any, config: Path | None) -> N
     except UserError:  # the run said what was wrong with the connections already
         return
     for where, tables in places.items():
-        typer.echo(f"data landed in {where}: {', '.join(tables)}")
+        typer.echo(f"data landed in {where}: {', '.join(tables)}", err=True)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Migration 0005 (attempts.log_archived_at) goes down and up again on SQLite and PostgreSQL."""
+"""Migrations 0005 (attempts.log_archived_at) and 0011 (pipeline schedules) go down and up again on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -30,6 +31,25 @@ def test_log_archived_at_migrates_down_and_up(store_settings: Settings) -> None:
         command.upgrade(cfg, "head")
         column = archived_column(engine)
         assert column is not None and column["nullable"] and isinstance(column["type"], Float)
+    finally:
+        engine.dispose()
+
+
+def test_pipeline_schedules_migrate_down_and_up(store_settings: Settings) -> None:
+    """0011: pipeline_runs' interval columns and pipeline_schedules come and go with the revision."""
+    engine = open_engine(store_settings.database_url)
+    try:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(db_engine.__file__).parent / "migrations"))
+        cfg.attributes["engine"] = engine
+        command.downgrade(cfg, "0005")
+        run_columns = {c["name"] for c in inspect(engine).get_columns("pipeline_runs")}
+        assert "interval_start" not in run_columns
+        assert "pipeline_schedules" not in inspect(engine).get_table_names()
+        command.upgrade(cfg, "head")
+        run_columns = {c["name"] for c in inspect(engine).get_columns("pipeline_runs")}
+        assert {"interval_start", "interval_end", "trigger", "notified"} <= run_columns
+        assert "pipeline_schedules" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
 

@@ -12,6 +12,7 @@ from freight.cli import jobs
 from freight.cli.build import mount as mount_builds
 from freight.cli.output import err_console
 from freight.cli.pipeline import app as pipeline_app
+from freight.cli.pipeline_schedule import register as register_pipeline_schedules
 from freight.cli.queues import definitions_app, queues_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
@@ -99,6 +100,7 @@ def up(
 
 # the workloads' commands, listed after the platform's own
 app.add_typer(tokens_app, name="tokens")
+register_pipeline_schedules(pipeline_app)
 app.add_typer(pipeline_app, name="pipeline")
 mount_builds(app)
 

@@ -183,11 +183,13 @@ def runs(
     from freight.cli.output import console, when
 
     table = Table(box=None, header_style="bold")
-    for column in ("RUN", "PIPELINE", "STATE", "STARTED", "TOOK", "RERUN OF"):
+    for column in ("RUN", "PIPELINE", "STATE", "STARTED", "TOOK", "INTERVAL", "RERUN OF"):
         table.add_column(column, no_wrap=True)
     for r in found:
         took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
-        table.add_row(r.id, r.pipeline, r.state, when(r.created_at), took, r.rerun_of or "")
+        interval = r.interval_start_iso()
+        scheduled = f"{interval} ({r.trigger})" if interval else ""
+        table.add_row(r.id, r.pipeline, r.state, when(r.created_at), took, scheduled, r.rerun_of or "")
     console.print(table)
 
 

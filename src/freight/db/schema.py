@@ -229,7 +229,7 @@ runs = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("pipeline", String(100), nullable=False),
-    # running | succeeded | failed | cancelled
+    # waiting | running | succeeded | failed | cancelled
     Column("state", String(20), nullable=False),
     Column("spec_path", Text),
     Column("spec_json", Text, nullable=False),
@@ -238,8 +238,16 @@ runs = Table(
     Column("created_at", Float, nullable=False),
     Column("ended_at", Float),
     Column("error", Text),
+    # the run's data interval [start, end) as UNIX times (migration 0011); NULL for older runs
+    Column("interval_start", Float),
+    Column("interval_end", Float),
+    # manual | schedule | backfill
+    Column("trigger", String(20)),
+    # the notifications sent, comma-separated (failure, success, late): each is sent once
+    Column("notified", String(100)),
 )
 Index("ix_pipeline_runs_pipeline", runs.c.pipeline, runs.c.created_at)
+Index("ix_pipeline_runs_interval", runs.c.pipeline, runs.c.interval_start)
 
 step_runs = Table(
     "pipeline_step_runs",
@@ -278,3 +286,19 @@ checks = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_pipeline_checks_run", checks.c.run_id, checks.c.step)
+
+# --- pipeline schedules (migration 0011) ---
+
+#: Pipelines the server runs on their schedule (`freight pipeline schedule FILE`).
+schedules = Table(
+    "pipeline_schedules",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("spec_json", Text, nullable=False),
+    Column("spec_path", Text),
+    Column("base_dir", Text, nullable=False),
+    Column("config_path", Text),
+    Column("paused", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

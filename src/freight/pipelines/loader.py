@@ -93,6 +93,12 @@ def parse_pipeline(text: str, *, source: str = "pipeline.yaml", base_dir: Path |
     if node is None:
         raise UserError("the file is empty", where=f"{source}:1", hint="a pipeline needs `name` and `steps`")
     locator.data = _to_data(node, (), locator)
+    from freight.pipelines import dataduct  # Dataduct's format: converted, then checked the same way
+
+    if dataduct.looks_like(locator.data):
+        base = base_dir or Path.cwd()
+        converted = dataduct.convert(locator.data, source=source, lines=locator.lines, base_dir=base)
+        return validate(converted.spec, Locator(source), base)
     return validate(locator.data, locator, base_dir or Path.cwd())
 
 
@@ -193,6 +199,9 @@ _ALL_FIELDS = sorted(
     | {"timeout", "connection", "table", "query", "batch_size", "split", "path", "format", "header"}
     | {"delimiter", "columns", "sql", "file", "function", "script", "warehouse", "mode", "primary_key"}
     | {"create", "on_fail", "source", "tolerance", "key", "sample", "expect", "cpus", "memory"}
+    | {"schedule", "params", "wait_for", "preconditions", "notify", "cron", "frequency", "load_time"}
+    | {"timezone", "start", "end", "catchup", "max_active_runs", "late_after", "same_interval"}
+    | {"ok_to_fail", "on_failure", "on_success", "on_late", "webhook", "email", "secret_env"}
 )
 
 

@@ -78,10 +78,35 @@ class RemotePipelines:
         found = self.client.request("GET", "/pipelines/runs", params=params)
         return [Run.from_dict(r) for r in found["runs"]]
 
+    # --- schedules (freight pipeline schedule|schedules|pause|resume|unschedule) ---------------------
+
+    def schedule(self, pipeline: Pipeline, *, spec_path: Path, config_path: Path | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "spec": pipeline.spec.model_dump(mode="json", exclude_none=True),
+            "spec_path": str(spec_path.resolve()),
+            "base_dir": str(pipeline.base_dir.resolve()),
+        }
+        if config_path is not None:
+            body["config_path"] = str(config_path.resolve())
+        found: dict[str, Any] = self.client.request(
+            "PUT", f"/pipelines/schedules/{_q(pipeline.name)}", json=body
+        )
+        return found
+
+    def schedules(self) -> Any:
+        """The server's scheduled pipelines (dicts, as `freight pipeline schedules --json` prints)."""
+        return self.client.request("GET", "/pipelines/schedules")["schedules"]
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        self.client.request("POST", f"/pipelines/schedules/{_q(name)}/{'pause' if paused else 'resume'}")
+
+    def unschedule(self, name: str) -> None:
+        self.client.request("DELETE", f"/pipelines/schedules/{_q(name)}")
+
     def wait(self, run: Run, on_event: OnEvent | None = None) -> Run:
         """Poll the run until it ends; `on_event` hears of each step that starts or ends meanwhile."""
         seen = {s.step: s.state for s in run.steps}
-        while run.state == "running":
+        while run.state in ("running", "waiting"):  # waiting: for wait_for or preconditions
             time.sleep(self.poll)
             run = self._reread(run.id)
             for step in run.steps:

@@ -11,6 +11,7 @@ step runs and QA results to the run store. Talks to the platform only through `J
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import graphlib
 import json
 import sys
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from freight.config import Settings
 from freight.connectors.connections import default_config_path, load_connections, redact
@@ -29,9 +30,11 @@ from freight.jobs.states import JobState
 from freight.pipelines.datasets import read_result
 from freight.pipelines.loader import Pipeline, load_pipeline, validate
 from freight.pipelines.preflight import check_connections
+from freight.pipelines.schedule import Interval, from_key, manual_interval
 from freight.pipelines.spec import Step
 from freight.pipelines.step import MANIFEST
 from freight.pipelines.store import OK_STEP_STATES, Run, RunStore, StepRun, new_run_id
+from freight.pipelines.templating import job_env, render_text, render_value
 from freight.storage.objectstore import ObjectStore
 
 DEFAULT_CPUS = 1.0
@@ -85,10 +88,13 @@ class PipelineRunner:
         *,
         reuse: dict[str, StepRun] | None = None,
         run_id: str | None = None,
+        interval: Interval | None = None,
     ) -> Compiled:
         reuse = reuse or {}
         spec = pipeline.spec
         run_id = run_id or new_run_id()
+        interval = interval or manual_interval(spec.schedule, _now())
+        context = template_context(pipeline, interval, run_id)
         run_url = f"{self.settings.object_store_url.rstrip('/')}/runs/{spec.name}/{run_id}"
         outputs = {
             s.name: (reuse[s.name].output_url if s.name in reuse else f"{run_url}/{s.name}")
@@ -107,10 +113,28 @@ class PipelineRunner:
         for name in pipeline.dag.order():
             step = spec.step(name)
             cpus, memory = self._resources(pipeline, step)
+            index = pipeline.spec.step_names().index(name)
+            config = step.model_dump(mode="json", exclude_none=True)
             manifest["steps"][name] = {
                 "type": step.type,
-                "config": step.model_dump(mode="json", exclude_none=True),
-                "texts": _texts(pipeline, step),
+                "config": {
+                    k: render_value(
+                        v,
+                        context,
+                        where=pipeline.locator.where(("steps", index, k)),
+                        field=f"steps.{name}.{k}",
+                    )
+                    for k, v in config.items()
+                },
+                "texts": {
+                    f: render_text(
+                        t,
+                        context,
+                        where=str(pipeline.file(str(getattr(step, f)))),
+                        field=f"steps.{name}.{f}",
+                    )
+                    for f, t in _texts(pipeline, step).items()
+                },
                 "paths": _paths(pipeline, step),
                 "inputs": {i: outputs[i] for i in step.inputs},
                 "output_url": outputs[name],
@@ -131,7 +155,9 @@ class PipelineRunner:
                 )
                 continue
             step_runs.append(StepRun(name, step.type, "pending", output_url=outputs[name]))
-            jobs.append((name, self._job_spec(pipeline, step, run_id, run_url, cpus, memory)))
+            job = self._job_spec(pipeline, step, run_id, run_url, cpus, memory)
+            job = job.model_copy(update={"env": {**job.env, **job_env(context)}})
+            jobs.append((name, job))
         return Compiled(run_id, run_url, manifest, jobs, step_runs)
 
     def _resources(self, pipeline: Pipeline, step: Step) -> tuple[float, int]:
@@ -169,20 +195,87 @@ class PipelineRunner:
         reuse: dict[str, StepRun] | None = None,
         rerun_of: str | None = None,
         spec_path: str | None = None,
+        interval: Interval | None = None,
+        trigger: str = "manual",
+        now: float | None = None,
     ) -> str:
-        """Write the manifest, record the run and submit its jobs. Returns the run id."""
+        """Record the run and submit its jobs (write the manifest first). Returns the run id.
+
+        A pipeline with `wait_for` or `preconditions` is recorded `waiting` and submits nothing:
+        `release` submits it once they hold (the server's pipeline scheduler, or `run`, asks)."""
         check_connections(pipeline, load_connections(self.config_path, home=self.settings.home))
-        compiled = self.compile(pipeline, reuse=reuse)
-        ObjectStore(compiled.run_url).put_bytes(MANIFEST, json.dumps(compiled.manifest).encode())
+        spec = pipeline.spec
+        interval = interval or manual_interval(spec.schedule, _now(now))
+        key = (interval.key(), interval.end.timestamp()) if spec.schedule or trigger != "manual" else None
+        compiled = self.compile(pipeline, reuse=reuse, run_id=new_run_id(now), interval=interval)
+        hold = bool(spec.wait_for or spec.preconditions)
+        if not hold:
+            ObjectStore(compiled.run_url).put_bytes(MANIFEST, json.dumps(compiled.manifest).encode())
         self.store.create_run(
             compiled.run_id,
             pipeline.name,
-            spec=pipeline.spec.model_dump(mode="json", exclude_none=True),
+            spec=spec.model_dump(mode="json", exclude_none=True),
             spec_path=spec_path,
             run_url=compiled.run_url,
             steps=compiled.step_runs,
             rerun_of=rerun_of,
+            now=now,
+            state="waiting" if hold else "running",
+            interval=key,
+            trigger=trigger,
         )
+        if not hold:
+            self._submit(pipeline, compiled)
+        return compiled.run_id
+
+    def release(self, run_id: str) -> bool:
+        """Submit a waiting run's steps (its conditions hold). False when it was not waiting (another
+        scheduler tick released or ended it first)."""
+        run = self.store.get(run_id)
+        if run.state != "waiting":
+            return False
+        pipeline = self._reload(run)
+        reuse = {s.step: s for s in run.steps if s.state == "reused"}
+        compiled = self.compile(pipeline, reuse=reuse, run_id=run_id, interval=run_interval(run))
+        ObjectStore(compiled.run_url).put_bytes(MANIFEST, json.dumps(compiled.manifest).encode())
+        if not self.store.set_state(run_id, "waiting", "running"):
+            return False
+        self._submit(pipeline, compiled)
+        return True
+
+    def check_conditions(self, run_id: str, now: float | None = None) -> str:
+        """Ask a waiting run's wait_for and preconditions once: go (released), wait, or fail (ended
+        failed, with why). Returns the run's state afterwards."""
+        from freight.pipelines.conditions import evaluate
+
+        run = self.store.get(run_id)
+        if run.state != "waiting":
+            return run.state
+        pipeline = self._reload(run)
+        verdict = evaluate(
+            run,
+            pipeline.spec.wait_for,
+            pipeline.spec.preconditions,
+            store=self.store,
+            connections=load_connections(self.config_path, home=self.settings.home),
+            base_dir=pipeline.base_dir,
+            render=template_context(
+                pipeline, run_interval(run) or manual_interval(pipeline.spec.schedule, _now(now)), run.id
+            ),
+            now=time.time() if now is None else now,
+        )
+        if verdict.state == "go":
+            self.release(run_id)
+        elif verdict.state == "fail":
+            for step in run.steps:
+                if step.state == "pending":
+                    step.state = "cancelled"
+                    self.store.update_step(run_id, step)
+            self.store.finish_run(run_id, "failed", verdict.reason, state_was="waiting")
+            self.notify_end(run_id)
+        return self.store.get(run_id).state
+
+    def _submit(self, pipeline: Pipeline, compiled: Compiled) -> None:
         by_name = {s.step: s for s in compiled.step_runs}
         job_ids: dict[str, str] = {}
         for name, job in compiled.jobs:
@@ -196,7 +289,18 @@ class PipelineRunner:
             step_run = by_name[name]
             step_run.job_id, step_run.state = view.id, "queued"
             self.store.update_step(compiled.run_id, step_run)
-        return compiled.run_id
+
+    def notify_end(self, run_id: str) -> None:
+        """Send on_success / on_failure for an ended run, once (whoever claims it sends)."""
+        run = self.store.get(run_id)
+        notify = _notify_of(run)
+        if notify is None or run.state not in ("succeeded", "failed"):
+            return
+        event: Literal["success", "failure"] = "success" if run.state == "succeeded" else "failure"
+        if notify.targets(event) and self.store.claim_notice(run_id, event):
+            from freight.pipelines.notify import send
+
+            send(notify, run, event)
 
     def follow(self, run_id: str, *, poll: float = 1.0, timeout: float | None = None) -> Run:
         """Wait for the run's jobs, recording each step as it ends; returns the finished run (a run
@@ -224,6 +328,7 @@ class PipelineRunner:
         if not pending:
             failed = [s for s in steps.values() if s.state not in OK_STEP_STATES]
             self.store.finish_run(run_id, "failed" if failed else "succeeded", _run_error(failed))
+            self.notify_end(run_id)
         return self.store.get(run_id)
 
     def cancel(self, run_id: str) -> list[str]:
@@ -231,15 +336,38 @@ class PipelineRunner:
         Returns the ids of the jobs it cancelled. Dependents go first: cancelling an upstream job
         first lets the scheduler cascade its dependents as `upstream_failed` before we reach them."""
         cancelled = []
-        for step in _downstream_first(self.store.get(run_id)):
+        run = self.store.get(run_id)
+        if run.state == "waiting":  # nothing submitted yet: it ends here
+            for step in run.steps:
+                if step.state == "pending":
+                    step.state = "cancelled"
+                    self.store.update_step(run_id, step)
+            self.store.finish_run(run_id, "cancelled", "cancelled while waiting", state_was="waiting")
+        for step in _downstream_first(run):
             if step.job_id and step.state in ("pending", "queued", "running"):
                 with contextlib.suppress(ConflictError):  # it ended meanwhile
                     self.client.cancel(step.job_id)
                     cancelled.append(step.job_id)
         return cancelled
 
-    def run(self, pipeline: Pipeline, *, spec_path: str | None = None, poll: float = 1.0) -> Run:
-        return self.follow(self.start(pipeline, spec_path=spec_path), poll=poll)
+    def run(
+        self,
+        pipeline: Pipeline,
+        *,
+        spec_path: str | None = None,
+        poll: float = 1.0,
+        interval: Interval | None = None,
+        trigger: str = "manual",
+    ) -> Run:
+        run_id = self.start(pipeline, spec_path=spec_path, interval=interval, trigger=trigger)
+        return self.follow(self.wait_conditions(run_id, poll=poll), poll=poll)
+
+    def wait_conditions(self, run_id: str, *, poll: float = 1.0) -> str:
+        """In embedded mode nobody else releases a waiting run: ask its conditions until they hold
+        or it fails (each condition's timeout bounds this)."""
+        while self.check_conditions(run_id) == "waiting":
+            time.sleep(poll)
+        return run_id
 
     def rerun(self, run_id: str, *, from_failed: bool = True, poll: float = 1.0) -> Run:
         """A new run of the same pipeline. With from_failed, steps that succeeded before are reused
@@ -249,7 +377,7 @@ class PipelineRunner:
     def plan_rerun(self, run_id: str, *, from_failed: bool = True) -> Rerun:
         """What a rerun would run, without starting it (raises if there is nothing to rerun)."""
         old = self.store.get(run_id)
-        if old.state == "running":
+        if old.state in ("running", "waiting"):
             raise ConflictError(f"run {run_id} is still running", hint="wait for it, or follow it first")
         pipeline = self._reload(old)
         reuse: dict[str, StepRun] = {}
@@ -263,7 +391,15 @@ class PipelineRunner:
         return Rerun(old, pipeline, reuse)
 
     def start_rerun(self, plan: Rerun) -> str:
-        return self.start(plan.pipeline, reuse=plan.reuse, rerun_of=plan.old.id, spec_path=plan.old.spec_path)
+        old = plan.old
+        return self.start(
+            plan.pipeline,
+            reuse=plan.reuse,
+            rerun_of=old.id,
+            spec_path=old.spec_path,
+            interval=run_interval(old) if old.interval_start is not None else None,
+            trigger=old.trigger or "manual",
+        )
 
     def queues(self, pipeline: Pipeline, *, reuse: dict[str, StepRun] | None = None) -> set[str]:
         """The queues a run of `pipeline` would submit its step jobs to (for a token's scope)."""
@@ -320,6 +456,33 @@ class PipelineRunner:
     def _emit(self, event: str, step_run: StepRun) -> None:
         if self.on_event is not None:
             self.on_event(event, step_run)
+
+
+def _now(now: float | None = None) -> dt.datetime:
+    return dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
+
+
+def template_context(pipeline: Pipeline, interval: Interval, run_id: str) -> dict[str, Any]:
+    return {**interval.context(), "run_id": run_id, "params": dict(pipeline.spec.params)}
+
+
+def run_interval(run: Run) -> Interval | None:
+    """The interval a run was recorded with (None: a manual run of a pipeline with no schedule)."""
+    if run.interval_start is None or run.interval_end is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(run.timezone())
+    return Interval(from_key(run.interval_start, zone), from_key(run.interval_end, zone))
+
+
+def _notify_of(run: Run) -> Any:
+    raw = run.spec.get("notify")
+    if not raw:
+        return None
+    from freight.pipelines.notify import Notify
+
+    return Notify.model_validate(raw)
 
 
 def _downstream_first(run: Run) -> list[StepRun]:

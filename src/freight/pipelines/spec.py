@@ -11,6 +11,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from freight.pipelines.conditions import Precondition, WaitFor
+from freight.pipelines.notify import Notify
+from freight.pipelines.schedule import Schedule
 from freight.unitfields import Bytes, Cpus, Seconds
 
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -286,6 +289,14 @@ class PipelineSpec(_Strict):
     description: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     steps: list[Step] = Field(min_length=1)
+    # --- when it runs (issue 11: schedules, dependencies, notifications) ---
+    schedule: Schedule | None = None
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Values steps see as {{ params.NAME }} (and $FREIGHT_PARAM_NAME)"
+    )
+    wait_for: list[WaitFor] = Field(default_factory=list, description="Other pipelines' runs to wait for")
+    preconditions: list[Precondition] = Field(default_factory=list)
+    notify: Notify | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:

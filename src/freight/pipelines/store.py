@@ -1,7 +1,7 @@
 """Run state for pipelines: runs, their steps and QA check results, as rows anyone can query.
 
 The tables live in the same database as the job tables (Settings.database_url), prefixed `pipeline_`.
-They are created by Alembic migration 0003 (freight.db.migrations), run when the store opens.
+They are created by Alembic migrations 0003 and 0011 (freight.db.migrations), run when the store opens.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
     Engine,
+    func,
     insert,
     select,
     update,
@@ -26,6 +27,8 @@ from freight.db.engine import migrate
 from freight.db.schema import checks, runs, step_runs
 from freight.errors import NotFoundError
 
+#: A run that waits for other pipelines or preconditions holds no job: its steps are not submitted yet.
+ACTIVE_RUN_STATES = ("running", "waiting")
 TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "cancelled", "skipped", "reused"})
 OK_STEP_STATES = frozenset({"succeeded", "reused"})
 
@@ -109,6 +112,22 @@ class Run:
     checks: Annotated[list[CheckResult], Field(description="QA results; empty in a list of runs")] = field(
         default_factory=list
     )
+    interval_start: Annotated[
+        float | None, Field(description="The run's data interval [start, end), UNIX seconds")
+    ] = None
+    interval_end: float | None = None
+    trigger: Annotated[str | None, Field(description="manual, schedule or backfill")] = None
+    notified: Annotated[str | None, Field(exclude=True)] = None
+
+    def interval_start_iso(self) -> str | None:
+        return _iso(self.interval_start, self.timezone())
+
+    def interval_end_iso(self) -> str | None:
+        return _iso(self.interval_end, self.timezone())
+
+    def timezone(self) -> str:
+        schedule = self.spec.get("schedule") or {}
+        return str(schedule.get("timezone") or "UTC")
 
     def step(self, name: str) -> StepRun:
         for s in self.steps:
@@ -163,6 +182,9 @@ class RunStore:
         steps: Sequence[StepRun],
         rerun_of: str | None = None,
         now: float | None = None,
+        state: str = "running",
+        interval: tuple[float, float] | None = None,
+        trigger: str = "manual",
     ) -> None:
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
@@ -170,15 +192,83 @@ class RunStore:
                 insert(runs).values(
                     id=run_id,
                     pipeline=pipeline,
-                    state="running",
+                    state=state,
                     spec_path=spec_path,
                     spec_json=json.dumps(spec),
                     rerun_of=rerun_of,
                     run_url=run_url,
                     created_at=now,
+                    interval_start=interval[0] if interval else None,
+                    interval_end=interval[1] if interval else None,
+                    trigger=trigger,
                 )
             )
             conn.execute(insert(step_runs), [_step_row(run_id, s) for s in steps])
+
+    def set_state(self, run_id: str, old: str, new: str) -> bool:
+        """Compare-and-set a run's state (a waiting run released to running); False if it was not `old`."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.state == old).values(state=new)
+            )
+            return bool(done.rowcount)
+
+    def claim_notice(self, run_id: str, event: str) -> bool:
+        """True once per run and event: whoever claims it sends the notification."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(runs.c.notified).where(runs.c.id == run_id).with_for_update()).first()
+            sent = set((row.notified or "").split(",")) - {""} if row else set()
+            if row is None or event in sent:
+                return False
+            value = ",".join(sorted(sent | {event}))
+            conn.execute(update(runs).where(runs.c.id == run_id).values(notified=value))
+            return True
+
+    def for_interval(self, pipeline: str, start: float | None) -> Run | None:
+        """The latest run of the pipeline's interval that starts at `start`."""
+        if start is None:
+            return None
+        query = (
+            select(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.interval_start == start)
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _run(row) if row is not None else None
+
+    def interval_keys(self, pipeline: str) -> set[float]:
+        """The interval starts the pipeline has runs for (one narrow query: the planner asks each tick)."""
+        query = select(runs.c.interval_start).where(
+            runs.c.pipeline == pipeline, runs.c.interval_start.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    def active_count(self, pipeline: str) -> int:
+        query = select(func.count()).where(runs.c.pipeline == pipeline, runs.c.state.in_(ACTIVE_RUN_STATES))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def by_interval(self, pipeline: str, since: float | None = None) -> dict[float, Run]:
+        """The latest run of each interval of the pipeline (from `since` on)."""
+        query = select(runs).where(runs.c.pipeline == pipeline, runs.c.interval_start.is_not(None))
+        if since is not None:
+            query = query.where(runs.c.interval_start >= since)
+        found: dict[float, Run] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(runs.c.created_at)):
+                found[row.interval_start] = _run(row)
+        return found
+
+    def active(self, pipeline: str | None = None) -> list[Run]:
+        """Runs running or waiting (of one pipeline), oldest first."""
+        query = select(runs).where(runs.c.state.in_(ACTIVE_RUN_STATES)).order_by(runs.c.created_at)
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return [_run(r) for r in conn.execute(query)]
 
     def update_step(self, run_id: str, step: StepRun) -> None:
         with self.engine.begin() as conn:
@@ -219,13 +309,21 @@ class RunStore:
                 ],
             )
 
-    def finish_run(self, run_id: str, state: str, error: str | None = None, now: float | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        state: str,
+        error: str | None = None,
+        now: float | None = None,
+        *,
+        state_was: str = "running",
+    ) -> None:
         """Record how a running run ended; a run that has already ended keeps its state and end time
         (compare-and-set: of two followers finishing the same run, the first one wins)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.state == "running")
+                .where(runs.c.id == run_id, runs.c.state == state_was)
                 .values(state=state, error=error, ended_at=time.time() if now is None else now)
             )
 
@@ -311,4 +409,17 @@ def _run(row: Any) -> Run:
         created_at=row.created_at,
         ended_at=row.ended_at,
         error=row.error,
+        interval_start=row.interval_start,
+        interval_end=row.interval_end,
+        trigger=row.trigger,
+        notified=row.notified,
     )
+
+
+def _iso(value: float | None, zone: str) -> str | None:
+    if value is None:
+        return None
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.fromtimestamp(value, ZoneInfo(zone)).isoformat()

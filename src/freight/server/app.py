@@ -21,6 +21,7 @@ from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
 from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
+from freight.server.api.pipelines import start_planner as start_pipeline_planner
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -78,6 +79,7 @@ def create_app(
                 )
         sampler.start()
         closers.append(resume_pipeline_runs(_app))  # runs an earlier server process left running
+        closers.insert(0, start_pipeline_planner(_app))  # registered schedules; stopped first
         try:
             yield
         finally:

@@ -36,6 +36,7 @@ RUN_TONE = {
     "pending": "wait",
     "queued": "wait",
     "running": "run",
+    "waiting": "wait",
     "succeeded": "ok",
     "reused": "ok",
     "failed": "bad",

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from freight.server.api import builds, cluster, definitions, events, jobs, pipelines, queues, tokens
+from freight.server.api import (
+    builds,
+    cluster,
+    definitions,
+    events,
+    jobs,
+    pipeline_schedules,
+    pipelines,
+    queues,
+    tokens,
+)
 from freight.server.errors import ERROR_RESPONSES
 
 PREFIX = "/api/v1"
@@ -12,6 +22,6 @@ PREFIX = "/api/v1"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)
-    for module in (jobs, queues, definitions, cluster, events, tokens, builds, pipelines):
+    for module in (jobs, queues, definitions, cluster, events, tokens, builds, pipelines, pipeline_schedules):
         router.include_router(module.router)
     return router

@@ -103,6 +103,20 @@ def resume_runs(app: FastAPI) -> Callable[[], None]:
     return runs.stop
 
 
+def start_planner(app: FastAPI) -> Callable[[], None]:
+    """For the app's lifespan: run registered schedules (`freight pipeline schedule`) while this
+    server holds the job scheduler's lease; returns the loop's stop."""
+    from freight.pipelines.planner import Planner, PlannerLoop
+
+    runs = followers(app)
+    service = app.state.freight.service
+    loop = PlannerLoop(
+        Planner(runs.store, runs.runner, follow=runs.follow), lambda: service.scheduler is not None
+    )
+    loop.start()
+    return loop.stop
+
+
 def _followers(ctx: ServerContext) -> Followers:
     # the service's engine: closed with the service
     return Followers(ctx.service, RunStore(ctx.service.engine), ctx.settings)

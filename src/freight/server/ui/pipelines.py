@@ -113,6 +113,10 @@ def outcome(run: Run) -> views.Outcome:
         running = [s.step for s in steps if s.state == "running"]
         now = f"; running {', '.join(running)}" if running else ""
         return views.Outcome("run", "Running", f"{counted}{now}, for {took} so far.")
+    if run.state == "waiting":
+        what = ", ".join(w.get("pipeline", "?") for w in run.spec.get("wait_for", []))
+        detail = f"for pipeline(s) {what}" if what else "for its preconditions"
+        return views.Outcome("wait", "Waiting", f"Waiting {detail} for {took} so far; no step has started.")
     if run.state == "succeeded":
         return views.Outcome("ok", "Succeeded", f"{counted} in {took}.")
     if run.state == "cancelled":

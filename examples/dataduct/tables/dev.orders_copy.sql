@@ -1,0 +1,5 @@
+CREATE TABLE dev.orders_copy (
+    id INTEGER PRIMARY KEY,
+    note VARCHAR(100),
+    amount DOUBLE PRECISION
+);

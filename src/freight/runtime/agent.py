@@ -1,0 +1,120 @@
+"""NodeAgent: one per node of a cluster, it runs that node's attempts through the node's own runtime.
+
+The agent is the same ShimRuntime the embedded mode uses (cgroup slots, the exit-recording shim, OOM
+read from the cgroup), so limits stay hard on every node; it only speaks plain data (JSON-able dicts
+and strings) so any transport can carry it. On a Ray cluster it is a Ray actor pinned to its node
+(runtime/ray_cluster.py); in tests it is also used directly.
+
+Each agent keeps its attempts apart from other agents on the same machine (a test cluster runs several
+"nodes" on one host): its cgroup slots live under `<cgroup_parent>/<node>` and its shim records under
+`<run_dir>/<node>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from freight.config import Settings, load_settings
+from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered
+from freight.runtime.capacity import detect_capacity
+
+#: most bytes of log one read_log call returns
+LOG_CHUNK = 1 << 20
+
+
+def agent_settings(env: dict[str, str], node: str) -> Settings:
+    """The node's settings: the server's FREIGHT_* settings, with slots and records kept per node."""
+    settings = load_settings(env)
+    short = node[:12]
+    return replace(
+        settings,
+        cgroup_parent=f"{settings.cgroup_parent}/{short}",
+        run_dir_override=settings.run_dir / short,
+    )
+
+
+class NodeAgent:
+    def __init__(self, env: dict[str, str], node: str, labels: dict[str, str] | None = None) -> None:
+        from freight.runtime.factory import create_runtime
+
+        self.node = node
+        self.labels = dict(labels or {})
+        self.settings = agent_settings(env, node)
+        self.runtime = create_runtime(self.settings)
+        self.cpus, self.memory = detect_capacity(self.settings)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "labels": self.labels,
+            "isolation": self.runtime.description,
+        }
+
+    def start(self, request: dict[str, Any]) -> str:
+        """Start one attempt (AttemptRequest as a dict); returns its handle as JSON."""
+        env = {**request["env"], "FREIGHT_NODE": self.node}
+        log_path = Path(request["log_path"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        attempt = AttemptRequest(
+            attempt_id=request["attempt_id"],
+            argv=list(request["argv"]),
+            env=env,
+            cwd=request.get("cwd"),
+            limits=Limits(**request["limits"]),
+            log_path=log_path,
+        )
+        return self.runtime.start(attempt).to_json()
+
+    def poll(self, handles: list[str]) -> dict[str, dict[str, Any] | None]:
+        """attempt id -> its outcome (as a dict) for the attempts that ended, None for the others."""
+        out: dict[str, dict[str, Any] | None] = {}
+        for text in handles:
+            handle = Handle.from_json(text)
+            outcome = self.runtime.poll(handle)
+            out[handle.attempt_id] = asdict(outcome) if outcome is not None else None
+        return out
+
+    def wait(self, handle: str, timeout: float | None = None) -> dict[str, Any] | None:
+        outcome = self.runtime.wait(Handle.from_json(handle), timeout)
+        return asdict(outcome) if outcome is not None else None
+
+    def signal(self, handle: str, signum: int) -> None:
+        self.runtime.signal(Handle.from_json(handle), signum)
+
+    def terminate(self, handle: str) -> None:
+        self.runtime.terminate(Handle.from_json(handle))
+
+    def kill(self, handle: str) -> None:
+        self.runtime.kill(Handle.from_json(handle))
+
+    def release(self, handle: str) -> None:
+        self.runtime.release(Handle.from_json(handle))
+
+    def recover(self, handle: str) -> dict[str, Any] | str:
+        """The outcome (a dict) if the attempt ended, else "running" or "vanished"."""
+        found = self.runtime.recover(Handle.from_json(handle))
+        return found.value if isinstance(found, Recovered) else asdict(found)
+
+    def usage(self, handle: str) -> tuple[int | None, float | None]:
+        return self.runtime.usage(Handle.from_json(handle))
+
+    def read_log(self, path: str, offset: int = 0, size: int = LOG_CHUNK) -> bytes:
+        """Up to `size` bytes of an attempt's log from `offset` (b"" at its end or when absent), so
+        logs can be followed live from another machine."""
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as log:
+            log.seek(offset)
+            return log.read(min(size, LOG_CHUNK))
+        return b""
+
+
+def outcome_from_dict(data: dict[str, Any]) -> Outcome:
+    return Outcome(**data)

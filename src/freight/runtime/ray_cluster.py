@@ -1,0 +1,188 @@
+"""freight on a Ray cluster: one NodeAgent actor per Ray node, and the Runtime that routes to them.
+
+    scheduler ──ClusterRuntime.start(request, node)──▶ Ray ──▶ NodeAgent on that node ──▶ ShimRuntime
+                                                                (cgroup slot, shim, OOM from the cgroup)
+
+Ray carries requests and answers; freight keeps queues, priority, fair share and placement. Agents are
+detached, named actors (`freight-agent-<node id>` in the `freight` namespace) pinned to their node with
+a hard node-affinity strategy and no CPU of their own, so a restarted server finds the same agents and
+the attempts they hold; the attempts themselves run under their shims, not in Ray's worker processes,
+so they outlive an agent too (a new agent re-attaches through `recover`).
+
+A node is lost when Ray says it is dead or its agent cannot be reached: its attempts are `lost`
+(`ClusterRuntime.node_alive`). Ray is imported only here, and only when a cluster is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from freight.errors import TransientError, UserError
+from freight.runtime.agent import NodeAgent, outcome_from_dict
+from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
+
+NAMESPACE = "freight"
+#: label resources a Ray node advertises become freight node labels: --resources '{"label:zone=eu": 1}'
+LABEL_PREFIX = "label:"
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    id: str
+    address: str
+    cpus: float
+    memory: int
+    alive: bool
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def connect(address: str) -> None:
+    """Join the Ray cluster at `address` ("auto" reads RAY_ADDRESS) as a driver in freight's namespace."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, ValueError) as exc:
+        raise UserError(
+            f"cannot join the Ray cluster at {address!r}: {exc}",
+            where="FREIGHT_RAY_ADDRESS",
+            hint="start one with `ray start --head`, or give its address (host:6379)",
+        ) from None
+
+
+def _labels(resources: dict[str, float]) -> dict[str, str]:
+    out = {}
+    for name in resources:
+        if name.startswith(LABEL_PREFIX) and "=" in name:
+            key, value = name.removeprefix(LABEL_PREFIX).split("=", 1)
+            out[key] = value
+    return out
+
+
+class ClusterRuntime:
+    """The `Runtime` for a Ray cluster. `start` runs an attempt on the node the scheduler placed it on
+    (`node=`); every other call goes to the agent named in the handle."""
+
+    description = "Ray cluster (cgroup isolation on every node, through freight's agent)"
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        import ray
+
+        self._ray: Any = ray
+        #: the FREIGHT_* settings agents start with: the server's, less its credentials
+        self.env = {
+            k: v
+            for k, v in (env if env is not None else dict(os.environ)).items()
+            if k.startswith("FREIGHT_") and k not in {"FREIGHT_TOKEN", "FREIGHT_DATABASE_URL"}
+        }
+        self._agents: dict[str, Any] = {}
+
+    # -- nodes -------------------------------------------------------------------------------------
+
+    def nodes(self) -> list[ClusterNode]:
+        """Every node Ray knows, alive or not, with what its agent says it offers."""
+        found = []
+        for raw in self._ray.nodes():
+            node_id = raw["NodeID"]
+            alive = bool(raw["Alive"])
+            resources = raw.get("Resources", {})
+            cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
+            if alive:
+                try:
+                    info = self._ray.get(self.agent(node_id).info.remote(), timeout=60)
+                    cpus, memory = float(info["cpus"]), int(info["memory"])
+                except Exception:  # an agent that cannot start or answer: the node takes no jobs
+                    alive = False
+            found.append(
+                ClusterNode(
+                    node_id, raw.get("NodeManagerAddress", ""), cpus, memory, alive, _labels(resources)
+                )
+            )
+        return found
+
+    def agent(self, node_id: str) -> Any:
+        """The node's agent, started on first use (or found again after a server restart)."""
+        handle = self._agents.get(node_id)
+        if handle is not None:
+            return handle
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        labels = next(
+            (_labels(n.get("Resources", {})) for n in self._ray.nodes() if n["NodeID"] == node_id), {}
+        )
+        actor = self._ray.remote(NodeAgent).options(
+            name=f"freight-agent-{node_id}",
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_concurrency=16,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        )
+        handle = actor.remote(self.env, node_id, labels)
+        self._agents[node_id] = handle
+        return handle
+
+    def node_alive(self, node_id: str) -> bool:
+        return any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes())
+
+    # -- Runtime -----------------------------------------------------------------------------------
+
+    def start(self, request: AttemptRequest, node: str | None = None) -> Handle:
+        if node is None:
+            raise UserError(f"attempt {request.attempt_id} has no node", hint="place it first")
+        payload = {**asdict(request), "log_path": str(request.log_path)}
+        try:
+            text = self._ray.get(self.agent(node).start.remote(payload), timeout=60)
+        except self._ray.exceptions.RayError as exc:
+            raise TransientError(
+                f"node {node[:12]} could not start attempt {request.attempt_id}: {exc}"
+            ) from exc
+        handle = Handle.from_json(text)
+        return Handle(**{**asdict(handle), "extra": {**handle.extra, "node": node}})
+
+    def _call(self, handle: Handle, method: str, *args: Any) -> Any:
+        agent = getattr(self.agent(handle.extra["node"]), method)
+        return self._ray.get(agent.remote(*args), timeout=60)
+
+    def poll(self, handle: Handle) -> Outcome | None:
+        found = self._call(handle, "poll", [handle.to_json()])[handle.attempt_id]
+        return outcome_from_dict(found) if found is not None else None
+
+    def wait(self, handle: Handle, timeout: float | None = None) -> Outcome | None:
+        found = self._call(handle, "wait", handle.to_json(), timeout)
+        return outcome_from_dict(found) if found is not None else None
+
+    def signal(self, handle: Handle, signum: int) -> None:
+        self._call(handle, "signal", handle.to_json(), signum)
+
+    def terminate(self, handle: Handle) -> None:
+        self._call(handle, "terminate", handle.to_json())
+
+    def kill(self, handle: Handle) -> None:
+        self._call(handle, "kill", handle.to_json())
+
+    def recover(self, handle: Handle) -> Outcome | Recovered:
+        if not self.node_alive(handle.extra["node"]):
+            return Recovered.VANISHED
+        found = self._call(handle, "recover", handle.to_json())
+        return Recovered(found) if isinstance(found, str) else outcome_from_dict(found)
+
+    def release(self, handle: Handle) -> None:
+        self._call(handle, "release", handle.to_json())
+
+    def fileno(self, handle: Handle) -> int | None:
+        return None  # exits are learnt by polling the agents
+
+    def usage(self, handle: Handle) -> tuple[int | None, float | None]:
+        memory, cpu = self._call(handle, "usage", handle.to_json())
+        return memory, cpu
+
+    def read_log(self, handle: Handle, path: str, offset: int = 0) -> bytes:
+        data: bytes = self._call(handle, "read_log", path, offset)
+        return data

@@ -1,0 +1,103 @@
+"""freight's agents on a real multi-node Ray cluster on this machine (two raylets, 127.0.0.1 only):
+each node runs attempts through its own cgroup-isolated runtime, OOM is named on a worker node, and a
+node that dies is seen as lost."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from freight.runtime.base import AttemptRequest, Limits, Recovered
+from freight.runtime.ray_cluster import ClusterRuntime, connect
+from tests.conftest import CGROUP_PARENT
+
+pytestmark = pytest.mark.slow
+NODE = {"num_cpus": 1, "include_dashboard": False}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    # Ray's own switch for a cluster on one machine: every node and the driver use 127.0.0.1, never
+    # the host's network address.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    home = tmp_path_factory.mktemp("ray-home")
+    env = {"FREIGHT_HOME": str(home), "FREIGHT_CGROUP_PARENT": CGROUP_PARENT}
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "resources": {"label:zone=eu": 1}})
+    cluster.add_node(num_cpus=1, resources={"label:zone=us": 1})
+    cluster.wait_for_nodes()
+    connect(cluster.address)
+    cluster.freight_env = env  # type: ignore[attr-defined]
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def request(tmp: Path, name: str, code: str, memory: int = 256 << 20) -> AttemptRequest:
+    return AttemptRequest(
+        attempt_id=f"{name}.1",
+        argv=[sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=None,
+        limits=Limits(cpus=0.5, memory=memory),
+        log_path=tmp / f"{name}.log",
+    )
+
+
+def alive_nodes(runtime: ClusterRuntime) -> list[str]:
+    return sorted(n.id for n in runtime.nodes() if n.alive)
+
+
+def test_every_node_runs_attempts_under_its_own_agent(cluster: Cluster, tmp_path: Path) -> None:
+    runtime = ClusterRuntime(cluster.freight_env)  # type: ignore[attr-defined]
+    nodes = runtime.nodes()
+    assert len(nodes) == 2 and all(n.alive for n in nodes)
+    assert sorted(n.labels["zone"] for n in nodes) == ["eu", "us"]
+    seen = {}
+    for node in nodes:
+        req = request(tmp_path, f"where-{node.id[:6]}", "import os; print(os.environ['FREIGHT_NODE'])")
+        handle = runtime.start(req, node=node.id)
+        outcome = runtime.wait(handle, timeout=120)
+        assert outcome is not None and outcome.ok, outcome
+        runtime.release(handle)
+        seen[node.id] = req.log_path.read_text().strip()
+    assert seen == {n.id: n.id for n in nodes}  # each job saw the node it ran on
+
+
+def test_oom_is_named_on_a_worker_node(cluster: Cluster, tmp_path: Path) -> None:
+    runtime = ClusterRuntime(cluster.freight_env)  # type: ignore[attr-defined]
+    worker = next(n for n in runtime.nodes() if n.labels.get("zone") == "us")
+    hog = request(tmp_path, "hog", "x = bytearray(512 << 20); print(len(x))", memory=64 << 20)
+    handle = runtime.start(hog, node=worker.id)
+    outcome = runtime.wait(handle, timeout=120)
+    runtime.release(handle)
+    assert outcome is not None and outcome.oom_killed and outcome.peak_memory
+
+
+def test_a_dead_node_is_lost_and_the_other_keeps_working(cluster: Cluster, tmp_path: Path) -> None:
+    runtime = ClusterRuntime(cluster.freight_env)  # type: ignore[attr-defined]
+    extra = cluster.add_node(num_cpus=1, resources={"label:zone=asia": 1})
+    cluster.wait_for_nodes()
+    doomed = next(n for n in runtime.nodes() if n.labels.get("zone") == "asia")
+    handle = runtime.start(request(tmp_path, "long", "import time; time.sleep(600)"), node=doomed.id)
+    assert runtime.recover(handle) is Recovered.RUNNING
+    runtime.kill(handle)  # the attempt's processes live on the host; a test cleans them up itself
+    cluster.remove_node(extra)
+    deadline = time.monotonic() + 120
+    while runtime.node_alive(doomed.id) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not runtime.node_alive(doomed.id)
+    assert runtime.recover(handle) is Recovered.VANISHED
+    assert doomed.id not in alive_nodes(runtime)
+    survivor = next(n for n in runtime.nodes() if n.alive)
+    ok = runtime.start(request(tmp_path, "after", "print('fine')"), node=survivor.id)
+    outcome = runtime.wait(ok, timeout=120)
+    assert outcome is not None and outcome.ok

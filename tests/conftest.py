@@ -7,11 +7,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
 from freight.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from tests.containers import BuiltImage
 
 PG_ADMIN = os.environ.get("FREIGHT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -34,10 +38,13 @@ def _remove_test_cgroups() -> Iterator[None]:
     """The session's cgroup slots (and any job left in them) go away when the tests end."""
     yield
     from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
+    from freight.runtime.container import remove_container_cgroups
     from freight.runtime.slots import SlotPool
 
     with contextlib.suppress(CgroupUnavailable):
-        SlotPool(open_cgroups(CGROUP_PARENT)).destroy()
+        driver = open_cgroups(CGROUP_PARENT)
+        remove_container_cgroups(driver)  # what image jobs leave beside and below the slots
+        SlotPool(driver).destroy()
 
 
 @pytest.fixture
@@ -73,3 +80,13 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
     from dataclasses import replace
 
     return replace(settings, database_url=url)
+
+
+@pytest.fixture(scope="session")
+def test_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
+    """An image built offline and pushed to a registry started for the session (container tests)."""
+    from tests.containers import build_test_image
+
+    image = build_test_image(tmp_path_factory.mktemp("image"))
+    yield image
+    image.registry.stop()

@@ -33,6 +33,8 @@ class Settings:
     #: Remote mode: talk to a freight server instead of the local store.
     url: str | None = None
     token: str | None = None
+    #: host:port of the image registry (FREIGHT_REGISTRY); None: the local one `freight up` runs, if any
+    registry: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -132,4 +134,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         keep_local_logs=_flag(env, "FREIGHT_LOG_KEEP_LOCAL", default=True),
         url=url,
         token=env.get("FREIGHT_TOKEN") or None,
+        registry=env.get("FREIGHT_REGISTRY") or None,
     )

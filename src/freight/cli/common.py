@@ -86,6 +86,9 @@ def spec_from_flags(
     after: list[str] | None = None,
     idempotency_key: str | None = None,
     base: dict[str, Any] | None = None,
+    image: str | None = None,
+    network: str | None = None,
+    mount: list[str] | None = None,
 ) -> dict[str, Any]:
     """The spec a set of flags describes, as a dict (so a definition can supply what flags omit)."""
     spec: dict[str, Any] = dict(base or {})
@@ -120,6 +123,8 @@ def spec_from_flags(
         ("priority", priority),
         ("idempotency_key", idempotency_key),
         ("cwd", cwd),
+        ("image", image),
+        ("network", network),
     ):
         if value is not None:
             spec[key] = value
@@ -133,7 +138,17 @@ def spec_from_flags(
             job, _, cond = item.partition(":")
             deps.append({"job": job, "condition": cond or "after_ok"})
         spec["depends_on"] = deps
+    if mount:
+        spec["mounts"] = [*spec.get("mounts", []), *(parse_mount(item) for item in mount)]
     return spec
+
+
+def parse_mount(text: str) -> dict[str, Any]:
+    """--mount SOURCE:TARGET[:ro|rw] (read-only unless :rw)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise UserError(f"{text!r} is not a mount", where="--mount", hint="write SOURCE:TARGET[:ro|rw]")
+    return {"source": parts[0], "target": parts[1], "read_only": len(parts) == 2 or parts[2] == "ro"}
 
 
 def read_spec_file(path: Path) -> dict[str, Any]:

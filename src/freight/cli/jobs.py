@@ -57,6 +57,11 @@ File = Annotated[Path | None, typer.Option("--file", "-f", help="A job spec in Y
 Definition = Annotated[str | None, typer.Option("--definition", "-d", help="NAME or NAME:VERSION")]
 Command = Annotated[list[str] | None, typer.Argument(help="The command, after --")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+Image = Annotated[str | None, typer.Option("--image", help="Run in this container image (podman + runc)")]
+Network = Annotated[str | None, typer.Option("--network", help="Image jobs: none (default), host or bridge")]
+Mount = Annotated[
+    list[str] | None, typer.Option("--mount", help="Image jobs: SOURCE:TARGET[:ro|rw]; repeatable")
+]
 
 
 @dataclass
@@ -125,11 +130,15 @@ def run(
     cwd: Cwd = None,
     file: File = None,
     definition: Definition = None,
+    image: Image = None,
+    network: Network = None,
+    mount: Mount = None,
 ) -> None:
     """Run a command as an isolated job, stream its output, and exit with its exit code.
 
     Ctrl-C (or SIGTERM, SIGHUP) cancels the job, as srun does; a second one stops waiting for it."""
-    request = _request(**{**locals(), "cwd": cwd or str(Path.cwd())})
+    # a container starts in its image's working directory, not in ours
+    request = _request(**{**locals(), "cwd": cwd or (None if image else str(Path.cwd()))})
     _warn_if_stdin_given()
     with open_service() as svc:
         with svc.running():
@@ -286,6 +295,9 @@ def submit(
     cwd: Cwd = None,
     file: File = None,
     definition: Definition = None,
+    image: Image = None,
+    network: Network = None,
+    mount: Mount = None,
     as_json: AsJson = False,
 ) -> None:
     """Queue a job and print its id. A scheduler (`freight up`) runs it, in this directory unless

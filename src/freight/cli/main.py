@@ -10,10 +10,12 @@ from rich.markup import escape
 
 from freight.cli import jobs
 from freight.cli.build import mount as mount_builds
+from freight.cli.image import image_app
 from freight.cli.output import err_console
 from freight.cli.pipeline import app as pipeline_app
 from freight.cli.pipeline_schedule import register as register_pipeline_schedules
 from freight.cli.queues import definitions_app, queues_app
+from freight.cli.service import service_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
 
@@ -59,6 +61,10 @@ def up(
     gateway_port: Annotated[
         int | None, typer.Option("--gateway-port", help="Also serve build releases on this port")
     ] = None,
+    registry: Annotated[
+        bool, typer.Option("--registry", help="Also run a local image registry on 127.0.0.1")
+    ] = False,
+    registry_port: Annotated[int, typer.Option("--registry-port", help="Its port (0: a free one)")] = 5000,
 ) -> None:
     """Serve the API and the web UI and run the scheduler, in one process.
 
@@ -88,18 +94,34 @@ def up(
                 err=True,
             )
 
-    serve(
-        settings,
-        host=host,
-        port=port,
-        log_format=log_format,
-        gateway_port=gateway_port,
-        announce=announce,
-    )
+    local_registry = None
+    if registry:
+        from freight.runtime.registry import start_registry
+
+        local_registry = start_registry(settings, registry_port)
+        typer.echo(f"freight: image registry at {local_registry.address}", err=True)
+    from freight.services.runner import start_services
+
+    services = start_services(settings)
+    try:
+        serve(
+            settings,
+            host=host,
+            port=port,
+            log_format=log_format,
+            gateway_port=gateway_port,
+            announce=announce,
+        )
+    finally:
+        services.set()
+        if local_registry is not None:
+            local_registry.stop()
 
 
 # the workloads' commands, listed after the platform's own
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(image_app, name="image")
+app.add_typer(service_app, name="service")
 register_pipeline_schedules(pipeline_app)
 app.add_typer(pipeline_app, name="pipeline")
 mount_builds(app)

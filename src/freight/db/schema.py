@@ -302,3 +302,22 @@ schedules = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+
+# --- services (migration 0012) ---
+
+#: long-running services (services/): the desired state; replicas are jobs labelled freight.service
+services = Table(
+    "services",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    #: JSON ServiceSpec, its image pinned to a digest
+    Column("spec", Text, nullable=False),
+    #: the spec before the last deploy: what rollback returns to
+    Column("previous", Text),
+    Column("revision", Integer, nullable=False),
+    #: deploying | ready | rolled_back | removing
+    Column("status", String(16), nullable=False),
+    Column("message", Text),
+    Column("updated_at", Float, nullable=False),
+)

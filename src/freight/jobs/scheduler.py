@@ -827,6 +827,7 @@ class Scheduler:
             cwd=spec.cwd,
             limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
             log_path=self.settings.log_path(job.id, run.number),
+            container=spec.container(),
         )
 
     def _watch(self, run: Running) -> None:

@@ -163,14 +163,14 @@ class JobService:
         """Run a scheduler in a background thread of this process. Raises LeaseHeldError when another
         live scheduler serves this store."""
         from freight.jobs.scheduler import Scheduler
-        from freight.runtime import create_runtime
+        from freight.runtime.factory import create_job_runtime
 
         with self._scheduler_lock:
             if self.scheduler is not None:
                 return self.scheduler
             scheduler = Scheduler(
                 self.engine,
-                create_runtime(self.settings),
+                create_job_runtime(self.settings),
                 self.settings,
                 poll_interval=poll_interval,
                 on_commit=self._notify,
@@ -337,10 +337,20 @@ class JobService:
         resolved, ref = self.resolve(spec, definition)
         return self._insert([(resolved, ref)])[0]
 
+    def _pin_image(self, spec: JobSpec) -> JobSpec:
+        """An image job runs one exact image: its name is pinned to a digest before the job is
+        placed, and a name that resolves to nothing is a UserError now rather than a failed attempt."""
+        if spec.image is None:
+            return spec
+        from freight.runtime.images import pin
+
+        return spec.model_copy(update={"image": pin(spec.image, self.settings)})
+
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         return self._insert([(spec, None) for spec in specs])
 
     def _insert(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[JobView]:
+        items = [(self._pin_image(spec), ref) for spec, ref in items]
         now = time.time()
         fresh: list[JobRecord] = []
         try:

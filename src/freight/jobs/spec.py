@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from freight.errors import UserError, suggest
+from freight.runtime.base import Container, Mount
 from freight.unitfields import Bytes, Cpus, Seconds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -71,6 +72,21 @@ class Dependency(_Strict):
     condition: Literal["after_ok", "after_any"] = "after_ok"
 
 
+class MountSpec(_Strict):
+    """A host path shown inside a job's container (image jobs only)."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+    @field_validator("source", "target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or any(c in value for c in ":,\x00\n"):
+            raise ValueError(f"{value!r} must be an absolute path without ':' or ','")
+        return value
+
+
 class JobSpec(_Strict):
     """Everything needed to run a job. Either `command` (argv) or `shell` (a /bin/sh script)."""
 
@@ -92,7 +108,12 @@ class JobSpec(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     depends_on: list[Dependency] = Field(default_factory=list)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    #: an OCI image to run the command in (podman + runc, same limits); pinned to a digest on submit
     image: str | None = None
+    #: the container's network (image jobs): none (default), host or bridge
+    network: Literal["none", "host", "bridge"] = "none"
+    #: host paths the container sees (image jobs); nothing else of the host is visible
+    mounts: list[MountSpec] = Field(default_factory=list)
 
     @field_validator("queue")
     @classmethod
@@ -109,10 +130,21 @@ class JobSpec(_Strict):
             raise ValueError("`command` must name a program to run")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("`timeout` must be more than 0")
+        if self.image is None and (self.mounts or self.network != "none"):
+            raise ValueError("`mounts` and `network` apply to jobs with an `image` only")
+        if self.image is not None and not self.image.strip():
+            raise ValueError("`image` must name an image")
         texts = [*(self.command or []), self.shell or "", self.cwd or "", *self.env, *self.env.values()]
         if any("\x00" in text for text in texts):
             raise ValueError("command, shell, cwd and env cannot hold NUL characters")
         return self
+
+    def container(self) -> Container | None:
+        """The container an image job runs in (the runtime's view of `image`, `network`, `mounts`)."""
+        if self.image is None:
+            return None
+        mounts = tuple(Mount(m.source, m.target, m.read_only) for m in self.mounts)
+        return Container(image=self.image, network=self.network, mounts=mounts)
 
     def argv(self) -> list[str]:
         if self.command is not None:

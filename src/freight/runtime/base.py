@@ -21,6 +21,26 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host path seen inside a container at `target`."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class Container:
+    """Run the attempt's argv inside this OCI image (see runtime/container.py)."""
+
+    #: a pinned reference: REGISTRY/NAME@sha256:..., or a local image id
+    image: str
+    #: "none" (default: no network at all), "host" or "bridge"
+    network: str = "none"
+    mounts: tuple[Mount, ...] = ()
+
+
+@dataclass(frozen=True)
 class AttemptRequest:
     """One attempt to run. `attempt_id` is unique and names the attempt's record directory."""
 
@@ -30,6 +50,8 @@ class AttemptRequest:
     cwd: str | None
     limits: Limits
     log_path: Path
+    #: run argv in this container image instead of directly on the host
+    container: Container | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from freight.config import Settings
 from freight.errors import UserError
 from freight.runtime.base import Runtime
 from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
+from freight.runtime.container import ContainerRuntime
 from freight.runtime.isolation import Isolation
 from freight.runtime.notices import warn_once
 from freight.runtime.process import ShimRuntime
@@ -23,6 +24,11 @@ def create_runtime(settings: Settings) -> ShimRuntime:
     """The runtime for this machine (settings.isolation: auto | cgroups | rlimits)."""
     isolation = _isolation(settings)
     return ShimRuntime(isolation, find_shim(settings.home), settings.run_dir)
+
+
+def create_job_runtime(settings: Settings) -> ContainerRuntime:
+    """The scheduler's runtime: process attempts as create_runtime's, image attempts under podman."""
+    return ContainerRuntime(create_runtime(settings), settings.home)
 
 
 def _isolation(settings: Settings) -> Isolation:
@@ -44,3 +50,7 @@ def _isolation(settings: Settings) -> Isolation:
 
 def _conforms(runtime: ShimRuntime) -> Runtime:
     return runtime  # mypy proves here that ShimRuntime implements the Runtime protocol
+
+
+def _conforms_too(runtime: ContainerRuntime) -> Runtime:
+    return runtime

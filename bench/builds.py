@@ -1,16 +1,20 @@
-"""Builds of a generated 50-app workspace (real esbuild) through the embedded job platform.
+"""freight build against Turborepo 2, side by side on one generated 50-app workspace (real esbuild).
 
-Measures, in one run on this machine:
+Both tools run as a user runs them (`freight build` and `turbo run build`, each a fresh process), on
+the same folder, in the same run, alternating, in four scenarios:
 
-- cold build: wall time vs the sum of the task (job) times, and the parallel efficiency at this
-  machine's capacity: sum / (wall x slots), slots = capacity cpus / cpus per task;
-- the same 50 builds run directly by a 2-worker process pool (no platform, no cache): the baseline;
-- a fully cached run (outputs deleted first, so all 50 are restored) and a one-file change;
-- dependencies: `npm ci` as a job vs restoring the node_modules snapshot in a fresh clone.
+- cold: every task runs (`--force` for both: nothing is read from the cache, entries are written);
+- fully cached: nothing changed, every output in place;
+- dist removed: every app's dist/ deleted, so every output comes from the cache;
+- one app changed: a line appended to one app's source (a fresh change before each pair of runs).
+
+The floor is the same builds started straight by `xargs -P2 sh` (node_modules/.bin on PATH), no
+orchestrator, no cache. Each figure is the median of --repeat runs; after every freight run the
+bench counts stale files (an output file no fresh build would produce) in the apps' dist/ folders.
 
 Prints the figures and writes bench/results/builds.json.
 
-    python bench/builds.py [--apps 50] [--lines 400] [--esbuild 0.28.2]
+    python bench/builds.py [--apps 50] [--lines 400] [--repeat 3] [--esbuild 0.28.2] [--turbo 2]
 """
 
 from __future__ import annotations
@@ -20,177 +24,219 @@ import json
 import os
 import platform as host
 import shutil
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from freight.builds.api import Builds
-from freight.builds.depcache import mark_installed
-from freight.builds.plan import PlanOptions
-from freight.builds.results import RunSummary
-from freight.builds.runner import RunOptions, bin_path
-from freight.builds.sample import generate, git_commit, git_init
-from freight.builds.workspace import load_workspace
-from freight.config import load_settings
-from freight.jobs.service import JobService
-from freight.jobs.spec import JobSpec
+from freight.builds.sample import generate, git_init
 
 RESULTS = Path(__file__).parent / "results"
+FREIGHT = Path(sys.executable).with_name("freight")
+
+TURBO_JSON = {
+    "$schema": "https://turbo.build/schema.json",
+    "tasks": {"build": {"dependsOn": ["^build"], "outputs": ["dist/**"], "env": ["SAMPLE_FLAVOUR"]}},
+}
 
 
-def direct_baseline(root: Path, workers: int) -> dict[str, float]:
-    """The builds run straight from a process pool: what a plain script would get."""
-    ws = load_workspace(root)
-    apps = [p for p in ws.apps]
-    times: list[float] = []
-
-    def one(pkg_dir: Path, env: dict[str, str]) -> float:
-        start = time.perf_counter()
-        subprocess.run(
-            ["/bin/sh", "-c", "sample-build"], cwd=pkg_dir, env=env, check=True, capture_output=True
-        )
-        return time.perf_counter() - start
-
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        futures = []
-        for pkg in apps:
-            env = {**os.environ, "PATH": bin_path(ws, pkg, os.environ["PATH"])}
-            futures.append(pool.submit(one, root / pkg.dir, env))
-        times = [f.result() for f in futures]
-    wall = time.perf_counter() - start
-    return {"wall_seconds": wall, "task_seconds": sum(times), "median_task": sorted(times)[len(times) // 2]}
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
+    return seconds
 
 
-def timed(builds: Builds, *args: Any, **kwargs: Any) -> tuple[RunSummary, float]:
-    """A build and its end-to-end seconds: planning (workspace, hashing) included."""
+def prepare(root: Path, apps: int, lines: int, esbuild: str, turbo: str) -> float:
+    """The workspace with esbuild and turbo installed and committed; returns npm install's seconds."""
+    generate(root, apps, esbuild_version=esbuild, lines=lines)
+    manifest = json.loads((root / "package.json").read_text())
+    npm_version = subprocess.run(["npm", "--version"], capture_output=True, text=True, check=True)
+    manifest["packageManager"] = f"npm@{npm_version.stdout.strip()}"  # turbo 2 requires it
+    manifest["devDependencies"]["turbo"] = turbo
+    (root / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (root / "turbo.json").write_text(json.dumps(TURBO_JSON, indent=2) + "\n")
+    with (root / ".gitignore").open("a") as handle:
+        handle.write(".turbo/\n")
     start = time.perf_counter()
-    summary = builds.build(*args, **kwargs)
-    return summary, time.perf_counter() - start
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefer-offline"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - start
+    git_init(root)
+    return seconds
 
 
-def describe(run: tuple[RunSummary, float], slots: float) -> dict[str, Any]:
-    summary, end_to_end = run
-    totals = summary.totals()
-    wall = totals["wall_seconds"]
-    task = totals["task_seconds"]
-    return {
-        **totals,
-        "end_to_end_seconds": round(end_to_end, 4),
-        "critical_path_seconds": round(summary.critical_seconds, 4),
-        "parallel_efficiency": round(task / (wall * slots), 3) if wall else None,
-        "speedup_vs_serial": round(task / wall, 3) if wall else None,
-        "ideal_wall_seconds": round(max(task / slots, summary.critical_seconds), 4),
-    }
+def app_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "apps").iterdir() if p.is_dir())
+
+
+def stale_files(root: Path) -> int:
+    """Files in dist/ that index.html does not name (besides the JS's own source map): left-overs."""
+    stale = 0
+    for app in app_dirs(root):
+        dist = app / "dist"
+        if not dist.is_dir():
+            continue
+        html = (dist / "index.html").read_text() if (dist / "index.html").exists() else ""
+        for path in dist.rglob("*"):
+            if not path.is_file() or path.name == "index.html":
+                continue
+            name = path.name.removesuffix(".map")
+            if name not in html:
+                stale += 1
+    return stale
+
+
+def xargs_floor(root: Path, env: dict[str, str]) -> float:
+    """The apps' builds started straight by `xargs -P2 sh`: no orchestrator, no cache."""
+    bins = f"{root}/node_modules/.bin"
+    listing = "".join(f"{p}\n" for p in app_dirs(root))
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "xargs",
+            "-P2",
+            "-I{}",
+            "sh",
+            "-c",
+            f'cd "{{}}" && PATH="$PWD/node_modules/.bin:{bins}:$PATH" sample-build',
+        ],
+        input=listing.encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--apps", type=int, default=50)
     parser.add_argument("--lines", type=int, default=400, help="generated functions per app")
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--esbuild", default="0.28.2")
+    parser.add_argument("--turbo", default="^2")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold runs and the xargs floor")
+    parser.add_argument(
+        "--compare", type=Path, help="also run freight from this checkout's src/ (an A/B under the same load)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="freight-bench-builds-") as tmp_text:
         tmp = Path(tmp_text)
-        root = generate(tmp / "ws", args.apps, esbuild_version=args.esbuild, lines=args.lines)
-        start = time.perf_counter()
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--prefer-offline"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-        )
-        npm_install = time.perf_counter() - start
-        git_init(root)
-        mark_installed(load_workspace(root))
+        root = tmp / "ws"
+        npm_install = prepare(root, args.apps, args.lines, args.esbuild, args.turbo)
+        env = {
+            **os.environ,
+            "FREIGHT_HOME": str(tmp / "home"),
+            "FREIGHT_CGROUP_PARENT": f"freight-bb-{os.getpid()}",
+            "TURBO_TELEMETRY_DISABLED": "1",
+            "TURBO_NO_UPDATE_NOTIFIER": "1",
+            "DO_NOT_TRACK": "1",
+        }
+        env.pop("FREIGHT_URL", None)
+        turbo_version = subprocess.run(
+            [str(root / "node_modules/.bin/turbo"), "--version"], capture_output=True, text=True, env=env
+        ).stdout.strip()
+        freight_cmd = [str(FREIGHT), "build", "--no-publish"]
+        turbo_cmd = [str(root / "node_modules/.bin/turbo"), "run", "build", "--output-logs=errors-only"]
+        tools: dict[str, list[str]] = {"freight": freight_cmd, "turbo": turbo_cmd}
+        envs = {"freight": env, "turbo": env}
+        if args.compare:
+            tools["freight_base"] = [sys.executable, "-m", "freight.cli.main", "build", "--no-publish"]
+            base_src = args.compare.resolve() / "src"
+            envs["freight_base"] = {
+                **env,
+                "PYTHONPATH": str(base_src),
+                "FREIGHT_HOME": str(tmp / "home-base"),
+            }
+        times: dict[str, dict[str, list[float]]] = {s: {t: [] for t in tools} for s in SCENARIOS}
+        stale: dict[str, int] = {t: 0 for t in tools}
+        floor: list[float] = []
+        # warm-up: fill both caches once (and the freight home, its store and its migrations)
+        for name, argv in tools.items():
+            run(argv, root, envs[name])
+        changed = app_dirs(root)[len(app_dirs(root)) // 2] / "src" / "main.js"
+        for rep in range(args.repeat):
+            order = list(tools) if rep % 2 == 0 else list(reversed(tools))
+            for name in order if not args.no_cold else ():
+                times["cold"][name].append(run([*tools[name], "--force"], root, envs[name]))
+            if not args.no_cold:
+                floor.append(xargs_floor(root, env))
+            for name in order:
+                times["fully_cached"][name].append(run(tools[name], root, envs[name]))
+                stale[name] += stale_files(root)
+            for name in order:
+                for app in app_dirs(root):
+                    shutil.rmtree(app / "dist", ignore_errors=True)
+                times["dist_removed"][name].append(run(tools[name], root, envs[name]))
+                stale[name] += stale_files(root)
+            for name in order:
+                with changed.open("a") as handle:
+                    handle.write(f"export const bench{rep}{name} = {rep};\n")
+                times["one_app_changed"][name].append(run(tools[name], root, envs[name]))
+                stale[name] += stale_files(root)
+        # Back to a version both caches hold while a newer bundle sits in dist/: a restore that does
+        # not clear the folder first leaves that bundle next to the restored one.
+        for name in tools:
+            subprocess.run(["git", "checkout", "-q", "--", str(changed)], cwd=root, check=True)
+            run(tools[name], root, envs[name])  # every app cached, the changed one restored over its dist/
+            stale[name] += stale_files(root)
+            with changed.open("a") as handle:
+                handle.write(f"export const again{name} = 1;\n")
+            run(tools[name], root, envs[name])
+        startup = [run([sys.executable, "-c", "import freight.cli.main"], root, env) for _ in range(5)]
 
-        settings = load_settings(
-            {"FREIGHT_HOME": str(tmp / "home"), "FREIGHT_CGROUP_PARENT": f"freight-bb-{os.getpid()}"}
-        )
-        svc = JobService.open(settings)
-        scheduler = svc.start_scheduler(poll_interval=0.2)
-        capacity = float(scheduler.snapshot()["cpus"])
-        svc.wait([svc.submit(JobSpec(command=["/bin/true"], resources={"cpus": 0.1, "memory": "32M"})).id])
-        builds = Builds.open(settings)
-        task_cpus = load_workspace(root).config.tasks["build"].cpus
-        slots = capacity / task_cpus
-
-        cold = timed(builds, svc, root, run_options=RunOptions())
-        assert cold[0].ok, cold[0].table()
-        built_dirs = sorted(root.glob("apps/*/dist"))
-
-        for dist in built_dirs:
-            shutil.rmtree(dist)
-        cached = timed(builds, svc, root)
-        assert cached[0].ok and cached[0].count("cached") == args.apps
-        untouched = timed(builds, svc, root)  # outputs already in place: restored anyway (cleared first)
-
-        with (root / "packages/charts/src/index.js").open("a") as handle:
-            handle.write("export const bench = 1;\n")
-        one_file = timed(builds, svc, root)
-        git_commit(root, "bench change")
-
-        baseline = direct_baseline(root, workers=int(slots))
-
-        # Dependencies: `npm ci` as a job in a fresh clone, then a snapshot restore in another one.
-        only = PlanOptions(only=("app-01",))
-        deps_home = replace(settings.with_home(tmp / "deps-home"), cgroup_parent=settings.cgroup_parent)
-        deps_builds = Builds.open(deps_home)
-        clones = []
-        for name in ("clone-a", "clone-b"):
-            target = tmp / name
-            subprocess.run(["git", "clone", "-q", str(root), str(target)], check=True)
-            clones.append(target)
-        installed = deps_builds.build(svc, clones[0], only)
-        restored = deps_builds.build(svc, clones[1], only, RunOptions(force=True))
-        assert installed.deps and restored.deps and restored.deps["status"] == "restored"
-        deps_builds.close()
-        builds.close()
-        svc.close()
-
+    times = {s: by for s, by in times.items() if all(by.values())}
+    medians = {s: {t: statistics.median(v) for t, v in by.items()} for s, by in times.items()}
     result: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "capacity_cpus": capacity, "python": host.python_version()},
-        "workspace": {
-            "apps": args.apps,
-            "shared_packages": 4,
-            "lines_per_app": args.lines,
-            "esbuild": args.esbuild,
-        },
-        "task_cpus": task_cpus,
-        "slots": slots,
-        "cold": describe(cold, slots),
-        "fully_cached": describe(cached, slots),
-        "fully_cached_outputs_in_place": describe(untouched, slots),
-        "one_file_change": describe(one_file, slots),
-        "direct_baseline": {k: round(v, 4) for k, v in baseline.items()},
+        "machine": {"cpus": os.cpu_count(), "python": host.python_version(), "load": os.getloadavg()},
+        "workspace": {"apps": args.apps, "lines_per_app": args.lines, "esbuild": args.esbuild},
+        "turbo": turbo_version,
+        "repeat": args.repeat,
         "npm_install_seconds": round(npm_install, 3),
-        "deps": {"installed": installed.deps, "restored": restored.deps},
+        "seconds": {s: {t: [round(x, 4) for x in v] for t, v in by.items()} for s, by in times.items()},
+        "median_seconds": {s: {t: round(v, 4) for t, v in by.items()} for s, by in medians.items()},
+        "ratio_freight_to_turbo": {s: round(m["freight"] / m["turbo"], 3) for s, m in medians.items()},
+        "ratio_base_to_turbo": {
+            s: round(m["freight_base"] / m["turbo"], 3) for s, m in medians.items() if "freight_base" in m
+        },
+        "compare": str(args.compare) if args.compare else None,
+        "xargs_floor_seconds": round(statistics.median(floor), 4) if floor else None,
+        "freight_cli_import_seconds": round(statistics.median(startup), 4),
+        "stale_files": stale,
     }
     (RESULTS / "builds.json").write_text(json.dumps(result, indent=2))
-    c, f, o, b = result["cold"], result["fully_cached"], result["one_file_change"], result["direct_baseline"]
-    print(f"capacity {capacity:g} cpus, {slots:g} task slots; {args.apps} apps")
+    print(f"{args.apps} apps, turbo {turbo_version}, median of {args.repeat}, load {os.getloadavg()[0]:.1f}")
+    base = "freight_base" in tools
     print(
-        f"cold: wall {c['wall_seconds']:.2f}s, sum of task times {c['task_seconds']:.2f}s, "
-        f"parallel efficiency {c['parallel_efficiency']:.2f} (speedup {c['speedup_vs_serial']:.2f}x, "
-        f"ideal wall {c['ideal_wall_seconds']:.2f}s)"
+        f"{'scenario':<18}{'freight':>10}{'turbo':>10}{'ratio':>8}"
+        + (f"{'base':>10}{'ratio':>8}" if base else "")
     )
-    print(f"direct process pool: wall {b['wall_seconds']:.2f}s, sum {b['task_seconds']:.2f}s")
-    print(f"fully cached: wall {f['wall_seconds']:.3f}s ({f['cached']} restored), ", end="")
-    print(f"{f['end_to_end_seconds']:.3f}s with planning and hashing")
-    print(f"one file in a shared package: wall {o['wall_seconds']:.2f}s ", end="")
-    print(f"({o['built']} built, {o['cached']} cached)")
-    d = result["deps"]
-    print(
-        f"deps: npm ci job {d['installed']['install_seconds']:.2f}s; snapshot restore "
-        f"{d['restored']['seconds']:.2f}s (saved {d['restored']['saved_seconds']:.2f}s)"
-    )
+    for scenario, m in medians.items():
+        ratio = result["ratio_freight_to_turbo"][scenario]
+        line = f"{scenario:<18}{m['freight']:>9.3f}s{m['turbo']:>9.3f}s{ratio:>8.2f}"
+        if base:
+            line += f"{m['freight_base']:>9.3f}s{m['freight_base'] / m['turbo']:>8.2f}"
+        print(line)
+    if floor:
+        floor_s = result["xargs_floor_seconds"]
+        print(f"xargs -P2 sh floor: {floor_s:.3f}s ({floor_s / medians['cold']['turbo']:.2f}x turbo's cold)")
+    print("stale output files left: " + ", ".join(f"{t} {n}" for t, n in stale.items()))
+    print(f"of freight's times, importing its CLI: {result['freight_cli_import_seconds']:.3f}s")
 
+
+SCENARIOS: tuple[str, ...] = ("cold", "fully_cached", "dist_removed", "one_app_changed")
 
 if __name__ == "__main__":
     main()

@@ -35,6 +35,11 @@ class Settings:
     token: str | None = None
     #: host:port of the image registry (FREIGHT_REGISTRY); None: the local one `freight up` runs, if any
     registry: str | None = None
+    #: When set, /metrics answers only `Authorization: Bearer <this>` (or an admin API token).
+    metrics_token: str | None = None
+    #: Folders whose pipeline files an API request may name (FREIGHT_PIPELINE_ROOTS, ':'-separated).
+    #: Without any, only an admin token may name files on the server.
+    pipeline_roots: tuple[Path, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -100,6 +105,10 @@ def _flag(env: dict[str, str], name: str, *, default: bool) -> bool:
     raise UserError(f"{name} must be true or false, not {env[name]!r}", where=name, hint="use true or false")
 
 
+def _roots(text: str) -> tuple[Path, ...]:
+    return tuple(Path(p).expanduser().resolve() for p in text.split(os.pathsep) if p.strip())
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from FREIGHT_* environment variables."""
     env = dict(os.environ if env is None else env)
@@ -135,4 +144,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         url=url,
         token=env.get("FREIGHT_TOKEN") or None,
         registry=env.get("FREIGHT_REGISTRY") or None,
+        metrics_token=env.get("FREIGHT_METRICS_TOKEN") or None,
+        pipeline_roots=tuple(
+            Path(p).expanduser().resolve()
+            for p in env.get("FREIGHT_PIPELINE_ROOTS", "").split(os.pathsep)
+            if p
+        ),
     )

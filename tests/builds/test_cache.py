@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from freight.builds.cache import CacheStore, TaskCache
+from freight.builds.outputs import OutputsState
 from freight.storage.objectstore import ObjectStore
 
 KEY = b"k" * 32
@@ -135,3 +136,50 @@ def test_archives_with_unsafe_paths_are_rejected(tmp_path: Path, name: str) -> N
     store.put_bytes("builds/cache/h9/h9.json", json.dumps(meta).encode())
     found = TaskCache(CacheStore(store, KEY, "local"), None).lookup("h9", "t", tmp_path / "pkg", OUTPUTS)
     assert not found.hit and "unsafe path" in found.warnings[0]
+
+
+def archive_of(tmp_path: Path, store: str, task_hash: str) -> Path:
+    return tmp_path / store / "builds" / "cache" / task_hash[:2] / f"{task_hash}.tgz"
+
+
+def test_outputs_in_place_are_not_restored(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    files = make_outputs(pkg)
+    local, _ = stores(tmp_path)
+    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state.json"))
+    cache.save("h7", "app#build", pkg, files, b"built it\n", 1.5)
+    archive_of(tmp_path, "local", "h7").unlink()  # a restore would have to read it
+    found = cache.lookup("h7", "app#build", pkg, OUTPUTS)
+    assert found.hit and found.in_place and found.warnings == []
+    assert found.entry is not None and found.entry.log == b"built it\n" and found.entry.files == files
+
+
+def test_tampered_or_stale_outputs_are_restored_over(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    files = make_outputs(pkg)
+    local, _ = stores(tmp_path)
+    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state.json"))
+    cache.save("h8", "app#build", pkg, files, b"log", 1.0)
+    (pkg / "dist" / "index.html").write_text("<html>tampered</html>")
+    found = cache.lookup("h8", "app#build", pkg, OUTPUTS)
+    assert found.hit and not found.in_place
+    assert (pkg / "dist" / "index.html").read_text() == "<html>v1</html>"
+    (pkg / "dist" / "assets" / "stale-OLD00001.js").write_text("an earlier build")
+    found = cache.lookup("h8", "app#build", pkg, OUTPUTS)
+    assert found.hit and not found.in_place
+    assert sorted(p.relative_to(pkg).as_posix() for p in (pkg / "dist").rglob("*") if p.is_file()) == files
+    assert cache.lookup("h8", "app#build", pkg, OUTPUTS).in_place  # as restored: in place
+
+
+def test_an_entry_without_a_manifest_is_restored(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    files = make_outputs(pkg)
+    local, _ = stores(tmp_path)
+    TaskCache(local, None).save("h9", "app#build", pkg, files, b"log", 1.0)
+    meta_path = archive_of(tmp_path, "local", "h9").with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    del meta["manifest"], meta["signature"], meta["archive_sha256"], meta["archive_size"]
+    local.write(meta, archive_of(tmp_path, "local", "h9").read_bytes())  # as an older freight wrote it
+    cache = TaskCache(local, None, state=OutputsState(tmp_path / "state.json"))
+    found = cache.lookup("h9", "app#build", pkg, OUTPUTS)
+    assert found.hit and not found.in_place

@@ -40,7 +40,8 @@ def client(builds: Builds, tmp_path: Path) -> Iterator[tuple[httpx.Client, Build
     builds.store.set_route(Route("admin", ("admin.example.test",), "/admin/", False))
     builds.deploy("web", ids[0])
     builds.deploy("admin", admin_release.id)
-    with serving(builds.gateway(ttl=0)) as url, httpx.Client(base_url=url) as http:
+    may_preview = lambda request: request.headers.get("authorization") == "Bearer ok"  # noqa: E731
+    with serving(builds.gateway(ttl=0, may_preview=may_preview)) as url, httpx.Client(base_url=url) as http:
         yield http, builds, ids
 
 
@@ -95,7 +96,8 @@ def test_deploy_rollback_and_earlier_assets_stay_reachable(
     assert http.get("/web/assets/main-BBBB2222.js").status_code == 200
     builds.rollback("web")
     assert http.get("/web/").text == old_page
-    preview = http.get(f"/_freight/releases/web/{v2}/")
+    assert http.get(f"/_freight/releases/web/{v2}/").status_code == 401  # previews are not public
+    preview = http.get(f"/_freight/releases/web/{v2}/", headers={"Authorization": "Bearer ok"})
     assert preview.status_code == 200 and "v2" in preview.text
 
 

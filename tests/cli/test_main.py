@@ -44,6 +44,12 @@ def job_count(settings: Settings) -> int:
         (["submit", "--definition", "missing"], "no job definition 'missing'"),
         (["jobs", "show", "nope"], "no job 'nope'"),
         (["jobs", "ls", "--state", "sleeping"], "unknown state 'sleeping'"),
+        # `printf 'caf\xe9'`: a byte that is not UTF-8 reaches Python as U+DCE9 (surrogateescape)
+        (
+            ["submit", "--", "echo", "caf\udce9"],
+            "arguments: command.1: not UTF-8 text: it holds the byte 0xe9",
+        ),
+        (["submit", "--env", "K=\udcff", "--", "true"], "arguments: env.K: not UTF-8 text"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_stores_nothing(
@@ -55,6 +61,44 @@ def test_bad_input_is_one_line_exit_2_and_stores_nothing(
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:")
     assert job_count(settings) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("name: x\ncommand: " + "[" * 5000 + "]" * 5000 + "\n", ":2: nested deeper than 64 levels"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+            )
+            + "command: [*i]\n",
+            ":6: aliases expand to more than 200,000 values",
+        ),
+    ],
+)
+def test_hostile_yaml_is_one_line_in_submit_and_definitions(
+    settings: Settings, tmp_path: Path, content: str, said: str
+) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text(content)
+    for args in (["submit", "--file", str(spec)], ["definitions", "register", "d", str(spec)]):
+        result = freight(settings, *args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and f"{spec}{said}" in result.stderr
+    assert job_count(settings) == 0
+
+
+def test_definitions_can_be_deleted(settings: Settings, tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text("command: [echo, hi]\n")
+    for _ in range(2):
+        assert freight(settings, "definitions", "register", "hello", str(spec)).returncode == 0
+    assert freight(settings, "definitions", "rm", "hello:1").stdout == "deleted 1 version of hello\n"
+    assert freight(settings, "definitions").stdout.splitlines()[1].split()[:2] == ["hello", "2"]
+    assert freight(settings, "definitions", "rm", "hello").stdout == "deleted 1 version of hello\n"
+    missing = freight(settings, "definitions", "rm", "hello")
+    assert missing.returncode == 2 and "no job definition 'hello'" in missing.stderr
 
 
 def test_bad_spec_file_names_file_and_line(settings: Settings, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ CASES = [
     (
         "  - name: s\n    type: sql\n    warehouse: shop\n    sql: select 1\n",
         "{path}:5: steps.s.warehouse: connection 'shop' is a mariadb source, not a warehouse "
-        "(warehouses are duckdb or postgres connections)",
+        "(warehouses are duckdb, postgres or redshift connections)",
     ),
     (
         "  - name: c\n    type: check-count\n    table: t\n    source: {connection: nope, table: t}\n",

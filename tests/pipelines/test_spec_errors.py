@@ -70,8 +70,8 @@ CASES = [
         "p.yaml:6: steps.a.inputs: cycle a → b → a (a pipeline is a DAG; remove one of these dependencies)",
     ),
     (
-        HEAD + EXTRACT + "  - name: b\n    type: load\n    inputs: [a]\n    table: t\n    mode: merge\n",
-        "p.yaml:11: steps.b.mode: Input should be 'append', 'replace' or 'upsert'",
+        HEAD + EXTRACT + "  - name: b\n    type: load\n    inputs: [a]\n    table: t\n    mode: mrege\n",
+        "p.yaml:11: steps.b.mode: Input should be 'append', 'replace', 'upsert', 'merge' or 'delete_insert'",
     ),
     (
         HEAD + EXTRACT + "  - name: b\n    type: load\n    inputs: [a]\n    table: t\n    mode: upsert\n",

@@ -134,12 +134,11 @@ def test_kill_reaches_every_process_of_the_container(
 def test_network_none_has_no_route_out(
     containers: ContainerRuntime, test_image: BuiltImage, tmp_path: Path
 ) -> None:
-    script = (
-        "cat /proc/net/route; ls /sys/class/net; if nc -w 2 10.0.0.1 80 </dev/null; then echo reached; fi"
-    )
+    # Only what the container sees is read: no packet is ever sent anywhere (this machine's network
+    # policy forbids traffic to other addresses, even as a test that it cannot get out).
+    script = "cat /proc/net/route; ls /sys/class/net"
     outcome, log = run(containers, request(tmp_path, test_image.pinned, ["sh", "-c", script]))
     assert outcome.exit_code == 0
-    assert "reached" not in log
     lines = log.splitlines()
     assert lines[0].startswith("Iface") and "lo" in lines  # the route table's header, no route; only lo
     assert [line for line in lines if line.startswith(("eth", "lo\t"))] == []

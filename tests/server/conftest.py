@@ -104,6 +104,8 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """A real server on a free port: uvicorn in a thread, the scheduler in this process, SQLite."""
     settings = _settings(tmp_path_factory.mktemp("live"), "live")
+    # pipeline files the tests' tokens name live in this session's temporary folders
+    settings = replace(settings, pipeline_roots=(tmp_path_factory.getbasetemp().resolve(),))
     service = JobService.open(settings)
     app = create_app(service=service, scheduler=True, sample_interval=0.25)
     _, admin = create_token(service.engine, "admin", admin=True)

@@ -28,7 +28,7 @@ from freight.builds.depcache import mark_installed
 from freight.builds.sample import generate, git_init
 from freight.builds.workspace import load_workspace
 from freight.jobs.states import JobState
-from freight.server.tokens import create_token
+from freight.server.tokens import create_token, request_checker
 from tests.builds.conftest import _npm, esbuild_version  # noqa: F401  (a fixture)
 from tests.builds.helpers import Lines, freight_process, slow_workspace
 from tests.server.conftest import Live
@@ -118,8 +118,17 @@ def test_remote_deploy_rollback_through_the_api_and_gateway(live: Live, ws: Path
     apps = {a["app"]: a for a in http.get("/apps", headers=bearer(live.admin)).json()}
     assert apps["app-02"]["current"] == {"prod": newest} and apps["app-02"]["prefix"] == "/app-02/"
 
-    with Builds.open(live.settings) as builds, TestClient(builds.gateway(env="prod", ttl=0)) as gateway:
-        page = {rid: gateway.get(f"/_freight/releases/app-02/{rid}/").text for rid in (newest, oldest)}
+    with (
+        Builds.open(live.settings) as builds,
+        TestClient(
+            builds.gateway(env="prod", ttl=0, may_preview=request_checker(builds.store.engine))
+        ) as gateway,
+    ):
+        assert gateway.get(f"/_freight/releases/app-02/{newest}/").status_code == 401
+        page = {
+            rid: gateway.get(f"/_freight/releases/app-02/{rid}/", headers=bearer(live.admin)).text
+            for rid in (newest, oldest)
+        }
         assert page[newest] != page[oldest]
         assert gateway.get("/app-02/").text == page[newest]
         back = cli(["rollback", "app-02"], remote(live))

@@ -200,9 +200,13 @@ def test_bad_input_changes_nothing(live: Live, project: Path) -> None:
         assert answer.status_code == 400 and "no such file 't.sql'" in answer.json()["message"]
         # the CLI checks the file itself, then prints the server's answer as one line
         path = str(project / f"{name}.yaml")
-        unread = cli(["pipeline", "run", path, "-c", "/nowhere/x.toml"], _env(live, project))
+        missing = str(project / "nowhere" / "x.toml")
+        unread = cli(["pipeline", "run", path, "-c", missing], _env(live, project))
         assert unread.code == 2
-        assert str(unread.error).startswith("config_path: the server cannot read the file '/nowhere/x.toml'")
+        assert str(unread.error).startswith(f"config_path: the server cannot read the file '{missing}'")
+        outside = cli(["pipeline", "run", path, "-c", "/nowhere/x.toml"], _env(live, project))
+        assert outside.code == 2  # outside FREIGHT_PIPELINE_ROOTS: refused before the server looks
+        assert "'/nowhere/x.toml' is not under a folder this server takes pipelines" in str(outside.error)
         (project / "nowh.yaml").write_text(PIPELINE.format(name=name) + "    warehouse: nope\n")
         unknown = cli(["pipeline", "run", str(project / "nowh.yaml")], _env(live, project))
         assert unknown.code == 2  # checked here: the error names the file's line
@@ -232,10 +236,14 @@ def test_tokens_and_queue_scope(live: Live, project: Path) -> None:
     run = cli(["pipeline", "run", str(path), "--json"], _env(live, project, default))
     assert run.code == 0, run.error
     run_id = json.loads(run.stdout)["id"]
-    with _http(live, other) as http:
-        assert http.get(f"/pipelines/runs/{run_id}").status_code == 200  # reading needs any token
-        assert http.post(f"/pipelines/runs/{run_id}/rerun", json={"from_failed": False}).status_code == 403
-        assert http.post(f"/pipelines/runs/{run_id}/cancel").status_code == 403
+    with _http(live, other) as http:  # a run of another queue looks like no run at all
+        assert http.get(f"/pipelines/runs/{run_id}").status_code == 404
+        assert run_id not in {r["id"] for r in http.get("/pipelines/runs").json()["runs"]}
+        assert http.post(f"/pipelines/runs/{run_id}/rerun", json={"from_failed": False}).status_code == 404
+        assert http.post(f"/pipelines/runs/{run_id}/cancel").status_code == 404
+    with _http(live, default) as http:
+        assert http.get(f"/pipelines/runs/{run_id}").status_code == 200
+        assert run_id in {r["id"] for r in http.get("/pipelines/runs").json()["runs"]}
     denied_cli = cli(["pipeline", "run", str(path)], _env(live, project, other))
     assert denied_cli.code == 2 and "may not use queue 'default'" in str(denied_cli.error)
 

@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.builds.explain import Explanation, explain
-from freight.builds.gateway import Gateway
 from freight.builds.plan import Plan, PlanOptions, make_plan
 from freight.builds.progress import Reporter
 from freight.builds.results import RunSummary
@@ -22,6 +22,11 @@ from freight.config import Settings
 from freight.errors import NotFoundError
 from freight.jobs.client import JobClient
 from freight.storage.objectstore import ObjectStore
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from freight.builds.gateway import Gateway
 
 
 @dataclass(frozen=True)
@@ -165,8 +170,13 @@ class Builds:
     def rollback(self, app: str, env: str = "prod", actor: str | None = None) -> Deployment:
         return self.store.rollback(app, env, actor=actor)
 
-    def gateway(self, env: str = "prod", ttl: float = 1.0) -> Gateway:
-        return Gateway(self.store, self.objects, env=env, ttl=ttl)
+    def gateway(
+        self, env: str = "prod", ttl: float = 1.0, may_preview: Callable[[Request], bool] | None = None
+    ) -> Gateway:
+        """The gateway; release previews need `may_preview` (see `server.tokens.request_checker`)."""
+        from freight.builds.gateway import Gateway  # starlette: only for the commands that serve
+
+        return Gateway(self.store, self.objects, env=env, ttl=ttl, may_preview=may_preview)
 
 
 def write_summary(settings: Settings, summary: RunSummary | dict[str, Any]) -> Path:

@@ -9,6 +9,7 @@ shared store (a warning on every lookup and write, then the task builds as if no
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -19,14 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.builds.outputs import clear_outputs
+from freight.builds.outputs import (
+    Manifest,
+    OutputsState,
+    clear_outputs,
+    output_manifest,
+    read_regular,
+    write_inside,
+)
 from freight.builds.signing import sign, verify
-from freight.errors import NotFoundError
+from freight.errors import NotFoundError, UserError
 from freight.storage.objectstore import ObjectStore
 
 PREFIX = "builds/cache"
 _LOG = "log"
 _OUT = "out/"
+#: Logs up to this size also ride in the metadata, so a hit whose outputs are in place reads no archive.
+_LOG_IN_META = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class Entry:
     duration: float
     log: bytes
     created_at: float
+    #: The outputs manifest the entry was saved with (None for entries older than manifests).
+    manifest: Manifest | None = None
 
 
 @dataclass
@@ -46,6 +58,8 @@ class Lookup:
     source: str | None = None
     #: Loud problems met on the way (a failed signature check, an unreachable shared store).
     warnings: list[str] = field(default_factory=list)
+    #: The outputs on disk already matched the entry's manifest: nothing was restored.
+    in_place: bool = False
 
     @property
     def hit(self) -> bool:
@@ -69,10 +83,10 @@ def pack(package_dir: Path, files: list[str], log: bytes) -> bytes:
         tar.addfile(info, io.BytesIO(log))
         for rel in files:
             path = package_dir / rel
-            data = path.read_bytes()
+            data = read_regular(path)  # never a symlink's target
             info = tarfile.TarInfo(_OUT + rel)
             info.size = len(data)
-            info.mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+            info.mode = 0o755 if path.lstat().st_mode & 0o100 else 0o644
             # Fixed mtimes keep archives of the same outputs byte-identical.
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
@@ -99,10 +113,10 @@ def unpack(archive: bytes, package_dir: Path, outputs: list[str]) -> bytes:
             members.append((rel, data, member.mode))
     clear_outputs(package_dir, outputs)
     for rel, data, mode in members:
-        target = package_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(mode & 0o777)
+        try:
+            write_inside(package_dir, rel, data, mode)
+        except UserError as exc:
+            raise CacheCheckFailed(f"cannot restore {rel!r}: {exc}") from None
     return log
 
 
@@ -116,7 +130,12 @@ class CacheStore:
 
     def read(self, task_hash: str) -> tuple[dict[str, Any], bytes] | None:
         """(metadata, archive), None when absent; CacheCheckFailed when present but untrustworthy."""
-        archive_key, meta_key = _keys(task_hash)
+        meta = self.read_meta(task_hash)
+        return None if meta is None else (meta, self.read_archive(task_hash, meta))
+
+    def read_meta(self, task_hash: str) -> dict[str, Any] | None:
+        """The entry's signed metadata, None when absent; CacheCheckFailed when untrustworthy."""
+        _archive_key, meta_key = _keys(task_hash)
         try:
             raw = self.store.get_bytes(meta_key)
         except NotFoundError:
@@ -129,13 +148,18 @@ class CacheStore:
             raise CacheCheckFailed("its signature does not match (tampered, or signed with another key)")
         if meta.get("hash") != task_hash:
             raise CacheCheckFailed("it was stored under the wrong hash")
+        return meta
+
+    def read_archive(self, task_hash: str, meta: dict[str, Any]) -> bytes:
+        """The entry's archive, checked against the digest its signed metadata carries."""
+        archive_key, _meta_key = _keys(task_hash)
         try:
             archive = self.store.get_bytes(archive_key)
         except NotFoundError:
             raise CacheCheckFailed("its archive is missing") from None
         if hashlib.sha256(archive).hexdigest() != meta.get("archive_sha256"):
             raise CacheCheckFailed("its archive does not match the signed digest (tampered or truncated)")
-        return meta, archive
+        return archive
 
     def write(self, meta: dict[str, Any], archive: bytes) -> None:
         archive_key, meta_key = _keys(meta["hash"])
@@ -157,10 +181,13 @@ class TaskCache:
         shared: CacheStore | None,
         *,
         now: Callable[[], float] = time.time,
+        state: OutputsState | None = None,
     ) -> None:
         self.local = local
         self.shared = shared
         self.now = now
+        #: Stats of the outputs freight last wrote; None: every hit restores (clearing first).
+        self.state = state
 
     def lookup(self, task_hash: str, task: str, package_dir: Path, outputs: list[str]) -> Lookup:
         """Find an entry and restore it into `package_dir`."""
@@ -169,7 +196,7 @@ class TaskCache:
             if store is None:
                 continue
             try:
-                found = store.read(task_hash)
+                found = store.read_meta(task_hash)
             except CacheCheckFailed as exc:
                 result.warnings.append(
                     f"{task}: {store.name} cache entry {task_hash} rejected: {exc}; rebuilding"
@@ -182,7 +209,25 @@ class TaskCache:
                 continue
             if found is None:
                 continue
-            meta, archive = found
+            meta = found
+            in_place = self._in_place(task_hash, task, package_dir, outputs, meta)
+            if in_place is not None:
+                result.entry = _entry(task_hash, task, meta, in_place)
+                result.source = store.name
+                result.in_place = True
+                return result
+            try:
+                archive = store.read_archive(task_hash, meta)
+            except CacheCheckFailed as exc:
+                result.warnings.append(
+                    f"{task}: {store.name} cache entry {task_hash} rejected: {exc}; rebuilding"
+                )
+                continue
+            except Exception as exc:
+                result.warnings.append(
+                    f"{task}: {store.name} cache unavailable ({type(exc).__name__}: {exc})"
+                )
+                continue
             try:
                 log = unpack(archive, package_dir, outputs)
             except (CacheCheckFailed, tarfile.TarError, OSError) as exc:
@@ -190,15 +235,10 @@ class TaskCache:
                     f"{task}: {store.name} cache entry {task_hash} unusable: {exc}; rebuilding"
                 )
                 continue
-            result.entry = Entry(
-                hash=task_hash,
-                task=task,
-                files=list(meta.get("files", [])),
-                duration=float(meta.get("duration", 0.0)),
-                log=log,
-                created_at=float(meta.get("created_at", 0.0)),
-            )
+            result.entry = _entry(task_hash, task, meta, log)
             result.source = store.name
+            if self.state is not None:
+                self.state.record(package_dir, task, task_hash, result.entry.files)
             if store is self.shared and self.local is not None:
                 # Copy down so the next lookup stays on this machine.
                 try:
@@ -213,13 +253,16 @@ class TaskCache:
     ) -> list[str]:
         """Store an entry in every cache; returns warnings (a shared write that failed)."""
         archive = pack(package_dir, files, log)
-        meta = {
+        meta: dict[str, Any] = {
             "hash": task_hash,
             "task": task,
             "files": files,
+            "manifest": output_manifest(package_dir, files),
             "duration": duration,
             "created_at": self.now(),
         }
+        if len(log) <= _LOG_IN_META:
+            meta["log"] = base64.b64encode(log).decode()
         warnings: list[str] = []
         for store in (self.local, self.shared):
             if store is None:
@@ -230,7 +273,52 @@ class TaskCache:
                 warnings.append(
                     f"{task}: could not write to the {store.name} cache ({type(exc).__name__}: {exc})"
                 )
+        if self.state is not None:
+            self.state.record(package_dir, task, task_hash, files)
         return warnings
+
+    def _in_place(
+        self, task_hash: str, task: str, package_dir: Path, outputs: list[str], meta: dict[str, Any]
+    ) -> bytes | None:
+        """The entry's log when the outputs on disk already are the entry's (nothing to restore)."""
+        manifest = meta.get("manifest")
+        log = meta.get("log")
+        if self.state is None or not isinstance(manifest, dict) or not isinstance(log, str):
+            return None  # an entry from before manifests: restore it
+        try:
+            if not self.state.in_place(package_dir, task, task_hash, outputs, _manifest(manifest)):
+                return None
+            return base64.b64decode(log)
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def _manifest(raw: dict[str, Any]) -> Manifest:
+    manifest: Manifest = {}
+    for rel, item in raw.items():
+        if not (isinstance(item, list) and len(item) == 3):
+            raise ValueError(f"bad manifest item for {rel!r}")
+        manifest[str(rel)] = [int(item[0]), int(item[1]), str(item[2])]
+    return manifest
+
+
+def _entry(task_hash: str, task: str, meta: dict[str, Any], log: bytes) -> Entry:
+    return Entry(
+        hash=task_hash,
+        task=task,
+        files=list(meta.get("files", [])),
+        duration=float(meta.get("duration", 0.0)),
+        log=log,
+        created_at=float(meta.get("created_at", 0.0)),
+        manifest=_safe_manifest(meta.get("manifest")),
+    )
+
+
+def _safe_manifest(raw: object) -> Manifest | None:
+    try:
+        return _manifest(raw) if isinstance(raw, dict) else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _plain(meta: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,9 @@
 - gzip: text files have a gzip twin stored at publish time; it is served when the client accepts it.
 - SPA fallback: a navigation to a path the release does not have gets the release's index.html.
 - assets of earlier releases stay reachable, so a tab opened before a deploy keeps loading its chunks.
-- `/_freight/releases/<app>/<release>/<path>` serves any release, deployed or not (a preview).
+- `/_freight/releases/<app>/<release>/<path>` serves any release, deployed or not (a preview), to a
+  caller `may_preview` lets in (the server passes a check of an API token, bearer or the UI's cookie);
+  without one, previews are refused: an undeployed release is not public.
 
 What is current is read from the state store and cached for `ttl` seconds; manifests are immutable
 and cached for good.
@@ -76,7 +78,9 @@ class Gateway:
         env: str = "prod",
         ttl: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        may_preview: Callable[[Request], bool] | None = None,
     ) -> None:
+        self.may_preview = may_preview
         self.store = store
         self.objects = objects
         self.env = env
@@ -184,6 +188,12 @@ class Gateway:
         return self._respond(request, resolved)
 
     def _preview(self, request: Request, rest: str) -> Response:
+        if self.may_preview is None or not self.may_preview(request):
+            return PlainTextResponse(
+                "a release preview needs an API token (Authorization: Bearer <token>)\n",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         app, _, tail = rest.partition("/")
         release_id, _, rel = tail.partition("/")
         try:
@@ -245,9 +255,14 @@ class Gateway:
 
 
 def create_gateway(
-    store: BuildStore, objects: ObjectStore, *, env: str = "prod", ttl: float = 1.0
+    store: BuildStore,
+    objects: ObjectStore,
+    *,
+    env: str = "prod",
+    ttl: float = 1.0,
+    may_preview: Callable[[Request], bool] | None = None,
 ) -> Gateway:
-    return Gateway(store, objects, env=env, ttl=ttl)
+    return Gateway(store, objects, env=env, ttl=ttl, may_preview=may_preview)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,10 @@
 """`POST /api/v1/hooks/git`: a GitHub-style push builds what changed and deploys where configured.
 
 The body's HMAC (`X-Hub-Signature-256: sha256=<hex>`, keyed with the hook secret) is checked before
-anything else is read; a missing or wrong signature is a 401 and starts nothing. A push to a known
+anything is parsed; a missing or wrong signature is a 401 and starts nothing. The body is streamed into
+the HMAC and refused (413) past `MAX_BODY` bytes (a declared Content-Length that big is refused before
+reading), so an unsigned caller can make the server hold at most that much. The delivery status
+(`GET .../{trigger_id}`) takes the server's API token, like the rest of the API. A push to a known
 repository is answered 202 at once and handled in the background:
 
 1. fetch the repository into a work tree kept under FREIGHT_HOME (its node_modules stay warm),
@@ -21,7 +24,7 @@ import hmac
 import json
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ from freight.jobs.client import JobClient
 SECRET_ENV = "FREIGHT_GIT_HOOK_SECRET"
 #: "owner/repo=clone-url-or-path,owner/other=..." : the repositories pushes may build.
 REPOS_ENV = "FREIGHT_BUILD_REPOS"
+#: GitHub caps a webhook payload at 25 MB; a push names its commits and files, far less in practice.
+MAX_BODY = 5 * 1024 * 1024
 _ZERO = re.compile(r"^0+$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
@@ -110,6 +115,21 @@ def parse_push(payload: Any) -> PushEvent:
 PushHandler = Callable[[PushEvent], dict[str, Any]]
 
 
+async def _read_capped(request: Request) -> bytes | None:
+    """The body, or None when it is (or says it is) larger than MAX_BODY."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _problem(error: UserError, status: int | None = None) -> JSONResponse:
     """Bad input answered in the API's error shape (status, message, where, hint): the router may be
     mounted where the server's exception handlers are not."""
@@ -122,9 +142,11 @@ def create_git_hook_router(
     on_push: PushHandler,
     *,
     status: Callable[[str], dict[str, Any] | None] | None = None,
+    status_dependencies: Sequence[Any] = (),
     path: str = "/api/v1/hooks/git",
 ) -> APIRouter:
-    """The webhook route. `secret` may be a callable so a rotated secret is read per request."""
+    """The webhook route. `secret` may be a callable so a rotated secret is read per request.
+    `status_dependencies` guard the delivery status route (the server passes its token check)."""
     router = APIRouter()
 
     def current_secret() -> bytes:
@@ -133,8 +155,15 @@ def create_git_hook_router(
 
     @router.post(path, status_code=202)
     async def git_push(request: Request) -> JSONResponse:
-        body = await request.body()
-        if not verify_signature(current_secret(), body, request.headers.get("x-hub-signature-256")):
+        key = current_secret()
+        header = request.headers.get("x-hub-signature-256")
+        if not key or not header:  # nothing could verify: do not read the body at all
+            return _problem(UserError("bad or missing signature", where="X-Hub-Signature-256"), 401)
+        body = await _read_capped(request)
+        if body is None:
+            too_big = UserError(f"the body is larger than {MAX_BODY // (1024 * 1024)} MiB", where="body")
+            return _problem(too_big, 413)
+        if not verify_signature(key, body, header):
             return _problem(UserError("bad or missing signature", where="X-Hub-Signature-256"), 401)
         event_type = request.headers.get("x-github-event", "push")
         if event_type == "ping":
@@ -158,7 +187,7 @@ def create_git_hook_router(
     if status is not None:
         lookup = status
 
-        @router.get(path + "/{trigger_id}")
+        @router.get(path + "/{trigger_id}", dependencies=list(status_dependencies))
         async def git_push_status(trigger_id: str) -> JSONResponse:
             found = lookup(trigger_id)
             if found is None:
@@ -296,7 +325,11 @@ def parse_repos(text: str) -> dict[str, str]:
 
 
 def router_from_env(
-    settings: Settings, client: JobClient, environ: Mapping[str, str] | None = None
+    settings: Settings,
+    client: JobClient,
+    environ: Mapping[str, str] | None = None,
+    *,
+    status_dependencies: Sequence[Any] = (),
 ) -> tuple[APIRouter, GitBuildTrigger]:
     """The hook wired from FREIGHT_GIT_HOOK_SECRET and FREIGHT_BUILD_REPOS (for `freight up`).
 
@@ -307,4 +340,7 @@ def router_from_env(
     env = os.environ if environ is None else environ
     trigger = GitBuildTrigger(settings, client, parse_repos(env.get(REPOS_ENV, "")))
     secret = env.get(SECRET_ENV, "").encode()
-    return create_git_hook_router(secret, trigger.handle, status=trigger.status), trigger
+    router = create_git_hook_router(
+        secret, trigger.handle, status=trigger.status, status_dependencies=status_dependencies
+    )
+    return router, trigger

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from freight.builds.globs import match_any
+from freight.builds.outputs import read_regular, scan_outputs
 from freight.builds.store import BuildStore, Release
 from freight.errors import NotFoundError, UserError
 from freight.storage.objectstore import ObjectStore
@@ -132,10 +133,10 @@ def release_id_for(files: dict[str, FileEntry]) -> str:
     return "r" + hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
-def _upload(objects: ObjectStore, path: Path, data: bytes, sha: str, ctype: str) -> int | None:
+def _upload(objects: ObjectStore, data: bytes, sha: str, ctype: str) -> int | None:
     """Store the blob (and its gzip twin) unless present; returns the gzip size if there is one."""
     if not objects.exists(blob_key(sha)):
-        objects.put_file(blob_key(sha), path)
+        objects.put_bytes(blob_key(sha), data)
     if not is_text(ctype) or len(data) < 256:
         return None
     if objects.exists(blob_key(sha, gz=True)):
@@ -165,24 +166,35 @@ def publish(
             where=str(source),
             hint="set `publish` in [apps.<app>] to the folder the build writes",
         )
+    if source.is_symlink():
+        raise UserError(
+            f"not publishing {app}: {source} is a symlink", hint="publish a real folder the build writes"
+        )
+    regular, other = scan_outputs(source, ["**"])
+    if other:
+        raise UserError(
+            f"not publishing {app}: {source / other[0]} is not a regular file (a symlink, device or "
+            f"linked folder{f'; {len(other) - 1} more' if len(other) > 1 else ''})",
+            hint="a release holds regular files only; copy what a link points to into the folder",
+        )
     files: dict[str, FileEntry] = {}
-    paths: dict[str, Path] = {}
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        rel = path.relative_to(source).as_posix()
-        data = path.read_bytes()
+    for rel in regular:
+        data = read_regular(source / rel)
         ctype = content_type(rel)
         entry = FileEntry(
             hashlib.sha256(data).hexdigest(), len(data), ctype, is_immutable(rel, ctype, immutable)
         )
         files[rel] = entry
-        paths[rel] = path
     if not files:
         raise UserError(f"nothing to publish for {app}: {source} is empty", where=str(source))
     release_id = release_id_for(files)
     key = manifest_key(app, release_id)
     if not objects.exists(key):
         for rel, entry in list(files.items()):
-            gz = _upload(objects, paths[rel], paths[rel].read_bytes(), entry.sha256, entry.content_type)
+            data = read_regular(source / rel)  # read again, still never through a link
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                raise UserError(f"not publishing {app}: {source / rel} changed while it was published")
+            gz = _upload(objects, data, entry.sha256, entry.content_type)
             files[rel] = FileEntry(entry.sha256, entry.size, entry.content_type, entry.immutable, gz)
         manifest = Manifest(app, release_id, files, task_hash, commit, store.now())
         # The manifest goes last: once it exists, every blob it names exists too.

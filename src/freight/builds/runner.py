@@ -14,18 +14,20 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.builds.cache import CacheStore, TaskCache, local_cache_dir
+from freight.builds.cache import CacheStore, Lookup, TaskCache, local_cache_dir
+from freight.builds.config import AppConfig
 from freight.builds.depcache import DependencyCache, DepReport
 from freight.builds.globs import static_root
 from freight.builds.graph import Task
-from freight.builds.outputs import clear_outputs, find_outputs
+from freight.builds.outputs import Manifest, OutputsState, clear_outputs, scan_outputs
 from freight.builds.plan import Plan
 from freight.builds.progress import NullReporter, Reporter
-from freight.builds.releases import publish
+from freight.builds.releases import FileEntry, publish, release_id_for
 from freight.builds.results import RunSummary, TaskResult, critical_path
 from freight.builds.signing import cache_key
 from freight.builds.store import BuildStore, Route
@@ -43,6 +45,8 @@ RELEASE_TASK = "build"
 #: The label every job of a build run carries (its value is the run id).
 RUN_LABEL = "build.run"
 UNFINISHED = tuple(s for s in JobState if not s.terminal)
+#: Cache lookups (restores) at once: enough to overlap decompression with the disk on a small machine.
+RESTORE_THREADS = 4
 
 
 @dataclass
@@ -118,10 +122,11 @@ def task_script(task: Task) -> str:
 def make_cache(settings: Settings, objects: ObjectStore) -> TaskCache:
     """The shared store doubles as the local cache when it sits under FREIGHT_HOME (the default)."""
     key = cache_key(settings)
+    state = OutputsState(settings.home / "cache" / "outputs.json")
     if objects.local and Path(objects.root).resolve().is_relative_to(settings.home.resolve()):
-        return TaskCache(CacheStore(objects, key, "local"), None)
+        return TaskCache(CacheStore(objects, key, "local"), None, state=state)
     local = ObjectStore(local_cache_dir(settings.home).resolve().as_uri())
-    return TaskCache(CacheStore(local, key, "local"), CacheStore(objects, key, "shared"))
+    return TaskCache(CacheStore(local, key, "local"), CacheStore(objects, key, "shared"), state=state)
 
 
 def cache_status(cache: TaskCache, plan: Plan) -> dict[str, str]:
@@ -215,6 +220,10 @@ class _Run:
         self.running: dict[str, tuple[str, float]] = {}
         self.deps_report: DepReport | None = None
         self.deps_error: str | None = None
+        #: The gateway routes as stored (read on the first publish)
+        self.routes: dict[str, Route] | None = None
+        #: (app, release id) -> files, of the releases recorded (read when first needed)
+        self.known_releases: dict[tuple[str, str], int] | None = None
         self.stopping = False
         self.publish = plan.ws.config.workspace.publish if options.publish is None else options.publish
         self.cancelled = options.cancel
@@ -278,8 +287,19 @@ class _Run:
     # scheduling ------------------------------------------------------------------------------------
 
     def _start_ready(self, pending: list[str]) -> list[str]:
+        """Start every task whose dependencies are done; cache lookups (restores) run side by side,
+        and the tasks they unblock get their turn at once."""
+        while True:
+            pending, lookups = self._scan(pending)
+            if not lookups:
+                return pending
+            self._look_up(lookups)
+
+    def _scan(self, pending: list[str]) -> tuple[list[str], list[Task]]:
+        """(tasks still waiting, ready tasks to look up in the cache); starts the others."""
         graph = self.plan.graph
         left: list[str] = []
+        lookups: list[Task] = []
         for tid in pending:
             task = graph.tasks[tid]
             if self.cancelled.is_set():
@@ -295,8 +315,29 @@ class _Run:
             if not all(d in self.results for d in task.deps):
                 left.append(tid)
                 continue
+            if task.runnable and task.config.cache and not self.options.force:
+                lookups.append(task)
+                continue
             self._start(task)
-        return left
+        return left, lookups
+
+    def _look_up(self, tasks: list[Task]) -> None:
+        """Look up (and restore) several tasks at once: unpacking and writing files wait on zlib and
+        the disk, which threads overlap; then each hit is recorded, and each miss submitted, in order."""
+
+        def one(task: Task) -> tuple[Lookup, float, float]:
+            start = self.offset()
+            pkg_dir = self.plan.ws.root / task.package.dir
+            found = self.b.cache.lookup(self.plan.hashes[task.id], task.id, pkg_dir, task.config.outputs)
+            return found, start, self.offset()
+
+        if len(tasks) == 1:
+            done = [one(tasks[0])]
+        else:
+            with ThreadPoolExecutor(min(RESTORE_THREADS, len(tasks)), "restore") as pool:
+                done = list(pool.map(one, tasks))
+        for task, (lookup, start, end) in zip(tasks, done, strict=True):
+            self._looked_up(task, lookup, start, end)
 
     def _skip(self, tid: str, reason: str = "dependency did not succeed") -> None:
         task = self.plan.graph.tasks[tid]
@@ -314,30 +355,36 @@ class _Run:
             self.results[tid] = TaskResult(tid, task.package.name, task_hash, "noop", start=start, end=start)
             self.reporter.task_finished(self.results[tid])
             return
-        pkg_dir = self.plan.ws.root / task.package.dir
-        if task.config.cache and not self.options.force:
-            lookup = self.b.cache.lookup(task_hash, tid, pkg_dir, task.config.outputs)
-            for warning in lookup.warnings:
-                self.warn(warning)
-            if lookup.entry is not None:
-                result = TaskResult(
-                    tid,
-                    task.package.name,
-                    task_hash,
-                    "cached",
-                    cache=lookup.source,
-                    duration=self.offset() - start,
-                    saved=lookup.entry.duration,
-                    start=start,
-                    end=self.offset(),
-                    outputs=len(lookup.entry.files),
-                    log=lookup.entry.log,
-                )
-                self.results[tid] = result
-                self.reporter.task_finished(result)
-                self._publish(task)
-                return
-        self._submit(task, pkg_dir, start)
+        self._submit(task, self.plan.ws.root / task.package.dir, start)
+
+    def _looked_up(self, task: Task, lookup: Lookup, start: float, end: float) -> None:
+        for warning in lookup.warnings:
+            self.warn(warning)
+        if lookup.entry is None:
+            if self.cancelled.is_set():
+                self._skip(task.id, "not started: the build was cancelled")
+            elif self.stopping:
+                self._skip(task.id, "not started: an earlier task failed (use --continue to go on)")
+            else:
+                self._submit(task, self.plan.ws.root / task.package.dir, start)
+            return
+        tid = task.id
+        result = TaskResult(
+            tid,
+            task.package.name,
+            self.plan.hashes[tid],
+            "cached",
+            cache=lookup.source,
+            duration=end - start,
+            saved=lookup.entry.duration,
+            start=start,
+            end=end,
+            outputs=len(lookup.entry.files),
+            log=lookup.entry.log,
+        )
+        self.results[tid] = result
+        self.reporter.task_finished(result)
+        self._publish(task, lookup.entry.manifest if lookup.in_place else None)
 
     def _ensure_deps(self) -> None:
         if self.deps_report is not None or self.deps_error is not None or not self.options.install:
@@ -450,12 +497,15 @@ class _Run:
 
     def _succeeded(self, task: Task, result: TaskResult) -> None:
         pkg_dir = self.plan.ws.root / task.package.dir
-        files = find_outputs(pkg_dir, task.config.outputs)
+        files, irregular = scan_outputs(pkg_dir, task.config.outputs)
         if task.config.outputs and not files:
             self.warn(f"{task.id}: produced no files matching {task.config.outputs}")
         result.status = "built"
         result.outputs = len(files)
-        if task.config.cache:
+        if task.config.cache and irregular:
+            # a cache entry holds regular files only; one without the links would restore a different tree
+            self.warn(f"{task.id}: not cached: output {irregular[0]} is a symlink, device or linked folder")
+        elif task.config.cache:
             for warning in self.b.cache.save(
                 result.hash, task.id, pkg_dir, files, result.log, result.duration
             ):
@@ -478,13 +528,38 @@ class _Run:
 
     # releases and summary --------------------------------------------------------------------------
 
-    def _publish(self, task: Task) -> None:
+    def _known_release(self, task: Task, folder: str, manifest: Manifest | None) -> dict[str, Any] | None:
+        """The release already recorded for outputs left in place (their manifest says which files
+        with which content), so a cached build neither reads nor re-publishes them; None: publish."""
+        if manifest is None or task.config.outputs != [f"{folder}/**"]:
+            return None  # the publish folder may hold files the outputs do not list
+        prefix = f"{folder}/"
+        # the release id covers paths and content only (type and flags follow from the path)
+        release_id = release_id_for(
+            {
+                rel.removeprefix(prefix): FileEntry(item[2], item[0], "", False)
+                for rel, item in manifest.items()
+            }
+        )
+        if self.known_releases is None:
+            self.known_releases = self.b.store.release_files()
+        count = self.known_releases.get((task.package.slug, release_id))
+        if count is None:
+            return None
+        return {"app": task.package.slug, "release": release_id, "new": False, "files": count}
+
+    def _publish(self, task: Task, in_place: Manifest | None = None) -> None:
         pkg = task.package
         if not (self.publish and pkg.is_app and task.name == RELEASE_TASK):
             return
         app = self.plan.ws.config.app(*pkg.names)
         folder = app.publish or (static_root(task.config.outputs[0]) if task.config.outputs else "") or "dist"
         try:
+            known = self._known_release(task, folder, in_place)
+            if known is not None:
+                self._route(pkg, app)
+                self.releases.append(known)
+                return
             release, new = publish(
                 self.b.objects,
                 self.b.store,
@@ -494,7 +569,7 @@ class _Run:
                 commit=self.plan.commit,
                 immutable=app.immutable,
             )
-            self.b.store.set_route(Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa))
+            self._route(pkg, app)
         except UserError as exc:
             self.warn(f"{task.id}: not published: {exc}")
             return
@@ -503,7 +578,17 @@ class _Run:
             return
         self.releases.append({"app": pkg.slug, "release": release.id, "new": new, "files": release.files})
 
+    def _route(self, pkg: Package, app: AppConfig) -> None:
+        route = Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa)
+        if self.routes is None:
+            self.routes = {r.app: r for r in self.b.store.routes()}
+        if self.routes.get(route.app) != route:  # a write only when the route moved
+            self.b.store.set_route(route)
+            self.routes[route.app] = route
+
     def _summarize(self) -> RunSummary:
+        if self.b.cache.state is not None:
+            self.b.cache.state.flush()
         chain, seconds = critical_path(self.plan.graph, self.results)
         ordered = {tid: self.results[tid] for tid in self.plan.graph.order() if tid in self.results}
         summary = RunSummary(

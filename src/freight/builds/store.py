@@ -154,12 +154,24 @@ class BuildStore:
 
     def add_release(self, release: Release) -> bool:
         """Record a release; False when it was already recorded (releases are immutable)."""
+        known = select(build_releases.c.id).where(
+            and_(build_releases.c.app == release.app, build_releases.c.id == release.id)
+        )
+        with self.engine.connect() as conn:  # a read first: a cached build re-publishes every app
+            if conn.execute(known).first() is not None:
+                return False
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(build_releases).values(**release.__dict__))
         except IntegrityError:
             return False
         return True
+
+    def release_files(self) -> dict[tuple[str, str], int]:
+        """(app, release id) -> number of files, of every recorded release."""
+        query = select(build_releases.c.app, build_releases.c.id, build_releases.c.files)
+        with self.engine.connect() as conn:
+            return {(r.app, r.id): r.files for r in conn.execute(query)}
 
     def releases(self, app: str) -> list[Release]:
         query = (

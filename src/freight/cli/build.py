@@ -91,7 +91,6 @@ def build(
     from freight.builds.plan import PlanOptions
     from freight.builds.progress import PlainReporter
     from freight.builds.runner import RunOptions
-    from freight.jobs.service import JobService
 
     settings = _settings()
     if cancel is not None:
@@ -108,10 +107,12 @@ def build(
     if settings.url:
         data = _build_remote(settings, path, options, run, reporter)
     else:
+        from freight.builds.platform import LazyPlatform
+
+        # the platform starts with the first task that must run: a fully cached build never starts it
         with (
             Builds.open(settings) as builds,
-            JobService.open(settings) as client,
-            client.running(),
+            LazyPlatform(settings, builds.store.engine) as client,
             _sigterm_interrupts(),
         ):
             data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
@@ -345,7 +346,9 @@ def serve(
 
     check_deploy_env(env, where="--env")
     builds = Builds.open(_settings())
-    gateway = builds.gateway(env=env, ttl=ttl)
+    from freight.server.tokens import request_checker  # previews take an API token of this store
+
+    gateway = builds.gateway(env=env, ttl=ttl, may_preview=request_checker(builds.store.engine))
     routes = builds.store.routes()
     typer.echo(f"freight gateway on http://{host}:{port} ({env}); apps:", err=True)
     for route in routes:

@@ -26,6 +26,7 @@ from freight.cli.output import (
     show_job,
 )
 from freight.errors import ConflictError, NotFoundError, UserError
+from freight.text import check_text
 
 if TYPE_CHECKING:  # the store and pydantic load when a command runs, not for --help
     from freight.cli.common import Service
@@ -84,6 +85,7 @@ def _request(
 
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
+    check_text(spec, source=str(file) if file else "arguments")  # `printf 'caf\xe9'`: bytes, not UTF-8
     if definition is None and "command" not in spec and "shell" not in spec:
         if file is not None:  # a misspelt `comand:` is said as such, with its line
             validate_located(file, spec)

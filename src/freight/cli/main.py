@@ -137,6 +137,19 @@ def main() -> None:
     except FreightError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError  # loaded already by any command that reached a store
+
+        from freight.db.engine import store_unavailable
+
+        if not isinstance(exc, OperationalError) or not store_unavailable(exc):
+            raise
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
+        err_console.print(
+            f"[red]error:[/] the store is busy or unreachable ({escape(first)}); nothing was changed",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 def _run_app() -> None:

@@ -110,6 +110,8 @@ def definitions_ls(as_json: AsJson = False) -> None:
     for row in rows:
         spec = row["spec"]
         command = spec.get("shell") or shlex.join(spec.get("command") or [])
+        if row.get("problem"):
+            command = f"(unusable: {row['problem']})"
         created = row.get("created_at")
         table.add_row(
             row["name"],
@@ -135,3 +137,19 @@ def definitions_register(
     with open_service() as svc:
         version = svc.register_definition(name, template, description)
     typer.echo(f"{name}:{version}")
+
+
+@definitions_app.command("rm")
+def definitions_rm(
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="One version, or every version")],
+) -> None:
+    """Delete a definition (every version, or the one NAME:VERSION names). Jobs already submitted from
+    it keep their own spec."""
+    name, _, version = ref.partition(":")
+    if not name or (version and not version.isdigit()):
+        raise UserError(
+            f"bad definition reference {ref!r}", where="NAME[:VERSION]", hint="use NAME or NAME:VERSION"
+        )
+    with open_service() as svc:
+        deleted = svc.delete_definition(name, int(version) if version else None)
+    typer.echo(f"deleted {deleted} version{'s' if deleted != 1 else ''} of {name}")

@@ -3,7 +3,7 @@
 ::
 
     [connections.shop]
-    kind = "mariadb"                       # mariadb | mysql | postgres | duckdb
+    kind = "mariadb"                       # mariadb | mysql | postgres | duckdb | redis
     url = "mysql://etl:${SHOP_PASSWORD}@127.0.0.1:3306/shop"
 
     [connections.warehouse]
@@ -26,8 +26,10 @@ from pathlib import Path
 
 from freight.errors import UserError
 
-KINDS = ("mariadb", "mysql", "postgres", "duckdb")
-WAREHOUSE_KINDS = ("duckdb", "postgres")
+KINDS = ("mariadb", "mysql", "postgres", "duckdb", "redis", "redshift")
+WAREHOUSE_KINDS = ("duckdb", "postgres", "redshift")
+#: Fields a kind takes besides kind/url/path.
+EXTRA_FIELDS = {"redshift": ("s3_staging", "iam_role")}
 DEFAULT_WAREHOUSE = "warehouse"
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -42,6 +44,14 @@ class Connection:
     url: str | None = None
     #: For DuckDB: an absolute file path (or ":memory:").
     path: str | None = None
+    #: Kind-specific settings (redshift: s3_staging, iam_role), as (name, value) pairs.
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str) -> str:
+        for key, value in self.options:
+            if key == name:
+                return value
+        raise UserError(f"connection {self.name!r} needs `{name}`", where=f"connections.{self.name}.{name}")
 
     def resolved_url(self, env: Mapping[str, str] | None = None) -> str:
         """The URL with `${VAR}` expanded; the secrets it used are registered for redaction."""
@@ -82,7 +92,7 @@ class Connections:
             raise UserError(
                 f"connection {conn.name!r} is a {conn.kind} source, not a warehouse",
                 where=where,
-                hint="warehouses are duckdb or postgres connections",
+                hint="warehouses are duckdb, postgres or redshift connections",
             )
         return conn
 
@@ -147,10 +157,12 @@ def _parse(name: str, raw: object, *, base: Path, source: str) -> Connection:
     where = f"{source}: connections.{name}"
     if not isinstance(raw, dict):
         raise UserError("a connection must be a table with `kind` and `url` (or `path`)", where=where)
-    unknown = set(raw) - {"kind", "url", "path"}
-    if unknown:
-        raise UserError(f"unknown field {sorted(unknown)[0]!r}", where=where, hint="use kind, url or path")
     kind = raw.get("kind")
+    extra = EXTRA_FIELDS.get(kind, ()) if isinstance(kind, str) else ()
+    unknown = set(raw) - {"kind", "url", "path", *extra}
+    if unknown:
+        allowed = ", ".join(["kind", "url", "path", *extra])
+        raise UserError(f"unknown field {sorted(unknown)[0]!r}", where=where, hint=f"use {allowed}")
     if kind not in KINDS:
         raise UserError(
             f"unknown kind {kind!r}", where=f"{where}.kind", hint=f"use one of {', '.join(KINDS)}"
@@ -178,4 +190,10 @@ def _parse(name: str, raw: object, *, base: Path, source: str) -> Connection:
             where=f"{where}.url",
             hint="put it in an environment variable and write ${VAR} instead",
         )
-    return Connection(name, kind, url=url)
+    options = []
+    for key in extra:
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            raise UserError(f"a {kind} connection needs `{key}`", where=f"{where}.{key}")
+        options.append((key, value))
+    return Connection(name, kind, url=url, options=tuple(options))

@@ -3,6 +3,10 @@
 `replace` runs as one transaction that deletes the old rows and inserts the new ones. DuckDB is MVCC
 and single-writer, so other readers keep seeing the old rows until the commit: the same guarantee as a
 table swap, and the table keeps its constraints (DuckDB has no CREATE TABLE ... LIKE to copy them).
+
+Loads cannot duplicate: DuckDB lets one process open the file for writing, and `_connect` waits its
+turn, so loads into one file are serialised; an upsert target freight creates gets the declared primary
+key, and an existing table with no primary key or unique constraint on it is refused.
 """
 
 from __future__ import annotations
@@ -85,7 +89,10 @@ class DuckDBWarehouse:
         check_load_args(mode, primary_key, schema)
         self.con.begin()
         try:
-            created = self._ensure_table(table, schema, create_sql)
+            key = primary_key if mode == "upsert" else None
+            created = self._ensure_table(table, schema, create_sql, key)
+            if key:
+                self._check_key(table, key)
             added = self._add_columns(table, schema)
             names = ", ".join(qi(n) for n in schema.names)
             if mode == "upsert":
@@ -132,7 +139,26 @@ class DuckDBWarehouse:
         self.con.execute(f"DROP TABLE {stage}")
         return rows
 
-    def _ensure_table(self, table: str, schema: pa.Schema, create_sql: str | None) -> bool:
+    def _check_key(self, table: str, key: list[str]) -> None:
+        schema_name, name = table.rsplit(".", 1) if "." in table else (None, table)
+        found = self.con.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? "
+            "AND schema_name = coalesce(?, current_schema()) "
+            "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+            [name, schema_name],
+        ).fetchall()
+        if any(sorted(c.lower() for c in row[0]) == sorted(k.lower() for k in key) for row in found):
+            return
+        columns = ", ".join(key)
+        raise UserError(
+            f"table {table!r} has no primary key or unique constraint on ({columns}), so an upsert into it "
+            "could leave rows twice",
+            hint=f"create it with PRIMARY KEY ({columns}), or let freight create it",
+        )
+
+    def _ensure_table(
+        self, table: str, schema: pa.Schema, create_sql: str | None, key: list[str] | None = None
+    ) -> bool:
         if self.columns(table) is not None:
             return False
         if "." in table:
@@ -145,6 +171,8 @@ class DuckDBWarehouse:
         cols = ", ".join(
             f"{qi(n)} {t}" for n, t in zip(schema.names, duck_types(self.con, schema), strict=True)
         )
+        if key:
+            cols += f", PRIMARY KEY ({', '.join(qi(k) for k in key)})"
         self.con.execute(f"CREATE TABLE {qt(table)} ({cols})")
         return True
 

@@ -4,10 +4,17 @@ Arrow's C++ CSV writer encodes each batch (doubles in shortest round-trip form, 
 NULL as an unquoted empty field), which is exactly PostgreSQL's CSV dialect: '' stays '', NULL stays
 NULL, tabs, CR/LF, backslashes and the text 'NULL' pass through unchanged. A helper thread encodes the
 next batch while the connection sends the current one.
+
+Loads cannot duplicate: every load into a table first takes a transaction-scoped advisory lock keyed by
+the database and the table, so overlapping loads (a rerun while a killed runner's load still runs) take
+turns instead of interleaving; an upsert target freight creates gets the primary key the step declares,
+and an existing table with no primary key or unique index on it is refused. A database error leaves as
+one sentence (`load_error`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -16,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from freight.connectors.connections import redact
 from freight.connectors.identifiers import qi, qt
 from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
-from freight.errors import TerminalError, UserError
+from freight.errors import FreightError, TerminalError, TransientError, UserError
 
 if TYPE_CHECKING:
     import psycopg
@@ -76,17 +83,54 @@ class PostgresWarehouse:
         check_load_args(mode, primary_key, schema)
         for field in schema:
             pg_type(field.type, field.name)  # reject unsupported types before any change
-        with self.conn.transaction():
-            created = self._ensure_table(table, schema, create_sql)
-            added = self._add_columns(table, schema)
-            names = ", ".join(qi(n) for n in schema.names)
-            if mode == "append" or (mode == "replace" and created):
-                rows = self._copy(table, schema.names, batches)
-            elif mode == "replace":
-                rows = self._replace(table, schema.names, batches)
-            else:
-                rows = self._upsert(table, batches, primary_key or [], names)
+        import psycopg
+
+        try:
+            with self.conn.transaction():
+                self.lock_table(table)
+                key = primary_key if mode == "upsert" else None
+                created = self._ensure_table(table, schema, create_sql, key)
+                if key:
+                    self._check_key(table, key)
+                added = self._add_columns(table, schema)
+                names = ", ".join(qi(n) for n in schema.names)
+                if mode == "append" or (mode == "replace" and created):
+                    rows = self._copy(table, schema.names, batches)
+                elif mode == "replace":
+                    rows = self._replace(table, schema.names, batches)
+                else:
+                    rows = self._upsert(table, batches, primary_key or [], names)
+        except psycopg.Error as exc:
+            raise load_error(exc, table) from None
         return LoadResult(table, mode, rows, created, tuple(added))
+
+    def lock_table(self, table: str) -> None:
+        """Wait for any other load into this table (in any process) to commit or roll back."""
+        schema_name, name = table.rsplit(".", 1) if "." in table else (None, table)
+        row = self.conn.execute(
+            "SELECT current_database(), coalesce(%s, current_schema())", (schema_name,)
+        ).fetchone()
+        assert row is not None
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (load_lock_key(f"{row[0]}/{row[1]}.{name}"),))
+
+    def _check_key(self, table: str, key: list[str]) -> None:
+        """An upsert's delete-then-insert relies on the key being unique: without a primary key or a
+        unique index on exactly these columns, a concurrent writer could leave every row twice."""
+        found = self.conn.execute(
+            "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL "
+            "GROUP BY i.indexrelid",
+            (qt(table),),
+        ).fetchall()
+        if any(sorted(row[0]) == sorted(key) for row in found):
+            return
+        columns = ", ".join(key)
+        raise UserError(
+            f"table {table!r} has no primary key or unique index on ({columns}), so an upsert into it "
+            "could leave rows twice",
+            hint=f"add one: ALTER TABLE {table} ADD PRIMARY KEY ({columns})",
+        )
 
     def _replace(self, table: str, columns: list[str], batches: pa.RecordBatchReader) -> int:
         schema_name, name = table.rsplit(".", 1) if "." in table else (None, table)
@@ -134,7 +178,9 @@ class PostgresWarehouse:
                 rows += count
         return rows
 
-    def _ensure_table(self, table: str, schema: pa.Schema, create_sql: str | None) -> bool:
+    def _ensure_table(
+        self, table: str, schema: pa.Schema, create_sql: str | None, key: list[str] | None = None
+    ) -> bool:
         if self.columns(table) is not None:
             return False
         if "." in table:
@@ -145,6 +191,8 @@ class PostgresWarehouse:
                 raise UserError(f"the CREATE TABLE file did not create table {table!r}")
             return True
         cols = ", ".join(f"{qi(f.name)} {pg_type(f.type, f.name)}" for f in schema)
+        if key:
+            cols += f", PRIMARY KEY ({', '.join(qi(k) for k in key)})"
         self.conn.execute(f"CREATE TABLE {qt(table)} ({cols})")
         return True
 
@@ -154,6 +202,30 @@ class PostgresWarehouse:
         for f in added:
             self.conn.execute(f"ALTER TABLE {qt(table)} ADD COLUMN {qi(f.name)} {pg_type(f.type, f.name)}")
         return [f.name for f in added]
+
+
+def load_lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for "database/schema.table"."""
+    return int.from_bytes(hashlib.sha256(f"freight-load:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+#: SQLSTATE classes worth a retry: serialization failure and deadlock (40xxx), lost connection (08xxx).
+_TRANSIENT = ("40", "08")
+
+
+def load_error(exc: Exception, table: str) -> FreightError:
+    """A database error during a load, as one sentence (the first line of the server's message)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if state == "40P01":
+        return TransientError(
+            f"the load into {table!r} hit a deadlock with another transaction; run it again"
+        )
+    if state.startswith(_TRANSIENT):
+        return TransientError(f"the load into {table!r} failed and may succeed if run again: {first}")
+    if state.startswith("23"):  # integrity: a NULL or duplicate key, a foreign key
+        return UserError(f"the load into {table!r} breaks a constraint: {first}")
+    return TerminalError(f"the load into {table!r} failed: {first}")
 
 
 def pg_type(t: pa.DataType, column: str = "?") -> str:
@@ -254,4 +326,4 @@ def _encode_ahead(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[bytes, in
 
 def _libpq_url(url: str) -> str:
     scheme, rest = url.split("://", 1)
-    return f"postgresql://{rest}" if scheme in ("postgres", "postgresql+psycopg") else url
+    return f"postgresql://{rest}" if scheme in ("postgres", "postgresql+psycopg", "redshift") else url

@@ -72,8 +72,14 @@ def open_warehouse(conn: Connection) -> Warehouse:
         from freight.connectors.postgres_warehouse import PostgresWarehouse
 
         return PostgresWarehouse(conn.resolved_url())
+    if conn.kind == "redshift":
+        from freight.connectors.redshift_warehouse import RedshiftWarehouse
+
+        return RedshiftWarehouse(
+            conn.resolved_url(), s3_staging=conn.option("s3_staging"), iam_role=conn.option("iam_role")
+        )
     raise UserError(
-        f"connection {conn.name!r} ({conn.kind}) is not a warehouse", hint="use duckdb or postgres"
+        f"connection {conn.name!r} ({conn.kind}) is not a warehouse", hint="use duckdb, postgres or redshift"
     )
 
 

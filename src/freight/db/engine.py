@@ -24,10 +24,13 @@ def make_engine(url: str) -> Engine:
     """An Engine with the settings freight relies on. SQLite: WAL, a busy timeout, NORMAL sync."""
     try:
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
+            path = url.split("///", 1)[-1].split("?", 1)[0]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            connect_args: dict[str, Any] = {"check_same_thread": False}
+            if "timeout=" not in url:  # `sqlite:///x.db?timeout=1` sets a shorter wait for the lock
+                connect_args["timeout"] = 30
+            engine = create_engine(url, connect_args=connect_args)
             event.listen(engine, "connect", _sqlite_pragmas)
             # SQLite's own transaction handling defers BEGIN; take the write lock up front instead so
             # two writers queue on busy_timeout rather than failing with "database is locked".
@@ -107,3 +110,12 @@ def open_engine(url: str) -> Engine:
 
 def table_names(engine: Engine) -> list[str]:
     return sorted(inspect(engine).get_table_names())
+
+
+def store_unavailable(exc: OperationalError) -> bool:
+    """Whether a database error means the store is busy (SQLite locked past its busy timeout) or
+    unreachable (a lost or refused connection), rather than a bug: nothing committed, a retry may do."""
+    text = str(exc.orig).lower()
+    return exc.connection_invalidated or any(
+        word in text for word in ("database is locked", "database is busy", "connection", "could not connect")
+    )

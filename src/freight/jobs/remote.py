@@ -259,6 +259,10 @@ class RemoteJobClient:
     def definitions(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/definitions"))
 
+    def delete_definition(self, name: str, version: int | None = None) -> int:
+        ref = name if version is None else f"{name}:{version}"
+        return int(self.request("DELETE", f"/definitions/{_q(ref)}")["deleted"])
+
     def set_queue(
         self,
         name: str,

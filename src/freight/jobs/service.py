@@ -41,6 +41,7 @@ from freight.jobs.store import (
     record_from_spec,
     resolve_job_id,
 )
+from freight.text import find_bad_text
 
 if TYPE_CHECKING:  # the scheduler (runtime, placement) loads when a command runs one, not to read
     from freight.jobs.scheduler import Scheduler
@@ -113,6 +114,21 @@ def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **va
                 job_id=job.id, from_state=job.state.value, to_state=to.value, at=now, detail=detail
             )
         )
+
+
+def _definition_out(row: dict[str, Any]) -> dict[str, Any]:
+    row = {**row, "problem": None}
+    try:
+        spec = json.loads(row["spec"])
+    except ValueError:
+        return row | {"spec": {}, "problem": "the stored spec is not JSON"}
+    if find_bad_text([row["name"], row["description"], spec]) is not None:
+        name = str(row["name"]).encode("utf-8", "backslashreplace").decode("utf-8")
+        problem = "the stored spec holds text that is not UTF-8; remove this version"
+        return row | {"name": name, "spec": {}, "description": None, "problem": problem}
+    if not isinstance(spec, dict):
+        return row | {"spec": {}, "problem": "the stored spec is not a mapping; remove this version"}
+    return row | {"spec": spec}
 
 
 class JobService:
@@ -737,11 +753,28 @@ class JobService:
         return version
 
     def definitions(self) -> list[dict[str, Any]]:
+        """Every version, newest first per name. A row the store holds but freight cannot read back
+        (written before its text was checked: a lone surrogate, broken JSON) is listed with an empty
+        spec and a `problem`, so one bad row never breaks the list; remove it with delete_definition."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(definitions).order_by(definitions.c.name, definitions.c.version.desc())
             )
-            return [dict(r._mapping) | {"spec": json.loads(r.spec)} for r in rows]
+            return [_definition_out(dict(r._mapping)) for r in rows]
+
+    def delete_definition(self, name: str, version: int | None = None) -> int:
+        """Remove one version of a definition, or every version; how many went. Jobs submitted from
+        it keep their own copy of the spec."""
+        where = definitions.c.name == name
+        if version is not None:
+            where = where & (definitions.c.version == version)
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(definitions).where(where)).rowcount
+        if not gone:
+            ref = name if version is None else f"{name}:{version}"
+            hint = "see `freight definitions`"
+            raise NotFoundError(f"no job definition {ref!r}", where="definition", hint=hint)
+        return int(gone)
 
     def set_queue(
         self,

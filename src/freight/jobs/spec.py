@@ -9,10 +9,19 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from freight.errors import UserError, suggest
 from freight.runtime.base import Container, Mount
+from freight.text import find_bad_text
 from freight.unitfields import Bytes, Cpus, Seconds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -122,6 +131,18 @@ class JobSpec(_Strict):
             raise ValueError(f"queue name {value!r} must be letters, digits, '.', '_' or '-'")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _utf8_only(cls, data: Any, info: ValidationInfo) -> Any:
+        # a lone surrogate or an undecodable argv byte cannot be stored (see freight.text); a spec read
+        # back from the store was checked when it was written
+        if info.context and info.context.get("stored"):
+            return data
+        found = find_bad_text(data)
+        if found is not None:
+            raise ValueError(f"{found[0]}: {found[1]}")
+        return data
+
     @model_validator(mode="after")
     def _one_command(self) -> JobSpec:
         if (self.command is None) == (self.shell is None):
@@ -156,8 +177,11 @@ class JobSpec(_Strict):
 def format_validation_error(exc: ValidationError, source: str = "spec") -> UserError:
     """Turn pydantic's report into one clear line naming the field path."""
     first = first_error(exc)
-    loc = ".".join(str(part) for part in first["loc"]) or "(root)"
+    # a key may hold anything (a newline, a control character): keep the error on one line
+    loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"]) or "(root)"
     msg = first["msg"].removeprefix("Value error, ")
+    if not first["loc"] and ": not UTF-8 text" in msg:  # _utf8_only names the field in its message
+        loc, msg = msg.split(": ", 1)
     if first["type"] == "extra_forbidden":
         field = str(first["loc"][-1])
         hint = suggest(field, _fields_at(tuple(first["loc"][:-1])), "check its spelling")

@@ -66,7 +66,7 @@ class JobRecord:
             queue=m["queue"],
             priority=m["priority"],
             state=JobState(m["state"]),
-            spec=JobSpec.model_validate_json(m["spec"]),
+            spec=JobSpec.model_validate_json(m["spec"], context={"stored": True}),
             submitted_at=m["submitted_at"],
             updated_at=m["updated_at"],
             started_at=m["started_at"],

@@ -44,6 +44,12 @@ class PipelineBuilder:
     def extract_files(self, name: str, *, path: str, **fields: Any) -> str:
         return self.step("extract-files", name, path=path, **fields)
 
+    def extract_http(self, name: str, *, url: str, **fields: Any) -> str:
+        return self.step("extract-http", name, url=url, **fields)
+
+    def extract_logs(self, name: str, *, path: str, **fields: Any) -> str:
+        return self.step("extract-logs", name, path=path, **fields)
+
     def transform_sql(
         self, name: str, *, inputs: list[str], sql: str | None = None, file: str | None = None, **fields: Any
     ) -> str:
@@ -62,6 +68,13 @@ class PipelineBuilder:
 
     def load(self, name: str, *, input: str, table: str, mode: str = "append", **fields: Any) -> str:
         return self.step("load", name, inputs=[input], table=table, mode=mode, **fields)
+
+    def publish_redis(
+        self, name: str, *, input: str, connection: str, prefix: str, key: list[str], **fields: Any
+    ) -> str:
+        return self.step(
+            "publish-redis", name, inputs=[input], connection=connection, prefix=prefix, key=key, **fields
+        )
 
     def sql(self, name: str, *, sql: str | None = None, file: str | None = None, **fields: Any) -> str:
         return self.step("sql", name, sql=sql, file=file, **fields)

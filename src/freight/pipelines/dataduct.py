@@ -548,19 +548,16 @@ def convert(data: dict[str, Any], *, source: str, lines: dict[Any, int], base_di
 
 def convert_file(path: Path) -> Converted:
     """Read and convert a Dataduct file (for `freight pipeline import`)."""
-    import yaml
 
     from freight.pipelines.loader import Locator, _to_data
+    from freight.yamlfile import compose_checked
 
     try:
         text = path.read_text()
     except OSError:
         raise UserError(f"no Dataduct file {str(path)!r}", hint="check the path") from None
     locator = Locator(str(path))
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=str(path)) from None
+    node = compose_checked(text, str(path))  # the same caps as every other YAML file
     data = _to_data(node, (), locator) if node is not None else None
     if not isinstance(data, dict) or not looks_like(data):
         raise UserError("not a Dataduct file (its steps have no `step_type`)", where=str(path))

@@ -7,6 +7,7 @@ step type, a file that does not exist, or a cycle (drawn as a → b → a).
 
 from __future__ import annotations
 
+import os.path
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,13 @@ class Dag:
         return "\n".join(lines)
 
 
+def _inside(base_dir: Path, rel: str) -> bool:
+    if os.path.isabs(rel) or "\x00" in rel:
+        return False
+    base = os.path.realpath(base_dir)
+    return os.path.commonpath([base, os.path.realpath(os.path.join(base, rel))]) == base
+
+
 def check_graph(spec: PipelineSpec, locator: Locator, base_dir: Path) -> Dag:
     steps = spec.steps
     first: dict[str, int] = {}
@@ -110,6 +118,14 @@ def check_graph(spec: PipelineSpec, locator: Locator, base_dir: Path) -> Dag:
                 where=locator.where(("steps", i, "inputs") if step.inputs else ("steps", i)),
             )
         for field, rel in step.files().items():
+            # checked before anything is opened: a path outside the pipeline's folder (`/root/x`,
+            # `../../etc/passwd`) gets the same answer whether it exists or not, and is never read
+            if not _inside(base_dir, rel):
+                raise UserError(
+                    f"steps.{step.name}.{field}: {rel!r} is not inside the pipeline's folder",
+                    where=locator.where(("steps", i, field)),
+                    hint=f"name a file under {base_dir}, relative to it",
+                )
             if not (base_dir / rel).is_file():
                 raise UserError(
                     f"steps.{step.name}.{field}: no such file {rel!r}",

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from freight.errors import UserError, suggest
 from freight.pipelines.graph import Dag, check_graph
 from freight.pipelines.spec import STEP_TYPES, PipelineSpec
+from freight.yamlfile import compose_checked
 
 Path_ = tuple[str | int, ...]
 
@@ -86,10 +87,7 @@ def load_pipeline(path: Path | str) -> Pipeline:
 
 def parse_pipeline(text: str, *, source: str = "pipeline.yaml", base_dir: Path | None = None) -> Pipeline:
     locator = Locator(source)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, source) from None
+    node = compose_checked(text, source)  # size, depth and alias-expansion caps; one line each
     if node is None:
         raise UserError("the file is empty", where=f"{source}:1", hint="a pipeline needs `name` and `steps`")
     locator.data = _to_data(node, (), locator)
@@ -185,13 +183,6 @@ def _construct(node: yaml.Node, locator: Locator) -> Any:
 
 def _at_line(locator: Locator, node: yaml.Node) -> str:
     return f"{locator.source}:{node.start_mark.line + 1}"
-
-
-def _yaml_error(exc: yaml.YAMLError, source: str) -> UserError:
-    mark = getattr(exc, "problem_mark", None)
-    line = mark.line + 1 if mark is not None else 1
-    problem = getattr(exc, "problem", None) or str(exc)
-    return UserError(f"not valid YAML: {problem}", where=f"{source}:{line}")
 
 
 _ALL_FIELDS = sorted(

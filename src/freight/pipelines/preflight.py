@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from freight.connectors.connections import Connections
 from freight.errors import UserError
 from freight.pipelines.loader import Path_, Pipeline
-from freight.pipelines.spec import CheckBase, ExtractSql, Load, SourceRef, Sql
+from freight.pipelines.spec import CheckBase, Load, SourceRef, Sql
 
 
 def check_connections(pipeline: Pipeline, connections: Connections) -> None:
@@ -32,8 +32,12 @@ def _named(pipeline: Pipeline) -> Iterator[tuple[Path_, str, bool]]:
     """(field path, connection name, whether it must be a warehouse) for every connection named."""
     spec = pipeline.spec
     for i, step in enumerate(spec.steps):
-        if isinstance(step, ExtractSql):
-            yield ("steps", i, "connection"), step.connection, False
+        connection = getattr(step, "connection", None)
+        if isinstance(connection, str):
+            yield ("steps", i, "connection"), connection, False
+        incremental = getattr(step, "incremental", None)
+        if incremental is not None and incremental.warehouse:
+            yield ("steps", i, "incremental", "warehouse"), incremental.warehouse, True
         source = getattr(step, "source", None)
         if isinstance(source, SourceRef):
             yield ("steps", i, "source", "connection"), source.connection, False

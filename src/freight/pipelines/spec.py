@@ -86,6 +86,17 @@ class Split(_Strict):
     parts: int = Field(ge=2, le=64)
 
 
+class Incremental(_Strict):
+    """Read only rows past the cursor the last load committed (in the warehouse, with the load)."""
+
+    cursor: str = Field(description="A column that only grows: an updated_at timestamp or an id")
+    initial: str | int | None = Field(default=None, description="Where the first run starts (inclusive)")
+    lag: Seconds | None = Field(
+        default=None, description="Read only rows older than now minus this, so late commits are not skipped"
+    )
+    warehouse: str | None = Field(default=None, description="Where the cursor lives: the load's warehouse")
+
+
 class ExtractSql(StepBase):
     """Read a table or a query from MariaDB/MySQL or PostgreSQL."""
 
@@ -95,12 +106,112 @@ class ExtractSql(StepBase):
     query: str | None = None
     batch_size: int = Field(default=65_536, ge=1, le=10_000_000)
     split: Split | None = None
+    incremental: Incremental | None = None
     input_range = (0, 0)
 
     @model_validator(mode="after")
     def _table_or_query(self) -> ExtractSql:
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of `table` or `query`")
+        return self
+
+
+class HttpAuth(_Strict):
+    type: Literal["bearer", "basic"]
+    token: str | None = Field(default=None, description="bearer: the token, as ${VAR} from the environment")
+    username: str | None = None
+    password: str | None = Field(default=None, description="basic: as ${VAR} from the environment")
+
+    @model_validator(mode="after")
+    def _fields(self) -> HttpAuth:
+        if self.type == "bearer" and not self.token:
+            raise ValueError("bearer auth needs `token` (write ${VAR})")
+        if self.type == "basic" and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs `username` and `password` (write ${VAR})")
+        for secret in (self.token, self.password):
+            if secret and "${" not in secret:
+                raise ValueError("write secrets as ${VAR}, taken from the environment, never in the file")
+        return self
+
+
+class Pagination(_Strict):
+    type: Literal["none", "page", "cursor", "link"] = "none"
+    #: page: the page number's parameter, the first page, and optionally the page size's.
+    page_param: str = "page"
+    start: int = 1
+    size_param: str | None = None
+    size: int | None = Field(default=None, ge=1)
+    #: cursor: the parameter that takes the next cursor, and where the response holds it (a.b.c).
+    cursor_param: str = "cursor"
+    cursor_path: str | None = None
+    max_pages: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _cursor_path(self) -> Pagination:
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError(
+                "cursor pagination needs `cursor_path`: where the response holds the next cursor"
+            )
+        return self
+
+
+class HttpIncremental(Incremental):
+    #: The query parameter that tells the API where to start (the last committed cursor).
+    param: str | None = None
+
+    @model_validator(mode="after")
+    def _no_lag(self) -> HttpIncremental:
+        if self.lag is not None:
+            raise ValueError("`lag` is not supported on extract-http yet (it applies to extract-sql)")
+        return self
+
+
+class ExtractHttp(StepBase):
+    """Read a JSON API page by page (page number, cursor or Link header) into a dataset."""
+
+    type: Literal["extract-http"]
+    url: str = Field(pattern=r"^https?://", description="http(s) URL; ${VAR} is expanded")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: HttpAuth | None = None
+    records: str | None = Field(
+        default=None, description="Where the rows are in the body (a.b); none: the body"
+    )
+    pagination: Pagination = Field(default_factory=Pagination)
+    rate_limit: float | None = Field(default=None, gt=0, description="At most this many requests a second")
+    max_retries: int = Field(default=5, ge=0, le=20)
+    request_timeout: Seconds = 30.0
+    columns: dict[str, ArrowType] = Field(default_factory=dict, description="Column → Arrow type")
+    incremental: HttpIncremental | None = None
+    input_range = (0, 0)
+
+
+class ExtractLogs(StepBase):
+    """Read new lines of (rotated) log files, JSON lines or a regex with named groups, resuming from
+    per-file offsets committed with the load."""
+
+    type: Literal["extract-logs"]
+    path: str = Field(description="A glob of the log and its rotated copies, e.g. /var/log/app/app.log*")
+    format: Literal["jsonl", "regex"] = "jsonl"
+    pattern: str | None = Field(default=None, description="regex: named groups become columns")
+    on_bad_line: Literal["fail", "skip"] = "fail"
+    columns: dict[str, ArrowType] = Field(default_factory=dict, description="Column → Arrow type")
+    warehouse: str | None = Field(default=None, description="Where the offsets live: the load's warehouse")
+    batch_lines: int = Field(default=50_000, ge=1, le=10_000_000)
+    input_range = (0, 0)
+
+    @model_validator(mode="after")
+    def _pattern(self) -> ExtractLogs:
+        import re
+
+        if (self.format == "regex") != (self.pattern is not None):
+            raise ValueError("give `pattern` with format regex (and only then)")
+        if self.pattern is not None:
+            try:
+                if not re.compile(self.pattern).groupindex:
+                    raise ValueError("the pattern needs named groups, (?P<name>...), one per column")
+            except re.error as exc:
+                raise ValueError(f"`pattern` is not a regex: {exc}") from None
         return self
 
 
@@ -160,16 +271,22 @@ class Load(StepBase):
     type: Literal["load"]
     table: str
     warehouse: str | None = None
-    mode: Literal["append", "replace", "upsert"] = "append"
+    mode: Literal["append", "replace", "upsert", "merge", "delete_insert"] = "append"
     primary_key: list[str] = Field(default_factory=list)
+    #: merge: keep every version (SCD2) with `_valid_from`, `_valid_to` and `_current` columns.
+    history: bool = False
+    #: delete_insert: the column whose range (the incremental cursor's, else the data's) is replaced.
+    interval_column: str | None = None
     create: str | None = Field(default=None, description="A CREATE TABLE file used when the table is missing")
     input_range = (1, 1)
     produces = False
 
     @model_validator(mode="after")
     def _key_for_upsert(self) -> Load:
-        if self.mode == "upsert" and not self.primary_key:
-            raise ValueError("mode upsert needs `primary_key`")
+        if self.mode in ("upsert", "merge") and not self.primary_key:
+            raise ValueError(f"mode {self.mode} needs `primary_key`")
+        if self.history and self.mode != "merge":
+            raise ValueError("`history` goes with mode merge")
         return self
 
     def files(self) -> dict[str, str]:
@@ -194,6 +311,24 @@ class Sql(StepBase):
 
     def files(self) -> dict[str, str]:
         return {"file": self.file} if self.file else {}
+
+
+class PublishRedis(StepBase):
+    """Write the input as Redis hashes (or JSON strings) under a new version, then switch an alias."""
+
+    type: Literal["publish-redis"]
+    connection: str = Field(description="A redis connection: redis://host:6379/DB")
+    prefix: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="Keys are PREFIX:VERSION:KEY; PREFIX holds the version",
+    )
+    key: list[str] = Field(min_length=1, description="Column(s) whose values name each row's key")
+    format: Literal["hash", "json"] = "hash"
+    #: How long the previous version's keys live after the switch (readers finish with it).
+    keep_old: Seconds = 300.0
+    batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    input_range = (1, 1)
+    produces = False
 
 
 class SourceRef(_Strict):
@@ -259,10 +394,13 @@ class CheckSql(CheckBase):
 Step = Annotated[
     ExtractSql
     | ExtractFiles
+    | ExtractHttp
+    | ExtractLogs
     | TransformSql
     | TransformPython
     | Load
     | Sql
+    | PublishRedis
     | CheckPrimaryKey
     | CheckCount
     | CheckColumns
@@ -272,10 +410,13 @@ Step = Annotated[
 STEP_TYPES = (
     "extract-sql",
     "extract-files",
+    "extract-http",
+    "extract-logs",
     "transform-sql",
     "transform-python",
     "load",
     "sql",
+    "publish-redis",
     "check-primary-key",
     "check-count",
     "check-columns",

@@ -33,10 +33,13 @@ EXIT_CHECK_FAILED = 3
 RUNNERS = {
     "extract-sql": "extract:extract_sql",
     "extract-files": "extract:extract_files",
+    "extract-http": "extract_http:extract_http",
+    "extract-logs": "extract_logs:extract_logs",
     "transform-sql": "transform:transform_sql",
     "transform-python": "transform:transform_python",
     "load": "load:load",
     "sql": "load:run_sql",
+    "publish-redis": "publish:publish_redis",
     "check-primary-key": "checks:check_primary_key",
     "check-count": "checks:check_count",
     "check-columns": "checks:check_columns",

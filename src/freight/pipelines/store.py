@@ -348,6 +348,19 @@ class RunStore:
         with self.engine.connect() as conn:
             return [name for (name,) in conn.execute(query)]
 
+    def step_jobs(self, run_ids: list[str]) -> dict[str, list[str]]:
+        """The job ids each run's steps submitted (to scope runs by the queues those jobs ran in)."""
+        found: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        query = select(step_runs.c.run_id, step_runs.c.job_id).where(
+            step_runs.c.run_id.in_(run_ids), step_runs.c.job_id.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            for run_id, job_id in conn.execute(query):
+                found[run_id].append(job_id)
+        return found
+
     def list(self, pipeline: str | None = None, limit: int = 50, *, state: str | None = None) -> list[Run]:
         query = select(runs).order_by(runs.c.created_at.desc()).limit(limit)
         if pipeline:

@@ -12,7 +12,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -22,6 +23,7 @@ from freight.jobs.service import JobService
 from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
 from freight.server.api.pipelines import start_planner as start_pipeline_planner
+from freight.server.auth import check_metrics_access, current_principal
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -111,8 +113,9 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    async def metrics_endpoint(request: Request) -> Response:
+        await check_metrics_access(request, ctx.settings.metrics_token)
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     closers.append(_mount_git_hook(app, ctx))
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
@@ -126,7 +129,9 @@ def _mount_git_hook(app: FastAPI, ctx: ServerContext) -> Callable[[], None]:
     The secret and repositories come from FREIGHT_GIT_HOOK_SECRET and FREIGHT_BUILD_REPOS (without a
     secret it refuses every request); builds submit through this server's JobService. The hook checks
     its callers itself (an HMAC signature, not an API token)."""
-    router, trigger = router_from_env(ctx.settings, ctx.service)
+    router, trigger = router_from_env(
+        ctx.settings, ctx.service, status_dependencies=[Depends(current_principal)]
+    )
     app.state.build_trigger = trigger  # the builds API (server/api/builds.py) runs builds through it
     app.include_router(router)  # its paths are under /api/v1 already
     return trigger.builds.close

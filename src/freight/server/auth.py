@@ -7,6 +7,7 @@ browser cancel jobs (CSRF); the cookie is also SameSite=Strict and HttpOnly.
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -77,3 +78,32 @@ def check_queue(principal: Principal, queue: str, where: str = "queue") -> None:
             where=where,
             hint=f"it is limited to: {principal.scope}",
         )
+
+
+async def check_metrics_access(request: Request, metrics_token: str | None) -> None:
+    """/metrics is open unless FREIGHT_METRICS_TOKEN is set; then it takes that token (what a
+    Prometheus scrape config sends as its bearer token) or an admin API token."""
+    if metrics_token is None:
+        return
+    text, _ = token_from(request)
+    if text is None:
+        raise Unauthorized(
+            "/metrics needs a token", where="Authorization", hint="send `Authorization: Bearer <token>`"
+        )
+    if hmac.compare_digest(text.encode(), metrics_token.encode()):
+        return
+    principal = await run_in_threadpool(authenticate, get_ctx(request).service.engine, text)
+    if principal is None or not principal.admin:
+        raise Unauthorized("the token may not read /metrics", where="Authorization")
+
+
+async def authenticate_first(request: Request) -> None:
+    """Raise Unauthorized when a request to the API has no valid token. The validation-error handler
+    calls this so an unauthenticated request with a bad body is answered 401, not 422: no one learns
+    what a valid body looks like, or anything else, without a token."""
+    if getattr(request.state, "principal", None) is not None:
+        return
+    try:
+        await current_principal(request)
+    except PermissionDeniedError:
+        return  # authenticated, just not allowed this way: the validation error is the better answer

@@ -13,9 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from freight.db.engine import store_unavailable
 from freight.errors import UserError
+from freight.server.auth import authenticate_first
 
 log = logging.getLogger("freight.server")
 
@@ -41,6 +44,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such thing (or not visible to this token)"},
     409: {"model": ErrorBody, "description": "Clashes with the current state"},
     422: {"model": ErrorBody, "description": "The request does not match the schema"},
+    503: {"model": ErrorBody, "description": "The store is busy (locked) or unreachable; nothing changed"},
 }
 
 
@@ -84,7 +88,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.message, where=exc.where, hint=exc.hint)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith("/api/") and not _signed_by_hook(request):
+            try:
+                await authenticate_first(request)
+            except UserError as denied:
+                return error_response(
+                    denied.status_code, denied.message, where=denied.where, hint=denied.hint
+                )
         errors = list(exc.errors())
         problems = [{"where": _loc_path(e.get("loc", ())), "message": _message(e)} for e in errors]
         first = problems[0] if problems else {"where": None, "message": "invalid request"}
@@ -97,7 +108,23 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, message)
 
+    @app.exception_handler(OperationalError)
+    async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # a store locked past its busy timeout, or a database server gone: nothing was changed (the
+        # transaction did not commit), and a retry may succeed. The details (hosts, ports) stay in the
+        # server's log. Any other OperationalError (a missing table) is a bug: a 500.
+        if not store_unavailable(exc):
+            return await _bug(request, exc)
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, first)
+        return error_response(503, "the store is busy or unreachable; nothing was changed", hint="try again")
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error; the server log has the details")
+
+
+def _signed_by_hook(request: Request) -> bool:
+    """The git hook authenticates by signature, not by token; its own checks come before validation."""
+    return request.url.path.startswith("/api/v1/hooks/")

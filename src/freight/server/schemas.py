@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from freight.jobs.client import JobView
 from freight.server.sampler import Sample
@@ -66,7 +66,7 @@ class GcIn(_Body):
     older_than: Annotated[
         str | Finite, Field(description="Jobs that ended longer ago than this: seconds, or a text like 30d")
     ] = "30d"
-    dry_run: bool = Field(default=False, description="Only list what would go")
+    dry_run: StrictBool = Field(default=False, description="Only list what would go")
 
 
 class GcOut(BaseModel):
@@ -108,7 +108,7 @@ class QueueOut(BaseModel):
 class QueueIn(_Body):
     weight: Annotated[Finite, Field(gt=0, le=1_000_000)] | None = None
     priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
-    paused: bool | None = None
+    paused: StrictBool | None = None
 
 
 class DefinitionOut(BaseModel):
@@ -117,6 +117,14 @@ class DefinitionOut(BaseModel):
     spec: dict[str, Any]
     description: str | None
     created_at: float
+    problem: str | None = Field(
+        default=None, description="Why a stored version cannot be used (its spec is shown empty)"
+    )
+
+
+class DefinitionDeleted(BaseModel):
+    name: str
+    deleted: int = Field(description="How many versions were removed")
 
 
 class DefinitionIn(_Body):
@@ -160,7 +168,7 @@ class TokenCreated(TokenInfo):
 class TokenIn(_Body):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     queues: list[QueueName] | None = Field(default=None, max_length=100)
-    admin: bool = False
+    admin: StrictBool = False
 
 
 class WhoAmI(BaseModel):

@@ -19,7 +19,7 @@ from freight.errors import UserError
 from freight.jobs.service import JobService
 from freight.server.app import create_app
 from freight.server.logconfig import configure_logging
-from freight.server.tokens import ensure_first_admin
+from freight.server.tokens import ensure_first_admin, request_checker
 
 log = logging.getLogger("freight.server")
 
@@ -104,7 +104,12 @@ def _start_gateway(settings: Settings, host: str, port: int, env: str) -> Callab
     builds = Builds.open(settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            builds.gateway(env), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            builds.gateway(env, may_preview=request_checker(builds.store.engine)),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), name="freight-gateway", daemon=True)

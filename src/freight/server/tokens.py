@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -175,3 +176,16 @@ def _info(row: Any) -> TokenInfo:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
     )
+
+
+def request_checker(engine: Engine) -> Callable[[Any], bool]:
+    """For the builds gateway's release previews: does a request (Starlette's) carry a valid API
+    token, as `Authorization: Bearer <token>` or the web UI's sign-in cookie?"""
+
+    def check(request: Any) -> bool:
+        header = request.headers.get("authorization") or ""
+        scheme, _, value = header.partition(" ")
+        text = value.strip() if scheme.lower() == "bearer" else request.cookies.get("freight_token")
+        return bool(text) and authenticate(engine, text) is not None
+
+    return check

@@ -27,6 +27,11 @@ def extract_sql(ctx: StepContext) -> None:
         split_column=split.get("column"),
         split_parts=int(split.get("parts") or 1),
     )
+    if cfg.get("incremental"):
+        from freight.pipelines.steps.incremental import extract_sql_incremental
+
+        extract_sql_incremental(ctx, source)
+        return
     try:
         reader = source.open()
     except UserError as exc:

@@ -19,7 +19,12 @@ def warehouse_for(ctx: StepContext) -> Warehouse:
 
 def load(ctx: StepContext) -> None:
     from freight.connectors.duckdb_warehouse import DuckDBWarehouse
+    from freight.pipelines.steps.incremental import needs_staged_load, staged_load
 
+    staged = needs_staged_load(ctx)
+    if staged is not False:
+        staged_load(ctx, staged if isinstance(staged, dict) else None)
+        return
     cfg = ctx.config
     (source,) = ctx.inputs
     store = ctx.input_store(source)

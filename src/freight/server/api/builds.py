@@ -1,9 +1,10 @@
 """/api/v1/apps (releases, history, deploy, rollback) and /api/v1/builds (build a workspace here).
 
-Reads take any valid token. Deploying, rolling back and starting a build need an admin token: a build
-runs the workspace's own scripts on this server. The actor written to the deploy history is the
-token's name. Builds run in the background on this server's job platform, through the same machinery
-(and the same one-at-a-time-per-folder rule) as the git hook (`freight.builds.background`).
+Reads take a token that may use the queue build tasks run in (`default`). Deploying, rolling back and
+starting a build need an admin token: a build runs the workspace's own scripts on this server. The
+actor written to the deploy history is the token's name. Builds run in the background on this server's
+job platform, through the same machinery (and the same one-at-a-time-per-folder rule) as the git hook
+(`freight.builds.background`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from freight.builds.api import Builds
 from freight.builds.background import WorkspaceBuild, start_build
@@ -26,10 +27,23 @@ from freight.builds.runner import RunOptions, cancel_jobs
 from freight.builds.store import Deployment, Release
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.server.api.common import check_input, reply
-from freight.server.auth import Admin, Caller
+from freight.server.auth import Admin, Caller, check_queue
 from freight.server.deps import ServerContext, get_ctx
+from freight.server.tokens import Principal
 
 router = APIRouter(tags=["builds"])
+
+#: Build tasks are jobs in the default queue (the builds runner names none), so builds and apps are
+#: visible to the tokens that may use it.
+BUILD_QUEUE = "default"
+
+
+def builds_reader(principal: Caller) -> Principal:
+    check_queue(principal, BUILD_QUEUE, where="Authorization")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(builds_reader)]
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
 
 _ENV = DEPLOY_ENV
@@ -79,9 +93,9 @@ class WhyIn(PlanIn):
 
 
 class BuildIn(PlanIn):
-    continue_: bool = Field(False, alias="continue", description="Go on past a failure where possible")
-    force: bool = Field(False, description="Ignore cache hits")
-    publish: bool | None = Field(None, description="Publish releases (default: as freight.toml says)")
+    continue_: StrictBool = Field(False, alias="continue", description="Go on past a failure where possible")
+    force: StrictBool = Field(False, description="Ignore cache hits")
+    publish: StrictBool | None = Field(None, description="Publish releases (default: as freight.toml says)")
 
 
 class AppOut(BaseModel):
@@ -152,7 +166,7 @@ BuildsDep = Annotated[Builds, Depends(_builds)]
 
 
 @router.get("/apps", response_model=None, responses={200: {"model": list[AppOut]}}, summary="Apps")
-def list_apps(builds: BuildsDep, _caller: Caller) -> JSONResponse:
+def list_apps(builds: BuildsDep, _caller: Reader) -> JSONResponse:
     """Every published or deployed app, its gateway route and its current release per environment."""
     return reply(builds.apps())
 
@@ -163,7 +177,7 @@ def list_apps(builds: BuildsDep, _caller: Caller) -> JSONResponse:
     responses={200: {"model": list[ReleaseOut]}},
     summary="An app's releases, newest first",
 )
-def list_releases(builds: BuildsDep, _caller: Caller, app: AppPath) -> JSONResponse:
+def list_releases(builds: BuildsDep, _caller: Reader, app: AppPath) -> JSONResponse:
     check_input(app, "app")
     return reply([row.to_dict() for row in builds.releases(app)])
 
@@ -176,7 +190,7 @@ def list_releases(builds: BuildsDep, _caller: Caller, app: AppPath) -> JSONRespo
 )
 def history(
     builds: BuildsDep,
-    _caller: Caller,
+    _caller: Reader,
     app: AppPath,
     env: Annotated[str | None, Query(pattern=_ENV)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -314,7 +328,7 @@ def _recorded(row: dict[str, Any]) -> dict[str, Any]:
     "/builds", response_model=None, responses={200: {"model": list[BuildOut]}}, summary="Builds, newest first"
 )
 def list_builds(
-    trigger: Trigger, _caller: Caller, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    trigger: Trigger, _caller: Reader, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> JSONResponse:
     """Builds still running on this server, then every recorded run (CLI, git hook or API)."""
     records = list(trigger.runs.records.values())
@@ -340,7 +354,7 @@ BuildId = Annotated[str, Path(max_length=64, description="A build (run) id")]
 @router.get(
     "/builds/{build_id}", response_model=None, responses={200: {"model": BuildOut}}, summary="One build"
 )
-def get_build(trigger: Trigger, _caller: Caller, build_id: BuildId) -> JSONResponse:
+def get_build(trigger: Trigger, _caller: Reader, build_id: BuildId) -> JSONResponse:
     found = _build(trigger, build_id)
     return reply(found.to_dict() if isinstance(found, WorkspaceBuild) else found)
 
@@ -353,7 +367,7 @@ def get_build(trigger: Trigger, _caller: Caller, build_id: BuildId) -> JSONRespo
 )
 def build_events(
     trigger: Trigger,
-    _caller: Caller,
+    _caller: Reader,
     build_id: BuildId,
     after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JSONResponse:

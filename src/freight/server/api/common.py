@@ -13,17 +13,21 @@ from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.server.auth import check_queue
 from freight.server.tokens import Principal
+from freight.text import bad_text
 
 JobId = Annotated[str, Path(max_length=200, description="A job id")]
 QueuePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="A queue name")]
 
 
 def check_input(data: Any, where: str) -> None:
-    """Reject what no store or exec can hold: NUL characters and non-finite numbers. Both would
-    otherwise fail deep down (PostgreSQL text, execve) instead of as a clear 400 here."""
+    """Reject what no store or exec can hold: NUL characters, text that is not UTF-8 (a lone
+    surrogate such as "\ud800") and non-finite numbers. They would otherwise fail deep down
+    (PostgreSQL text, JSON encoding, execve) instead of as a clear 400 here."""
     if isinstance(data, str):
         if "\x00" in data:
             raise UserError("text may not contain NUL characters", where=where)
+        if reason := bad_text(data):
+            raise UserError(f"not UTF-8 text: it holds {reason}", where=where or "body")
     elif isinstance(data, float):
         if not math.isfinite(data):
             raise UserError("numbers must be finite", where=where)
@@ -121,3 +125,16 @@ def visible_job(svc: JobService, principal: Principal, job_id: str) -> JobView:
     if not principal.may_use(view.queue):
         raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
     return view
+
+
+def visible_definitions(rows: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """The definitions this token may see: all for an admin or an unscoped token, else those whose
+    template runs in one of its queues (a template's env may hold more than its owner means to share)."""
+    if principal.admin or principal.queues is None:
+        return rows
+    return [row for row in rows if _definition_queue(row) in principal.queues]
+
+
+def _definition_queue(row: dict[str, Any]) -> str | None:
+    queue = row["spec"].get("queue", "default") if row.get("problem") is None else None
+    return queue if isinstance(queue, str) else None

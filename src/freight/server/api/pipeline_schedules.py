@@ -3,7 +3,8 @@
 The server's planner (`freight.pipelines.planner`) runs what is registered here. Registering takes the
 same body as starting a run (the spec, its file's path, the folder its relative paths start from, the
 connections file); the spec must have a `schedule`, and the token must be allowed to submit to every
-queue the steps use, as for a run. Reading needs any token.
+queue the steps use, as for a run. Reading needs a token that may use the `default` queue (where the
+step jobs go); paths in the body are checked against FREIGHT_PIPELINE_ROOTS as for a run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from freight.errors import UserError
 from freight.pipelines.registry import ScheduleRegistry, describe
 from freight.server.api.common import check_input, reply
-from freight.server.api.pipelines import RunIn, Runs, _check_queues, _parse, _reading_files
+from freight.server.api.pipelines import Ctx, PathRoots, RunIn, Runs, _check_queues, _parse, _reading_files
 from freight.server.auth import Caller
 
 router = APIRouter(tags=["pipelines"])
@@ -50,6 +51,8 @@ ONE: dict[int | str, dict[str, Any]] = {200: {"model": ScheduleOut}}
     summary="Scheduled pipelines: rule, paused, next run due, last result",
 )
 def list_schedules(runs: Runs, principal: Caller) -> JSONResponse:
+    if not principal.may_use("default"):  # scheduled runs' step jobs go to the default queue
+        return reply({"schedules": []})
     registry = ScheduleRegistry(runs.store.engine)
     return reply({"schedules": [describe(runs.store, e) for e in registry.list()]})
 
@@ -60,10 +63,10 @@ def list_schedules(runs: Runs, principal: Caller) -> JSONResponse:
     responses={**ONE, 201: {"model": ScheduleOut, "description": "Registered"}},
     summary="Register (or update) a pipeline's schedule",
 )
-def put_schedule(runs: Runs, principal: Caller, name: Name, body: RunIn) -> JSONResponse:
+def put_schedule(ctx: Ctx, runs: Runs, principal: Caller, name: Name, body: RunIn) -> JSONResponse:
     """The spec is checked as for a run; its `name` must be the path's. A paused schedule stays paused."""
     check_input(name, "name")
-    pipeline, spec_path, config = _parse(body)
+    pipeline, spec_path, config = _parse(body, PathRoots.for_caller(ctx, principal))
     if pipeline.name != name:
         raise UserError(f"the spec is pipeline {pipeline.name!r}, not {name!r}", where="spec.name")
     if pipeline.spec.schedule is None:

@@ -23,9 +23,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy import select
 
-from freight.errors import UserError
+from freight.db.schema import jobs
+from freight.errors import NotFoundError, UserError
 from freight.pipelines.background import Followers
 from freight.pipelines.loader import Locator, Pipeline, validate
 from freight.pipelines.store import Run, RunStore
@@ -67,7 +69,7 @@ class RunIn(BaseModel):
 class RerunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_failed: bool = Field(
+    from_failed: StrictBool = Field(
         default=True, description="Run only failed steps and what depends on them; false runs every step"
     )
     config_path: str | None = Field(
@@ -140,12 +142,18 @@ class FieldLocator(Locator):
         return ".".join(["spec", *(str(p) for p in path)])
 
 
-def _absolute(value: str | None, where: str, *, folder: bool = False) -> Path | None:
+def _absolute(value: str | None, where: str, roots: PathRoots, *, folder: bool = False) -> Path | None:
+    """A path the request names, checked against the allowed roots before anything looks at it, so
+    the answer for a path outside them is the same whether it exists or not."""
     if value is None:
         return None
     path = Path(value)
     if not path.is_absolute():
         raise UserError(f"must be an absolute path, got {value!r}", where=where)
+    if not roots.allows(path):
+        raise UserError(
+            f"{value!r} is not under a folder this server takes pipelines from", where=where, hint=roots.hint
+        )
     # os.path answers False for any path the server cannot stat (missing, unreadable, too long)
     if not (os.path.isdir(path) if folder else os.path.isfile(path)):
         kind = "folder" if folder else "file"
@@ -155,6 +163,40 @@ def _absolute(value: str | None, where: str, *, folder: bool = False) -> Path | 
             hint="the server reads the pipeline's files itself: it must see the same filesystem",
         )
     return path
+
+
+@dataclass(frozen=True)
+class PathRoots:
+    """Where a caller may point the server: under FREIGHT_PIPELINE_ROOTS; anywhere for an admin
+    token when none are set; nowhere for other tokens then."""
+
+    roots: tuple[Path, ...]
+    anywhere: bool
+
+    @classmethod
+    def for_caller(cls, ctx: ServerContext, principal: Principal) -> PathRoots:
+        roots = ctx.settings.pipeline_roots
+        return cls(roots, anywhere=not roots and principal.admin)
+
+    def allows(self, path: Path) -> bool:
+        if self.anywhere:
+            return True
+        real = os.path.realpath(path)  # no file is opened; `..` and links are resolved
+        return any(os.path.commonpath([str(root), real]) == str(root) for root in self.roots)
+
+    @property
+    def hint(self) -> str:
+        if self.roots:
+            return "allowed: " + ", ".join(str(r) for r in self.roots)
+        return "set FREIGHT_PIPELINE_ROOTS on the server, or use an admin token"
+
+    def default_base(self) -> Path:
+        """Where relative paths start when the request names no folder."""
+        if self.anywhere:
+            return Path.cwd()
+        if self.roots:
+            return self.roots[0]
+        raise UserError("give base_dir or spec_path", where="base_dir", hint=self.hint)
 
 
 @contextlib.contextmanager
@@ -176,12 +218,38 @@ def _check_queues(principal: Principal, queues: set[str], where: str = "spec.ste
         check_queue(principal, queue, where=where)
 
 
-def _parse(body: RunIn) -> tuple[Pipeline, Path | None, Path | None]:
+def visible_runs(ctx: ServerContext, store: RunStore, principal: Principal, found: list[Run]) -> list[Run]:
+    """The runs this token may see: every run for an admin or an unscoped token, else the runs whose
+    step jobs all ran in its queues (a run with no job yet: the default queue its steps go to)."""
+    if principal.admin or principal.queues is None:
+        return found
+    by_run = store.step_jobs([run.id for run in found])
+    ids = sorted({job_id for job_ids in by_run.values() for job_id in job_ids})
+    with ctx.service.engine.connect() as conn:
+        queue_of = dict(conn.execute(select(jobs.c.id, jobs.c.queue).where(jobs.c.id.in_(ids))).all())
+    allowed = principal.queues
+    return [
+        run
+        for run in found
+        if {queue_of.get(job_id, "default") for job_id in by_run[run.id]} <= allowed
+        and (by_run[run.id] or "default" in allowed)
+    ]
+
+
+def visible_run(ctx: ServerContext, store: RunStore, principal: Principal, run_id: str) -> Run:
+    """One run, if this token may see it; a run of other queues looks like no run at all."""
+    run = store.get(run_id)
+    if not visible_runs(ctx, store, principal, [run]):
+        raise NotFoundError(f"no pipeline run {run_id!r}", hint="list runs with `freight pipeline runs`")
+    return run
+
+
+def _parse(body: RunIn, roots: PathRoots) -> tuple[Pipeline, Path | None, Path | None]:
     check_input(body.model_dump(), "")
-    spec_path = _absolute(body.spec_path, "spec_path")
-    base_dir = _absolute(body.base_dir, "base_dir", folder=True)
-    config = _absolute(body.config_path, "config_path")
-    base = base_dir or (spec_path.parent if spec_path else Path.cwd())
+    spec_path = _absolute(body.spec_path, "spec_path", roots)
+    base_dir = _absolute(body.base_dir, "base_dir", roots, folder=True)
+    config = _absolute(body.config_path, "config_path", roots)
+    base = base_dir or (spec_path.parent if spec_path else roots.default_base())
     return validate(body.spec, FieldLocator("spec"), base), spec_path, config
 
 
@@ -194,7 +262,7 @@ def _parse(body: RunIn) -> tuple[Pipeline, Path | None, Path | None]:
 def start_run(ctx: Ctx, runs: Runs, principal: Caller, body: RunIn) -> JSONResponse:
     """Checks the spec as `freight pipeline validate` does (nothing is stored when it is wrong),
     submits the step jobs and follows them on the server; poll the run to see it progress."""
-    pipeline, spec_path, config = _parse(body)
+    pipeline, spec_path, config = _parse(body, PathRoots.for_caller(ctx, principal))
     runner = runs.runner(config)
     with _reading_files():
         _check_queues(principal, runner.queues(pipeline))
@@ -211,13 +279,17 @@ def start_run(ctx: Ctx, runs: Runs, principal: Caller, body: RunIn) -> JSONRespo
     summary="List pipeline runs, newest first",
 )
 def list_runs(
+    ctx: Ctx,
     runs: Runs,
     principal: Caller,
     pipeline: Annotated[str | None, Query(max_length=100, description="Only this pipeline")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JSONResponse:
     check_input(pipeline, "pipeline")
-    return reply({"runs": [r.to_dict() for r in runs.store.list(pipeline, limit)]})
+    scoped = not principal.admin and principal.queues is not None
+    found = runs.store.list(pipeline, 1000 if scoped else limit)
+    shown = visible_runs(ctx, runs.store, principal, found)[:limit]
+    return reply({"runs": [r.to_dict() for r in shown]})
 
 
 @router.get(
@@ -226,11 +298,11 @@ def list_runs(
     responses=RUN,
     summary="One pipeline run: steps, jobs, rows, times, QA results",
 )
-def get_run(runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
+def get_run(ctx: Ctx, runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
     """A run still running is followed here if nothing in this server follows it yet (its runner, a
     CLI in embedded mode, went away), so waiting on it through the API always ends."""
     check_input(run_id, "run_id")
-    run = runs.store.get(run_id)
+    run = visible_run(ctx, runs.store, principal, run_id)
     if run.state == "running":
         runs.follow(run_id)
     return reply(run.to_dict())
@@ -251,7 +323,8 @@ def rerun(
     body = body or RerunIn()
     check_input(run_id, "run_id")
     check_input(body.config_path, "config_path")
-    runner = runs.runner(_absolute(body.config_path, "config_path"))
+    visible_run(ctx, runs.store, principal, run_id)
+    runner = runs.runner(_absolute(body.config_path, "config_path", PathRoots.for_caller(ctx, principal)))
     with _reading_files():
         plan = runner.plan_rerun(run_id, from_failed=body.from_failed)
         _check_queues(principal, runner.queues(plan.pipeline, reuse=plan.reuse))
@@ -267,9 +340,9 @@ def rerun(
 def cancel(ctx: Ctx, runs: Runs, principal: Caller, run_id: RunId) -> JSONResponse:
     """Cancels the step jobs that have not finished; the run ends (failed) once they have stopped."""
     check_input(run_id, "run_id")
-    run = runs.store.get(run_id)
-    jobs = [s.job_id for s in run.steps if s.job_id]
-    _check_queues(principal, {view.queue for view in ctx.service.get_many(jobs)}, "run_id")
+    run = visible_run(ctx, runs.store, principal, run_id)
+    step_jobs = [s.job_id for s in run.steps if s.job_id]
+    _check_queues(principal, {view.queue for view in ctx.service.get_many(step_jobs)}, "run_id")
     runs.runner().cancel(run_id)
     if run.state == "running":
         runs.follow(run_id)

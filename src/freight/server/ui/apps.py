@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from freight.errors import NotFoundError
+from freight.server.api.builds import BUILD_QUEUE
 from freight.server.ui.render import Pages
 from freight.server.ui.session import User
 from freight.server.ui.workloads import workloads
@@ -38,6 +39,8 @@ def app_pages(page: Pages) -> APIRouter:
 
     @router.get("/apps", response_class=HTMLResponse)
     def apps_page(request: Request, user: User) -> HTMLResponse:
+        if not user.may_use(BUILD_QUEUE):
+            return page(request, "apps/apps.html", user, apps=[], envs=[])
         builds = workloads(request).builds
         apps = [
             {
@@ -53,6 +56,8 @@ def app_pages(page: Pages) -> APIRouter:
     @router.get("/apps/{app}", response_class=HTMLResponse)
     def app_page(request: Request, user: User, app: str) -> HTMLResponse:
         try:
+            if not user.may_use(BUILD_QUEUE):
+                raise NotFoundError(app)
             data = app_context(workloads(request).builds, app)
         except NotFoundError:
             return page.not_found(request, user, f"app {app}", "/apps", "apps")

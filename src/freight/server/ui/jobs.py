@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from freight.errors import NotFoundError, UserError
 from freight.jobs.states import JobState
 from freight.server import views
-from freight.server.api.common import job_usage, list_visible, visible_job
+from freight.server.api.common import job_usage, list_visible, visible_definitions, visible_job
 from freight.server.deps import ServerContext
 from freight.server.tokens import Principal
 from freight.server.ui.render import Pages
@@ -144,7 +144,7 @@ def job_pages(page: Pages) -> APIRouter:
 
     @router.get("/definitions", response_class=HTMLResponse)
     def definitions_page(request: Request, ctx: Ctx, user: User) -> HTMLResponse:
-        rows = ctx.service.definitions()
+        rows = visible_definitions(ctx.service.definitions(), user)
         latest: dict[str, dict[str, Any]] = {}
         for row in rows:
             latest.setdefault(row["name"], row)

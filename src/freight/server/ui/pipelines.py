@@ -12,6 +12,8 @@ from markupsafe import Markup
 
 from freight.errors import NotFoundError
 from freight.server import views
+from freight.server.api.pipelines import visible_run, visible_runs
+from freight.server.deps import get_ctx
 from freight.server.tokens import Principal
 from freight.server.ui import graph
 from freight.server.ui.render import Pages
@@ -31,8 +33,11 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 def pipeline_pages(page: Pages) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
-    def run_rows(request: Request, pipeline: str | None, limit: int) -> dict[str, Any]:
-        runs = workloads(request).runs.store.list(pipeline or None, limit)
+    def run_rows(request: Request, user: Principal, pipeline: str | None, limit: int) -> dict[str, Any]:
+        store = workloads(request).runs.store
+        scoped = not user.admin and user.queues is not None
+        found = store.list(pipeline or None, MAX_LIMIT if scoped else limit)
+        runs = visible_runs(get_ctx(request), store, user, found)[:limit]
         more = min(limit * 4, MAX_LIMIT) if len(runs) == limit and limit < MAX_LIMIT else None
         query = views.filters_query(
             {"pipeline": pipeline, "limit": limit if limit != DEFAULT_LIMIT else None}
@@ -43,7 +48,7 @@ def pipeline_pages(page: Pages) -> APIRouter:
     def runs_page(
         request: Request, user: User, pipeline: Pipeline = None, limit: Limit = DEFAULT_LIMIT
     ) -> HTMLResponse:
-        data = run_rows(request, pipeline, limit)
+        data = run_rows(request, user, pipeline, limit)
         names = workloads(request).runs.store.pipelines()
         return page(request, "pipelines/runs.html", user, **data, pipelines=names)
 
@@ -51,11 +56,11 @@ def pipeline_pages(page: Pages) -> APIRouter:
     def runs_fragment(
         request: Request, user: User, pipeline: Pipeline = None, limit: Limit = DEFAULT_LIMIT
     ) -> HTMLResponse:
-        return page(request, "pipelines/_run_rows.html", user, **run_rows(request, pipeline, limit))
+        return page(request, "pipelines/_run_rows.html", user, **run_rows(request, user, pipeline, limit))
 
-    def run_context(request: Request, run_id: str) -> dict[str, Any]:
+    def run_context(request: Request, user: Principal, run_id: str) -> dict[str, Any]:
         runs = workloads(request).runs
-        run = runs.store.get(run_id)
+        run = visible_run(get_ctx(request), runs.store, user, run_id)
         if run.state == "running":
             runs.follow(run_id)  # as the API's GET does: a run whose runner went away still ends
         edges = upstream(run)
@@ -63,7 +68,7 @@ def pipeline_pages(page: Pages) -> APIRouter:
 
     def run_view(request: Request, user: Principal, run_id: str, template: str) -> HTMLResponse:
         try:
-            data = run_context(request, run_id)
+            data = run_context(request, user, run_id)
         except NotFoundError:
             return page.not_found(request, user, f"pipeline run {run_id}", "/pipelines", "pipeline runs")
         return page(request, template, user, **data)

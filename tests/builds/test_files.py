@@ -1,0 +1,43 @@
+"""Workspace files: hashing through git's index gives the same digests as reading every file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from freight.builds.files import _walk, list_files
+from freight.builds.sample import git_commit, git_init
+
+
+def small_repo(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "package.json").write_text('{"name": "x"}\n')
+    (root / "src" / "main.js").write_text("export const a = 1;\n")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    os.symlink("main.js", root / "src" / "link.js")
+    git_init(root)
+    return root
+
+
+def test_a_clean_tree_hashes_from_the_index_as_from_the_files(tmp_path: Path) -> None:
+    root = small_repo(tmp_path / "repo")
+    from_index = list_files(root)
+    assert from_index == _walk(root) and len(from_index) == 4
+    assert from_index["run.sh"].startswith("100755 ")
+    assert from_index["src/link.js"].startswith("120000 ")
+
+
+def test_a_dirty_tree_falls_back_to_hashing_the_changed_files(tmp_path: Path) -> None:
+    root = small_repo(tmp_path / "repo")
+    clean = list_files(root)
+    (root / "src" / "main.js").write_text("export const a = 2;\n")  # modified
+    (root / "src" / "new.js").write_text("export const b = 1;\n")  # untracked
+    (root / "package.json").unlink()  # deleted
+    (root / "run.sh").chmod(0o644)  # mode changed
+    dirty = list_files(root)
+    assert dirty == _walk(root)
+    assert dirty["src/main.js"] != clean["src/main.js"] and "package.json" not in dirty
+    assert dirty["run.sh"].startswith("100644 ")
+    git_commit(root, "the same files, committed")
+    assert list_files(root) == dirty  # committed or not, the same digests

@@ -210,3 +210,20 @@ def test_bad_input_leaves_no_store_behind(
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not home.exists()
+
+
+def test_a_locked_store_is_one_line_not_a_traceback(settings: Settings) -> None:
+    from sqlalchemy import insert
+
+    from freight.db.engine import open_engine
+    from freight.db.schema import queues
+
+    assert freight(settings, "jobs", "ls").returncode == 0  # makes the store
+    stuck = open_engine(settings.database_url)  # another process, stuck mid-write
+    with stuck.begin() as conn:
+        conn.execute(insert(queues).values(name="x", priority=0, weight=1.0, paused=False, created_at=0))
+        out = freight(settings, "submit", "--", "true")
+    assert out.returncode in (1, 2)
+    assert "database is locked" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert job_count(settings) == 0

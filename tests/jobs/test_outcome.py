@@ -55,3 +55,26 @@ def test_transition_table_is_closed() -> None:
         assert state in TRANSITIONS
     assert not can_transition(JobState.SUCCEEDED, JobState.RUNNING)
     assert can_transition(JobState.RUNNING, JobState.OOM_KILLED)
+
+
+def test_the_ascii_table_is_the_transition_table() -> None:
+    from freight.jobs.states import TABLE
+
+    rows = [line.split() for line in TABLE.strip().splitlines()[1:]]
+    assert {JobState(row[0]) for row in rows} == set(JobState)
+    assert TRANSITIONS[JobState.QUEUED] == {JobState.STARTING, JobState.FAILED, JobState.CANCELLED}
+    assert not can_transition(JobState.QUEUED, JobState.RUNNING)
+
+
+def test_an_illegal_move_raises_and_changes_nothing() -> None:
+    import pytest
+
+    from freight.jobs.spec import JobSpec
+    from freight.jobs.states import IllegalTransition
+    from freight.jobs.store import Batch, record_from_spec
+
+    job = record_from_spec(JobSpec(command=["true"]), now=1.0)
+    batch = Batch()
+    with pytest.raises(IllegalTransition, match="queued -> running"):
+        batch.move(job, JobState.RUNNING, 2.0)
+    assert job.state is JobState.QUEUED and not batch

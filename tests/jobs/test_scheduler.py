@@ -280,3 +280,41 @@ def test_inherit_env_false_gives_exactly_the_declared_environment(svc: JobServic
     assert not any(line.startswith(("PATH=", "HOME=", "FREIGHT_TEST_LEAK=")) for line in lines)
     inherited = run(svc, command=["/usr/bin/env"])
     assert any(line.startswith("PATH=") for line in b"".join(svc.logs(inherited.id)).decode().split())
+
+
+def _insert_bypassing_the_spec(svc: JobService, spec: dict[str, object]) -> str:
+    """A job row whose spec never went through JobSpec's checks (written by hand or an old version)."""
+    import json
+
+    from sqlalchemy import insert
+
+    from freight.db.schema import jobs
+    from freight.jobs.store import record_from_spec
+
+    record = record_from_spec(JobSpec(command=["true"], resources=SMALL), now=time.time())  # type: ignore[arg-type]
+    params = record.insert_params()
+    params["spec"] = json.dumps({**json.loads(params["spec"]), **spec})
+    with svc.engine.begin() as conn:
+        conn.execute(insert(jobs).values(**params))
+    svc.poke()
+    return record.id
+
+
+def test_a_job_the_launcher_cannot_encode_fails_alone(svc: JobService) -> None:
+    """Its env key has '=' (refused by JobSpec, so it is put in the store directly): the launcher
+    raises for it. That attempt fails with the reason; the tick goes on and a job after it runs."""
+    bad = _insert_bypassing_the_spec(svc, {"env": {"A=B": "x"}})
+    good = svc.submit(JobSpec(command=["true"], resources=SMALL))  # type: ignore[arg-type]
+    bad_view, good_view = svc.wait([bad, good.id], timeout=60)
+    assert bad_view.state is JobState.FAILED
+    assert "could not start" in (bad_view.reason or "") and "environment" in (bad_view.reason or "")
+    assert good_view.state is JobState.SUCCEEDED
+
+
+def test_a_job_whose_stored_spec_cannot_be_read_fails_alone(svc: JobService) -> None:
+    bad = _insert_bypassing_the_spec(svc, {"colour": "red"})
+    good = svc.submit(JobSpec(command=["true"], resources=SMALL))  # type: ignore[arg-type]
+    bad_view, good_view = svc.wait([bad, good.id], timeout=60)
+    assert bad_view.state is JobState.FAILED
+    assert "its spec cannot be read" in (bad_view.reason or "") and "colour" in (bad_view.reason or "")
+    assert good_view.state is JobState.SUCCEEDED

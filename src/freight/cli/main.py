@@ -138,18 +138,27 @@ def main() -> None:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except Exception as exc:
-        from sqlalchemy.exc import OperationalError  # loaded already by any command that reached a store
-
-        from freight.db.engine import store_unavailable
-
-        if not isinstance(exc, OperationalError) or not store_unavailable(exc):
+        if not _store_unavailable(exc):
             raise
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
+        orig = getattr(exc, "orig", None)
+        first = str(orig).strip().splitlines()[0] if orig is not None else "unavailable"
         err_console.print(
-            f"[red]error:[/] the store is busy or unreachable ({escape(first)}); nothing was changed",
+            f"[red]error:[/] the store is busy or unreachable ({escape(first)}); nothing was changed, "
+            "try again shortly",
             highlight=False,
         )
         sys.exit(1)
+
+
+def _store_unavailable(exc: Exception) -> bool:
+    """The store is busy (SQLite locked past its busy timeout) or unreachable. Checked without
+    importing SQLAlchemy: a command that never opened the store has not loaded it."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.OperationalError):
+        return False
+    from freight.db.engine import store_unavailable
+
+    return store_unavailable(exc)
 
 
 def _run_app() -> None:

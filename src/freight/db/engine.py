@@ -6,13 +6,16 @@ import functools
 import re
 import sqlite3
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from freight.errors import UserError
+from freight.errors import TransientError, UserError
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
@@ -20,8 +23,72 @@ _REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MUL
 _DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=(.*)$", re.MULTILINE)
 
 
+#: How long a SQLite writer waits for the write lock before "database is locked". At most a third of
+#: the scheduler lease's TTL (jobs.scheduler.LEASE_TTL): a scheduler whose commit waited this long
+#: still renews its lease in time. A store locked for longer is unavailable (the API answers 503).
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
+class _SqliteConnection(Connection):
+    """Tells the "begin" listener how a transaction began: `engine.begin()` / `conn.begin()` ask for
+    one to write in; a transaction that begins by itself on the first statement of an
+    `engine.connect()` block is a read (freight writes only in begin() blocks)."""
+
+    reading = False
+
+    def _autobegin(self) -> None:
+        self.reading = True
+        try:
+            super()._autobegin()
+        finally:
+            self.reading = False
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writes take the write lock up front (BEGIN IMMEDIATE), so two writers queue on the busy
+    # timeout instead of one failing when it upgrades a read lock. Reads begin DEFERRED: in WAL mode
+    # they never wait for a writer, nor a writer for them. A connection that writes without begin()
+    # (Alembic's) says so with the execution option `writes=True`.
+    reading = isinstance(conn, _SqliteConnection) and conn.reading
+    if reading and not conn.get_execution_options().get("writes"):
+        conn.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class StoreUnavailable(TransientError):
+    """The store did not answer in time (SQLite locked past the busy timeout, a server down)."""
+
+    #: what an HTTP client is told to wait before it asks again
+    retry_after = 5
+
+
+#: engine -> when a write last found the store locked past its busy timeout (cleared by a commit)
+_locked_at: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def _note_error(engine: Engine, context: ExceptionContext) -> None:
+    text = str(context.original_exception).lower()
+    if "database is locked" in text or "database is busy" in text:
+        _locked_at.setdefault(engine, time.monotonic())
+
+
+def store_problem(engine: Engine) -> str | None:
+    """Why the store cannot serve now (None: it can): a write found it locked past the busy timeout
+    and none has committed since, or it cannot be read at all."""
+    if engine in _locked_at:
+        return f"locked: a write waited more than {SQLITE_BUSY_TIMEOUT:g}s for another writer"
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except DBAPIError as exc:
+        return f"cannot be read ({str(exc.orig).strip() or type(exc.orig).__name__})"
+    return None
+
+
 def make_engine(url: str) -> Engine:
-    """An Engine with the settings freight relies on. SQLite: WAL, a busy timeout, NORMAL sync."""
+    """An Engine with the settings freight relies on. SQLite: WAL, a busy timeout, NORMAL sync,
+    reads that never take the write lock."""
     try:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1].split("?", 1)[0]
@@ -29,12 +96,13 @@ def make_engine(url: str) -> Engine:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             connect_args: dict[str, Any] = {"check_same_thread": False}
             if "timeout=" not in url:  # `sqlite:///x.db?timeout=1` sets a shorter wait for the lock
-                connect_args["timeout"] = 30
+                connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
             engine = create_engine(url, connect_args=connect_args)
+            engine._connection_cls = _SqliteConnection
             event.listen(engine, "connect", _sqlite_pragmas)
-            # SQLite's own transaction handling defers BEGIN; take the write lock up front instead so
-            # two writers queue on busy_timeout rather than failing with "database is locked".
-            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(engine, "begin", _sqlite_begin)
+            event.listen(engine, "handle_error", lambda ctx: _note_error(engine, ctx))
+            event.listen(engine, "commit", lambda _conn: _locked_at.pop(engine, None))
             return engine
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

@@ -124,7 +124,10 @@ leases = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("holder", String(200), nullable=False),
+    #: by the store's clock (never a host's: hosts' clocks differ), seconds since the epoch
     Column("expires_at", Float, nullable=False),
+    #: fencing token: goes up by one each time the lease changes hands; a holder's writes check it
+    Column("token", BigInteger, nullable=False, server_default="0"),
 )
 
 tokens = Table(

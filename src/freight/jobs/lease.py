@@ -1,14 +1,102 @@
-"""The scheduler's lease: its name in the store, how long it lasts, and the error when another live
-scheduler holds it. Apart from the scheduler so that commands which only read (`freight jobs ls`)
-can ask who schedules without importing the scheduler, the runtime and placement."""
+"""The scheduler lease: one holder per store, with a fencing token.
+
+A lease row names its holder (`host:pid:nonce`), when it expires and a **fencing token** that goes up
+by one each time the lease changes hands. The holder keeps the token it took and every one of its
+commits checks it in the same transaction (`fence`): a scheduler that stalled (a long GC pause, a
+stopped VM) and lost its lease meanwhile cannot commit after the new holder took over, because its
+token is no longer the row's.
+
+Expiry is judged by the store's clock (`db_now`), never by comparing the wall clocks of the hosts
+that share the store: the holder renews and the standby checks against one clock.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, literal_column, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from freight.db.schema import leases
 from freight.errors import FreightError
 
-LEASE = "scheduler"
-LEASE_TTL = 15.0
+
+class LeaseLostError(FreightError):
+    """This scheduler's lease was taken over (its fencing token is stale): it must step down."""
 
 
-class LeaseHeldError(FreightError):
-    """Another live scheduler holds the lease on this store."""
+def holder_id() -> str:
+    """host:pid:nonce — unique per scheduler, even for two in one process."""
+    return f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def db_now(conn: Connection) -> ColumnElement[Any]:
+    """The store's clock as float seconds since the epoch, as an SQL expression."""
+    if conn.dialect.name == "sqlite":
+        return literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+    return literal_column("extract(epoch from clock_timestamp())")
+
+
+def try_lease(conn: Connection, name: str, holder: str, ttl: float) -> int | None:
+    """Take or renew a lease; its fencing token, or None when another live holder has it. A lease
+    held by a dead process on this host is taken over at once."""
+    now = db_now(conn)
+    row = conn.execute(select(leases, now.label("now")).where(leases.c.name == name)).first()
+    if row is None:
+        conn.execute(insert(leases).values(name=name, holder=holder, expires_at=now + ttl, token=1))
+        return 1
+    ours = row.holder == holder
+    if not (ours or row.expires_at < row.now or _holder_dead(row.holder)):
+        return None
+    token = int(row.token) if ours else int(row.token) + 1
+    result = conn.execute(
+        update(leases)
+        .where(and_(leases.c.name == name, leases.c.holder == row.holder, leases.c.token == row.token))
+        .values(holder=holder, expires_at=now + ttl, token=token)
+    )
+    return token if result.rowcount == 1 else None
+
+
+def fence(conn: Connection, name: str, holder: str, token: int, ttl: float) -> None:
+    """Check, in the caller's transaction, that `holder` still holds the lease with `token` (and
+    renew it); raise LeaseLostError otherwise, so the transaction rolls back. On PostgreSQL the
+    update locks the row until the commit, so a takeover waits for this commit and follows it."""
+    result = conn.execute(
+        update(leases)
+        .where(and_(leases.c.name == name, leases.c.holder == holder, leases.c.token == token))
+        .values(expires_at=db_now(conn) + ttl)
+    )
+    if result.rowcount != 1:
+        raise LeaseLostError(f"lost the {name} lease (fencing token {token} is stale)")
+
+
+def release_lease(conn: Connection, name: str, holder: str) -> None:
+    conn.execute(
+        update(leases).where(and_(leases.c.name == name, leases.c.holder == holder)).values(expires_at=0)
+    )
+
+
+def lease_holder(conn: Connection, name: str) -> str | None:
+    """Who holds the lease now (by the store's clock), if anyone."""
+    row = conn.execute(
+        select(leases.c.holder, leases.c.expires_at, db_now(conn).label("now")).where(leases.c.name == name)
+    ).first()
+    if row is None or row.expires_at < row.now or _holder_dead(row.holder):
+        return None
+    return str(row.holder)
+
+
+def _holder_dead(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != os.uname().nodename or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

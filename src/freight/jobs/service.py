@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,25 +26,22 @@ from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
-from freight.jobs.lease import LEASE, LEASE_TTL, LeaseHeldError
+from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
+from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
-from freight.jobs.states import JobState
+from freight.jobs.states import JobState, check_transition
 from freight.jobs.store import (
     JobRecord,
     attempt_views,
     definition_row,
     event_rows,
     job_views,
-    lease_holder,
     load_jobs,
     record_from_spec,
     resolve_job_id,
 )
 from freight.text import find_bad_text
-
-if TYPE_CHECKING:  # the scheduler (runtime, placement) loads when a command runs one, not to read
-    from freight.jobs.scheduler import Scheduler
 
 log = logging.getLogger("freight.service")
 
@@ -75,7 +72,7 @@ def _explained(conn: Any, views: list[JobView], *, count_ahead: bool = False) ->
     if not queued:
         return views
     paused = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.paused.is_(True)))}
-    scheduled = lease_holder(conn, LEASE, time.time()) is not None
+    scheduled = lease_holder(conn, LEASE) is not None
     reasons: dict[str, str] = {}
     for view in queued:
         if view.queue in paused and (view.reason is None or view.reason.startswith("waiting for capacity")):
@@ -102,7 +99,9 @@ def _ahead_of(conn: Any, view: JobView) -> int:
 
 def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **values: Any) -> None:
     """A request's transition (cancel, retry): compare-and-set `job` from the state it was read in
-    to `to`, with `values`, and its event; nothing if someone moved the job first."""
+    to `to`, with `values`, and its event; nothing if someone moved the job first. Raises
+    IllegalTransition if the transition table does not allow it."""
+    check_transition(job.id, job.state, to)
     moved = conn.execute(
         update(jobs)
         .where(and_(jobs.c.id == job.id, jobs.c.state == job.state.value))
@@ -173,12 +172,11 @@ class JobService:
     def scheduler_holder(self) -> str | None:
         """Who runs the scheduler on this store right now, if anyone."""
         with self.engine.connect() as conn:
-            return lease_holder(conn, LEASE, time.time())
+            return lease_holder(conn, LEASE)
 
     def start_scheduler(self, *, poll_interval: float = 0.5) -> Scheduler:
         """Run a scheduler in a background thread of this process. Raises LeaseHeldError when another
         live scheduler serves this store."""
-        from freight.jobs.scheduler import Scheduler
         from freight.runtime.factory import create_job_runtime
 
         with self._scheduler_lock:
@@ -699,7 +697,12 @@ class JobService:
             ids = [
                 r.id
                 for r in conn.execute(
-                    select(jobs.c.id).where(jobs.c.state.in_(terminal), jobs.c.ended_at < cutoff)
+                    # Locked until the commit (PostgreSQL; SQLite's write lock covers it already): a
+                    # retry between this select and the deletes waits, then finds the job gone,
+                    # instead of the job being deleted after it was queued again.
+                    select(jobs.c.id)
+                    .where(jobs.c.state.in_(terminal), jobs.c.ended_at < cutoff)
+                    .with_for_update()
                 )
             ]
             if dry_run or not ids:

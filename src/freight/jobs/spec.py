@@ -124,6 +124,20 @@ class JobSpec(_Strict):
     #: host paths the container sees (image jobs); nothing else of the host is visible
     mounts: list[MountSpec] = Field(default_factory=list)
 
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # The launcher hands env to execve as NAME=value strings: a name that is empty or holds '='
+        # cannot be passed on (nor read back), so it is refused here, not when the job starts.
+        if _stored(info):
+            return value
+        for key in value:
+            if not key:
+                raise ValueError("an environment variable name cannot be empty")
+            if "=" in key:
+                raise ValueError(f"environment variable name {key!r} cannot hold '='; put the value after it")
+        return value
+
     @field_validator("queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
@@ -155,9 +169,17 @@ class JobSpec(_Strict):
             raise ValueError("`mounts` and `network` apply to jobs with an `image` only")
         if self.image is not None and not self.image.strip():
             raise ValueError("`image` must name an image")
+        return self
+
+    @model_validator(mode="after")
+    def _encodable(self, info: ValidationInfo) -> JobSpec:
+        # Every string the launcher passes to the kernel is NUL-terminated there.
+        if _stored(info):
+            return self
         texts = [*(self.command or []), self.shell or "", self.cwd or "", *self.env, *self.env.values()]
+        texts.append(self.image or "")
         if any("\x00" in text for text in texts):
-            raise ValueError("command, shell, cwd and env cannot hold NUL characters")
+            raise ValueError("command, shell, cwd, env and image cannot hold NUL characters")
         return self
 
     def container(self) -> Container | None:
@@ -172,6 +194,16 @@ class JobSpec(_Strict):
             return list(self.command)
         assert self.shell is not None
         return ["/bin/sh", "-c", self.shell]
+
+
+#: validation context for a spec read back from the store: it was checked when it was submitted,
+#: and a row that no longer passes (written by hand, or by an older version) must still load, so that
+#: the scheduler fails that one job with a reason instead of failing to read the others.
+STORED: dict[str, bool] = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
 
 
 def format_validation_error(exc: ValidationError, source: str = "spec") -> UserError:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from pydantic import ValidationError
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
-from freight.db.schema import attempts, definitions, dependencies, events, jobs, leases, queues
+from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
 from freight.errors import NotFoundError, UserError
 from freight.jobs.client import AttemptView, JobView
-from freight.jobs.spec import JobSpec
-from freight.jobs.states import JobState
+from freight.jobs.spec import STORED, JobSpec, format_validation_error
+from freight.jobs.states import JobState, check_transition
 
 _counter = itertools.count()
 
@@ -56,17 +56,21 @@ class JobRecord:
     definition: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
+    #: why the stored spec could not be read (then `spec` is a stand-in that runs nothing); the
+    #: scheduler fails such a job with this reason instead of failing to read the others
+    broken: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> JobRecord:
         m = row._mapping
+        spec, broken = _stored_spec(m["spec"], m["queue"])
         return cls(
             id=m["id"],
             name=m["name"],
             queue=m["queue"],
             priority=m["priority"],
             state=JobState(m["state"]),
-            spec=JobSpec.model_validate_json(m["spec"], context={"stored": True}),
+            spec=spec,
             submitted_at=m["submitted_at"],
             updated_at=m["updated_at"],
             started_at=m["started_at"],
@@ -79,6 +83,7 @@ class JobRecord:
             definition=m["definition"],
             labels=json.loads(m["labels"]),
             idempotency_key=m["idempotency_key"],
+            broken=broken,
         )
 
     def insert_params(self) -> dict[str, Any]:
@@ -116,6 +121,14 @@ class JobRecord:
             definition=self.definition,
             attempt_list=tuple(attempt_list),
         )
+
+
+def _stored_spec(text: str, queue: str) -> tuple[JobSpec, str | None]:
+    try:
+        return JobSpec.model_validate_json(text, context=STORED), None
+    except ValidationError as exc:
+        stand_in = JobSpec.model_validate({"command": ["false"], "queue": queue}, context=STORED)
+        return stand_in, format_validation_error(exc, "stored spec").__str__()
 
 
 def record_from_spec(spec: JobSpec, *, now: float, definition: str | None = None) -> JobRecord:
@@ -190,10 +203,14 @@ class Batch:
     stop_reasons: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, str | None] = field(default_factory=dict)
     clear_cancel: list[str] = field(default_factory=list)
+    #: attempts that never began, deleted so that the job's next claim reuses their number
+    dropped_attempts: list[str] = field(default_factory=list)
 
     def move(self, job: JobRecord, new: JobState, now: float, detail: str | None = None) -> None:
-        """Record job.state -> new (the caller already set the other fields on `job`)."""
+        """Record job.state -> new (the caller already set the other fields on `job`). Raises
+        IllegalTransition, changing nothing, if the transition table does not allow it."""
         old = job.state
+        check_transition(job.id, old, new)
         job.state = new
         job.updated_at = now
         self.transitions.append((job, old, new, job.attempts, detail))
@@ -207,6 +224,7 @@ class Batch:
             or self.stop_reasons
             or self.reasons
             or self.clear_cancel
+            or self.dropped_attempts
         )
 
 
@@ -246,6 +264,9 @@ def apply_batch(conn: Connection, batch: Batch, now: float) -> set[str]:
         ]
         if event_params:
             conn.execute(insert(events), event_params)
+    dropped = [a for a in batch.dropped_attempts if a.rsplit("-", 1)[0] not in lost]
+    if dropped:
+        conn.execute(delete(attempts).where(attempts.c.id.in_(dropped)))
     new_attempts = [a for a in batch.new_attempts if a["job_id"] not in lost]
     if new_attempts:
         conn.execute(insert(attempts), new_attempts)
@@ -374,55 +395,3 @@ def definition_row(conn: Connection, name: str, version: int | None) -> dict[str
     )
     row = conn.execute(query).first()
     return dict(row._mapping) if row else None
-
-
-# --- the scheduler lease ----------------------------------------------------------------------------
-
-
-def holder_id() -> str:
-    """host:pid:nonce — unique per scheduler, even for two in one process."""
-    return f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def try_lease(conn: Connection, name: str, holder: str, ttl: float, now: float) -> bool:
-    """Take or renew a lease. A lease held by a dead process on this host is taken over at once."""
-    row = conn.execute(select(leases).where(leases.c.name == name)).first()
-    if row is None:
-        conn.execute(insert(leases).values(name=name, holder=holder, expires_at=now + ttl))
-        return True
-    free = row.holder == holder or row.expires_at < now or _holder_dead(row.holder)
-    if not free:
-        return False
-    result = conn.execute(
-        update(leases)
-        .where(and_(leases.c.name == name, leases.c.holder == row.holder))
-        .values(holder=holder, expires_at=now + ttl)
-    )
-    return result.rowcount == 1
-
-
-def release_lease(conn: Connection, name: str, holder: str) -> None:
-    conn.execute(
-        update(leases).where(and_(leases.c.name == name, leases.c.holder == holder)).values(expires_at=0)
-    )
-
-
-def lease_holder(conn: Connection, name: str, now: float) -> str | None:
-    row = conn.execute(select(leases).where(leases.c.name == name)).first()
-    if row is None or row.expires_at < now or _holder_dead(row.holder):
-        return None
-    return str(row.holder)
-
-
-def _holder_dead(holder: str) -> bool:
-    host, _, rest = holder.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host != os.uname().nodename or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from freight.db.engine import store_unavailable
+from freight.db.engine import StoreUnavailable, store_unavailable
 from freight.errors import UserError
 from freight.server.auth import authenticate_first
 
@@ -117,7 +117,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _bug(request, exc)
         first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unavailable"
         log.warning("store unavailable on %s %s: %s", request.method, request.url.path, first)
-        return error_response(503, "the store is busy or unreachable; nothing was changed", hint="try again")
+        response = error_response(
+            503, "the store is busy or unreachable; nothing was changed", hint="try again shortly"
+        )
+        response.headers["Retry-After"] = str(StoreUnavailable.retry_after)
+        return response
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

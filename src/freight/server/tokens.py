@@ -6,6 +6,7 @@ Looking a token up is one indexed read of its hash, so checking a request costs 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from freight.db.schema import tokens
 from freight.errors import ConflictError, NotFoundError, UserError
@@ -111,7 +113,8 @@ def authenticate(engine: Engine, text: str) -> Principal | None:
         return None
     now = time.time()
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
-        with engine.begin() as conn:
+        # Bookkeeping only: a store whose write lock is stuck must not turn every read away too.
+        with contextlib.suppress(OperationalError), engine.begin() as conn:
             conn.execute(update(tokens).where(tokens.c.id == row.id).values(last_used_at=now))
     scope = json.loads(row.queues) if row.queues is not None else None
     return Principal(

@@ -9,7 +9,7 @@ from freight.db.schema import metadata
 
 engine: Engine = context.config.attributes["engine"]
 
-with engine.connect() as connection:
+with engine.connect().execution_options(writes=True) as connection:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

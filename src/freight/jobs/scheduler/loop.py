@@ -26,8 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,32 +35,38 @@ from sqlalchemy import Engine, select
 from freight.config import Settings
 from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
-from freight.jobs.lease import LEASE as LEASE
-from freight.jobs.lease import LEASE_TTL as LEASE_TTL
-from freight.jobs.lease import LeaseHeldError as LeaseHeldError
+from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Node, Request, place
 from freight.jobs.queue import FairQueues
+from freight.jobs.scheduler.apply import Effects, Leader, commit
+from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
+from freight.jobs.scheduler.events import (
+    describe,
+    observe_attempt,
+    observe_orphan,
+    outcome_of_record,
+)
+from freight.jobs.scheduler.spawn import Spawner, attempt_request
 from freight.jobs.states import JobState
 from freight.jobs.store import (
     Batch,
     JobRecord,
-    apply_batch,
-    holder_id,
     load_jobs,
-    release_lease,
-    try_lease,
 )
 from freight.runtime import records
-from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered, Runtime
+from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered, Runtime
+from freight.runtime.capacity import detect_capacity
 
 log = logging.getLogger("freight.scheduler")
 
-HANDLE_FILE = "handle.json"
+LEASE = "scheduler"
+LEASE_TTL = 15.0
 
-#: what a spawn returns: the handle (or None and why not) and when it started
-_Spawned = tuple[Handle | None, str | None, float]
+
+class LeaseHeldError(FreightError):
+    """Another live scheduler holds the lease on this store."""
 
 
 @dataclass
@@ -77,27 +82,8 @@ class Running:
     stop_reason: str | None = None
     kill_at: float | None = None
     fd: int | None = None
-
-
-@dataclass
-class _Actions:
-    """Side effects to perform after the tick's commit."""
-
-    start: list[tuple[JobRecord, Running]] = field(default_factory=list)
-    term: list[Running] = field(default_factory=list)
-    kill: list[Running] = field(default_factory=list)
-    release: list[Handle] = field(default_factory=list)
-
-
-def detect_capacity(settings: Settings) -> tuple[float, int]:
-    cpus = settings.cpus or float(len(os.sched_getaffinity(0)))
-    if settings.memory:
-        return cpus, settings.memory
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                return cpus, int(line.split()[1]) * 1024
-    raise FreightError("cannot read MemTotal from /proc/meminfo; set FREIGHT_MEMORY")
+    #: adopted after a restart without a handle (its shim runs): watched through this record dir
+    orphan_dir: str | None = None
 
 
 class Scheduler:
@@ -120,12 +106,7 @@ class Scheduler:
         self.rng = rng
         self.poll_interval = poll_interval
         self.on_commit = on_commit
-        self.spawn_workers = max(1, spawn_workers)
-        self._spawner: ThreadPoolExecutor | None = None
-        self._inflight: list[tuple[JobRecord, Running, Future[_Spawned]]] = []
-        #: spawns not finished yet; the loop is woken once when this drops to zero, not once per spawn
-        self._unfinished = 0
-        self._inflight_lock = threading.Lock()
+        self.spawner = Spawner(runtime, clock, spawn_workers, lambda: self._write_wake(b"s"))
         cpus, memory = detect_capacity(settings)
         self.node_name = os.uname().nodename
         self.capacity = Node(self.node_name, cpus, memory)
@@ -138,6 +119,10 @@ class Scheduler:
         self.dependents: dict[str, list[tuple[str, str]]] = {}
         self.delayed: list[tuple[float, str]] = []
         self.holder = holder_id()
+        #: the lease's fencing token, taken with it in start(); every commit checks it
+        self.token = 0
+        #: a commit found the token stale: another scheduler took over, this one must not write again
+        self.fenced = False
         self._stop = threading.Event()
         #: stop() was called; when run() returns without it, the lease was lost (see JobService._loop)
         self.stop_requested = False
@@ -146,6 +131,13 @@ class Scheduler:
         self._last_lease = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        #: wake() may run on any thread while close() closes the pipe: a write after the close could
+        #: land in whatever file reuses the descriptor number
+        self._wake_lock = threading.Lock()
+        self._closed = False
+        #: what snapshot() answers: published by the loop thread after each tick (other threads never
+        #: iterate the collections it mutates)
+        self._published: dict[str, Any] = {}
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._sock: socket.socket | None = None
         self._pending_term: list[Running] = []
@@ -166,11 +158,14 @@ class Scheduler:
         """Take the lease and rebuild state from the store. Raises LeaseHeldError if another runs."""
         now = self.clock()
         with self.engine.begin() as conn:
-            if not try_lease(conn, LEASE, self.holder, LEASE_TTL, now):
-                raise LeaseHeldError("another scheduler is running on this store")
+            token = try_lease(conn, LEASE, self.holder, LEASE_TTL)
+        if token is None:
+            raise LeaseHeldError("another scheduler is running on this store")
+        self.token = token
         self._last_lease = now
         self._bind_socket()
         self.recover()
+        self._publish()
 
     def _bind_socket(self) -> None:
         path = self.socket_path
@@ -195,9 +190,8 @@ class Scheduler:
 
     def close(self) -> None:
         """Leave running attempts alone (they keep running); give up the lease and the socket."""
-        if self._spawner is not None:
-            self._spawner.shutdown(wait=True)
-            self._spawner = None
+        # spawns still in flight end first; their handles are committed unless this one was fenced
+        if self.spawner.shutdown() and not self.fenced and self.token:
             now = self.clock()
             batch = Batch()
             self._collect_spawned(batch, now)
@@ -210,8 +204,10 @@ class Scheduler:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
         self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            self._closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def wake(self, submitted: Sequence[JobRecord] | None = None) -> None:
         """Ask for a sync at the next tick (thread-safe). With `submitted` (jobs just committed as
@@ -221,8 +217,14 @@ class Scheduler:
             self._poked = True
         else:
             self._submitted.extend(submitted)
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+        self._write_wake(b"x")
+
+    def _write_wake(self, byte: bytes) -> None:
+        with self._wake_lock:
+            if self._closed:
+                return
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, byte)
 
     # --- recovery -----------------------------------------------------------------------------------
 
@@ -241,7 +243,7 @@ class Scheduler:
             attempt_rows = {
                 r.job_id: r for r in conn.execute(select(attempts).where(attempts.c.id.in_(current)))
             }
-        actions = _Actions()
+        actions = Effects()
         for job in records:
             self.jobs[job.id] = job
         for job in active:
@@ -267,93 +269,68 @@ class Scheduler:
         # logs of attempts that ended before the last scheduler could archive them
         self.archiver.catch_up()
 
-    def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: _Actions, now: float) -> None:
-        handle_text = row.handle if row is not None else None
-        if row is not None and handle_text is None:
-            handle_file = self.settings.run_dir / row.id / HANDLE_FILE
-            with contextlib.suppress(OSError):
-                handle_text = handle_file.read_text() or None
-        if row is None or handle_text is None:
-            # Claimed but never started (the handle is written beside the shim's records at once).
-            attempt_id = f"{job.id}-{job.attempts}"
-            record_dir = self.settings.run_dir / attempt_id
-            if row is not None and record_dir.exists():
-                # Its shim replied, but the scheduler died before it wrote the handle down. If the
-                # job has ended, the shim's record says how (no cgroup measures without the handle).
-                ended = records.read_status(str(record_dir))
-                if ended is None:
-                    self._end_lost(job, row.number, batch, now, "the scheduler stopped while starting it")
-                    return
-                outcome = Outcome(
-                    ended.exit_code,
-                    ended.signal,
-                    False,
-                    ended.max_rss or None,
-                    ended.cpu_seconds,
-                    ended.started,
-                    ended.ended,
-                    error=ended.error,
-                )
-                run = Running(
-                    job_id=job.id,
-                    attempt_id=row.id,
-                    number=row.number,
-                    cpus=row.cpus,
-                    memory=row.memory,
-                    handle=None,
-                    started_at=ended.started,
-                    stop_reason=row.stop_reason,
-                )
-                self._charge(job, run)  # _finish discharges it
-                self._finish(job, run, outcome, batch, actions, now)
-                records.remove_record(str(record_dir))
-                return
-            # It never ran, so it does not count against the retry policy: queue it again as it was.
-            batch.move(job, JobState.QUEUED, now, "never started; queued again after a restart")
+    def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: Effects, now: float) -> None:
+        attempt_id = row.id if row is not None else f"{job.id}-{job.attempts}"
+        seen = observe_attempt(self.runtime, self.settings.run_dir, attempt_id, row, self.node_name)
+        step = recovery_step(seen, self.node_name, running=job.state is JobState.RUNNING)
+        if step.step is Step.REQUEUE:
+            # It never ran: it does not count against the retry policy, and its attempt (number
+            # and row) is reused by the next claim instead of leaving a phantom attempt behind.
             if row is not None:
-                batch.ended_attempts.append(
-                    _ended_row(f"{job.id}-{row.number}", "lost", now, None, "never started")
-                )
+                batch.dropped_attempts.append(row.id)
+                job.attempts = row.number - 1
+            batch.move(job, JobState.QUEUED, now, step.reason)
             return
-        if row.node and row.node != self.node_name:
-            # Taken over from a scheduler on another machine: its attempts cannot be reached from here.
-            self._end_lost(job, row.number, batch, now, f"it ran on {row.node}, whose scheduler went away")
+        if step.step is Step.LOST_FOR_GOOD:
+            batch.ended_attempts.append(_ended_row(row.id, JobState.LOST.value, now, None, step.reason))
+            job.ended_at = now
+            job.reason = f"lost: {step.reason}"
+            self._terminal(job, JobState.LOST, batch, now, job.reason)
             return
-        handle = Handle.from_json(handle_text)
-        if row.handle is None:
-            batch.running_attempts.append(
-                {
-                    "b_id": row.id,
-                    "state": "running",
-                    "handle": handle_text,
-                    "started_at": row.started_at or now,
-                }
-            )
+        if step.step is Step.LOST:
+            if seen.handle is not None and seen.runtime_error is not None:
+                # it may still run: stop it before the retry policy can start it again
+                self._guarded("kill", row.id, self.runtime.kill, seen.handle)
+            self._end_lost(job, row.number, batch, now, step.reason)
+            return
         run = Running(
             job_id=job.id,
             attempt_id=row.id,
             number=row.number,
             cpus=row.cpus,
             memory=row.memory,
-            handle=handle,
+            handle=seen.handle,
             started_at=row.started_at or now,
             stop_reason=row.stop_reason,
         )
-        status = self.runtime.recover(handle)
-        if status is Recovered.VANISHED:
-            self._end_lost(job, row.number, batch, now, "its process vanished with no exit record")
-            return
-        self._charge(job, run)
-        if isinstance(status, Outcome):
-            self._finish(job, run, status, batch, actions, now)
+        if seen.handle is not None and seen.handle_from_file:
+            batch.running_attempts.append(
+                {
+                    "b_id": row.id,
+                    "state": "running",
+                    "handle": seen.handle.to_json(),
+                    "started_at": run.started_at,
+                }
+            )
+        self._charge(job, run)  # _finish discharges it
+        if step.step is Step.FINISH:
+            assert step.outcome is not None
+            if seen.handle is None:
+                run.started_at = step.outcome.started_at
+                # after the commit only: a crash before it must find the record again
+                actions.remove_records.append(str(self.settings.run_dir / row.id))
+            self._finish(job, run, step.outcome, batch, actions, now)
             return
         if job.spec.timeout is not None:
             run.deadline = run.started_at + job.spec.timeout
         if run.stop_reason:
             run.kill_at = now  # it was being stopped when the old scheduler went away
-        self._watch(run)
+        if step.step is Step.ADOPT:
+            run.orphan_dir = str(self.settings.run_dir / row.id)
+        else:
+            self._watch(run)
         if job.state is JobState.STARTING:
-            batch.move(job, JobState.RUNNING, now, "re-attached after a restart")
+            batch.move(job, JobState.RUNNING, now, step.reason)
 
     def _end_lost(self, job: JobRecord, number: int, batch: Batch, now: float, why: str) -> None:
         batch.ended_attempts.append(_ended_row(f"{job.id}-{number}", JobState.LOST.value, now, None, why))
@@ -375,7 +352,7 @@ class Scheduler:
                         self._poked = True
         now = self.clock()
         batch = Batch()
-        actions = _Actions()
+        actions = Effects()
         self._collect_spawned(batch, now)
         if self._poked or now - self._last_sync >= self.poll_interval:
             self._poked = False
@@ -390,6 +367,7 @@ class Scheduler:
         self._act(actions, now)
         if now - self._last_lease >= LEASE_TTL / 3:
             self._renew_lease(now)
+        self._publish()
 
     def _next_timer_in(self, now: float) -> float:
         wait = self.poll_interval
@@ -405,12 +383,18 @@ class Scheduler:
         return max(wait, 0.0)
 
     def _renew_lease(self, now: float) -> None:
-        with self.engine.begin() as conn:
-            ok = try_lease(conn, LEASE, self.holder, LEASE_TTL, now)
+        try:
+            with self.engine.begin() as conn:
+                fence(conn, LEASE, self.holder, self.token, LEASE_TTL)
+        except LeaseLostError:
+            self._step_down()
+            return
         self._last_lease = now
-        if not ok:
-            log.error("lost the scheduler lease to another process; stopping (running jobs keep running)")
-            self._stop.set()
+
+    def _step_down(self) -> None:
+        log.error("lost the scheduler lease to another process; stopping (running jobs keep running)")
+        self.fenced = True
+        self._stop.set()
 
     # --- sync ---------------------------------------------------------------------------------------
 
@@ -478,6 +462,11 @@ class Scheduler:
         unknown = {dep for deps in by_job.values() for dep, _ in deps if dep not in self.jobs}
         dep_states = {j.id: j.state for j in load_jobs(conn, unknown)} if unknown else {}
         for job in records:
+            if job.broken is not None:
+                job.ended_at = now
+                job.reason = f"its spec cannot be read: {job.broken}"
+                self._terminal(job, JobState.FAILED, batch, now, job.reason)
+                continue
             if job.state is JobState.RETRYING:
                 heapq.heappush(self.delayed, (job.not_before or now, job.id))
                 continue
@@ -526,16 +515,18 @@ class Scheduler:
 
     # --- reap ---------------------------------------------------------------------------------------
 
-    def _reap(self, batch: Batch, actions: _Actions, now: float) -> None:
+    def _reap(self, batch: Batch, actions: Effects, now: float) -> None:
         for job_id, run in list(self.running.items()):
             if run.handle is None:
+                if run.orphan_dir is not None:
+                    self._reap_orphan(self.jobs[job_id], run, run.orphan_dir, batch, actions, now)
                 continue
-            outcome = self.runtime.poll(run.handle)
+            outcome = self._poll(run, run.handle, now)
             if outcome is not None:
                 self._finish(self.jobs[job_id], run, outcome, batch, actions, now)
             elif job_id in self._exited:
                 # The shim exited but left no exit record (it was killed): the attempt is lost.
-                status = self.runtime.recover(run.handle)
+                status = self._recover_status(run.attempt_id, run.handle, now)
                 if isinstance(status, Outcome):
                     self._finish(self.jobs[job_id], run, status, batch, actions, now)
                 elif status is Recovered.VANISHED:
@@ -547,8 +538,40 @@ class Scheduler:
                     )
         self._exited.clear()
 
+    def _reap_orphan(
+        self, job: JobRecord, run: Running, record_dir: str, batch: Batch, actions: Effects, now: float
+    ) -> None:
+        seen = observe_orphan(record_dir)
+        if seen is Recovered.RUNNING:
+            return
+        actions.remove_records.append(record_dir)  # after the commit of what it proves
+        if isinstance(seen, Recovered):
+            self._discharge(job, run)
+            self._end_lost(job, run.number, batch, now, "its shim died with no exit record")
+            return
+        self._finish(job, run, outcome_of_record(seen), batch, actions, now)
+
+    def _poll(self, run: Running, handle: Handle, now: float) -> Outcome | None:
+        try:
+            return self.runtime.poll(handle)
+        except Exception as exc:
+            return self._unwatchable(run.attempt_id, handle, exc, now)
+
+    def _recover_status(self, attempt_id: str, handle: Handle, now: float) -> Outcome | Recovered:
+        try:
+            return self.runtime.recover(handle)
+        except Exception as exc:
+            return self._unwatchable(attempt_id, handle, exc, now)
+
+    def _unwatchable(self, attempt_id: str, handle: Handle, exc: Exception, now: float) -> Outcome:
+        """The runtime failed on this attempt alone: stop it (so it cannot run on unseen) and fail it
+        with the reason, rather than let the error end the tick for every job."""
+        log.exception("could not watch attempt %s", attempt_id)
+        self._guarded("kill", attempt_id, self.runtime.kill, handle)
+        return Outcome(None, None, False, None, None, now, now, error=f"could not watch it: {describe(exc)}")
+
     def _finish(
-        self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: _Actions, now: float
+        self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: Effects, now: float
     ) -> None:
         self._unwatch(run)
         self.running.pop(job.id, None)
@@ -613,15 +636,16 @@ class Scheduler:
 
     # --- timers -------------------------------------------------------------------------------------
 
-    def _timers(self, batch: Batch, actions: _Actions, now: float) -> None:
-        for run in self.running.values():
-            if run.kill_at is not None and now >= run.kill_at:
-                actions.kill.append(run)
-                run.kill_at = now + 1.0  # keep killing until the exit is recorded
-            elif run.stop_reason is None and run.deadline is not None and now >= run.deadline:
-                self._request_stop(run, "timeout", batch, now)
-        while self.delayed and self.delayed[0][0] <= now:
-            _, job_id = heapq.heappop(self.delayed)
+    def _timers(self, batch: Batch, actions: Effects, now: float) -> None:
+        watched = [Watched(r.job_id, r.deadline, r.stop_reason, r.kill_at) for r in self.running.values()]
+        plan = due_timers(watched, self.delayed, now)
+        for job_id in plan.kill:
+            run = self.running[job_id]
+            actions.kill.append(run)
+            run.kill_at = now + 1.0  # keep killing until the exit is recorded
+        for job_id in plan.time_out:
+            self._request_stop(self.running[job_id], "timeout", batch, now)
+        for job_id in plan.requeue:
             job = self.jobs.get(job_id)
             if job is None or job.state is not JobState.RETRYING:
                 continue
@@ -639,7 +663,7 @@ class Scheduler:
 
     # --- placement ----------------------------------------------------------------------------------
 
-    def _place(self, batch: Batch, actions: _Actions, now: float) -> None:
+    def _place(self, batch: Batch, actions: Effects, now: float) -> None:
         blocked: set[str] = set()
         while True:
             order = self.queues.order(blocked)
@@ -670,7 +694,7 @@ class Scheduler:
             queue.pop()
             self._claim(job, batch, actions, now)
 
-    def _claim(self, job: JobRecord, batch: Batch, actions: _Actions, now: float) -> None:
+    def _claim(self, job: JobRecord, batch: Batch, actions: Effects, now: float) -> None:
         job.attempts += 1
         job.reason = None
         job.exit_code = None
@@ -718,8 +742,12 @@ class Scheduler:
     def _commit(self, batch: Batch, now: float) -> None:
         if not batch:
             return
-        with self.engine.begin() as conn:
-            lost = apply_batch(conn, batch, now)
+        try:
+            lost = commit(self.engine, Leader(LEASE, self.holder, self.token, LEASE_TTL), batch, now)
+        except LeaseLostError:
+            self._step_down()
+            raise
+        self._last_lease = now
         if batch.ended_attempts:
             self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:
@@ -737,69 +765,48 @@ class Scheduler:
         if job is not None:
             self.queues.discard(job.queue, job_id)
 
-    def _act(self, actions: _Actions, now: float) -> None:
+    def _act(self, actions: Effects, now: float) -> None:
         waiting: list[Running] = []  # stops asked for mid-spawn: signalled once the handle is collected
         for run in self._pending_term:
             if run.handle is not None:
-                self.runtime.terminate(run.handle)
+                self._guarded("stop", run.attempt_id, self.runtime.terminate, run.handle)
             elif self.running.get(run.job_id) is run:
                 waiting.append(run)
         self._pending_term = waiting
         for run in actions.kill:
             if run.handle is not None:
-                self.runtime.kill(run.handle)
+                self._guarded("kill", run.attempt_id, self.runtime.kill, run.handle)
         for handle in actions.release:
-            self.runtime.release(handle)
-        started = [(job, run) for job, run in actions.start if run.attempt_id]  # "" = claim lost
-        if not started:
-            return
-        with self._inflight_lock:
-            self._unfinished += len(started)
-        for job, run in started:
-            future = self._pool().submit(self._spawn_one, self._request(job, run))
-            self._inflight.append((job, run, future))
-            future.add_done_callback(self._spawned)
+            self._guarded("release", handle.attempt_id, self.runtime.release, handle)
+        for record_dir in actions.remove_records:
+            records.remove_record(record_dir)
+        items: list[tuple[JobRecord, Running, AttemptRequest | str]] = []
+        for job, run in actions.start:
+            if not run.attempt_id:  # its claim lost to another writer
+                continue
+            try:
+                items.append((job, run, attempt_request(job, run, self.settings, self._base_env)))
+            except Exception as exc:  # e.g. a spec read back from the store that cannot be encoded
+                log.exception("preparing attempt %s failed", run.attempt_id)
+                items.append((job, run, describe(exc)))
+        self.spawner.start(items)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """Spawns run on a small pool: a spawn blocks its caller until the child has exec'd (vfork),
-        and the loop need not wait for that; it collects the handles on its next tick."""
-        if self._spawner is None:
-            self._spawner = ThreadPoolExecutor(self.spawn_workers, thread_name_prefix="freight-spawn")
-        return self._spawner
-
-    def _spawned(self, _future: Future[_Spawned]) -> None:
-        with self._inflight_lock:
-            self._unfinished -= 1
-            last = self._unfinished <= 0
-        if last:
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._wake_w, b"s")
-
-    def _spawn_one(self, request: AttemptRequest) -> _Spawned:
+    def _guarded(
+        self, what: str, attempt_id: str, action: Callable[[Handle], object], handle: Handle
+    ) -> None:
+        """A side effect on one attempt: what it raises is logged and stays with that attempt (a stop
+        or kill is asked again by the timers, and an exit is still reaped)."""
         try:
-            handle = self.runtime.start(request)
-        except FreightError as exc:
-            return None, str(exc), self.clock()
-        started_at = self.clock()
-        # Beside the shim's own records: if the scheduler dies before the handle reaches the store,
-        # recovery still finds the attempt (instead of calling it lost and maybe running it twice).
-        with contextlib.suppress(OSError):
-            Path(handle.record_dir, HANDLE_FILE).write_text(handle.to_json())
-        return handle, None, started_at
+            action(handle)
+        except Exception:
+            log.exception("could not %s attempt %s", what, attempt_id)
 
     def _collect_spawned(self, batch: Batch, now: float) -> None:
         """Record attempts whose spawn finished: running with their handle, or failed to start."""
-        if not self._inflight:
-            return
-        pending = []
-        for job, run, future in self._inflight:
-            if not future.done():
-                pending.append((job, run, future))
-                continue
-            handle, error, at = future.result()
+        for job, run, (handle, error, at) in self.spawner.collect():
             if handle is None:
                 outcome = Outcome(None, None, False, None, None, at, at, error=f"could not start: {error}")
-                self._finish(job, run, outcome, batch, _Actions(), now)
+                self._finish(job, run, outcome, batch, Effects(), now)
                 continue
             run.handle = handle
             run.started_at = at
@@ -811,28 +818,14 @@ class Scheduler:
             )
             batch.move(job, JobState.RUNNING, now)
             self._watch(run)
-        self._inflight = pending
-
-    def _request(self, job: JobRecord, run: Running) -> AttemptRequest:
-        spec = job.spec
-        env = self._base_env.copy() if spec.inherit_env else {}
-        env.update(spec.env)
-        env["FREIGHT_JOB_ID"] = job.id
-        env["FREIGHT_ATTEMPT"] = str(run.number)
-        res = spec.resources
-        return AttemptRequest(
-            attempt_id=run.attempt_id,
-            argv=spec.argv(),
-            env=env,
-            cwd=spec.cwd,
-            limits=Limits(cpus=res.cpus, memory=res.memory, pids=res.pids),
-            log_path=self.settings.log_path(job.id, run.number),
-            container=spec.container(),
-        )
 
     def _watch(self, run: Running) -> None:
         assert run.handle is not None
-        fd = self.runtime.fileno(run.handle)
+        try:
+            fd = self.runtime.fileno(run.handle)
+        except Exception:
+            log.exception("cannot watch attempt %s for its exit; polling it", run.attempt_id)
+            fd = None
         if fd is not None:
             try:
                 self._selector.register(fd, selectors.EVENT_READ, run.job_id)
@@ -857,7 +850,14 @@ class Scheduler:
 
     def snapshot(self) -> dict[str, Any]:
         """This node's capacity and load: node (name), cpus, memory (bytes), used_cpus, used_memory,
-        running (count), queued ({queue: waiting jobs}), waiting_on_dependencies and retrying (counts)."""
+        running (count), queued ({queue: waiting jobs}), waiting_on_dependencies and retrying (counts).
+        Thread-safe: the figures as of the last tick."""
+        return dict(self._published) or self._figures()
+
+    def _publish(self) -> None:
+        self._published = self._figures()  # one reference swap: readers see the old or the new
+
+    def _figures(self) -> dict[str, Any]:
         return {
             "node": self.node_name,
             "cpus": self.capacity.cpus,

@@ -26,7 +26,7 @@ test: setup
 ## bench: the benchmarks (not part of the tests); JSON lands in bench/results/
 bench: setup
 	$(BIN)/python bench/jobs.py
-	@for b in runtime api etl builds; do \
+	@for b in runtime api etl builds cli; do \
 	  if [ -f bench/$$b.py ]; then $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 
@@ -40,4 +40,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 
 clean:
-	rm -rf $(VENV) .freight .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .freight .freight-demo .pytest_cache .mypy_cache .ruff_cache

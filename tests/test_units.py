@@ -44,7 +44,10 @@ def test_bad_durations() -> None:
 
 def test_format() -> None:
     assert format_bytes(64 * 1024**2) == "64.0M"
-    assert format_duration(0.25) == "250ms"
+    assert format_duration(0.25) == "250 ms"
+    assert format_duration(0.0004) == "0.4 ms"  # was "0ms"
+    assert format_duration(0.0125) == "12.5 ms"
+    assert format_duration(0) == "0.0 ms"
     assert format_duration(245) == "4m05s"
 
 

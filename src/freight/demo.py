@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from freight.config import Settings, load_settings
+from freight.errors import UserError
 from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
@@ -126,9 +127,11 @@ def run_workload_demos(settings: Settings) -> None:
         demo.run_demo(settings)
 
 
-def _demo_thread(settings: Settings, url_box: list[str], port: int, failed: list[BaseException]) -> None:
+def _demo_thread(
+    settings: Settings, url_box: list[str], port: int, failed: list[BaseException], token: str | None
+) -> None:
     try:
-        _demo(settings, url_box, port)
+        _demo(settings, url_box, port, token)
     except BaseException as exc:  # reported, then the server stops: `make run` must not pass silently
         failed.append(exc)
         console.print(f"[red]demo failed: {exc!r}[/]")
@@ -138,8 +141,10 @@ def _demo_thread(settings: Settings, url_box: list[str], port: int, failed: list
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _demo(settings: Settings, url_box: list[str], port: int) -> None:
-    """Runs the workloads against the scheduler of the server in this process, then says where to look."""
+def _demo(settings: Settings, url_box: list[str], port: int, token: str | None) -> None:
+    """Runs the workloads against the scheduler of the server in this process, then says where to look.
+    `token` is the admin token the server made on its first start (the demo home is new every run, so
+    there is always one): shown, not a new one minted per run."""
     import os
     import signal
     import time
@@ -154,35 +159,70 @@ def _demo(settings: Settings, url_box: list[str], port: int) -> None:
         console.print(f"home: {settings.home}   store: {settings.database_url}")
         show(run_jobs_demo(svc))
         run_workload_demos(settings)
-        _, token = create_token(svc.engine, f"demo-{int(time.time())}", admin=True)
+        if token is None:  # a home made by hand before the server started: one demo token
+            _, token = create_token(svc.engine, "demo", admin=True)
     console.rule("[bold]freight is up")
     url = url_box[0] if url_box else f"http://127.0.0.1:{port}"
     console.print(f"web UI and API:  [bold]{url}[/]   (sign in with the admin token below)")
     console.print(f"admin token:     [bold]{token}[/]")
+    console.print(f"demo home:       {settings.home}   (emptied by the next make run)")
     console.print(
-        "CLI:             .venv/bin/freight jobs ls   |   freight jobs show ID   |   freight jobs logs ID"
+        f"CLI on the demo: export FREIGHT_URL={url} FREIGHT_TOKEN={token}; .venv/bin/freight jobs ls",
+        soft_wrap=True,  # one line, to copy
     )
+    console.print("the README's tour: its own home (./.freight) without those two variables")
     if os.environ.get("FREIGHT_DEMO_EXIT"):
         os.kill(os.getpid(), signal.SIGTERM)
     else:
         console.print("[dim]Ctrl-C stops the server; running jobs keep running.[/]")
 
 
+#: the file that marks a folder as the demo's own home, which each `make run` empties
+DEMO_MARK = "freight-demo-home"
+
+
+def fresh_demo_home(home: Path) -> Path:
+    """The demo's own FREIGHT_HOME, emptied: each `make run` tells the same story (a cold build that
+    builds, a first deploy), and leaves the user's own home (./.freight) to the tour. A folder
+    without the mark is never emptied."""
+    home = home.expanduser().resolve()
+    if home.exists() and any(home.iterdir()):
+        if not (home / DEMO_MARK).is_file():
+            raise UserError(
+                f"{home} is not empty and is not a demo home",
+                where="FREIGHT_DEMO_HOME",
+                hint="point it at a new folder; make run empties it on every run",
+            )
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / DEMO_MARK).write_text("make run's demo home: emptied on every make run\n")
+    return home
+
+
 def main() -> None:
-    """Serve the API, the UI and the scheduler (like `freight up`) and run the demo workloads on it."""
+    """Serve the API, the UI and the scheduler (like `freight up`) and run the demo workloads on it,
+    in a home of the demo's own (FREIGHT_DEMO_HOME, default ./.freight-demo), emptied on every run."""
     import os
     import threading
 
-    from freight.server.serve import serve
+    from freight.server.serve import bind, serve
 
-    settings = load_settings()
     port = int(os.environ.get("FREIGHT_PORT", "8321"))
+    try:
+        bind("127.0.0.1", port).close()  # a demo still serving: said before its home is emptied
+        home = fresh_demo_home(Path(os.environ.get("FREIGHT_DEMO_HOME", ".freight-demo")))
+    except UserError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    os.environ["FREIGHT_HOME"] = str(home)  # every part of the demo (and its jobs' tools) agrees
+    settings = load_settings()
     url_box: list[str] = []
     failed: list[BaseException] = []
 
     def announce(url: str, first_token: str | None) -> None:
         url_box.append(url)
-        threading.Thread(target=_demo_thread, args=(settings, url_box, port, failed), daemon=True).start()
+        args = (settings, url_box, port, failed, first_token)
+        threading.Thread(target=_demo_thread, args=args, daemon=True).start()
 
     serve(settings, port=port, announce=announce)
     if failed:

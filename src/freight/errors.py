@@ -6,6 +6,8 @@ one line and exits 2; the API answers 4xx. Bad input never changes state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class FreightError(Exception):
     """Root of every error freight raises on purpose."""
@@ -64,3 +66,12 @@ def disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
+
+
+def suggest(word: str, choices: Iterable[str], fallback: str) -> str:
+    """The hint for a misspelt name: "did you mean `cpus`?" when one of `choices` is close, else
+    `fallback` (e.g. "use one of ..."). One helper for job specs, pipelines and the CLI."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else fallback

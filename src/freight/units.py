@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import BeforeValidator
+if TYPE_CHECKING:  # pydantic costs ~100 ms to import; the CLI formats units long before any model
+    from freight.unitfields import Bytes as Bytes
+    from freight.unitfields import Cpus as Cpus
+    from freight.unitfields import Seconds as Seconds
 
 _BYTE_SUFFIX = {
     "": 1,
@@ -114,12 +117,19 @@ def format_bytes(value: int | None) -> str:
     return f"{size:.1f}T"
 
 
+def plural(count: float, word: str, many: str | None = None) -> str:
+    """'1 cpu', '2 cpus', '0.5 cpus', '1 attempt': a count and its noun, agreeing."""
+    return f"{count:g} {word if count == 1 else many or word + 's'}"
+
+
 def format_duration(seconds: float | None) -> str:
-    """Render seconds as 850ms, 12.3s, 4m05s, 2h03m."""
+    """Render seconds as 0.4 ms, 12.5 ms, 850 ms, 12.3s, 4m05s, 2h03m: a short job never reads 0ms."""
     if seconds is None:
         return "-"
+    if seconds < 0.1:
+        return f"{max(seconds, 0) * 1000:.1f} ms"
     if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:
@@ -127,7 +137,11 @@ def format_duration(seconds: float | None) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-#: Field types for pydantic models that accept human units and store plain numbers.
-Cpus = Annotated[float, BeforeValidator(parse_cpus)]
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
+def __getattr__(name: str) -> object:
+    """`from freight.units import Bytes` still works: the pydantic field types live in
+    freight.unitfields, imported only when a model asks for them."""
+    if name in ("Bytes", "Cpus", "Seconds"):
+        from freight import unitfields
+
+        return getattr(unitfields, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

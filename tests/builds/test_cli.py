@@ -169,7 +169,7 @@ def test_cancel_flag_cancels_a_running_local_build(tmp_path: Path, settings: Set
         with JobService.open(settings) as svc:
             running(svc, re.findall(r"started \(job (\w+)\)", seen))
         cancelled = invoke("build", "--cancel", run_id)
-        assert cancelled.stdout == f"build {run_id}: cancelling 1 job(s)\n"  # type: ignore[attr-defined]
+        assert cancelled.stdout == f"build {run_id}: cancelling 1 job\n"  # type: ignore[attr-defined]
         assert proc.wait(timeout=60) == 130, err.rest()
     finally:
         proc.kill()

@@ -130,3 +130,20 @@ def test_release_prefix_is_literal_and_env_names_are_checked(store: BuildStore) 
         with pytest.raises(UserError, match="is not an environment name"):
             store.rollback("web", env)
     assert store.history("web") == []
+
+
+def test_deploy_without_a_release_takes_what_the_last_build_produced(settings: Settings) -> None:
+    from freight.builds.api import Builds
+
+    def build_run(run_id: str, at: float, release_id: str) -> dict[str, object]:
+        summary = {"releases": [{"app": "shop", "release": release_id, "new": False, "files": 1}]}
+        return {"id": run_id, "workspace": "/ws", "started_at": at, "status": "ok", "summary": summary}
+
+    with Builds.open(settings) as builds:
+        for i, rid in enumerate(["rold", "rsale"]):
+            builds.store.add_release(release("shop", rid, 100.0 + i))
+        assert builds.deploy("shop")[0] == "rsale"  # no build recorded: the newest release
+        builds.store.record_run(build_run("b1", 200.0, "rsale"), [])
+        builds.store.record_run(build_run("b2", 300.0, "rold"), [])  # the sale reverted: a cache hit
+        assert builds.deploy("shop")[0] == "rold"
+        assert builds.deploy("shop", "rsale")[0] == "rsale"  # a named release wins

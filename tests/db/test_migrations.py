@@ -52,3 +52,20 @@ def test_pipeline_schedules_migrate_down_and_up(store_settings: Settings) -> Non
         assert "pipeline_schedules" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_a_store_at_head_opens_without_alembic_and_one_behind_is_migrated(settings: Settings) -> None:
+    heads = db_engine.head_revisions()
+    assert heads is not None and len(heads) == 1  # read from the files: what Alembic calls head
+    engine = open_engine(settings.database_url)
+    try:
+        assert db_engine._at_head(engine)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(db_engine.__file__).parent / "migrations"))
+        cfg.attributes["engine"] = engine
+        command.downgrade(cfg, "-1")
+        assert not db_engine._at_head(engine)
+        db_engine.migrate(engine)  # behind: Alembic runs
+        assert db_engine._at_head(engine)
+    finally:
+        engine.dispose()

@@ -45,7 +45,7 @@ def test_a_busy_matching_node_is_waited_for_not_impossible() -> None:
     nodes = [Node("a", 2, 4 << 30, used_cpus=2, labels={"zone": "eu"}), Node("b", 8, 16 << 30)]
     decision = place(Request(1, 1 << 30, constraints={"zone": "eu"}), nodes)
     assert decision.node is None and not decision.impossible
-    assert decision.rejected["a"] == "needs 1 cpus, 0 of 2 free"
+    assert decision.rejected["a"] == "needs 1 cpu, 0 of 2 free"
 
 
 def test_spread_prefers_the_emptiest_node_binpack_the_fullest() -> None:

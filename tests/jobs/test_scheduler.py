@@ -215,7 +215,7 @@ def test_admission_respects_capacity_and_says_why_jobs_wait(svc: JobService, tmp
         reasons = [v.reason or "" for v in current if v.state is JobState.QUEUED and v.reason]
         time.sleep(0.02)
     assert reasons and "waiting for capacity" in reasons[0]
-    assert "needs 1 cpus, 0 of 2 free" in reasons[0]
+    assert "needs 1 cpu, 0 of 2 free" in reasons[0]
     done = svc.wait([v.id for v in views], timeout=30)
     assert all(v.state is JobState.SUCCEEDED for v in done)
     events = sorted(

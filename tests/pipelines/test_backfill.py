@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -54,9 +55,11 @@ def test_backfill_three_days_shows_three_succeeded_intervals(cli_env: Env) -> No
     assert duck(cli_env, "SELECT day, region, span FROM days ORDER BY day") == [
         (d, "eu", 86400.0) for d in days
     ]
-    runs = cli.invoke(app, ["pipeline", "runs", "--pipeline", "daily"]).output.splitlines()
+    header, *runs = cli.invoke(app, ["pipeline", "runs", "--pipeline", "daily"]).output.splitlines()
+    assert header.split()[:7] == ["RUN", "PIPELINE", "STATE", "STARTED", "TOOK", "INTERVAL", "RERUN"]
     assert len(runs) == 3 and all(" succeeded " in line and "(backfill)" in line for line in runs)
-    assert sorted(line.split("interval ")[1][:10] for line in runs) == [d.isoformat() for d in days]
+    intervals = [re.search(r"(\d{4}-\d{2}-\d{2})T\S+ \(backfill\)", line) for line in runs]
+    assert sorted(m.group(1) for m in intervals if m) == [d.isoformat() for d in days]
     # again: every interval has succeeded, so nothing runs
     again = cli.invoke(app, ["pipeline", "backfill", str(path), "--from", START.isoformat(), "--to", last])
     assert again.exit_code == 0 and "0 interval(s) (3 already succeeded or running)" in again.output

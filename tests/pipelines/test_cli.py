@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,11 +72,18 @@ def test_validate_graph_schema(tmp_path: Path) -> None:
 def test_run_runs_show_rerun(cli_env: Env) -> None:
     path = cli_env.write("p.yaml", PIPELINE)
     cli = CliRunner()
-    result = cli.invoke(app, ["run", str(path), "--json"])
+    result = cli.invoke(app, ["run", str(path)])
     assert result.exit_code == 0, result.output
-    run = json.loads(result.output)
+    found = re.search(r"^run (\S+)  pipeline cli  succeeded", result.output, re.MULTILINE)
+    assert found is not None, result.output
+    run_id = found.group(1)
+    # it ends with where the data landed
+    warehouse = cli_env.settings.home / "warehouse.duckdb"
+    assert result.output.splitlines()[-1] == f"data landed in duckdb:{warehouse}: orders", result.output
+    run = json.loads(cli.invoke(app, ["show", run_id, "--json"]).output)
     assert run["state"] == "succeeded" and [s["state"] for s in run["steps"]] == ["succeeded"] * 3
     listing = cli.invoke(app, ["runs"]).output
+    assert listing.split()[:3] == ["RUN", "PIPELINE", "STATE"]
     assert run["id"] in listing and "succeeded" in listing
     shown = cli.invoke(app, ["show", run["id"]]).output
     assert f"run {run['id']}  pipeline cli  succeeded" in shown

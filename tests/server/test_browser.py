@@ -156,11 +156,19 @@ def test_pipeline_runs_update_live_and_lead_to_their_step_jobs_and_the_apps_page
         steps = page.locator("table.steps tbody tr")
         expect(steps).to_have_count(3)
         expect(steps.locator("td:nth-child(2) strong")).to_have_text(["orders", "load_orders", "three_rows"])
+        # above the table, the steps as a graph: a box per step in its state's colour, an arrow per edge
+        graph = page.locator("#step-graph svg.dag")
+        expect(graph.locator("g.dag-node")).to_have_count(3)
+        expect(graph.locator("path.dag-edge")).to_have_count(2)
+        expect(graph.locator('g[data-node="three_rows"]')).not_to_have_class(re.compile(r"\bt-ok\b"))
+        assert graph.bounding_box() is not None and graph.bounding_box()["height"] > 0  # type: ignore[index]
         pipelines.follow(run_id, poll=0.1)
         # the page refreshes itself: the run ends, the rows and the QA result appear
         expect(page.locator("#run-state")).to_have_text("succeeded", timeout=SLOW)
         expect(page.locator('tr[data-step="orders"] td:nth-child(5)')).to_have_text("3")
         expect(page.locator("table.checks tbody tr .badge")).to_have_text("pass")
+        for step in ("orders", "load_orders", "three_rows"):  # the graph is live too
+            expect(graph.locator(f'g[data-node="{step}"]')).to_have_class(re.compile(r"\bt-ok\b"))
         job_id = store.get(run_id).step("load_orders").job_id
         page.locator('tr[data-step="load_orders"] a.step-job').click()
         expect(page).to_have_url(re.compile(rf"/jobs/{job_id}$"))
@@ -213,3 +221,48 @@ def test_pipeline_runs_update_live_and_lead_to_their_step_jobs_and_the_apps_page
     expect(prod).to_contain_text("rolled back just now by admin")
     page.goto("/pipelines/runs/no-such-run")
     expect(page.locator("#not-found")).to_contain_text("There is no pipeline run no-such-run")
+
+
+def test_a_builds_page_draws_its_task_graph_with_the_critical_path(page: Page, live: Live) -> None:
+    from freight.builds.api import Builds
+    from freight.builds.results import RunSummary, TaskResult
+
+    def task(name: str, status: str, start: float, end: float) -> TaskResult:
+        return TaskResult(
+            name, name.split("#")[0], "h" * 12, status, duration=end - start, start=start, end=end
+        )
+
+    results = {
+        "ui#build": task("ui#build", "built", 0.0, 1.0),
+        "shop#build": task("shop#build", "built", 1.0, 4.0),
+        "blog#build": task("blog#build", "cached", 1.0, 1.1),
+        "tooling#build": task("tooling#build", "noop", 0.0, 0.0),
+    }
+    summary = RunSummary(
+        id="b-graph-1",
+        workspace="/ws",
+        commit=None,
+        started_at=100.0,
+        ended_at=104.0,
+        results=results,
+        critical_path=["ui#build", "shop#build"],
+        critical_seconds=4.0,
+        graph={"ui#build": [], "shop#build": ["ui#build"], "blog#build": ["ui#build"], "tooling#build": []},
+    )
+    data = summary.to_dict()
+    with Builds.open(live.settings) as builds:
+        run = {"id": data["id"], "workspace": "/ws", "started_at": 100.0, "ended_at": 104.0}
+        builds.store.record_run({**run, "status": data["status"], "summary": data}, [])
+    page.goto("/apps")
+    page.locator('a[href="/builds/b-graph-1"]').click()
+    expect(page.locator("#build-status")).to_have_text("ok")
+    graph = page.locator("#task-graph svg.dag")
+    expect(graph.locator("g.dag-node")).to_have_count(3)  # a task without a script is not drawn
+    expect(graph.locator("path.dag-edge")).to_have_count(2)
+    expect(graph.locator("g.dag-node.critical")).to_have_count(2)
+    expect(graph.locator("path.dag-edge.critical")).to_have_count(1)
+    expect(graph.locator('g[data-node="shop#build"]')).to_have_class(re.compile(r"\bt-ok\b"))
+    expect(page.locator("#critical-path")).to_contain_text("ui#build → shop#build")
+    expect(page.locator("table.tasks tbody tr")).to_have_count(4)
+    page.goto("/builds/nope")
+    expect(page.locator("h1")).to_contain_text("not found", ignore_case=True)

@@ -261,7 +261,7 @@ def test_ctrl_c_on_a_remote_build_without_a_terminal_says_how_to_cancel(
     assert http.get(f"/builds/{build_id}", headers=bearer(live.admin)).json()["state"] == "running"
 
     done = cli(["build", "--cancel", build_id], remote(live))
-    assert done.stdout == f"build {build_id}: cancelling 2 job(s)\n", done.error
+    assert done.stdout == f"build {build_id}: cancelling 2 jobs\n", done.error
     assert _ended(http, live, build_id)["state"] == "cancelled"
 
 

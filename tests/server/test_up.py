@@ -88,3 +88,18 @@ def test_freight_up_serves_everything_and_prints_the_first_admin_token_once(tmp_
         assert "frt_" not in second and "first start" not in second
     finally:
         _remove_cgroups(parent)
+
+
+def test_freight_up_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = start(tmp_path / "home", port, "freight-test-busy-port")
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines == [
+        f"error: --port: 127.0.0.1:{port} is already in use (another `freight up`, or `make run`?) "
+        "(stop it, or give another --port)"
+    ]

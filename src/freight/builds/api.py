@@ -147,15 +147,25 @@ class Builds:
     def deploy(
         self, app: str, release: str | None = None, env: str = "prod", actor: str | None = None
     ) -> tuple[str, Deployment | None]:
-        """Make a release (default: the newest) current; (release id, deployment or None if it was)."""
+        """Make a release current (default: what the last build of `app` produced, else the newest
+        release); (release id, deployment or None if it was)."""
         if release is None:
             rows = self.store.releases(app)
             if not rows:
                 raise NotFoundError(f"no releases of {app!r}", hint="build it first: `freight build`")
-            release_id = rows[0].id
+            release_id = self.last_built_release(app) or rows[0].id
         else:
             release_id = self.store.release(app, release).id
         return release_id, self.store.deploy(app, env, release_id, actor=actor)
+
+    def last_built_release(self, app: str, *, runs: int = 200) -> str | None:
+        """The release the latest build of `app` produced (a cache hit produces the release it built
+        before, which is not the newest one when the app changed back), among the last `runs` runs."""
+        for run in self.store.runs(limit=runs):
+            for item in run["summary"].get("releases", []):
+                if item.get("app") == app:
+                    return str(item["release"])
+        return None
 
     def rollback(self, app: str, env: str = "prod", actor: str | None = None) -> Deployment:
         return self.store.rollback(app, env, actor=actor)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from freight.errors import UserError
 from freight.jobs.spec import format_validation_error
-from freight.units import Bytes, Cpus, Seconds
+from freight.unitfields import Bytes, Cpus, Seconds
 
 CONFIG_FILE = "freight.toml"
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")

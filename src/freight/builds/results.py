@@ -74,6 +74,8 @@ class RunSummary:
     releases: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     trigger: str = "cli"
+    #: task -> the tasks it waited for (drawn as the build page's task graph)
+    graph: dict[str, list[str]] = field(default_factory=dict)
     #: The run was cancelled (Ctrl-C, the API): what had not finished was stopped or not started.
     cancelled: bool = False
 
@@ -120,6 +122,7 @@ class RunSummary:
             "releases": self.releases,
             "warnings": self.warnings,
             "tasks": [r.to_dict() for r in self.results.values()],
+            "graph": self.graph,
         }
 
     @classmethod
@@ -138,6 +141,7 @@ class RunSummary:
             deps=data.get("deps"),
             releases=list(data.get("releases") or []),
             warnings=list(data.get("warnings") or []),
+            graph={k: list(v) for k, v in (data.get("graph") or {}).items()},
             trigger=data.get("trigger", "cli"),
             cancelled=data.get("status") == "cancelled",
         )

@@ -612,6 +612,7 @@ class _Run:
             warnings=self.warnings,
             trigger=self.options.trigger,
             cancelled=self.cancelled.is_set(),
+            graph={tid: sorted(self.plan.graph.tasks[tid].deps) for tid in ordered},
         )
         tasks = [
             {

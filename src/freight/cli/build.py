@@ -20,7 +20,7 @@ import typer
 
 from freight.config import Settings, load_settings
 from freight.errors import FreightError, NotFoundError, UserError
-from freight.units import format_bytes
+from freight.units import format_bytes, plural
 
 if TYPE_CHECKING:
     from freight.builds.api import Builds
@@ -208,7 +208,7 @@ def _cancel(settings: Settings, build_id: str, packages: list[str] | None) -> No
             raise NotFoundError(
                 f"no running build {build_id!r}", where="--cancel", hint="give the id a build printed"
             )
-    typer.echo(f"build {build_id}: cancelling {len(jobs)} job(s)")
+    typer.echo(f"build {build_id}: cancelling {plural(len(jobs), 'job')}")
 
 
 def _build_remote(
@@ -280,7 +280,9 @@ def _print_plan(data: dict[str, object]) -> None:
 
 def deploy(
     app_name: Annotated[str, typer.Argument(metavar="APP", help="The app (its short name)")],
-    release: Annotated[str | None, typer.Argument(help="Release id or prefix (default: newest)")] = None,
+    release: Annotated[
+        str | None, typer.Argument(help="Release id or prefix (default: what the last build of APP produced)")
+    ] = None,
     env: Env = "prod",
 ) -> None:
     """Make a release of APP current in an environment, atomically (on FREIGHT_URL's server if set)."""
@@ -331,8 +333,8 @@ def releases(
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on")] = 8080,
     env: Env = "prod",
     ttl: Annotated[float, typer.Option("--ttl", min=0, help="Seconds to cache what is current")] = 1.0,
 ) -> None:

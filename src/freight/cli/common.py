@@ -1,58 +1,63 @@
-"""Shared CLI plumbing: opening the client, spec building from flags, reading spec files."""
+"""Shared CLI plumbing: opening the client, spec building from flags, reading spec files.
+
+Light at import, like every module of freight.cli: the store, pydantic and YAML are imported by the
+functions that use them (see freight/cli/__init__.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from freight.config import load_settings
 from freight.errors import UserError
-from freight.jobs.client import JobClient
-from freight.jobs.service import JobService
-from freight.jobs.spec import JobSpec, format_validation_error
-from freight.yamlfile import load_yaml
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from contextlib import AbstractContextManager
+    from typing import Protocol, Self
 
-class Service(JobClient, Protocol):
-    """What the CLI needs from the platform: the embedded JobService, or RemoteJobClient when
-    FREIGHT_URL points at a server. Both give the same answers, so the output is the same. The job
-    calls are JobClient's; these are the rest."""
+    from freight.jobs.client import JobClient
+    from freight.jobs.spec import JobSpec
 
-    def __enter__(self) -> Self: ...
-    def __exit__(self, *exc: object) -> None: ...
-    def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
-    def scheduler_holder(self) -> str | None: ...
-    def running(self) -> AbstractContextManager[object]: ...
-    def register_definition(
-        self, name: str, template: dict[str, Any], description: str | None = None
-    ) -> int: ...
-    def definitions(self) -> list[dict[str, Any]]: ...
-    def delete_definition(self, name: str, version: int | None = None) -> int: ...
-    def set_queue(
-        self,
-        name: str,
-        *,
-        weight: float | None = None,
-        priority: int | None = None,
-        paused: bool | None = None,
-        policy: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]: ...
-    def queues(self) -> list[dict[str, Any]]: ...
-    def purge(self, *, older_than: float, dry_run: bool = False) -> list[str]: ...
+    class Service(JobClient, Protocol):
+        """What the CLI needs from the platform: the embedded JobService, or RemoteJobClient when
+        FREIGHT_URL points at a server. Both give the same answers, so the output is the same. The job
+        calls are JobClient's; these are the rest."""
+
+        def __enter__(self) -> Self: ...
+        def __exit__(self, *exc: object) -> None: ...
+        def events(self, job_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
+        def scheduler_holder(self) -> str | None: ...
+        def running(self) -> AbstractContextManager[object]: ...
+        def register_definition(
+            self, name: str, template: dict[str, Any], description: str | None = None
+        ) -> int: ...
+        def definitions(self) -> list[dict[str, Any]]: ...
+        def delete_definition(self, name: str, version: int | None = None) -> int: ...
+        def set_queue(
+            self,
+            name: str,
+            *,
+            weight: float | None = None,
+            priority: int | None = None,
+            paused: bool | None = None,
+            policy: Mapping[str, Any] | None = None,
+        ) -> dict[str, Any]: ...
+        def queues(self) -> list[dict[str, Any]]: ...
+        def purge(self, *, older_than: float, dry_run: bool = False) -> list[str]: ...
 
 
 def open_service() -> Service:
     """The local store, or the server at FREIGHT_URL (with FREIGHT_TOKEN) when it is set."""
+    from freight.config import load_settings
+
     settings = load_settings()
     if settings.url:
         from freight.jobs.remote import RemoteJobClient
 
         return RemoteJobClient(settings.url, settings.token)
+    from freight.jobs.service import JobService
+
     return JobService.open(settings)
 
 
@@ -151,6 +156,8 @@ def parse_mount(text: str) -> dict[str, Any]:
 
 def read_spec_file(path: Path) -> dict[str, Any]:
     """A job spec from YAML or JSON; errors name file:line and the field."""
+    from freight.yamlfile import load_yaml
+
     located = load_yaml(path)
     if not isinstance(located.data, dict):
         raise UserError("a job spec file must hold a mapping of fields", where=f"{path}:1")
@@ -158,12 +165,17 @@ def read_spec_file(path: Path) -> dict[str, Any]:
 
 
 def validate_located(path: Path, data: dict[str, Any]) -> JobSpec:
+    from pydantic import ValidationError
+
+    from freight.jobs.spec import JobSpec, first_error, format_validation_error
+    from freight.yamlfile import load_yaml
+
     located = load_yaml(path)
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
         error = format_validation_error(exc, str(path))
-        loc = tuple(exc.errors()[0]["loc"])
+        loc = tuple(first_error(exc)["loc"])
         error.where = located.where(loc)
         raise error from None
 

@@ -30,7 +30,7 @@ def build(
 
 
 @image_app.command("ls")
-def ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """The images of the registry (each tag and its digest), or of this node without one."""
     from rich.table import Table
 

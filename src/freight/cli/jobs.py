@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from freight.cli.common import Service, open_service, read_spec_file, spec_from_flags, validate_located
+from freight.cli.common import open_service, read_spec_file, spec_from_flags, validate_located
 from freight.cli.output import (
     console,
     ending_sentence,
@@ -26,9 +26,12 @@ from freight.cli.output import (
     show_job,
 )
 from freight.errors import ConflictError, NotFoundError, UserError
-from freight.jobs.client import JobView
-from freight.jobs.spec import Dependency, JobSpec, parse_spec
 from freight.text import check_text
+
+if TYPE_CHECKING:  # the store and pydantic load when a command runs, not for --help
+    from freight.cli.common import Service
+    from freight.jobs.client import JobView
+    from freight.jobs.spec import JobSpec
 
 jobs_app = typer.Typer(help="List, inspect, follow, cancel and retry jobs.", no_args_is_help=True)
 
@@ -40,19 +43,21 @@ RetryOn = Annotated[
     list[str] | None,
     typer.Option("--retry-on", help="oom, timeout, lost, failed or an exit code; repeatable"),
 ]
-Queue = Annotated[str | None, typer.Option("--queue", "-q")]
-Priority = Annotated[int | None, typer.Option("--priority", "-p")]
-Name = Annotated[str | None, typer.Option("--name", "-n")]
+Queue = Annotated[str | None, typer.Option("--queue", "-q", help="Queue name (default: default)")]
+Priority = Annotated[
+    int | None, typer.Option("--priority", "-p", help="Higher runs first within its queue (default 0)")
+]
+Name = Annotated[str | None, typer.Option("--name", "-n", help="A name to find the job by")]
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE; repeatable")]
 Label = Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE; repeatable")]
 After = Annotated[list[str] | None, typer.Option("--after", help="JOB[:after_ok|after_any]; repeatable")]
 Key = Annotated[str | None, typer.Option("--idempotency-key", help="Same key, same job: no duplicate")]
 Shell = Annotated[bool, typer.Option("--shell", help="Run the command through /bin/sh -c")]
-Cwd = Annotated[str | None, typer.Option("--cwd")]
+Cwd = Annotated[str | None, typer.Option("--cwd", help="Working directory of the job")]
 File = Annotated[Path | None, typer.Option("--file", "-f", help="A job spec in YAML or JSON")]
 Definition = Annotated[str | None, typer.Option("--definition", "-d", help="NAME or NAME:VERSION")]
 Command = Annotated[list[str] | None, typer.Argument(help="The command, after --")]
-AsJson = Annotated[bool, typer.Option("--json")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Image = Annotated[str | None, typer.Option("--image", help="Run in this container image (podman + runc)")]
 Network = Annotated[str | None, typer.Option("--network", help="Image jobs: none (default), host or bridge")]
 Mount = Annotated[
@@ -76,10 +81,14 @@ def _request(
 ) -> _Request:
     """The job that `run`'s or `submit`'s parameters describe, passed by name: each command declares
     its flags once, in its signature, and hands them all here (`locals()`)."""
+    from freight.jobs.spec import parse_spec
+
     base = read_spec_file(file) if file else None
     spec = spec_from_flags(command or [], base=base, **flags)
     check_text(spec, source=str(file) if file else "arguments")  # `printf 'caf\xe9'`: bytes, not UTF-8
     if definition is None and "command" not in spec and "shell" not in spec:
+        if file is not None:  # a misspelt `comand:` is said as such, with its line
+            validate_located(file, spec)
         raise UserError("nothing to run", hint="give a command after --, a --file, or a --definition")
     checked = None
     if definition is None:
@@ -88,6 +97,8 @@ def _request(
 
 
 def _submit(svc: Service, request: _Request) -> JobView:
+    from freight.jobs.spec import Dependency
+
     spec, checked = request.spec, request.checked
     if spec.get("depends_on") and checked is not None and checked.depends_on:
         # --after and depends_on take an id or a unique prefix of one, as `jobs show` does
@@ -291,8 +302,13 @@ def submit(
     mount: Mount = None,
     as_json: AsJson = False,
 ) -> None:
-    """Queue a job and print its id. A scheduler (`freight up`) runs it."""
+    """Queue a job and print its id. A scheduler (`freight up`) runs it, in this directory unless
+    --cwd (or the file or definition) says where."""
     request = _request(**{k: v for k, v in locals().items() if k != "as_json"})
+    if request.definition is None and "cwd" not in request.spec:  # `./nightly.sh` is the one here
+        request.spec["cwd"] = str(Path.cwd())
+        if request.checked is not None:
+            request.checked = request.checked.model_copy(update={"cwd": request.spec["cwd"]})
     with open_service() as svc:
         view = _submit(svc, request)
         if as_json:
@@ -305,10 +321,12 @@ def submit(
 
 @jobs_app.command("ls")
 def ls(
-    state: Annotated[str | None, typer.Option("--state", "-s")] = None,
-    queue: Queue = None,
+    state: Annotated[
+        str | None, typer.Option("--state", "-s", help="Only jobs in this state, e.g. running, failed")
+    ] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only jobs of this queue")] = None,
     label: Label = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Jobs per page")] = 50,
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Jobs older than this id (the last of a page)")
     ] = None,
@@ -342,8 +360,10 @@ def show(job_id: str, as_json: AsJson = False) -> None:
 @jobs_app.command("logs")
 def logs(
     job_id: str,
-    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
-    attempt: Annotated[int | None, typer.Option("--attempt", min=1)] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends")] = False,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", min=1, help="This attempt's output (default: the latest)")
+    ] = None,
 ) -> None:
     """Print a job's output (stdout and stderr); -f follows it until the job ends."""
     with open_service() as svc:
@@ -389,13 +409,17 @@ def _all_or_none(svc: Service, job_ids: list[str], *, ended: bool) -> list[JobVi
 @jobs_app.command("events")
 def events(
     job_id: Annotated[str | None, typer.Argument()] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="The newest this many events")] = 50,
+    as_json: AsJson = False,
 ) -> None:
     """The audit trail of state transitions."""
     from freight.cli.output import when
 
     with open_service() as svc:
         rows = svc.events(job_id, limit)
+    if as_json:
+        print_json(rows)
+        return
     for row in reversed(rows):
         moved = f"{row['from_state'] or '-':>10} -> {row['to_state']:<10}"
         typer.echo(f"{when(row['at'])}  {row['job_id']}  {moved} {row['detail'] or ''}")
@@ -415,4 +439,6 @@ def gc(
         raise UserError(str(exc), where="--older-than") from None
     with open_service() as svc:  # with FREIGHT_URL, on the server (an admin token)
         ids = svc.purge(older_than=seconds, dry_run=dry_run)
-    typer.echo(f"{'would delete' if dry_run else 'deleted'} {len(ids)} finished job(s)")
+    from freight.units import plural
+
+    typer.echo(f"{'would delete' if dry_run else 'deleted'} {plural(len(ids), 'finished job')}")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,18 +10,15 @@ from rich.markup import escape
 
 from freight.cli import jobs
 from freight.cli.build import mount as mount_builds
-from freight.cli.common import open_service, read_spec_file, validate_located
 from freight.cli.image import image_app
-from freight.cli.output import console, err_console, print_json
+from freight.cli.output import err_console
 from freight.cli.pipeline import app as pipeline_app
 from freight.cli.pipeline_schedule import register as register_pipeline_schedules
-from freight.cli.queues import describe_policy, queue_policy_flags
+from freight.cli.queues import definitions_app, queues_app
 from freight.cli.secrets import secrets_app
 from freight.cli.service import service_app
 from freight.cli.tokens import tokens_app
 from freight.errors import FreightError, UserError
-from freight.services.runner import start_services
-from freight.units import format_bytes
 
 app = typer.Typer(
     name="freight",
@@ -31,154 +26,28 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # plain (click) help, for every command below: typer's rich help imports rich.markdown,
+    # markdown-it and pygments, ~60 ms of every `--help` (a bare typer app's rich --help takes
+    # longer here than freight's whole budget; see docs/benchmarks.md)
+    rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _before_any_command() -> None:
+    """Runs before every command, not for --help (which answers before it): what only a command
+    needs, such as the logging setup (the logging module alone costs ~20 ms to import)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
+
+
 app.command("run", context_settings={"allow_interspersed_args": False})(jobs.run)
 app.command("submit", context_settings={"allow_interspersed_args": False})(jobs.submit)
 app.add_typer(jobs.jobs_app, name="jobs")
 
-queues_app = typer.Typer(
-    help="Named queues: priority, fair-share weight, pause and resume.", invoke_without_command=True
-)
-definitions_app = typer.Typer(help="Named, versioned job templates.", invoke_without_command=True)
 app.add_typer(queues_app, name="queues")
 app.add_typer(definitions_app, name="definitions")
-
-
-@queues_app.callback()
-def queues_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
-    """List queues with their settings and job counts."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with open_service() as svc:
-        rows = svc.queues()
-    if as_json:
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    columns = ("QUEUE", "PRIORITY", "WEIGHT", "PAUSED", "QUEUED", "RUNNING", "CPUS", "MEMORY", "SUCCEEDED")
-    for column in (*columns, "FAILED", "POLICY"):
-        table.add_column(column)
-    for q in rows:
-        counts = q["jobs"]
-        failed = sum(counts.get(s, 0) for s in ("failed", "oom_killed", "timed_out", "lost"))
-        table.add_row(
-            q["name"],
-            str(q["priority"]),
-            f"{q['weight']:g}",
-            "yes" if q["paused"] else "no",
-            str(counts.get("queued", 0) + counts.get("retrying", 0)),
-            str(counts.get("running", 0) + counts.get("starting", 0)),
-            f"{q['in_use']['cpus']:g}",
-            format_bytes(q["in_use"]["memory"]),
-            str(counts.get("succeeded", 0)),
-            str(failed),
-            describe_policy(q).removeprefix(", ") or "-",
-        )
-    console.print(table)
-
-
-@queues_app.command("set")
-def queues_set(
-    name: str,
-    weight: Annotated[float | None, typer.Option("--weight")] = None,
-    priority: Annotated[int | None, typer.Option("--priority")] = None,
-    pause: Annotated[bool, typer.Option("--pause")] = False,
-    resume: Annotated[bool, typer.Option("--resume")] = False,
-    allow_root: Annotated[
-        bool | None, typer.Option("--allow-root/--no-allow-root", help="Jobs may ask for `user: root`")
-    ] = None,
-    allow_inherit_env: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-inherit-env/--no-allow-inherit-env", help="Jobs may ask for `inherit_env: true`"
-        ),
-    ] = None,
-    max_cpus: Annotated[
-        str | None, typer.Option("--max-cpus", help="Most cpus one job may ask for; 0 clears")
-    ] = None,
-    max_memory: Annotated[
-        str | None, typer.Option("--max-memory", help="Most memory one job may ask for (2G); 0 clears")
-    ] = None,
-    default_cpus: Annotated[
-        str | None, typer.Option("--default-cpus", help="Cpus of a job that does not say; 0 clears")
-    ] = None,
-    default_memory: Annotated[
-        str | None,
-        typer.Option("--default-memory", help="Memory of a job that does not say (512M); 0 clears"),
-    ] = None,
-) -> None:
-    """Create or change a queue: weight, priority, pause, and its policy (admin)."""
-    if pause and resume:
-        raise UserError("give --pause or --resume, not both")
-    policy = queue_policy_flags(
-        allow_root=allow_root,
-        allow_inherit_env=allow_inherit_env,
-        max_cpus=max_cpus,
-        max_memory=max_memory,
-        default_cpus=default_cpus,
-        default_memory=default_memory,
-    )
-    with open_service() as svc:
-        row = svc.set_queue(
-            name,
-            weight=weight,
-            priority=priority,
-            paused=True if pause else False if resume else None,
-            policy=policy,
-        )
-    status = "paused" if row["paused"] else "active"
-    typer.echo(
-        f"{row['name']}: priority {row['priority']}, weight {row['weight']:g}, {status}{describe_policy(row)}"
-    )
-
-
-@definitions_app.callback()
-def definitions_ls(ctx: typer.Context, as_json: jobs.AsJson = False) -> None:
-    """List job definitions (newest version first)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with open_service() as svc:
-        rows = svc.definitions()
-    if as_json:
-        print_json(rows)
-        return
-    for row in rows:
-        cmd = row["spec"].get("command") or row["spec"].get("shell")
-        if row.get("problem"):
-            cmd = f"(unusable: {row['problem']})"
-        typer.echo(f"{row['name']}:{row['version']}  {row['description'] or ''}  {cmd}")
-
-
-@definitions_app.command("rm")
-def definitions_rm(
-    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="One version, or every version")],
-) -> None:
-    """Delete a definition (every version, or the one NAME:VERSION names). Jobs already submitted from
-    it keep their own spec."""
-    name, _, version = ref.partition(":")
-    if not name or (version and not version.isdigit()):
-        raise UserError(
-            f"bad definition reference {ref!r}", where="NAME[:VERSION]", hint="use NAME or NAME:VERSION"
-        )
-    with open_service() as svc:
-        deleted = svc.delete_definition(name, int(version) if version else None)
-    typer.echo(f"deleted {deleted} version{'s' if deleted != 1 else ''} of {name}")
-
-
-@definitions_app.command("register")
-def definitions_register(
-    name: str,
-    file: Path,
-    description: Annotated[str | None, typer.Option("--description")] = None,
-) -> None:
-    """Register FILE (YAML/JSON job spec) as the next version of definition NAME."""
-    template = read_spec_file(file)
-    validate_located(file, template)  # a mistake names its line in FILE
-    with open_service() as svc:
-        version = svc.register_definition(name, template, description)
-    typer.echo(f"{name}:{version}")
 
 
 @app.command("up")
@@ -232,6 +101,8 @@ def up(
 
         local_registry = start_registry(settings, registry_port)
         typer.echo(f"freight: image registry at {local_registry.address}", err=True)
+    from freight.services.runner import start_services
+
     services = start_services(settings)
     try:
         serve(
@@ -259,7 +130,6 @@ mount_builds(app)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="freight: %(message)s")
     try:
         _run_app()
     except UserError as exc:

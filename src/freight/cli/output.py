@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from freight.jobs.client import JobView
 from freight.jobs.states import JobState
-from freight.units import format_bytes, format_duration
+
+if TYPE_CHECKING:
+    from freight.jobs.client import JobView
+from freight.units import format_bytes, format_duration, plural
 
 # Piped output is read by scripts and grep: do not squeeze it into 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -80,9 +83,12 @@ def show_job(view: JobView) -> None:
         ("reason", view.reason or "-"),
         ("queue", f"{view.queue} (priority {view.priority})"),
         ("command", " ".join(spec.argv())),
-        ("limits", f"{res.cpus:g} cpus, {format_bytes(res.memory)} memory, {res.pids} pids"),
+        (
+            "limits",
+            f"{plural(res.cpus, 'cpu')}, {format_bytes(res.memory)} memory, {plural(res.pids, 'pid')}",
+        ),
         ("timeout", format_duration(spec.timeout) if spec.timeout else "none"),
-        ("retry", f"up to {spec.retry.max_attempts} attempts on {', '.join(map(str, spec.retry.retry_on))}"),
+        ("retry", _retry_line(spec.retry.max_attempts, spec.retry.retry_on)),
         ("submitted", when(view.submitted_at)),
         ("started", when(view.started_at)),
         ("ended", when(view.ended_at)),
@@ -113,6 +119,12 @@ def show_job(view: JobView) -> None:
                 a.error or "",
             )
         console.print(table)
+
+
+def _retry_line(max_attempts: int, retry_on: Sequence[object]) -> str:
+    if max_attempts <= 1:
+        return "none (1 attempt)"
+    return f"up to {plural(max_attempts, 'attempt')} on {', '.join(map(str, retry_on))}"
 
 
 def ending_sentence(view: JobView) -> str:

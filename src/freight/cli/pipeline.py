@@ -94,7 +94,28 @@ def run(file: FileArg, config: Config = None, as_json: AsJson = False) -> None:
         return
     with _runner(config, quiet=as_json) as runner:
         result = runner.run(pipeline, spec_path=str(file.resolve()))
-    _finish(result, as_json)
+    _finish(result, as_json, then=lambda: _say_where_data_landed(pipeline, result, config))
+
+
+def _say_where_data_landed(pipeline: Any, result: Any, config: Path | None) -> None:
+    """The run's last word, on stderr (stdout is the run as `pipeline show` prints it): the warehouse
+    tables its load steps wrote, a user's next question."""
+    from freight.connectors.connections import default_config_path, load_connections
+    from freight.errors import UserError
+
+    loaded = {s.step for s in result.steps if s.state in ("succeeded", "reused")}
+    path = config if config is not None else default_config_path()
+    try:
+        connections = load_connections(path if path.is_file() else None, home=load_settings().home)
+        places: dict[str, list[str]] = {}
+        for step in pipeline.spec.steps:
+            if step.type == "load" and step.name in loaded:
+                where = connections.warehouse(step.warehouse).describe()
+                places.setdefault(where, []).append(step.table)
+    except UserError:  # the run said what was wrong with the connections already
+        return
+    for where, tables in places.items():
+        typer.echo(f"data landed in {where}: {', '.join(tables)}", err=True)
 
 
 @app.command()
@@ -148,7 +169,7 @@ def cancel(
 @app.command()
 def runs(
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="The newest this many runs")] = 20,
     as_json: AsJson = False,
 ) -> None:
     """List recent runs."""
@@ -157,12 +178,19 @@ def runs(
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in found], indent=2))
         return
+    from rich.table import Table
+
+    from freight.cli.output import console, when
+
+    table = Table(box=None, header_style="bold")
+    for column in ("RUN", "PIPELINE", "STATE", "STARTED", "TOOK", "INTERVAL", "RERUN OF"):
+        table.add_column(column, no_wrap=True)
     for r in found:
         took = format_duration(r.ended_at - r.created_at) if r.ended_at else "-"
-        extra = f"  (rerun of {r.rerun_of})" if r.rerun_of else ""
         interval = r.interval_start_iso()
-        extra = (f"  interval {interval} ({r.trigger})" if interval else "") + extra
-        typer.echo(f"{r.id}  {r.pipeline:<20} {r.state:<10} {took:>8}{extra}")
+        scheduled = f"{interval} ({r.trigger})" if interval else ""
+        table.add_row(r.id, r.pipeline, r.state, when(r.created_at), took, scheduled, r.rerun_of or "")
+    console.print(table)
 
 
 @app.command()
@@ -293,11 +321,13 @@ def _step_line(step: Any) -> str:
     return f"{step.step:<24} {step.type:<18} {rows:>12} {took:>8}{error}"
 
 
-def _finish(result: Any, as_json: bool) -> None:
+def _finish(result: Any, as_json: bool, then: Callable[[], None] | None = None) -> None:
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         _print_run(result)
+        if then is not None:
+            then()
     if result.state != "succeeded":
         raise typer.Exit(1)
 

@@ -87,7 +87,7 @@ def deploy(
 
 
 @service_app.command("ls")
-def ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Every service: revision, status, replicas, port, image."""
     from rich.table import Table
 

@@ -19,13 +19,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select, update
 
 from freight.config import Settings
 from freight.db.schema import attempts
 from freight.errors import FreightError, NotFoundError, disk_full
-from freight.storage.objectstore import ObjectStore
+
+if TYPE_CHECKING:  # fsspec loads when a log is archived or read from the store, not on every open
+    from freight.storage.objectstore import ObjectStore
 
 log = logging.getLogger("freight.logarchive")
 
@@ -54,6 +57,8 @@ class LogArchive:
     def store(self) -> ObjectStore:
         # opened on first use: most processes read local logs only and never need it
         if self._store is None:
+            from freight.storage.objectstore import ObjectStore
+
             self._store = ObjectStore(self.settings.object_store_url)
         return self._store
 

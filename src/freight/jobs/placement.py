@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from freight.units import format_bytes
+from freight.units import format_bytes, plural
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _reject(node: Node, req: Request) -> str | None:
         return unmatched
     problems = []
     if req.cpus > node.free_cpus + _EPS:
-        problems.append(f"needs {req.cpus:g} cpus, {max(node.free_cpus, 0):g} of {node.cpus:g} free")
+        problems.append(f"needs {plural(req.cpus, 'cpu')}, {max(node.free_cpus, 0):g} of {node.cpus:g} free")
     if req.memory > node.free_memory:
         problems.append(
             f"needs {format_bytes(req.memory)} memory, "
@@ -168,6 +168,6 @@ def _never(node: Node, req: Request) -> str:
     if unmatched is not None:
         return unmatched
     return (
-        f"needs {req.cpus:g} cpus and {format_bytes(req.memory)}; the node has only "
-        f"{node.cpus:g} cpus and {format_bytes(node.memory)} in all"
+        f"needs {plural(req.cpus, 'cpu')} and {format_bytes(req.memory)}; the node has only "
+        f"{plural(node.cpus, 'cpu')} and {format_bytes(node.memory)} in all"
     )

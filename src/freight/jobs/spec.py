@@ -19,10 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from freight.errors import UserError
+from freight.errors import UserError, suggest
 from freight.runtime.base import Container, Mount
 from freight.text import find_bad_text
-from freight.units import Bytes, Cpus, Seconds
+from freight.unitfields import Bytes, Cpus, Seconds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 #: an environment variable's name, as a secret's target
@@ -257,17 +257,52 @@ def _stored(info: ValidationInfo) -> bool:
 
 def format_validation_error(exc: ValidationError, source: str = "spec") -> UserError:
     """Turn pydantic's report into one clear line naming the field path."""
-    first = exc.errors()[0]
+    first = first_error(exc)
     # a key may hold anything (a newline, a control character): keep the error on one line
     loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"]) or "(root)"
     msg = first["msg"].removeprefix("Value error, ")
     if not first["loc"] and ": not UTF-8 text" in msg:  # _utf8_only names the field in its message
         loc, msg = msg.split(": ", 1)
     if first["type"] == "extra_forbidden":
-        msg = "unknown field; check its spelling"
+        field = str(first["loc"][-1])
+        hint = suggest(field, _fields_at(tuple(first["loc"][:-1])), "check its spelling")
+        msg = f"unknown field `{field}` ({hint})"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return UserError(f"{msg}{suffix}", where=f"{source}: {loc}")
+
+
+def first_error(exc: ValidationError) -> Any:
+    """The error to tell first: a misspelt field beats the rest, which it often explains (`comand:`
+    leaves no command; `jobb:` leaves `job` missing)."""
+    errors = exc.errors()
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names a JobSpec allows at `loc` (('resources',) -> cpus, memory, ...), for the
+    "did you mean" of a misspelt one."""
+    model: type[BaseModel] = JobSpec
+    for part in loc:
+        if isinstance(part, int):  # an item of a list (depends_on)
+            continue
+        field = model.model_fields.get(part)
+        inner = _model_in(field.annotation) if field is not None else None
+        if inner is None:
+            return []
+        model = inner
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: the model itself, or inside `list[...]`, `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_spec(data: Any, source: str = "spec") -> JobSpec:

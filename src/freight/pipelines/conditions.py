@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from freight.units import Seconds
+from freight.unitfields import Seconds
 
 if TYPE_CHECKING:
     from freight.connectors.connections import Connections

@@ -7,7 +7,6 @@ offending key. Only the first problem is reported, as one line: fixing it may fi
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from freight.errors import UserError
+from freight.errors import UserError, suggest
 from freight.pipelines.graph import Dag, check_graph
 from freight.pipelines.spec import STEP_TYPES, PipelineSpec
 from freight.yamlfile import compose_checked
@@ -254,8 +253,7 @@ def _user_error(
 
 
 def _suggest(word: str, choices: Any, fallback: str) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else fallback
+    return suggest(word, choices, fallback)
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from freight.units import Seconds
+from freight.unitfields import Seconds
 
 #: Dataduct's frequencies, and N-hours / N-days
 FREQUENCY = re.compile(r"^(one-time|hourly|daily|weekly|(\d+)-(hours|days))$")

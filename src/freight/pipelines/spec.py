@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from freight.pipelines.conditions import Precondition, WaitFor
 from freight.pipelines.notify import Notify
 from freight.pipelines.schedule import Schedule
-from freight.units import Bytes, Cpus, Seconds
+from freight.unitfields import Bytes, Cpus, Seconds
 
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 PIPELINE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"

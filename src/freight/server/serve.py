@@ -4,7 +4,9 @@ the builds gateway on a port of its own when asked (its routing owns every path 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -13,6 +15,7 @@ import uvicorn
 
 from freight.builds.api import Builds
 from freight.config import Settings
+from freight.errors import UserError
 from freight.jobs.service import JobService
 from freight.server.app import create_app
 from freight.server.logconfig import configure_logging
@@ -35,6 +38,11 @@ def serve(
     ready, before the socket opens; the token is None unless this is the store's first start."""
     configure_logging(log_format)
     svc = JobService.open(settings)
+    try:  # a busy port is said in one line before anything is announced
+        sock = bind(host, port)
+    except BaseException:
+        svc.close()
+        raise
     token = ensure_first_admin(svc.engine)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
@@ -53,12 +61,32 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     try:
-        _Server(config).run()
+        _Server(config).run(sockets=[sock])
     finally:
         if gateway is not None:
             gateway()
         svc.close()
     log.info("stopped; running jobs keep running and are re-attached on the next start")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, opened before the server says it serves: a port in use is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"{host}:{port} is already in use (another `freight up`, or `make run`?)",
+                where="--port",
+                hint="stop it, or give another --port",
+            ) from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}", where="--host/--port") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):

@@ -360,7 +360,12 @@ function fmtBytes(n) {
   return `${i ? n.toFixed(1) : n.toFixed(0)}${units[i]}`;
 }
 const fmtCpu = (v) => `${Math.round(v * 100) / 100}`;
-const hhmm = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+// 24-hour HH:MM:SS like every other time on the pages (a locale could say 03:04:05 PM)
+const pad2 = (n) => String(n).padStart(2, "0");
+const hhmm = (t) => {
+  const d = new Date(t * 1000);
+  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+};
 
 function initCapacity() {
   const stats = $("#cap-stats");

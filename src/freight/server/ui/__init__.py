@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from freight.server.auth import COOKIE
 from freight.server.tokens import authenticate
 from freight.server.ui.apps import app_pages
+from freight.server.ui.builds import build_pages
 from freight.server.ui.jobs import job_pages
 from freight.server.ui.pipeline_grid import grid_pages
 from freight.server.ui.pipelines import pipeline_pages
@@ -72,6 +73,7 @@ def ui_router() -> APIRouter:
     router.include_router(pipeline_pages(page))
     router.include_router(grid_pages(page))
     router.include_router(app_pages(page))
+    router.include_router(build_pages(page))
     return router
 
 

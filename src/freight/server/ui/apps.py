@@ -50,7 +50,8 @@ def app_pages(page: Pages) -> APIRouter:
             for item in builds.apps()
         ]
         envs = env_order({env for item in apps for env in item["current"]})
-        return page(request, "apps/apps.html", user, apps=apps, envs=envs)
+        recent = [run["summary"] for run in builds.store.runs(limit=10)]
+        return page(request, "apps/apps.html", user, apps=apps, envs=envs, builds=recent)
 
     @router.get("/apps/{app}", response_class=HTMLResponse)
     def app_page(request: Request, user: User, app: str) -> HTMLResponse:

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from freight.errors import NotFoundError
 from freight.server import views
 from freight.server.api.pipelines import visible_run, visible_runs
 from freight.server.deps import get_ctx
 from freight.server.tokens import Principal
+from freight.server.ui import graph
 from freight.server.ui.render import Pages
 from freight.server.ui.session import User
 from freight.server.ui.workloads import workloads
@@ -61,7 +63,8 @@ def pipeline_pages(page: Pages) -> APIRouter:
         run = visible_run(get_ctx(request), runs.store, user, run_id)
         if run.state == "running":
             runs.follow(run_id)  # as the API's GET does: a run whose runner went away still ends
-        return {"run": run, "outcome": outcome(run), "upstream": upstream(run)}
+        edges = upstream(run)
+        return {"run": run, "outcome": outcome(run), "upstream": edges, "graph": step_graph(run, edges)}
 
     def run_view(request: Request, user: Principal, run_id: str, template: str) -> HTMLResponse:
         try:
@@ -88,6 +91,20 @@ def upstream(run: Run) -> dict[str, list[str]]:
         after = [*step.get("inputs", []), *step.get("depends_on", [])]
         found[step["name"]] = list(dict.fromkeys(after))
     return found
+
+
+def step_graph(run: Run, edges: dict[str, list[str]]) -> Markup:
+    """The run's steps as a graph, each box in its state's colour and leading to its job."""
+    nodes = [
+        graph.Node(
+            s.step,
+            f"{s.type} · {views.run_label(s.state)}",
+            views.run_tone(s.state),
+            f"/jobs/{s.job_id}" if s.job_id else None,
+        )
+        for s in run.steps
+    ]
+    return graph.render(nodes, edges, title=f"steps of pipeline run {run.id}")
 
 
 def outcome(run: Run) -> views.Outcome:

@@ -1,0 +1,63 @@
+"""Start-up: the CLI imports only what a command uses. `freight --help` (and a command's own --help)
+must not load the store, the server or the data libraries: each costs every invocation ~100 ms or
+more (see docs/benchmarks.md, bench/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("sqlalchemy", "alembic", "pyarrow", "duckdb", "fastapi", "uvicorn", "pydantic", "fsspec", "yaml")
+
+PROBE = """
+import json, sys
+heavy = set(json.loads(sys.argv[2]))
+sys.argv = ["freight", *json.loads(sys.argv[1])]
+from freight.cli.main import main
+try:
+    main()
+except SystemExit:
+    pass
+loaded = sorted({name.split(".")[0] for name in sys.modules} & heavy)
+sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
+"""
+
+
+def loaded_by(*args: str, heavy: tuple[str, ...] = HEAVY, home: Path | None = None) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FREIGHT_URL", "FREIGHT_TOKEN")}
+    if home is not None:
+        env["FREIGHT_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(args)), json.dumps(heavy)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("LOADED "), done.stderr
+    return list(json.loads(line.removeprefix("LOADED ")))
+
+
+def test_help_loads_no_heavy_module() -> None:
+    assert loaded_by("--help") == []
+
+
+@pytest.mark.parametrize("command", [["jobs", "ls"], ["build"], ["pipeline", "run"]])
+def test_a_commands_help_loads_no_store_server_or_data_library(command: list[str]) -> None:
+    # typer itself brings pydantic in to check a command's parameters; the rest stay out
+    heavy = tuple(name for name in HEAVY if name != "pydantic")
+    assert loaded_by(*command, "--help", heavy=heavy) == []
+
+
+def test_listing_jobs_on_a_migrated_store_loads_no_migrations_server_or_data_library(
+    tmp_path: Path,
+) -> None:
+    heavy = ("alembic", "pyarrow", "duckdb", "fastapi", "uvicorn", "fsspec")
+    assert "alembic" in loaded_by("jobs", "ls", heavy=heavy, home=tmp_path)  # a new store: migrated
+    assert loaded_by("jobs", "ls", heavy=heavy, home=tmp_path) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -44,8 +45,16 @@ def freight_process(args: list[str], env: dict[str, str], **popen: Any) -> subpr
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
         **popen,
     )
+
+
+def sigint_as_at_a_terminal() -> None:
+    """In the child before exec: Ctrl-C does what it does at a terminal. A test suite started in the
+    background of a non-interactive shell inherits SIGINT ignored, and Python keeps it so: the
+    process would never see the Ctrl-C a test sends it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Lines:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from freight.config import Settings
+from tests.builds.helpers import sigint_as_at_a_terminal
 
 
 def freight(settings: Settings, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -152,6 +153,7 @@ def test_interrupting_run_cancels_the_job_and_shows_it_stopping(settings: Settin
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "started\n"

@@ -25,7 +25,7 @@ PG_ADMIN = os.environ.get("FREIGHT_TEST_PG", "postgresql://postgres@127.0.0.1:54
 
 #: per-test folders a job may write into: pytest's own (/tmp/pytest-of-root) is private to the
 #: tester, and any pytest session that starts makes it so again, so it cannot be opened up for good
-_JOB_TMP = Path(tempfile.gettempdir()) / "freight-tests"
+JOB_TMP = Path(tempfile.gettempdir()) / "freight-tests"
 
 
 @pytest.fixture
@@ -33,10 +33,10 @@ def tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A fresh folder per test, open to the job user (jobs run as freight-job when the tests run as
     root): jobs write their files here, as into a folder their owner gave them. FREIGHT_HOME under
     it is closed again (mode 0700) by freight itself. Removed after the test."""
-    _JOB_TMP.mkdir(exist_ok=True)
-    _JOB_TMP.chmod(0o711)
+    JOB_TMP.mkdir(exist_ok=True)
+    JOB_TMP.chmod(0o711)
     name = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)[:40]
-    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_JOB_TMP))
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=JOB_TMP))
     path.chmod(0o1777 if os.geteuid() == 0 else 0o700)
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -101,7 +102,7 @@ def test_backfill_refuses_freight_url_and_a_pipeline_without_schedule(
         app, ["pipeline", "backfill", str(plain), "--from", "2026-01-01", "--to", "2026-01-02"]
     )
     assert "pipeline plain has no `schedule`" in str(result.exception)
-    assert cli.invoke(app, ["pipeline", "runs"]).output == ""  # nothing was recorded
+    assert json.loads(cli.invoke(app, ["pipeline", "runs", "--json"]).output) == []  # nothing recorded
 
 
 def grid_states(env: Env) -> dict[str, list[str]]:

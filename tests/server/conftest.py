@@ -21,7 +21,7 @@ from freight.config import Settings, load_settings
 from freight.jobs.service import JobService
 from freight.server import create_app
 from freight.server.tokens import create_token
-from tests.conftest import pg_database
+from tests.conftest import JOB_TMP, pg_database
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -104,8 +104,10 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """A real server on a free port: uvicorn in a thread, the scheduler in this process, SQLite."""
     settings = _settings(tmp_path_factory.mktemp("live"), "live")
-    # pipeline files the tests' tokens name live in this session's temporary folders
-    settings = replace(settings, pipeline_roots=(tmp_path_factory.getbasetemp().resolve(),))
+    # pipeline files the tests' tokens name live in this session's temporary folders: pytest's own
+    # and the per-test folders open to the job user (tests/conftest.py's tmp_path)
+    roots = (tmp_path_factory.getbasetemp().resolve(), JOB_TMP.resolve())
+    settings = replace(settings, pipeline_roots=roots)
     service = JobService.open(settings)
     app = create_app(service=service, scheduler=True, sample_interval=0.25)
     _, admin = create_token(service.engine, "admin", admin=True)

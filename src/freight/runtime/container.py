@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -92,6 +93,8 @@ rc=$?
 "$podman" rm --force --ignore "$name" > /dev/null 2>&1 && : > "$rec/container-removed"
 exit "$rc"
 """
+
+log = logging.getLogger("freight.runtime")
 
 
 def container_name(attempt_id: str) -> str:
@@ -306,14 +309,22 @@ class ContainerRuntime:
                 self._remove_container(str(handle.extra["container"]))
         self.inner.release(handle)
 
-    def _remove_container(self, name: str) -> None:
-        subprocess.run(
-            [*podman_base(self.podman), "rm", "--force", "--ignore", name],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+    def _remove_container(self, name: str, tries: int = 20) -> None:
+        """Remove the container, asking again while it is still there: a wrapper killed in the
+        middle of its own `podman rm` can leave podman's lock held or the removal half done for a
+        moment, and a single `rm` then fails quietly (seen in the kill test)."""
+        quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        for attempt in range(tries):
+            subprocess.run(
+                [*podman_base(self.podman), "rm", "--force", "--ignore", name], check=False, **quiet
+            )
+            exists = subprocess.run(
+                [*podman_base(self.podman), "container", "exists", name], check=False, **quiet
+            )
+            if exists.returncode != 0:
+                return
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        log.warning("container %s could not be removed; remove it with `podman rm -f %s`", name, name)
 
     # -- the rest ---------------------------------------------------------------------------------
 
@@ -395,3 +406,9 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
     temp.write_text(text)
     temp.chmod(mode)
     temp.replace(path)
+
+
+def _quiet(argv: list[str]) -> int:
+    """Run a podman command with no input or output; its exit code."""
+    null = subprocess.DEVNULL
+    return subprocess.run(argv, stdin=null, stdout=null, stderr=null, check=False).returncode

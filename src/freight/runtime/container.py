@@ -313,15 +313,10 @@ class ContainerRuntime:
         """Remove the container, asking again while it is still there: a wrapper killed in the
         middle of its own `podman rm` can leave podman's lock held or the removal half done for a
         moment, and a single `rm` then fails quietly (seen in the kill test)."""
-        quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        podman = podman_base(self.podman)
         for attempt in range(tries):
-            subprocess.run(
-                [*podman_base(self.podman), "rm", "--force", "--ignore", name], check=False, **quiet
-            )
-            exists = subprocess.run(
-                [*podman_base(self.podman), "container", "exists", name], check=False, **quiet
-            )
-            if exists.returncode != 0:
+            _quiet([*podman, "rm", "--force", "--ignore", name])
+            if _quiet([*podman, "container", "exists", name]) != 0:
                 return
             time.sleep(min(0.05 * 2**attempt, 1.0))
         log.warning("container %s could not be removed; remove it with `podman rm -f %s`", name, name)

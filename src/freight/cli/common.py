@@ -182,3 +182,15 @@ def validate_located(path: Path, data: dict[str, Any]) -> JobSpec:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, default=str)
+
+
+def remote_client() -> Any:
+    """The server at FREIGHT_URL (RemoteJobClient, with FREIGHT_TOKEN), or None when it is not set."""
+    from freight.config import load_settings
+
+    settings = load_settings()
+    if not settings.url:
+        return None
+    from freight.jobs.remote import RemoteJobClient
+
+    return RemoteJobClient(settings.url, settings.token)

@@ -205,7 +205,7 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id")], as_json: AsJso
 
 
 @contextlib.contextmanager
-def _remote() -> Iterator[RemotePipelines | None]:
+def remote_pipelines() -> Iterator[RemotePipelines | None]:
     """The server at FREIGHT_URL (with FREIGHT_TOKEN), when it is set; else None (embedded)."""
     settings = load_settings()
     if not settings.url:
@@ -221,7 +221,7 @@ def _remote() -> Iterator[RemotePipelines | None]:
 def _on_server(as_json: bool, begin: Callable[[RemotePipelines], Run]) -> bool:
     """With FREIGHT_URL: start (or find) the run on the server, wait for it to end printing each step
     as embedded mode does, print it and exit as embedded mode does. Without, False."""
-    with _remote() as server:
+    with remote_pipelines() as server:
         if server is None:
             return False
         _finish(server.wait(begin(server), _on_event(as_json)), as_json)
@@ -231,7 +231,7 @@ def _on_server(as_json: bool, begin: Callable[[RemotePipelines], Run]) -> bool:
 @contextlib.contextmanager
 def _store() -> Iterator[RemotePipelines | RunStore]:
     """Where runs are read from: the server, or the local store."""
-    with _remote() as server:
+    with remote_pipelines() as server:
         if server is not None:
             yield server
             return

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from freight.cli.pipeline import AsJson, Config, FileArg, _named_config_exists, _runner
+from freight.cli.pipeline import AsJson, Config, FileArg, _named_config_exists, _runner, remote_pipelines
 from freight.config import load_settings
 
 if TYPE_CHECKING:
@@ -58,20 +58,6 @@ def _registry() -> Iterator[tuple[RunStore, ScheduleRegistry]]:
         store.close()
 
 
-@contextlib.contextmanager
-def _server() -> Iterator[Any]:
-    """The server's pipelines API when FREIGHT_URL is set, else None."""
-    settings = load_settings()
-    if not settings.url:
-        yield None
-        return
-    from freight.jobs.remote import RemoteJobClient
-    from freight.pipelines.remote import RemotePipelines
-
-    with RemotePipelines(RemoteJobClient(settings.url, settings.token)) as server:
-        yield server
-
-
 def schedule(file: FileArg, config: Config = None) -> None:
     """Register a pipeline's `schedule:` with the server (`freight up` runs its due intervals)."""
     from freight.pipelines.loader import load_pipeline
@@ -87,7 +73,7 @@ def schedule(file: FileArg, config: Config = None) -> None:
             where=pipeline.locator.where(()),
             hint='add e.g. schedule: {cron: "0 3 * * *", start: 2026-01-01}',
         )
-    with _server() as server:
+    with remote_pipelines() as server:
         if server is not None:
             found = server.schedule(pipeline, spec_path=file, config_path=config)
             typer.echo(
@@ -111,7 +97,7 @@ def schedule(file: FileArg, config: Config = None) -> None:
 
 def unschedule(name: Name) -> None:
     """Stop running a pipeline on its schedule (its runs stay)."""
-    with _server() as server:
+    with remote_pipelines() as server:
         if server is not None:
             server.unschedule(name)
         else:
@@ -122,7 +108,7 @@ def unschedule(name: Name) -> None:
 
 def pause(name: Name) -> None:
     """Start no new runs of a scheduled pipeline until `resume` (running ones go on)."""
-    with _server() as server:
+    with remote_pipelines() as server:
         if server is not None:
             server.set_paused(name, True)
         else:
@@ -133,7 +119,7 @@ def pause(name: Name) -> None:
 
 def resume(name: Name) -> None:
     """Run a paused pipeline's schedule again (with catch-up, the intervals missed meanwhile run)."""
-    with _server() as server:
+    with remote_pipelines() as server:
         if server is not None:
             server.set_paused(name, False)
         else:
@@ -146,7 +132,7 @@ def schedules(as_json: AsJson = False) -> None:
     """What is scheduled: the rule, paused or not, the next run due and the last run's result."""
     from freight.pipelines.registry import describe
 
-    with _server() as server:
+    with remote_pipelines() as server:
         if server is not None:
             rows = server.schedules()
         else:

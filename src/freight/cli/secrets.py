@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import typer
 
+from freight.cli.common import remote_client
 from freight.cli.output import console, print_json, when
 from freight.config import load_settings
 from freight.errors import UserError
@@ -21,15 +22,6 @@ secrets_app = typer.Typer(help="Named secrets for jobs (stored encrypted).", no_
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Name = Annotated[str, typer.Argument(help="The secret's name, e.g. warehouse-password")]
-
-
-def _remote() -> Any:
-    settings = load_settings()
-    if not settings.url:
-        return None
-    from freight.jobs.remote import RemoteJobClient
-
-    return RemoteJobClient(settings.url, settings.token)
 
 
 def _service() -> Any:
@@ -61,7 +53,7 @@ def set_secret(name: Name) -> None:
 
     check_name(name)
     value = read_value()
-    remote = _remote()
+    remote = remote_client()
     if remote is not None:
         with remote:
             replaced = remote.request("PUT", f"/secrets/{quote(name, safe='')}", json={"value": value})[
@@ -76,7 +68,7 @@ def set_secret(name: Name) -> None:
 @secrets_app.command("ls")
 def ls(as_json: AsJson = False) -> None:
     """List secrets: names and when they were set, never values."""
-    remote = _remote()
+    remote = remote_client()
     if remote is not None:
         with remote:
             rows = remote.request("GET", "/secrets")
@@ -99,7 +91,7 @@ def ls(as_json: AsJson = False) -> None:
 @secrets_app.command("rm")
 def rm(name: Name) -> None:
     """Delete a secret. Queued jobs that name it fail when they start."""
-    remote = _remote()
+    remote = remote_client()
     if remote is not None:
         with remote:
             remote.request("DELETE", f"/secrets/{quote(name, safe='')}")

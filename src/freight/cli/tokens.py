@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from freight.cli.common import remote_client
 from freight.cli.output import console, err_console, print_json, when
 from freight.config import load_settings
 
@@ -18,15 +19,6 @@ tokens_app = typer.Typer(
 )
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-def _remote() -> Any:
-    settings = load_settings()
-    if not settings.url:
-        return None
-    from freight.jobs.remote import RemoteJobClient
-
-    return RemoteJobClient(settings.url, settings.token)
 
 
 def _engine() -> Any:
@@ -45,7 +37,7 @@ def create(
     as_json: AsJson = False,
 ) -> None:
     """Create a token. It is shown once: store it now."""
-    remote = _remote()
+    remote = remote_client()
     if remote is not None:
         with remote:
             data = remote.request(
@@ -73,7 +65,7 @@ def ls(
     as_json: AsJson = False,
 ) -> None:
     """List tokens (never their secrets)."""
-    remote = _remote()
+    remote = remote_client()
     if remote is not None:
         with remote:
             rows = remote.request("GET", "/tokens", params={"all": str(include_revoked).lower()})
@@ -101,7 +93,7 @@ def ls(
 @tokens_app.command("revoke")
 def revoke(ref: Annotated[str, typer.Argument(help="The token's id (or its name, if unique)")]) -> None:
     """Revoke a token: it stops working at once."""
-    remote = _remote()
+    remote = remote_client()
     if remote is not None:
         from urllib.parse import quote
 

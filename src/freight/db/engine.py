@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from freight.errors import TransientError, UserError
+from freight.errors import UserError
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
@@ -56,11 +56,10 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class StoreUnavailable(TransientError):
-    """The store did not answer in time (SQLite locked past the busy timeout, a server down)."""
-
-    #: what an HTTP client is told to wait before it asks again
-    retry_after = 5
+#: seconds an HTTP client is told to wait (Retry-After) when the store is busy or unreachable
+STORE_RETRY_AFTER = 5
+#: what SQLite says when the write lock was not had within the busy timeout
+_LOCKED = ("database is locked", "database is busy")
 
 
 #: engine -> when a write last found the store locked past its busy timeout (cleared by a commit)
@@ -69,7 +68,7 @@ _locked_at: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary
 
 def _note_error(engine: Engine, context: ExceptionContext) -> None:
     text = str(context.original_exception).lower()
-    if "database is locked" in text or "database is busy" in text:
+    if any(word in text for word in _LOCKED):
         _locked_at.setdefault(engine, time.monotonic())
 
 
@@ -185,5 +184,5 @@ def store_unavailable(exc: OperationalError) -> bool:
     unreachable (a lost or refused connection), rather than a bug: nothing committed, a retry may do."""
     text = str(exc.orig).lower()
     return exc.connection_invalidated or any(
-        word in text for word in ("database is locked", "database is busy", "connection", "could not connect")
+        word in text for word in (*_LOCKED, "connection", "could not connect")
     )

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from freight.builds.hooks import router_from_env
 from freight.config import Settings, load_settings
-from freight.db.engine import StoreUnavailable, store_problem
+from freight.db.engine import STORE_RETRY_AFTER, store_problem
 from freight.jobs.service import JobService
 from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
@@ -113,7 +113,7 @@ def create_app(
     def healthz() -> PlainTextResponse:
         problem = store_problem(ctx.service.engine)
         if problem is not None:
-            headers = {"Retry-After": str(StoreUnavailable.retry_after)}
+            headers = {"Retry-After": str(STORE_RETRY_AFTER)}
             return PlainTextResponse(f"store unavailable: {problem}\n", status_code=503, headers=headers)
         return PlainTextResponse("ok\n")
 

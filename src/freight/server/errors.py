@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from freight.db.engine import StoreUnavailable, store_unavailable
+from freight.db.engine import STORE_RETRY_AFTER, store_unavailable
 from freight.errors import UserError
 from freight.server.auth import authenticate_first
 
@@ -120,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(
             503, "the store is busy or unreachable; nothing was changed", hint="try again shortly"
         )
-        response.headers["Retry-After"] = str(StoreUnavailable.retry_after)
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
         return response
 
     @app.exception_handler(Exception)

@@ -196,8 +196,6 @@ class RedshiftWarehouse(PostgresWarehouse):
         if "." in table:
             self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qi(table.rsplit('.', 1)[0])}")
         cols = ", ".join(f"{qi(f.name)} {rs_type(f.type, f.name)}" for f in schema)
-        if key:  # Redshift keeps a PRIMARY KEY as planner information; freight's upsert relies on it
-            cols += f", PRIMARY KEY ({', '.join(qi(k) for k in key)})"
         self.conn.execute(f"CREATE TABLE {qt(table)} ({cols})")
         return True
 

@@ -108,24 +108,23 @@ def unschedule(name: Name) -> None:
 
 def pause(name: Name) -> None:
     """Start no new runs of a scheduled pipeline until `resume` (running ones go on)."""
-    with remote_pipelines() as server:
-        if server is not None:
-            server.set_paused(name, True)
-        else:
-            with _registry() as (_, registry):
-                registry.set_paused(name, True)
+    _set_paused(name, True)
     typer.echo(f"paused {name}")
 
 
 def resume(name: Name) -> None:
     """Run a paused pipeline's schedule again (with catch-up, the intervals missed meanwhile run)."""
+    _set_paused(name, False)
+    typer.echo(f"resumed {name}")
+
+
+def _set_paused(name: str, paused: bool) -> None:
     with remote_pipelines() as server:
         if server is not None:
-            server.set_paused(name, False)
+            server.set_paused(name, paused)
         else:
             with _registry() as (_, registry):
-                registry.set_paused(name, False)
-    typer.echo(f"resumed {name}")
+                registry.set_paused(name, paused)
 
 
 def schedules(as_json: AsJson = False) -> None:

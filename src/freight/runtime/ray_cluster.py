@@ -94,7 +94,8 @@ class ClusterRuntime:
             cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
             if alive:
                 try:
-                    info = self._ray.get(self.agent(node_id).info.remote(), timeout=60)
+                    agent = self.agent(node_id, _labels(resources))
+                    info = self._ray.get(agent.info.remote(), timeout=60)
                     cpus, memory = float(info["cpus"]), int(info["memory"])
                 except Exception:  # an agent that cannot start or answer: the node takes no jobs
                     alive = False
@@ -105,16 +106,17 @@ class ClusterRuntime:
             )
         return found
 
-    def agent(self, node_id: str) -> Any:
-        """The node's agent, started on first use (or found again after a server restart)."""
+    def agent(self, node_id: str, labels: dict[str, str] | None = None) -> Any:
+        """The node's agent, started on first use (or found again after a server restart). `labels`
+        are the node's when the caller has them already; else they are looked up."""
         handle = self._agents.get(node_id)
         if handle is not None:
             return handle
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        labels = next(
-            (_labels(n.get("Resources", {})) for n in self._ray.nodes() if n["NodeID"] == node_id), {}
-        )
+        if labels is None:
+            raw = self._ray.nodes()
+            labels = next((_labels(n.get("Resources", {})) for n in raw if n["NodeID"] == node_id), {})
         actor = self._ray.remote(NodeAgent).options(
             name=f"freight-agent-{node_id}",
             namespace=NAMESPACE,

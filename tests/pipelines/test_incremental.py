@@ -189,7 +189,9 @@ def test_a_cursor_that_is_not_a_column_is_named(source: Setup) -> None:
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["steps", "fused"])
-def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(source: Setup, pg_url: str, fused: bool) -> None:
+def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(
+    source: Setup, pg_url: str, fused: bool
+) -> None:
     """A real process runs extract → load in a loop (as two steps, or as one fused job); it is
     SIGKILLed at a random moment after it starts a step, 20 times, with new rows arriving between
     kills. The last run completes."""

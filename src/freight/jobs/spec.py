@@ -266,7 +266,8 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> UserE
     if first["type"] == "extra_forbidden":
         field = str(first["loc"][-1])
         hint = suggest(field, _fields_at(tuple(first["loc"][:-1])), "check its spelling")
-        msg = f"unknown field `{field}` ({hint})"
+        shown = field if field.isprintable() else repr(field)
+        msg = f"unknown field `{shown}` ({hint})"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return UserError(f"{msg}{suffix}", where=f"{source}: {loc}")

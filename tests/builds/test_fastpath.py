@@ -1,7 +1,7 @@
 """The fast path of a cached `freight build`: same hashes, same record, no heavy imports, no stale files.
 
 Each test builds the 12-app workspace once with the full path (which writes the plan memo), then runs
-the fast path in a fresh interpreter, as the `freight` entry does."""
+the fast path in a fresh interpreter, as `freight.cli.main` does."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,34 @@ def test_a_store_at_head_opens_without_alembic_and_one_behind_is_migrated(settin
         command.downgrade(cfg, "-1")
         assert not db_engine._at_head(engine)
         db_engine.migrate(engine)  # behind: Alembic runs
+        assert db_engine._at_head(engine)
+    finally:
+        engine.dispose()
+
+
+def _migrate_in_a_process(url: str, barrier: Any, results: Any) -> None:
+    engine = db_engine.make_engine(url)
+    try:
+        barrier.wait()  # every process reaches migrate() together, as servers started together do
+        results.put(("ran" if db_engine.migrate(engine) else "skipped", None))
+    except Exception as exc:  # reported to the test, not lost in a child's stderr
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        engine.dispose()
+
+
+def test_four_servers_starting_together_migrate_a_postgresql_store_once(pg_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_migrate_in_a_process, args=(pg_url, barrier, results)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    found = sorted(results.get(timeout=300) for _ in procs)
+    for proc in procs:
+        proc.join()
+    assert found == [("ran", None), ("skipped", None), ("skipped", None), ("skipped", None)], found
+    engine = open_engine(pg_url)
+    try:
         assert db_engine._at_head(engine)
     finally:
         engine.dispose()

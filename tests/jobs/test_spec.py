@@ -35,3 +35,13 @@ def test_a_spec_read_back_from_the_store_loads_even_if_it_no_longer_passes() -> 
     text = json.dumps({"command": ["true"], "env": {"A=B": "x"}})
     spec = JobSpec.model_validate_json(text, context=STORED)
     assert spec.env == {"A=B": "x"}
+
+
+@pytest.mark.parametrize("name", ["\n", "a\nb", "\x1b[31m"])
+def test_an_unknown_field_with_an_unprintable_name_is_named_on_one_line(name: str) -> None:
+    """Found by the input fuzz test: an unknown key "\\n" gave a two-line error."""
+    with pytest.raises(UserError) as caught:
+        parse_spec({"command": ["true"], name: 1})
+    text = str(caught.value)
+    assert "\n" not in text and "\x1b" not in text
+    assert repr(name) in caught.value.message

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,24 +131,51 @@ def _at_head(engine: Engine) -> bool:
     return found == heads
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest Alembic revision (idempotent; safe to call on every start).
-    A store already there costs one read: Alembic is imported only when there is work to do."""
-    if _at_head(engine):
-        return
-    from alembic import command
-    from alembic.config import Config
+#: the PostgreSQL advisory-lock key servers migrate under (any constant both sides agree on: "freight1")
+MIGRATE_LOCK_KEY = 0x66726569676874_31
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.attributes["engine"] = engine
-    with _migrate_lock:
-        try:
-            command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise UserError(
-                f"cannot reach the store: {exc.orig}", where="FREIGHT_DATABASE_URL", hint="is the server up?"
-            ) from None
+
+def migrate(engine: Engine) -> bool:
+    """Bring the schema to the latest Alembic revision (idempotent; safe to call on every start);
+    True when this call ran Alembic. A store already there costs one read: Alembic is imported only
+    when there is work to do. On PostgreSQL, servers that start together migrate once: each takes a
+    session advisory lock around Alembic and looks again once it has it (the first did the work)."""
+    if _at_head(engine):
+        return False
+    with _migrate_lock, _store_migrate_lock(engine):
+        if _at_head(engine):  # another server migrated while this one waited for the lock
+            return False
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.attributes["engine"] = engine
+        command.upgrade(cfg, "head")
+        return True
+
+
+@contextlib.contextmanager
+def _store_migrate_lock(engine: Engine) -> Iterator[None]:
+    """PostgreSQL: hold the migration advisory lock on a connection of its own (a session lock, so
+    Alembic's own transactions are free to commit); it goes with the connection should this process
+    die. Other stores: nothing (SQLite's writers already queue on the write lock)."""
+    try:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATE_LOCK_KEY})
+                conn.commit()
+    except OperationalError as exc:
+        raise UserError(
+            f"cannot reach the store: {exc.orig}", where="FREIGHT_DATABASE_URL", hint="is the server up?"
+        ) from None
 
 
 def open_engine(url: str) -> Engine:

@@ -146,6 +146,11 @@ class JobSpec(_Strict):
     queue: str = "default"
     priority: int = Field(default=0, ge=-1000, le=1000)
     labels: dict[str, str] = Field(default_factory=dict)
+    #: node label -> the value the job's node must have (`node.zone: eu`; `node.name` names one node)
+    constraints: dict[str, str] = Field(default_factory=dict)
+    #: binpack (fill the fullest node that fits) or spread (the emptiest); unset: the queue's
+    #: (FREIGHT_SPREAD_QUEUES lists the queues that spread), else binpack
+    placement: Literal["binpack", "spread"] | None = None
     depends_on: list[Dependency] = Field(default_factory=list)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     #: an OCI image to run the command in (podman + runc, same limits); pinned to a digest on submit
@@ -266,7 +271,8 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> UserE
     if first["type"] == "extra_forbidden":
         field = str(first["loc"][-1])
         hint = suggest(field, _fields_at(tuple(first["loc"][:-1])), "check its spelling")
-        msg = f"unknown field `{field}` ({hint})"
+        shown = field if field.isprintable() else repr(field)
+        msg = f"unknown field `{shown}` ({hint})"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return UserError(f"{msg}{suffix}", where=f"{source}: {loc}")

@@ -1,7 +1,9 @@
-"""What opening the store needs, without SQLAlchemy or Alembic (~150 ms of every command): the newest
-Alembic revision, read from the migration files, and SQLite's busy timeout. The engine checks a store
-against the revision before migrating; the CLI's quick reads (jobs/listing.py) use a store only when
-it is there."""
+"""The store's schema revisions, read from the migration files without importing Alembic, and
+SQLite's busy timeout.
+
+Standard library only: a command that only needs to know whether the store is at head (the fast path
+of a cached build, the quick `jobs ls` of jobs/listing.py) must not pay for SQLAlchemy or Alembic.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ SQLITE_BUSY_TIMEOUT = 5.0
 @functools.cache
 def head_revisions() -> frozenset[str] | None:
     """The revisions no migration builds on, read from the files' `revision =` and `down_revision =`
-    lines (what Alembic would find, without importing it); None when a file does not say them
-    plainly, and Alembic must be asked."""
+    lines (what Alembic would find, without importing it: ~150 ms of every command); None when a file
+    does not say them plainly, and Alembic must be asked."""
     revisions: set[str] = set()
     downs: set[str] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):

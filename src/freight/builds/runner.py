@@ -624,7 +624,10 @@ class _Run:
     def _summarize(self) -> RunSummary:
         if self.b.cache.state is not None:
             self.b.cache.state.flush()
-        chain, seconds = critical_path(self.plan.graph, self.results)
+        graph = self.plan.graph
+        chain, seconds = critical_path(
+            graph.order(), {tid: t.deps for tid, t in graph.tasks.items()}, self.results
+        )
         ordered = {tid: self.results[tid] for tid in self.plan.graph.order() if tid in self.results}
         summary = RunSummary(
             id=self.id,

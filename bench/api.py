@@ -69,7 +69,9 @@ def serve(kind: str, port: int, home: str, database: str | None) -> None:
             env["FREIGHT_DATABASE_URL"] = database
         service = JobService.open(load_settings(env))
         app = create_app(service=service, scheduler=kind.endswith("+run"))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    from freight.server.serve import HTTP, LOOP
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=LOOP, http=HTTP)
 
 
 def free_port() -> int:

@@ -42,6 +42,11 @@ class Settings:
     #: Folders whose pipeline files an API request may name (FREIGHT_PIPELINE_ROOTS, ':'-separated).
     #: Without any, only an admin token may name files on the server.
     pipeline_roots: tuple[Path, ...] = ()
+    #: the Ray cluster whose nodes run the jobs (FREIGHT_RAY_ADDRESS; `auto`: RAY_ADDRESS); None:
+    #: embedded, this machine is the one node
+    ray_address: str | None = None
+    #: queues whose jobs spread over the nodes instead of bin-packing them (FREIGHT_SPREAD_QUEUES)
+    spread_queues: frozenset[str] = frozenset()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -153,4 +158,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             for p in env.get("FREIGHT_PIPELINE_ROOTS", "").split(os.pathsep)
             if p
         ),
+        ray_address=_ray_address(env),
+        spread_queues=frozenset(
+            q.strip() for q in env.get("FREIGHT_SPREAD_QUEUES", "").split(",") if q.strip()
+        ),
     )
+
+
+def _ray_address(env: dict[str, str]) -> str | None:
+    address = env.get("FREIGHT_RAY_ADDRESS", "").strip()
+    if address != "auto":
+        return address or None
+    found = env.get("RAY_ADDRESS", "").strip()
+    if not found:
+        raise UserError(
+            "FREIGHT_RAY_ADDRESS is auto but RAY_ADDRESS is not set",
+            where="FREIGHT_RAY_ADDRESS",
+            hint="set RAY_ADDRESS (host:6379), or give the address itself",
+        )
+    return found

@@ -274,7 +274,13 @@ def test_inherit_env_false_gives_the_allowlist_and_the_declared_environment(svc:
     names = {line.split("=", 1)[0] for line in b"".join(svc.logs(view.id)).decode().split("\n") if line}
     assert "ONLY" in names
     allowed = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TERM", "USER", "LOGNAME"}
-    assert names - allowed == {"ONLY", "FREIGHT_JOB_ID", "FREIGHT_JOB_ATTEMPT", "FREIGHT_ATTEMPT"}
+    assert names - allowed == {
+        "ONLY",
+        "FREIGHT_JOB_ID",
+        "FREIGHT_JOB_ATTEMPT",
+        "FREIGHT_ATTEMPT",
+        "FREIGHT_NODE",
+    }
 
 
 def _insert_bypassing_the_spec(svc: JobService, spec: dict[str, object]) -> str:

@@ -52,7 +52,8 @@ def test_a_job_runs_as_the_job_user_and_sees_none_of_the_servers_environment(svc
     names = {line.split("=", 1)[0] for line in env if "=" in line}
     assert SERVER_SECRET not in names
     assert not any(
-        n.startswith("FREIGHT_") and not n.startswith(("FREIGHT_JOB_", "FREIGHT_ATTEMPT")) for n in names
+        n.startswith("FREIGHT_") and not n.startswith(("FREIGHT_JOB_", "FREIGHT_ATTEMPT", "FREIGHT_NODE"))
+        for n in names
     )
 
 

@@ -7,32 +7,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from freight.cli.output import console, print_json
-from freight.errors import UserError
 
 if TYPE_CHECKING:
-    from freight.config import Settings
-    from freight.jobs.service import JobService
-    from freight.services.store import ServiceStore
+    from freight.services.client import ServiceClient
 
 service_app = typer.Typer(
     help="Long-running services: N healthy replicas of an image, rolled and routed.", no_args_is_help=True
 )
 
 
-def _store() -> tuple[JobService, ServiceStore, Settings]:
+def _services() -> ServiceClient:
+    """The server's own store, or the server at FREIGHT_URL (with FREIGHT_TOKEN's queues)."""
     from freight.config import load_settings
-    from freight.jobs.service import JobService
-    from freight.services.store import ServiceStore
+    from freight.services.client import open_services
 
-    settings = load_settings()
-    if settings.url:
-        raise UserError(
-            "freight service works on the server's own store",
-            where="FREIGHT_URL",
-            hint="run it where freight up runs",
-        )
-    svc = JobService.open(settings)
-    return svc, ServiceStore(svc.engine), settings
+    return open_services(load_settings())
 
 
 @service_app.command("deploy")
@@ -46,66 +35,58 @@ def deploy(
     memory: Annotated[str | None, typer.Option("--memory", help="Per replica, e.g. 128M")] = None,
     cpus: Annotated[str | None, typer.Option("--cpus", help="Per replica, e.g. 0.5")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE; repeatable")] = None,
+    queue: Annotated[str, typer.Option("--queue", "-q", help="The replicas' queue")] = "default",
     command: Annotated[
         list[str] | None, typer.Argument(help="Command after -- (default: the image's)")
     ] = None,
 ) -> None:
     """Deploy a new revision: replicas are replaced one by one (start new, wait healthy, stop old),
     and rolled back by themselves if a new one never gets healthy. Each replica gets $PORT."""
-    from pydantic import ValidationError
-
     from freight.cli.common import parse_pairs
-    from freight.jobs.spec import format_validation_error
-    from freight.runtime import images
-    from freight.services.spec import ServiceSpec
 
-    svc, store, settings = _store()
-    with svc:
-        pinned = images.pin(image, settings, where="--image")
-        defaults = ServiceSpec.model_fields["resources"].get_default(call_default_factory=True)
-        resources = {
-            **defaults.model_dump(),
-            **{k: v for k, v in (("memory", memory), ("cpus", cpus)) if v is not None},
-        }
-        try:
-            spec = ServiceSpec(
-                image=pinned,
-                command=command or images.default_command(pinned, settings),
-                replicas=replicas,
-                port=port,
-                health=health,
-                health_timeout=health_timeout,
-                env=parse_pairs(env or [], "--env"),
-                resources=resources,
-            )
-        except ValidationError as exc:
-            raise format_validation_error(exc, "service") from None
-        row = store.deploy(name, spec)
+    body = {
+        "name": name,
+        "image": image,
+        "port": port,
+        "command": command or None,
+        "replicas": replicas,
+        "health": health,
+        "health_timeout": health_timeout,
+        "env": parse_pairs(env or [], "--env"),
+        "memory": memory,
+        "cpus": cpus,
+        "queue": queue,
+    }
+    with _services() as services:
+        row = services.deploy(body)
+    pinned = row["spec"]["image"]
     typer.echo(
-        f"freight: service {name} revision {row.revision} deploying {pinned} on 127.0.0.1:{port}", err=True
+        f"freight: service {name} revision {row['revision']} deploying {pinned} on 127.0.0.1:{port}",
+        err=True,
     )
 
 
 @service_app.command("ls")
 def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """Every service: revision, status, replicas, port, image."""
+    """Every service: revision, status, replicas, port, queue, image."""
     from rich.table import Table
 
-    svc, store, _ = _store()
-    with svc:
-        rows = store.all()
+    with _services() as services:
+        rows = services.all()
     if as_json:
-        print_json([row.to_dict() for row in rows])
+        print_json(rows)
         return
-    table = Table("NAME", "REVISION", "STATUS", "REPLICAS", "PORT", "IMAGE", box=None)
+    table = Table("NAME", "REVISION", "STATUS", "REPLICAS", "PORT", "QUEUE", "IMAGE", box=None)
     for row in rows:
+        spec = row["spec"]
         table.add_row(
-            row.name,
-            str(row.revision),
-            row.status,
-            str(row.spec.replicas),
-            str(row.spec.port),
-            row.spec.image,
+            row["name"],
+            str(row["revision"]),
+            row["status"],
+            str(spec["replicas"]),
+            str(spec["port"]),
+            spec.get("queue", "default"),
+            spec["image"],
         )
     console.print(table)
 
@@ -113,41 +94,32 @@ def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = Fal
 @service_app.command("show")
 def show(name: str) -> None:
     """The service's spec, status and replicas (their jobs), as JSON."""
-    svc, store, _ = _store()
-    with svc:
-        row = store.get(name)
-        jobs = svc.list_jobs(label={"freight.service": name}, limit=200)
-    data = row.to_dict()
-    data["replicas"] = [
-        {"job": v.id, "state": v.state.value, "port": v.spec.labels.get("freight.port")}
-        for v in jobs
-        if not v.terminal
-    ]
-    print_json(data)
+    with _services() as services:
+        print_json(services.show(name))
 
 
 @service_app.command("rollback")
 def rollback(name: str) -> None:
     """Back to the revision before the last deploy (rolled like a deploy)."""
-    svc, store, _ = _store()
-    with svc:
-        row = store.rollback(name)
-    typer.echo(f"freight: service {name} revision {row.revision} rolling back to {row.spec.image}", err=True)
+    with _services() as services:
+        row = services.rollback(name)
+    typer.echo(
+        f"freight: service {name} revision {row['revision']} rolling back to {row['spec']['image']}",
+        err=True,
+    )
 
 
 @service_app.command("scale")
 def scale(name: str, replicas: int) -> None:
     """Keep REPLICAS replicas of the current revision."""
-    svc, store, _ = _store()
-    with svc:
-        store.scale(name, replicas)
+    with _services() as services:
+        services.scale(name, replicas)
     typer.echo(f"freight: service {name} scaling to {replicas}", err=True)
 
 
 @service_app.command("rm")
 def rm(name: str) -> None:
     """Stop every replica and forget the service."""
-    svc, store, _ = _store()
-    with svc:
-        store.mark_removing(name)
+    with _services() as services:
+        services.remove(name)
     typer.echo(f"freight: service {name} is being removed", err=True)

@@ -31,6 +31,7 @@ from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.policy import QueuePolicy, admit, check_queue_policy
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
+from freight.jobs.scheduler.nodes import NodeSource
 from freight.jobs.secrets import MIN_MASKED, SecretStore, mask_bytes
 from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.states import JobState, check_transition
@@ -44,6 +45,7 @@ from freight.jobs.store import (
     record_from_spec,
     resolve_job_id,
 )
+from freight.runtime.base import Runtime
 from freight.text import find_bad_text
 
 log = logging.getLogger("freight.service")
@@ -191,17 +193,17 @@ class JobService:
     def start_scheduler(self, *, poll_interval: float = 0.5) -> Scheduler:
         """Run a scheduler in a background thread of this process. Raises LeaseHeldError when another
         live scheduler serves this store."""
-        from freight.runtime.factory import create_job_runtime
-
         with self._scheduler_lock:
             if self.scheduler is not None:
                 return self.scheduler
+            runtime, nodes = self._runtime_and_nodes()
             scheduler = Scheduler(
                 self.engine,
-                create_job_runtime(self.settings),
+                runtime,
                 self.settings,
                 poll_interval=poll_interval,
                 on_commit=self._notify,
+                nodes=nodes,
             )
             try:
                 scheduler.start()
@@ -214,6 +216,43 @@ class JobService:
             )
             self._thread.start()
             return scheduler
+
+    def _runtime_and_nodes(self) -> tuple[Runtime, NodeSource | None]:
+        """This machine's runtime (embedded), or a Ray cluster's with its nodes (ray_address)."""
+        if self.settings.ray_address:
+            from freight.jobs.scheduler.nodes import ClusterNodes
+            from freight.runtime.ray_cluster import ClusterRuntime, connect
+
+            connect(self.settings.ray_address)
+            cluster = ClusterRuntime()
+            return cluster, ClusterNodes(cluster)
+        from freight.runtime.factory import create_job_runtime
+
+        return create_job_runtime(self.settings), None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The nodes jobs are placed on (see NodeTable.snapshot): as the scheduler of this process
+        last saw them, else as their source lists them now (no usage: another process schedules)."""
+        scheduler = self.scheduler
+        if scheduler is not None:
+            rows: list[dict[str, Any]] = scheduler.snapshot()["nodes"]
+            return rows
+        from freight.jobs.scheduler.nodes import NodeTable
+
+        source: NodeSource
+        if self.settings.ray_address:
+            from freight.jobs.scheduler.nodes import ClusterNodes
+            from freight.runtime.ray_cluster import ClusterRuntime, connect
+
+            connect(self.settings.ray_address)
+            source = ClusterNodes(ClusterRuntime())
+        else:
+            from freight.jobs.scheduler.nodes import LocalNodes
+
+            source = LocalNodes(os.uname().nodename, *self._capacity())
+        table = NodeTable(source)
+        table.refresh()
+        return table.snapshot()
 
     def start_or_stand_by(
         self, *, poll_interval: float = 0.5, retry_every: float = LEASE_TTL / 3
@@ -399,6 +438,10 @@ class JobService:
         return views
 
     def _capacity(self) -> tuple[float, int]:
+        """The most one job may ask for: this machine's capacity; on a cluster the scheduler tells
+        a job too big for every node so, naming each node's reason."""
+        if self.settings.ray_address:
+            return float("inf"), 1 << 62
         if self._node_capacity is None:
             self._node_capacity = detect_capacity(self.settings)
         return self._node_capacity

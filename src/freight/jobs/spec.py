@@ -146,6 +146,11 @@ class JobSpec(_Strict):
     queue: str = "default"
     priority: int = Field(default=0, ge=-1000, le=1000)
     labels: dict[str, str] = Field(default_factory=dict)
+    #: node label -> the value the job's node must have (`node.zone: eu`; `node.name` names one node)
+    constraints: dict[str, str] = Field(default_factory=dict)
+    #: binpack (fill the fullest node that fits) or spread (the emptiest); unset: the queue's
+    #: (FREIGHT_SPREAD_QUEUES lists the queues that spread), else binpack
+    placement: Literal["binpack", "spread"] | None = None
     depends_on: list[Dependency] = Field(default_factory=list)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     #: an OCI image to run the command in (podman + runc, same limits); pinned to a digest on submit

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from freight.config import Settings, load_settings
-from freight.runtime.base import AttemptRequest, Handle, Limits, Outcome, Recovered
+from freight.runtime.base import AttemptRequest, Container, Handle, Limits, Mount, Outcome, Recovered
 from freight.runtime.capacity import detect_capacity
 from freight.runtime.jobuser import job_user
 
@@ -41,12 +41,13 @@ def agent_settings(env: dict[str, str], node: str) -> Settings:
 
 class NodeAgent:
     def __init__(self, env: dict[str, str], node: str, labels: dict[str, str] | None = None) -> None:
-        from freight.runtime.factory import create_runtime
+        from freight.runtime.factory import create_job_runtime
 
         self.node = node
         self.labels = dict(labels or {})
         self.settings = agent_settings(env, node)
-        self.runtime = create_runtime(self.settings)
+        # image attempts run under this node's podman, as on the embedded scheduler's node
+        self.runtime = create_job_runtime(self.settings)
         self.cpus, self.memory = detect_capacity(self.settings)
 
     def info(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ class NodeAgent:
             "memory": self.memory,
             "labels": self.labels,
             "isolation": self.runtime.description,
+            "podman": self.runtime.podman_found(),
         }
 
     def start(self, request: dict[str, Any]) -> str:
@@ -73,6 +75,7 @@ class NodeAgent:
             limits=Limits(**request["limits"]),
             log_path=log_path,
             user=self._user() if request.get("user") is not None else None,
+            container=container_from_dict(request.get("container")),
         )
         return self.runtime.start(attempt).to_json()
 
@@ -122,6 +125,14 @@ class NodeAgent:
             log.seek(offset)
             return log.read(min(size, LOG_CHUNK))
         return b""
+
+
+def container_from_dict(data: dict[str, Any] | None) -> Container | None:
+    """The request's container (dataclasses.asdict of a Container), or None for a process attempt."""
+    if data is None:
+        return None
+    mounts = tuple(Mount(**mount) for mount in data.get("mounts") or ())
+    return Container(image=data["image"], network=data.get("network", "none"), mounts=mounts)
 
 
 def outcome_from_dict(data: dict[str, Any]) -> Outcome:

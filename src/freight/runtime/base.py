@@ -54,6 +54,8 @@ class AttemptRequest:
     user: tuple[int, int] | None = None
     #: run argv in this container image instead of directly on the host
     container: Container | None = None
+    #: the node the scheduler placed it on (a cluster runtime starts it there; a local one ignores it)
+    node: str | None = None
 
 
 @dataclass(frozen=True)

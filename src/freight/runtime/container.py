@@ -21,12 +21,14 @@ Attempts without an image go to the wrapped ShimRuntime untouched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -155,6 +157,7 @@ class ContainerRuntime:
         self.inner = inner
         self.podman = podman or shutil.which("podman") or "podman"
         self.description = inner.description
+        self.home = home
         #: freight's OCI hook (see _HOOK), written on the first container start
         self.hooks_dir = home / "containers" / "hooks"
         self._hook_ready = False
@@ -166,9 +169,17 @@ class ContainerRuntime:
 
     # -- start ------------------------------------------------------------------------------------
 
+    def podman_found(self) -> bool:
+        return shutil.which(self.podman) is not None
+
     def start(self, request: AttemptRequest) -> Handle:
         if request.container is None:
             return self.inner.start(request)
+        if not self.podman_found():
+            raise TerminalError(
+                f"podman is not installed on node {socket.gethostname()} ({self.podman} not found): "
+                "install podman and runc there (scripts/system-deps.sh) to run jobs with an image"
+            )
         pool = self._pool()
         hierarchies = [str(path) for path in pool.driver.hierarchies]
         if not all(_SAFE_PATH.match(path) for path in hierarchies):
@@ -200,7 +211,11 @@ class ContainerRuntime:
         return replace(handle, extra={**handle.extra, "container": name})
 
     def _write_hook(self, hierarchies: list[str]) -> None:
-        script = self.hooks_dir.parent / "freight-container-hook"
+        # one hook configuration per set of hierarchies: several runtimes on one host with one
+        # FREIGHT_HOME (a test cluster's node agents) each move their containers into their own slots
+        tag = hashlib.sha256("\n".join(hierarchies).encode()).hexdigest()[:12]
+        self.hooks_dir = self.home / "containers" / f"hooks-{tag}"
+        script = self.home / "containers" / "freight-container-hook"
         config = {
             "version": "1.0.0",
             "hook": {"path": str(script), "args": ["freight-container-hook", *hierarchies]},

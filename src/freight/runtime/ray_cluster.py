@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +38,19 @@ class ClusterNode:
     memory: int
     alive: bool
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def loopback_only() -> None:
+    """Keep every Ray process this one starts (a test cluster's raylets, a local head) on 127.0.0.1.
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when `ray._private.ray_constants` is imported,
+    and with it picks the node's address (the host's network address unless it is "0"): setting the
+    variable after `import ray` changes nothing for this process. So the variable is set for the
+    processes to come, and the constant itself for this one if Ray is imported already."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
 
 
 def connect(address: str) -> None:
@@ -136,6 +150,7 @@ class ClusterRuntime:
     # -- Runtime -----------------------------------------------------------------------------------
 
     def start(self, request: AttemptRequest, node: str | None = None) -> Handle:
+        node = node or request.node
         if node is None:
             raise UserError(f"attempt {request.attempt_id} has no node", hint="place it first")
         payload = {**asdict(request), "log_path": str(request.log_path)}
@@ -149,8 +164,46 @@ class ClusterRuntime:
         return Handle(**{**asdict(handle), "extra": {**handle.extra, "node": node}})
 
     def _call(self, handle: Handle, method: str, *args: Any) -> Any:
-        agent = getattr(self.agent(handle.extra["node"]), method)
-        return self._ray.get(agent.remote(*args), timeout=60)
+        node = handle.extra["node"]
+        try:
+            return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=60)
+        except self._ray.exceptions.RayActorError:
+            if not self._replace_agent(node):
+                raise
+        # the new agent first re-attaches to the attempt (its shim kept running), then answers
+        self._ray.get(self.agent(node).recover.remote(handle.to_json()), timeout=60)
+        return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=60)
+
+    def _replace_agent(self, node: str) -> bool:
+        """The node's agent died (the node may live on): forget it, and start another if the node is
+        alive. The attempts it ran keep running under their shims; the new agent adopts them."""
+        self._agents.pop(node, None)
+        if not self.node_alive(node):
+            return False
+        self.agent(node)
+        return True
+
+    def poll_many(self, handles: list[Handle]) -> dict[str, Outcome | None]:
+        """Poll many attempts with one request per node (not one per attempt): attempt id -> its
+        outcome, or None while it runs. A node that cannot answer leaves its attempts out."""
+        by_node: dict[str, list[Handle]] = {}
+        for handle in handles:
+            by_node.setdefault(handle.extra["node"], []).append(handle)
+        pending = []
+        for node, group in by_node.items():
+            try:
+                ref = self.agent(node).poll.remote([h.to_json() for h in group])
+            except Exception:
+                continue
+            pending.append(ref)
+        found: dict[str, Outcome | None] = {}
+        for ref in pending:
+            try:
+                answer = self._ray.get(ref, timeout=60)
+            except self._ray.exceptions.RayError:
+                continue
+            found.update({k: outcome_from_dict(v) if v is not None else None for k, v in answer.items()})
+        return found
 
     def poll(self, handle: Handle) -> Outcome | None:
         found = self._call(handle, "poll", [handle.to_json()])[handle.attempt_id]

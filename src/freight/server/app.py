@@ -31,6 +31,7 @@ from freight.server.logconfig import AccessLog
 from freight.server.metrics import CONTENT_TYPE, Metrics
 from freight.server.openapi import build_openapi
 from freight.server.sampler import Sampler
+from freight.server.tokencache import TokenCache
 from freight.server.ui import install_ui_redirects, ui_router
 from freight.units import format_bytes
 
@@ -55,7 +56,12 @@ def create_app(
     sampler = Sampler(svc, interval=sample_interval, on_started=metrics.submit_to_start.observe)
     metrics.watch_store(svc, sampler)
     ctx = ServerContext(
-        settings=svc.settings, service=svc, sampler=sampler, metrics=metrics, writes=write_gate(svc)
+        settings=svc.settings,
+        service=svc,
+        sampler=sampler,
+        metrics=metrics,
+        tokens=TokenCache(svc.engine),
+        writes=write_gate(svc),
     )
 
     closers: list[Callable[[], None]] = []

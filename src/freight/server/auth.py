@@ -14,8 +14,8 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from freight.errors import PermissionDeniedError, UserError
-from freight.server.deps import get_ctx
-from freight.server.tokens import Principal, authenticate
+from freight.server.deps import ServerContext, get_ctx
+from freight.server.tokens import Principal
 
 COOKIE = "freight_token"
 UI_HEADER = "x-freight-ui"
@@ -38,6 +38,15 @@ def token_from(request: Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
+async def resolve_token(ctx: ServerContext, text: str) -> Principal | None:
+    """The principal of a token text: a fresh cache entry answers on the loop; the store is read in
+    a thread."""
+    hit = ctx.tokens.cached(text)
+    if hit is not None:
+        return hit
+    return await run_in_threadpool(ctx.tokens.authenticate, text)
+
+
 async def current_principal(request: Request) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -53,8 +62,7 @@ async def current_principal(request: Request) -> Principal:
         raise PermissionDeniedError(
             "a signed-in browser must send the X-Freight-UI header to change anything", where=UI_HEADER
         )
-    ctx = get_ctx(request)
-    principal = await run_in_threadpool(authenticate, ctx.service.engine, text)
+    principal = await resolve_token(get_ctx(request), text)
     if principal is None:
         raise Unauthorized("the token is unknown or was revoked", where="Authorization")
     request.state.principal = principal
@@ -92,7 +100,7 @@ async def check_metrics_access(request: Request, metrics_token: str | None) -> N
         )
     if hmac.compare_digest(text.encode(), metrics_token.encode()):
         return
-    principal = await run_in_threadpool(authenticate, get_ctx(request).service.engine, text)
+    principal = await resolve_token(get_ctx(request), text)
     if principal is None or not principal.admin:
         raise Unauthorized("the token may not read /metrics", where="Authorization")
 

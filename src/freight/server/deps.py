@@ -16,6 +16,7 @@ from freight.jobs.service import JobService
 if TYPE_CHECKING:
     from freight.server.metrics import Metrics
     from freight.server.sampler import Sampler
+    from freight.server.tokencache import TokenCache
 
 
 @dataclass
@@ -24,6 +25,8 @@ class ServerContext:
     service: JobService
     sampler: Sampler
     metrics: Metrics
+    #: token lookups, cached briefly (see server/tokencache.py)
+    tokens: TokenCache
     #: where the UI and API are served from, for links in logs ("http://127.0.0.1:8321")
     base_url: str | None = None
     #: held around submissions (see `write_gate`)

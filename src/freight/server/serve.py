@@ -23,6 +23,10 @@ from freight.server.tokens import ensure_first_admin, request_checker
 
 log = logging.getLogger("freight.server")
 
+#: what `freight up` runs on (both come with uvicorn[standard])
+LOOP = "uvloop"
+HTTP = "httptools"
+
 
 def serve(
     settings: Settings,
@@ -55,6 +59,10 @@ def serve(
         app,
         host=host,
         port=port,
+        # uvicorn[standard]: the C HTTP parser and libuv's event loop cost a fraction of the pure-Python
+        # h11 parser and asyncio's default loop per request (see docs/benchmarks.md, issue 8)
+        loop=LOOP,
+        http=HTTP,
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -33,11 +33,11 @@ from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
 from freight.services.router import Router
-from freight.services.spec import ServiceSpec
+from freight.services.spec import LABEL, ServiceSpec
 from freight.services.store import ServiceRow, ServiceStore
 
 log = logging.getLogger("freight.services")
-LABEL = "freight.service"
+__all__ = ["LABEL", "Replica", "ServiceController", "free_port"]
 
 
 @dataclass
@@ -224,6 +224,7 @@ class ServiceController:
             env={**spec.env, "PORT": str(port)},
             inherit_env=False,
             resources=spec.resources,
+            queue=spec.queue,
             grace=3.0,  # a server as the container's pid 1 often ignores SIGTERM: do not wait 10 s
             labels={
                 LABEL: name,

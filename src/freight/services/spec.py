@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from freight.jobs.spec import Resources
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: the label every replica job carries, with its service's name
+LABEL = "freight.service"
+QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class ServiceSpec(BaseModel):
@@ -29,6 +32,8 @@ class ServiceSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     #: per replica; small by default, since a rolling update runs one replica more than `replicas`
     resources: Resources = Field(default_factory=lambda: Resources(cpus=0.25, memory=128 * 1024**2))
+    #: the replicas' queue: its limits and policy apply, and a token must be allowed it to see the service
+    queue: str = "default"
 
     @field_validator("health")
     @classmethod
@@ -37,7 +42,15 @@ class ServiceSpec(BaseModel):
             raise ValueError(f"health check path {value!r} must start with /")
         return value
 
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str) -> str:
+        if not QUEUE.match(value):
+            raise ValueError(f"queue name {value!r} must be letters, digits, '.', '_' or '-'")
+        return value
+
     def replica_key(self) -> str:
-        """What makes two replicas interchangeable: same image, command, env and resources."""
+        """What makes two replicas interchangeable: same image, command, env and resources (not the
+        queue: moving a service to another queue applies to the replicas started from then on)."""
         data = self.model_dump(include={"image", "command", "env", "resources"}, mode="json")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

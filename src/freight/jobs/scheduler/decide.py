@@ -9,7 +9,7 @@ before any side effect.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,6 +34,11 @@ class Step(StrEnum):
     LOST_FOR_GOOD = "lost_for_good"
 
 
+def is_mine(node: str, this_node: str | Container[str]) -> bool:
+    """Whether an attempt's node is one this scheduler reaches (one name, or a cluster's nodes)."""
+    return node == this_node if isinstance(this_node, str) else node in this_node
+
+
 @dataclass(frozen=True)
 class Recovery:
     step: Step
@@ -41,10 +46,11 @@ class Recovery:
     outcome: Outcome | None = None
 
 
-def recovery_step(seen: AttemptSeen, this_node: str, *, running: bool = False) -> Recovery:
+def recovery_step(seen: AttemptSeen, this_node: str | Container[str], *, running: bool = False) -> Recovery:
     """What to do with an active job's current attempt after a restart (`running`: the store says
-    it runs, not that it is starting)."""
-    if seen.node and seen.node != this_node:
+    it runs, not that it is starting). `this_node`: this machine's name, or the nodes of the cluster
+    this scheduler places on (attempts there are re-attached through the cluster's runtime)."""
+    if seen.node and not is_mine(seen.node, this_node):
         return Recovery(
             Step.LOST_FOR_GOOD,
             f"it ran on {seen.node}, whose scheduler went away (not retried: it may still run there)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def describe(exc: BaseException) -> str:
 
 
 def observe_attempt(
-    runtime: Runtime, run_dir: Path, attempt_id: str, row: Any | None, this_node: str
+    runtime: Runtime, run_dir: Path, attempt_id: str, row: Any | None, this_node: str | Container[str]
 ) -> AttemptSeen:
     """Look at one attempt after a restart: its row, its record directory and, with a handle of
     this node, the runtime's word on it (which also adopts its cgroup slot)."""
@@ -81,7 +82,7 @@ def observe_attempt(
     except Exception as exc:
         return AttemptSeen(row.id, node=row.node, handle_error=describe(exc))
     seen = AttemptSeen(row.id, node=row.node, handle=handle, handle_from_file=from_file, record_dir=True)
-    if row.node and row.node != this_node:
+    if row.node and not (row.node == this_node if isinstance(this_node, str) else row.node in this_node):
         return seen
     try:
         status = runtime.recover(handle)

@@ -38,7 +38,7 @@ from freight.errors import FreightError
 from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
-from freight.jobs.placement import Node, Request, place
+from freight.jobs.placement import Decision, Node, Request, place
 from freight.jobs.queue import FairQueues
 from freight.jobs.scheduler.apply import Effects, Leader, commit
 from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
@@ -48,6 +48,7 @@ from freight.jobs.scheduler.events import (
     observe_orphan,
     outcome_of_record,
 )
+from freight.jobs.scheduler.nodes import LocalNodes, NodeSource, NodeTable
 from freight.jobs.scheduler.spawn import Spawner, attempt_request
 from freight.jobs.secrets import SecretStore
 from freight.jobs.states import JobState
@@ -67,6 +68,11 @@ LEASE = "scheduler"
 LEASE_TTL = 15.0
 #: free bytes below which a failed job's log disk counts as full
 LOW_DISK = 64 * 1024
+#: failed polls in a row after which an attempt on a live cluster node counts as unwatchable
+NODE_POLL_ERRORS = 20
+#: beyond this many nodes, placement scans a few feasible ones (from a rotating start), not all
+SCAN_ALL_NODES = 64
+SCAN_LIMIT = 8
 
 
 class LeaseHeldError(FreightError):
@@ -88,6 +94,10 @@ class Running:
     fd: int | None = None
     #: adopted after a restart without a handle (its shim runs): watched through this record dir
     orphan_dir: str | None = None
+    #: the node it was placed on
+    node: str = ""
+    #: polls of its node that failed in a row (a cluster node may be dying: lost, not failed)
+    poll_errors: int = 0
 
 
 class Scheduler:
@@ -102,6 +112,8 @@ class Scheduler:
         poll_interval: float = 0.5,
         on_commit: Callable[[], None] | None = None,
         spawn_workers: int = 2,
+        nodes: NodeSource | None = None,
+        node_refresh: float = 1.0,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -115,12 +127,23 @@ class Scheduler:
         self.spawner = Spawner(
             runtime, clock, spawn_workers, lambda: self._write_wake(b"s"), secrets=self.secrets
         )
-        cpus, memory = detect_capacity(settings)
         self.node_name = os.uname().nodename
+        if nodes is None:
+            cpus, memory = detect_capacity(settings)
+            nodes = LocalNodes(self.node_name, cpus, memory)
+        #: every node jobs may be placed on, with what this scheduler placed there
+        self.nodes = NodeTable(nodes)
+        self.nodes.refresh()
+        #: seconds between two looks at a cluster's nodes (a local node never changes)
+        self.node_refresh = node_refresh
+        self._last_nodes = self.clock()
+        cpus, memory = self.nodes.capacity
         self.capacity = Node(self.node_name, cpus, memory)
         self.used_cpus = 0.0
         self.used_memory = 0
         self.queues = FairQueues(cpus, memory)
+        #: where the bounded scan of a large cluster starts (rotates, as Nomad's does)
+        self._scan_start = 0
         self.jobs: dict[str, JobRecord] = {}
         self.running: dict[str, Running] = {}
         self.waiting: dict[str, set[str]] = {}
@@ -280,8 +303,9 @@ class Scheduler:
 
     def _recover_active(self, job: JobRecord, row: Any, batch: Batch, actions: Effects, now: float) -> None:
         attempt_id = row.id if row is not None else f"{job.id}-{job.attempts}"
-        seen = observe_attempt(self.runtime, self.settings.run_dir, attempt_id, row, self.node_name)
-        step = recovery_step(seen, self.node_name, running=job.state is JobState.RUNNING)
+        mine = self.nodes if self.nodes.remote else self.node_name
+        seen = observe_attempt(self.runtime, self.settings.run_dir, attempt_id, row, mine)
+        step = recovery_step(seen, mine, running=job.state is JobState.RUNNING)
         if step.step is Step.REQUEUE:
             # It never ran: it does not count against the retry policy, and its attempt (number
             # and row) is reused by the next claim instead of leaving a phantom attempt behind.
@@ -311,6 +335,7 @@ class Scheduler:
             handle=seen.handle,
             started_at=row.started_at or now,
             stop_reason=row.stop_reason,
+            node=row.node or self.node_name,
         )
         if seen.handle is not None and seen.handle_from_file:
             batch.running_attempts.append(
@@ -369,6 +394,8 @@ class Scheduler:
             self._sync(batch, now)
         elif self._submitted:
             self._admit_submitted(batch, now)
+        if self.nodes.remote and now - self._last_nodes >= self.node_refresh:
+            self._refresh_nodes(batch, now)
         self._reap(batch, actions, now)
         self._timers(batch, actions, now)
         self._place(batch, actions, now)
@@ -525,12 +552,17 @@ class Scheduler:
     # --- reap ---------------------------------------------------------------------------------------
 
     def _reap(self, batch: Batch, actions: Effects, now: float) -> None:
+        polled = self._poll_many()
         for job_id, run in list(self.running.items()):
             if run.handle is None:
                 if run.orphan_dir is not None:
                     self._reap_orphan(self.jobs[job_id], run, run.orphan_dir, batch, actions, now)
                 continue
-            outcome = self._poll(run, run.handle, now)
+            if run.attempt_id in polled:
+                outcome = polled[run.attempt_id]
+                run.poll_errors = 0
+            else:
+                outcome = self._poll(run, run.handle, now)
             if outcome is not None:
                 self._finish(self.jobs[job_id], run, outcome, batch, actions, now)
             elif job_id in self._exited:
@@ -560,11 +592,61 @@ class Scheduler:
             return
         self._finish(job, run, outcome_of_record(seen), batch, actions, now)
 
+    def _poll_many(self) -> dict[str, Outcome | None]:
+        """A cluster's runtime answers for all of a node's attempts at once: one request per node
+        and tick instead of one per attempt. Attempts it could not ask about are polled one by one."""
+        poll_many = getattr(self.runtime, "poll_many", None)
+        if poll_many is None:
+            return {}
+        handles = [r.handle for r in self.running.values() if r.handle is not None]
+        if not handles:
+            return {}
+        try:
+            found: dict[str, Outcome | None] = poll_many(handles)
+        except Exception:
+            log.exception("polling the cluster's nodes failed; polling attempts one by one")
+            return {}
+        return found
+
     def _poll(self, run: Running, handle: Handle, now: float) -> Outcome | None:
         try:
-            return self.runtime.poll(handle)
+            found = self.runtime.poll(handle)
         except Exception as exc:
+            if self.nodes.remote and run.poll_errors < NODE_POLL_ERRORS:
+                # its node may be dying: the next look at the nodes says lost (retried), not failed
+                run.poll_errors += 1
+                self._last_nodes = 0.0
+                return None
             return self._unwatchable(run.attempt_id, handle, exc, now)
+        run.poll_errors = 0
+        return found
+
+    # --- nodes --------------------------------------------------------------------------------------
+
+    def _refresh_nodes(self, batch: Batch, now: float) -> None:
+        """Look at the cluster's nodes again; the attempts of a node that died are lost (and retried
+        elsewhere per their policy: once lost here, an attempt is never settled again)."""
+        self._last_nodes = now
+        try:
+            lost = set(self.nodes.refresh())
+        except Exception:
+            log.exception("could not list the cluster's nodes; trying again")
+            return
+        self.capacity = Node(self.node_name, *self.nodes.capacity)
+        self.queues.total_cpus, self.queues.total_memory = self.nodes.capacity
+        if not lost:
+            return
+        for job_id, run in list(self.running.items()):
+            if run.node not in lost or run.handle is None:
+                continue  # one still being spawned is collected (and fails to start) on its own
+            info = self.nodes.get(run.node)
+            name = info.name if info is not None else run.node
+            log.warning("node %s was lost; attempt %s is lost with it", name, run.attempt_id)
+            job = self.jobs[job_id]
+            self._unwatch(run)
+            self.running.pop(job_id, None)
+            self._discharge(job, run)
+            self._end_lost(job, run.number, batch, now, f"its node {name} was lost")
 
     def _recover_status(self, attempt_id: str, handle: Handle, now: float) -> Outcome | Recovered:
         try:
@@ -703,11 +785,7 @@ class Scheduler:
             if job is None or job.state is not JobState.QUEUED:
                 queue.discard(job_id)
                 continue
-            res = job.spec.resources
-            node = Node(
-                self.node_name, self.capacity.cpus, self.capacity.memory, self.used_cpus, self.used_memory
-            )
-            decision = place(Request(res.cpus, res.memory), [node])
+            decision = self._decide_node(job)
             if decision.node is None:
                 if decision.impossible:
                     queue.pop()
@@ -719,16 +797,26 @@ class Scheduler:
                 self._set_reason(job, f"waiting for capacity: {decision.why()}", batch)
                 continue
             queue.pop()
-            self._claim(job, batch, actions, now)
+            self._claim(job, decision.node, batch, actions, now)
 
-    def _claim(self, job: JobRecord, batch: Batch, actions: Effects, now: float) -> None:
+    def _decide_node(self, job: JobRecord) -> Decision:
+        spec = job.spec
+        strategy = spec.placement or ("spread" if job.queue in self.settings.spread_queues else "binpack")
+        request = Request(spec.resources.cpus, spec.resources.memory, spec.constraints, strategy)
+        nodes = self.nodes.placement_nodes()
+        if len(nodes) <= SCAN_ALL_NODES:
+            return place(request, nodes)
+        self._scan_start += 1
+        return place(request, nodes, limit=SCAN_LIMIT, start=self._scan_start)
+
+    def _claim(self, job: JobRecord, node: str, batch: Batch, actions: Effects, now: float) -> None:
         job.attempts += 1
         job.reason = None
         job.exit_code = None
         job.ended_at = None
         res = job.spec.resources
         attempt_id = f"{job.id}-{job.attempts}"
-        run = Running(job.id, attempt_id, job.attempts, res.cpus, res.memory)
+        run = Running(job.id, attempt_id, job.attempts, res.cpus, res.memory, node=node)
         log_path = self.settings.log_path(job.id, job.attempts)
         batch.move(job, JobState.STARTING, now)
         batch.new_attempts.append(
@@ -737,7 +825,7 @@ class Scheduler:
                 "job_id": job.id,
                 "number": job.attempts,
                 "state": JobState.STARTING.value,
-                "node": self.node_name,
+                "node": node,
                 "cpus": res.cpus,
                 "memory": res.memory,
                 "log_path": str(log_path),
@@ -752,11 +840,13 @@ class Scheduler:
         self.running[job.id] = run
         self.used_cpus += run.cpus
         self.used_memory += run.memory
+        self.nodes.charge(run.node or self.node_name, run.cpus, run.memory)
         self.queues.charge(job.queue, run.cpus, run.memory)
 
     def _discharge(self, job: JobRecord, run: Running) -> None:
         self.used_cpus -= run.cpus
         self.used_memory -= run.memory
+        self.nodes.discharge(run.node or self.node_name, run.cpus, run.memory)
         self.queues.charge(job.queue, -run.cpus, -run.memory)
 
     def _set_reason(self, job: JobRecord, reason: str | None, batch: Batch) -> None:
@@ -897,6 +987,7 @@ class Scheduler:
             "queued": self.queues.depth(),
             "waiting_on_dependencies": len(self.waiting),
             "retrying": len(self.delayed),
+            "nodes": self.nodes.snapshot(),
         }
 
 

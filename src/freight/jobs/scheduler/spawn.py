@@ -67,6 +67,8 @@ def attempt_request(
     env.update(spec.env)
     env["FREIGHT_JOB_ID"] = job.id
     env["FREIGHT_JOB_ATTEMPT"] = env["FREIGHT_ATTEMPT"] = str(run.number)
+    #: which node runs it: this machine's name, or the Ray node's id on a cluster
+    env["FREIGHT_NODE"] = run.node
     res = spec.resources
     return AttemptRequest(
         attempt_id=run.attempt_id,
@@ -77,6 +79,7 @@ def attempt_request(
         log_path=settings.log_path(job.id, run.number),
         user=ids,
         container=spec.container(),
+        node=run.node or None,
     )
 
 

@@ -14,6 +14,7 @@ from freight.server.api import (
     pipelines,
     queues,
     secrets,
+    services,
     tokens,
 )
 from freight.server.errors import ERROR_RESPONSES
@@ -34,6 +35,7 @@ def api_router() -> APIRouter:
         builds,
         pipelines,
         pipeline_schedules,
+        services,
     )
     for module in modules:
         router.include_router(module.router)

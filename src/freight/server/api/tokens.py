@@ -55,4 +55,6 @@ def tokens_create(ctx: Ctx, _admin: Admin, body: TokenIn) -> JSONResponse:
 )
 def tokens_revoke(ctx: Ctx, _admin: Admin, ref: Annotated[str, Path(max_length=128)]) -> JSONResponse:
     check_input(ref, "token")
-    return reply(revoke_token(ctx.service.engine, ref).to_dict())
+    info = revoke_token(ctx.service.engine, ref)
+    ctx.tokens.evict(info.id)  # revoked through this server: refused from the next request on
+    return reply(info.to_dict())

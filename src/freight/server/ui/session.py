@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 
-from freight.server.auth import COOKIE
+from freight.server.auth import COOKIE, resolve_token
 from freight.server.deps import ServerContext, get_ctx
-from freight.server.tokens import Principal, authenticate
+from freight.server.tokens import Principal
 
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
 
@@ -26,7 +25,7 @@ async def cookie_principal(request: Request, ctx: ServerContext) -> Principal | 
     text = request.cookies.get(COOKIE)
     if not text:
         return None
-    return await run_in_threadpool(authenticate, ctx.service.engine, text)
+    return await resolve_token(ctx, text)
 
 
 async def signed_in(request: Request, ctx: Ctx) -> Principal:

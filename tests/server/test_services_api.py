@@ -1,0 +1,105 @@
+"""/api/v1/services on the real app (SQLite and PostgreSQL) with a real registry: deploy pins the image,
+scale, rollback and remove write the desired state, a token sees only its queues' services, and bad
+input is one 4xx with nothing stored. The CLI with FREIGHT_URL goes through the same calls."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from typer.testing import CliRunner
+
+from freight.cli import main as cli_main
+from freight.services.store import ServiceStore
+from tests.containers import BuiltImage
+from tests.server.conftest import Api, Live
+
+SERVE = ["sh", "-c", "exec httpd -f -p $PORT -h /www"]
+
+
+def name() -> str:
+    return f"svc-{uuid.uuid4().hex[:8]}"
+
+
+def body(image: str, service: str, **extra: Any) -> dict[str, Any]:
+    return {"name": service, "image": image, "port": 18080, "command": SERVE, **extra}
+
+
+def test_deploy_scale_rollback_remove(api: Api, test_image: BuiltImage, queue: str) -> None:
+    service = name()
+    first = api.post("/api/v1/services", body(test_image.pinned, service, queue=queue, replicas=2))
+    assert first.status_code == 202, first.text
+    data = first.json()
+    assert data["spec"]["image"] == test_image.pinned
+    assert (data["revision"], data["status"], data["spec"]["queue"]) == (1, "deploying", queue)
+    assert data["spec"]["resources"]["memory"] == 128 << 20  # the service default per replica
+
+    # no command: the image's own (ENTRYPOINT + CMD) read from the registry
+    second = api.post("/api/v1/services", body(test_image.pinned, service, queue=queue, command=None))
+    assert second.status_code == 202, second.text
+    assert second.json()["revision"] == 2
+    assert second.json()["spec"]["command"] != SERVE
+
+    shown = api.get(f"/api/v1/services/{service}").json()
+    assert shown["replicas"] == [] and shown["previous"]["command"] == SERVE
+
+    scaled = api.post(f"/api/v1/services/{service}/scale", {"replicas": 3})
+    assert scaled.status_code == 202 and scaled.json()["spec"]["replicas"] == 3
+    back = api.post(f"/api/v1/services/{service}/rollback")
+    assert back.status_code == 202 and back.json()["spec"]["command"] == SERVE
+
+    assert api.client.delete(f"/api/v1/services/{service}", headers=api.headers()).status_code == 202
+    assert ServiceStore(api.service.engine).get(service).status == "removing"
+
+
+def test_a_token_sees_only_its_queues_services(api: Api, test_image: BuiltImage, queue: str) -> None:
+    service = name()
+    assert api.post("/api/v1/services", body(test_image.pinned, service, queue=queue)).status_code == 202
+    other = api.token(f"other-{queue}", queues=[f"{queue}-other"])
+    mine = api.token(f"mine-{queue}", queues=[queue])
+
+    assert service not in [row["name"] for row in api.get("/api/v1/services", other).json()]
+    assert service in [row["name"] for row in api.get("/api/v1/services", mine).json()]
+    assert api.get(f"/api/v1/services/{service}", other).status_code == 404
+    assert api.post(f"/api/v1/services/{service}/scale", {"replicas": 0}, other).status_code == 404
+    assert api.client.delete(f"/api/v1/services/{service}", headers=api.headers(other)).status_code == 404
+    # its name is taken, and its queue is not the other token's to deploy into
+    taken = api.post("/api/v1/services", body(test_image.pinned, service, queue=f"{queue}-other"), other)
+    assert taken.status_code == 409
+    refused = api.post("/api/v1/services", body(test_image.pinned, name(), queue=queue), other)
+    assert refused.status_code == 403
+
+    assert api.post(f"/api/v1/services/{service}/scale", {"replicas": 0}, mine).status_code == 202
+    assert ServiceStore(api.service.engine).get(service).spec.replicas == 0
+
+
+def test_bad_input_is_one_4xx_and_stores_nothing(api: Api, test_image: BuiltImage, queue: str) -> None:
+    service = name()
+    store = ServiceStore(api.service.engine)
+    before = len(store.all())
+    missing = api.post("/api/v1/services", body("no-such-image-here", service, queue=queue))
+    assert missing.status_code == 400
+    assert "no-such-image-here not found" in missing.json()["message"]
+    bad_health = api.post("/api/v1/services", body(test_image.pinned, service, queue=queue, health="x"))
+    assert bad_health.status_code == 400
+    assert "health" in bad_health.json()["message"]
+    assert api.post("/api/v1/services", body(test_image.pinned, "Bad_Name")).status_code == 422
+    assert api.post("/api/v1/services", {**body(test_image.pinned, service), "extra": 1}).status_code == 422
+    assert api.post(f"/api/v1/services/{service}/rollback").status_code == 404
+    assert len(store.all()) == before
+
+
+def test_the_cli_deploys_through_the_server(live: Live, test_image: BuiltImage) -> None:
+    service = name()
+    env = live.env()
+    runner = CliRunner()
+    deployed = runner.invoke(
+        cli_main.app,
+        ["service", "deploy", service, "--image", test_image.pinned, "--port", "18081", "--replicas", "0"],
+        env=env,
+    )
+    assert deployed.exit_code == 0, deployed.output
+    listed = runner.invoke(cli_main.app, ["service", "ls", "--json"], env=env)
+    assert service in listed.output
+    assert runner.invoke(cli_main.app, ["service", "rm", service], env=env).exit_code == 0
+    assert ServiceStore(live.service.engine).get(service).status == "removing"

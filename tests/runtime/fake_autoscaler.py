@@ -120,4 +120,3 @@ def fake_autoscaling_cluster(
         log.close()
         with contextlib.suppress(OSError):
             subprocess.run(["rm", "-rf", str(folder)], check=False)
-

@@ -100,19 +100,20 @@ def duck(setup: Setup, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
-def run(setup: Setup, pipeline: str) -> dict[str, dict[str, object]]:
+def run(setup: Setup, pipeline: str, *, fused: bool = False) -> dict[str, dict[str, object]]:
     path, config = setup.write(pipeline)
-    return run_once(load_pipeline(path), config, setup.tmp / "home", f"file://{setup.tmp}/runs")
+    return run_once(load_pipeline(path), config, setup.tmp / "home", f"file://{setup.tmp}/runs", fused=fused)
 
 
-def test_each_run_reads_only_rows_past_the_committed_cursor(source: Setup) -> None:
+@pytest.mark.parametrize("fused", [False, True], ids=["steps", "fused"])
+def test_each_run_reads_only_rows_past_the_committed_cursor(source: Setup, fused: bool) -> None:
     source.insert(rows(1, 101))
-    first = run(source, PIPELINE)
+    first = run(source, PIPELINE, fused=fused)
     assert first["extract"]["rows"] == 100 and first["load"]["rows"] == 100
     source.insert(rows(101, 131))
-    second = run(source, PIPELINE)
+    second = run(source, PIPELINE, fused=fused)
     assert second["extract"]["rows"] == 30 and second["load"]["rows"] == 30
-    third = run(source, PIPELINE)
+    third = run(source, PIPELINE, fused=fused)
     assert third["extract"]["rows"] == 0 and third["load"]["note"] == "no new rows"
     assert duck(source, "SELECT count(*), count(DISTINCT id), max(id) FROM events") == [(130, 130, 130)]
     cursor = duck(source, "SELECT name, cursor_value, cursor_kind FROM freight_cursors")
@@ -187,9 +188,13 @@ def test_a_cursor_that_is_not_a_column_is_named(source: Setup) -> None:
     assert err.value.where == "steps.extract.incremental.cursor"
 
 
-def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(source: Setup, pg_url: str) -> None:
-    """A real process runs extract → load in a loop; it is SIGKILLed at a random moment after it
-    starts a step, 20 times, with new rows arriving between kills. The last run completes."""
+@pytest.mark.parametrize("fused", [False, True], ids=["steps", "fused"])
+def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(
+    source: Setup, pg_url: str, fused: bool
+) -> None:
+    """A real process runs extract → load in a loop (as two steps, or as one fused job); it is
+    SIGKILLed at a random moment after it starts a step, 20 times, with new rows arriving between
+    kills. The last run completes."""
     source.warehouse_toml = f'[connections.warehouse]\nkind = "postgres"\nurl = "{pg_url}"\n'
     path, config = source.write(PIPELINE)
     argv = [sys.executable, str(ROOT / "tests/pipelines/stepdriver.py"), str(path), str(config)]
@@ -201,7 +206,8 @@ def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(source: Setup, pg
     for kill in range(20):
         source.insert(rows(total + 1, total + 301))
         total += 300
-        child = subprocess.Popen([*argv, "--loop"], stdout=subprocess.PIPE, env=env, text=True)
+        flags = ["--loop", "--fused"] if fused else ["--loop"]
+        child = subprocess.Popen([*argv, *flags], stdout=subprocess.PIPE, env=env, text=True)
         assert child.stdout is not None
         target = "load" if kill % 4 else "extract"
         while (line := child.stdout.readline().strip()) != target:
@@ -210,7 +216,7 @@ def test_killed_mid_run_twenty_times_loses_and_repeats_nothing(source: Setup, pg
         child.send_signal(signal.SIGKILL)
         child.wait()
         phases.append(target)
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([*argv, *flags[1:]], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     with psycopg.connect(pg_url) as conn:
         count, distinct, low, high = conn.execute(

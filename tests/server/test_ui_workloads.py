@@ -200,3 +200,43 @@ def test_the_new_pages_need_a_sign_in(api: Api, data: Data) -> None:
         assert api.client.get("/ui/pipelines/rows").status_code == 401
     finally:
         api.client.cookies.update(cookies)
+
+
+def test_a_fused_pair_shows_as_two_steps_sharing_one_job(api: Api) -> None:
+    """An extract-sql and its load ran as one job (pipelines/fusion.py): two rows, each with its own
+    state, rows and time, both linking to the one job and naming the other step."""
+    from freight.pipelines.store import StepRun, new_run_id
+
+    store = RunStore.open(api.service.settings.database_url)
+    run_id = new_run_id()
+    spec = {
+        "name": "fused-ui",
+        "steps": [
+            {"name": "raw", "type": "extract-sql", "connection": "shop", "table": "orders"},
+            {"name": "load", "type": "load", "inputs": ["raw"], "table": "orders"},
+        ],
+    }
+    job = "f" * 20
+    steps = [
+        StepRun("raw", "extract-sql", "succeeded", job_id=job, started_at=100.0, ended_at=102.0,
+                rows=8, metrics={"fused_with": "load"}),
+        StepRun("load", "load", "failed", job_id=job, started_at=100.0, ended_at=103.5,
+                error="the load into 'orders' failed", metrics={"fused_with": "raw"}),
+    ]  # fmt: skip
+    try:
+        store.create_run(
+            run_id, "fused-ui", spec=spec, spec_path=None, run_url="file:///nowhere", steps=steps
+        )
+        for step in steps:
+            store.update_step(run_id, step)
+        store.finish_run(run_id, "failed", "step load failed: the load into 'orders' failed")
+    finally:
+        store.close()
+    api.client.post("/login", data={"token": api.admin})
+    page = api.client.get(f"/pipelines/runs/{run_id}")
+    assert page.status_code == 200
+    rows = {r.attrs["data-step"]: r for r in table_rows(page.text, "steps")}
+    raw, load = rows["raw"], rows["load"]
+    assert raw.cells[3:6] == ["succeeded", "8", "2.0s"] and load.cells[3:6] == ["failed", "-", "3.5s"]
+    assert raw.attrs["data-href"] == load.attrs["data-href"] == f"/jobs/{job}"
+    assert raw.cells[8] == f"{job} one job with load" and load.cells[8] == f"{job} one job with raw"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from freight.cli import pipeline
 from freight.cli.pipeline import AsJson, Config, FileArg, _named_config_exists, _runner, remote_pipelines
 from freight.config import load_settings
 
@@ -209,3 +210,7 @@ def import_(
     else:
         output.write_text(text)
         typer.echo(f"wrote {output}", err=True)
+
+
+register(pipeline.app)
+pipeline_app = pipeline.app  # `freight pipeline`: the pipeline commands and the schedule ones

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import re
 import sqlite3
 import threading
 import time
@@ -17,12 +15,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+from freight.db.revisions import MIGRATIONS as _MIGRATIONS
+from freight.db.revisions import head_revisions as head_revisions
 from freight.errors import UserError
 
-_MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
-_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=(.*)$", re.MULTILINE)
 
 
 #: How long a SQLite writer waits for the write lock before "database is locked". At most a third of
@@ -119,23 +116,6 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-@functools.cache
-def head_revisions() -> frozenset[str] | None:
-    """The revisions no migration builds on, read from the files' `revision =` and `down_revision =`
-    lines (what Alembic would find, without importing it: ~150 ms of every command); None when a file
-    does not say them plainly, and Alembic must be asked."""
-    revisions: set[str] = set()
-    downs: set[str] = set()
-    for path in (_MIGRATIONS / "versions").glob("*.py"):
-        source = path.read_text()
-        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
-        if revision is None or down is None:
-            return None
-        revisions.add(revision.group(1))
-        downs.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
-    return frozenset(revisions - downs) or None
 
 
 def _at_head(engine: Engine) -> bool:

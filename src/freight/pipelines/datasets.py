@@ -33,7 +33,9 @@ def store_for(url: str) -> ObjectStore:
 class DatasetWriter:
     """Write batches into part files, starting a new file every `rows_per_file` rows."""
 
-    def __init__(self, store: ObjectStore, *, rows_per_file: int = ROWS_PER_FILE) -> None:
+    def __init__(
+        self, store: ObjectStore, *, rows_per_file: int = ROWS_PER_FILE, schema: pa.Schema | None = None
+    ) -> None:
         self.store = store
         self.rows_per_file = rows_per_file
         self.rows = 0
@@ -41,7 +43,8 @@ class DatasetWriter:
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
         self._file_rows = 0
-        self._schema: pa.Schema | None = None
+        #: The columns of an empty dataset (otherwise the first batch's).
+        self._schema: pa.Schema | None = schema
 
     def write_all(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema | None = None) -> int:
         if schema is not None:

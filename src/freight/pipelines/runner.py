@@ -28,6 +28,7 @@ from freight.jobs.client import JobClient, JobView
 from freight.jobs.spec import Dependency, JobSpec, Resources, RetryPolicy
 from freight.jobs.states import JobState
 from freight.pipelines.datasets import read_result
+from freight.pipelines.fusion import fused_pairs
 from freight.pipelines.loader import Pipeline, load_pipeline, validate
 from freight.pipelines.preflight import check_connections, step_connections
 from freight.pipelines.schedule import Interval, from_key, manual_interval
@@ -41,6 +42,19 @@ DEFAULT_CPUS = 1.0
 DEFAULT_MEMORY = 512 * 1024**2
 #: A step exits 2 on bad input (not worth retrying) and 3 on a failed QA check.
 RETRYABLE: list[Any] = ["lost", "oom", "timeout", 1]
+#: What every step job's environment starts with.
+STEP_ENV = {
+    # connectorx's Rust pool logs connection errors (with the URL's parts) straight to stderr, past
+    # our redaction; silence it: the step reports the same error, redacted.
+    "RUST_LOG": "off",
+    # Arrow's default pool (jemalloc/mimalloc) keeps freed pages and its own background threads: under
+    # a cgroup memory limit that ended some steps in SIGABRT (an allocator that cannot get memory
+    # aborts), and it held RSS ~60-100 MB above what the step uses. glibc's malloc returns memory to
+    # the system and with two arenas stays compact while connectorx, Arrow and the warehouse client
+    # allocate from their own threads.
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+    "MALLOC_ARENA_MAX": "2",
+}
 
 
 @dataclass
@@ -48,8 +62,9 @@ class Compiled:
     run_id: str
     run_url: str
     manifest: dict[str, Any]
-    #: steps to run, in topological order, with the job spec each becomes (depends_on filled later)
-    jobs: list[tuple[str, JobSpec]]
+    #: jobs to submit, in topological order: the steps each runs (two for a fused extract → load,
+    #: pipelines/fusion.py) and its spec (depends_on filled later)
+    jobs: list[tuple[tuple[str, ...], JobSpec]]
     step_runs: list[StepRun]
 
 
@@ -108,8 +123,10 @@ class PipelineRunner:
             "home": str(self.settings.home),
             "steps": {},
         }
-        jobs: list[tuple[str, JobSpec]] = []
+        jobs: list[tuple[tuple[str, ...], JobSpec]] = []
         step_runs: list[StepRun] = []
+        fused = fused_pairs(spec, reuse)
+        fused_into = {load: extract for extract, load in fused.items()}
         for name in pipeline.dag.order():
             step = spec.step(name)
             cpus, memory = self._resources(pipeline, step)
@@ -155,9 +172,15 @@ class PipelineRunner:
                 )
                 continue
             step_runs.append(StepRun(name, step.type, "pending", output_url=outputs[name]))
+            if name in fused:
+                continue  # its load's job runs it
             job = self._job_spec(pipeline, step, run_id, run_url, cpus, memory)
+            names: tuple[str, ...] = (name,)
+            if name in fused_into:
+                names = (fused_into[name], name)
+                job = self._fused_spec(pipeline, job, spec.step(fused_into[name]), manifest["steps"])
             job = job.model_copy(update={"env": {**job.env, **job_env(context)}})
-            jobs.append((name, job))
+            jobs.append((names, job))
         return Compiled(run_id, run_url, manifest, jobs, step_runs)
 
     def _resources(self, pipeline: Pipeline, step: Step) -> tuple[float, int]:
@@ -178,6 +201,31 @@ class PipelineRunner:
             names.add("AWS_*")  # s3fs reads its credentials from the environment
         return sorted(names)
 
+    def _fused_spec(
+        self, pipeline: Pipeline, load_job: JobSpec, extract: Step, entries: dict[str, Any]
+    ) -> JobSpec:
+        """One job for an extract and its load: both in one process, so the larger of their cpus and
+        memory, the more generous retries, and the two timeouts added up."""
+        load = load_job.labels["pipeline_step"]
+        own = self._job_spec(
+            pipeline, extract, "", "", entries[extract.name]["cpus"], entries[extract.name]["memory"]
+        )
+        timeouts = (own.timeout, load_job.timeout)
+        return load_job.model_copy(
+            update={
+                "name": f"{pipeline.name}/{extract.name}+{load}",
+                "command": [*load_job.argv()[:-2], "--step", extract.name, "--step", load],
+                "pass_env": sorted({*own.pass_env, *load_job.pass_env}),
+                "resources": Resources(
+                    cpus=max(own.resources.cpus, load_job.resources.cpus),
+                    memory=max(own.resources.memory or 0, load_job.resources.memory or 0) or None,
+                ),
+                "timeout": None if None in timeouts else sum(t or 0 for t in timeouts),
+                "retry": max(own.retry, load_job.retry, key=lambda r: r.max_attempts),
+                "labels": {**load_job.labels, "pipeline_step": f"{extract.name}+{load}"},
+            }
+        )
+
     def _job_spec(
         self, pipeline: Pipeline, step: Step, run_id: str, run_url: str, cpus: float, memory: int
     ) -> JobSpec:
@@ -188,9 +236,7 @@ class PipelineRunner:
             name=f"{pipeline.name}/{step.name}",
             command=[self.python, "-m", "freight.pipelines.step", "--run-dir", run_url, "--step", step.name],
             cwd=str(pipeline.base_dir),
-            # connectorx's Rust pool logs connection errors (with the URL's parts) straight to stderr,
-            # past our redaction; silence it: the step reports the same error, redacted.
-            env={"RUST_LOG": "off"},
+            env=dict(STEP_ENV),
             # A step reads its run's manifest and the warehouse under FREIGHT_HOME: it runs as the
             # server's user (a platform job). Of the server's environment it gets the ${VAR}s its own
             # connections name (and the object store's credentials), not the other connections'.
@@ -295,17 +341,16 @@ class PipelineRunner:
     def _submit(self, pipeline: Pipeline, compiled: Compiled) -> None:
         by_name = {s.step: s for s in compiled.step_runs}
         job_ids: dict[str, str] = {}
-        for name, job in compiled.jobs:
-            deps = [
-                Dependency(job=job_ids[u], condition="after_ok")
-                for u in pipeline.dag.upstream[name]
-                if u in job_ids
-            ]
+        for names, job in compiled.jobs:
+            upstream = {u: None for n in names for u in pipeline.dag.upstream[n] if u not in names}
+            deps = [Dependency(job=job_ids[u], condition="after_ok") for u in upstream if u in job_ids]
+            deps = list({d.job: d for d in deps}.values())
             view = self.client.submit(job.model_copy(update={"depends_on": deps}), platform=True)
-            job_ids[name] = view.id
-            step_run = by_name[name]
-            step_run.job_id, step_run.state = view.id, "queued"
-            self.store.update_step(compiled.run_id, step_run)
+            for name in names:
+                job_ids[name] = view.id
+                step_run = by_name[name]
+                step_run.job_id, step_run.state = view.id, "queued"
+                self.store.update_step(compiled.run_id, step_run)
 
     def notify_end(self, run_id: str) -> None:
         """Send on_success / on_failure for an ended run, once (whoever claims it sends)."""
@@ -326,7 +371,10 @@ class PipelineRunner:
         if run.state != "running":
             return run
         steps = {s.step: s for s in run.steps}
-        pending = {s.job_id: s for s in run.steps if s.job_id and s.state in ("pending", "queued", "running")}
+        pending: dict[str, list[StepRun]] = {}
+        for s in run.steps:
+            if s.job_id and s.state in ("pending", "queued", "running"):
+                pending.setdefault(s.job_id, []).append(s)  # a fused job runs two steps
         deadline = None if timeout is None else time.monotonic() + timeout
         while pending:
             left = None if deadline is None else deadline - time.monotonic()
@@ -334,14 +382,15 @@ class PipelineRunner:
                 break
             views = self.client.wait(list(pending), timeout=poll if left is None else min(poll, left))
             for view in views:
-                step_run = pending[view.id]
                 if view.state.terminal:
-                    self._finish_step(run, step_run, view)
-                    del pending[view.id]
-                elif view.state is JobState.RUNNING and step_run.state != "running":
-                    step_run.state, step_run.started_at = "running", view.started_at
-                    self.store.update_step(run_id, step_run)
-                    self._emit("running", step_run)
+                    for step_run in pending.pop(view.id):
+                        self._finish_step(run, step_run, view)
+                    continue
+                for step_run in pending[view.id]:
+                    if view.state is JobState.RUNNING and step_run.state != "running":
+                        step_run.state, step_run.started_at = "running", view.started_at
+                        self.store.update_step(run_id, step_run)
+                        self._emit("running", step_run)
         if not pending:
             failed = [s for s in steps.values() if s.state not in OK_STEP_STATES]
             self.store.finish_run(run_id, "failed" if failed else "succeeded", _run_error(failed))
@@ -361,6 +410,8 @@ class PipelineRunner:
                     self.store.update_step(run_id, step)
             self.store.finish_run(run_id, "cancelled", "cancelled while waiting", state_was="waiting")
         for step in _downstream_first(run):
+            if step.job_id in cancelled:  # a fused job runs two steps
+                continue
             if step.job_id and step.state in ("pending", "queued", "running"):
                 with contextlib.suppress(ConflictError):  # it ended meanwhile
                     self.client.cancel(step.job_id)
@@ -442,9 +493,13 @@ class PipelineRunner:
         step_run.started_at = view.started_at
         step_run.ended_at = view.ended_at
         step_run.attempts = view.attempts
-        if view.state is JobState.SUCCEEDED:
+        fused = bool(result and result.get("fused_with"))
+        if fused and result and view.state.terminal:
+            # A fused job's steps end on their own: the extract when its source has been read.
+            step_run.ended_at = (result.get("metrics") or {}).get("ended_at") or view.ended_at
+        if view.state is JobState.SUCCEEDED or (fused and result and "error" not in result):
             step_run.state = "succeeded"
-        elif (
+        elif (fused and result and result.get("upstream_failed")) or (
             view.state is JobState.CANCELLED
             and view.started_at is None
             and "dependency" in (view.reason or "")
@@ -457,12 +512,14 @@ class PipelineRunner:
         if result:
             step_run.rows = result.get("rows")
             step_run.metrics = dict(result.get("metrics") or {})
+            if fused:
+                step_run.metrics["fused_with"] = result["fused_with"]
             failed_checks = [c for c in result.get("checks", []) if c["status"] == "fail"]
             step_run.error = result.get("error") or (failed_checks[0]["message"] if failed_checks else None)
             self.store.add_checks(run.id, step_run.step, result.get("checks", []), time.time())
         if step_run.state == "failed" and not step_run.error:
             step_run.error = redact(view.reason or view.state.value)
-        if step_run.state == "upstream_failed":
+        if step_run.state == "upstream_failed" and not (fused and step_run.error):
             step_run.error = _upstream_error(run, view.reason)
         attempt = view.attempt_list[-1] if view.attempt_list else None
         if attempt is not None and attempt.peak_memory:

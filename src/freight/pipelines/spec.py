@@ -49,6 +49,10 @@ class StepBase(_Strict):
     resources: StepResources | None = None
     retries: int | None = Field(default=None, ge=0, le=20)
     timeout: Seconds | None = None
+    fuse: bool = Field(
+        default=True,
+        description="extract-sql and load: false keeps this step a job of its own (see pipelines/fusion.py)",
+    )
 
     #: How many inputs the step type takes: (least, most); most None is unbounded.
     input_range: ClassVar[tuple[int, int | None]] = (0, None)
@@ -438,6 +442,10 @@ class PipelineSpec(_Strict):
     wait_for: list[WaitFor] = Field(default_factory=list, description="Other pipelines' runs to wait for")
     preconditions: list[Precondition] = Field(default_factory=list)
     notify: Notify | None = None
+    fuse: bool = Field(
+        default=True,
+        description="Run an extract-sql and the one load it feeds as one job (false: never in this pipeline)",
+    )
 
     def step(self, name: str) -> Step:
         for step in self.steps:

@@ -179,13 +179,25 @@ def _peak_rss() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="freight.pipelines.step")
     parser.add_argument("--run-dir", required=True, help="URL of the run's folder in the object store")
-    parser.add_argument("--step", required=True)
+    parser.add_argument(
+        "--step",
+        required=True,
+        action="append",
+        help="the step; twice for a fused extract-sql and its load (pipelines/fusion.py)",
+    )
     args = parser.parse_args(argv)
+    name = "+".join(args.step)
     try:
-        ctx = load_context(args.run_dir, args.step)
-        result = run_step(ctx)
+        contexts = [load_context(args.run_dir, step) for step in args.step]
+        if len(contexts) == 2:
+            from freight.pipelines.steps.fused import run_pair
+
+            run_pair(*contexts)
+        else:
+            (ctx,) = contexts
+            run_step(ctx)
     except CheckFailed as exc:
-        print(f"step {args.step}: {describe(exc)}", file=sys.stderr)
+        print(f"step {name}: {describe(exc)}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     except Exception as exc:
         from freight.connectors.connections import redact
@@ -193,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(exc, FreightError):
             print(redact(traceback.format_exc()), file=sys.stderr)
-        print(f"step {args.step} failed: {describe(exc)}", file=sys.stderr)
+        print(f"step {name} failed: {describe(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_FAILED
-    summary = {k: result[k] for k in ("rows", "metrics") if k in result}
-    print(f"step {args.step} done: {json.dumps(summary)}", file=sys.stderr)
-    for check in result.get("checks", []):
-        print(f"check {check['check']}: {check['status']} — {check.get('message', '')}", file=sys.stderr)
+    for ctx in contexts:
+        summary = {k: ctx.result[k] for k in ("rows", "metrics") if k in ctx.result}
+        print(f"step {ctx.name} done: {json.dumps(summary)}", file=sys.stderr)
+        for check in ctx.result.get("checks", []):
+            print(f"check {check['check']}: {check['status']} — {check.get('message', '')}", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,7 @@ from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
 from freight.server.api.pipelines import start_planner as start_pipeline_planner
 from freight.server.auth import check_metrics_access, current_principal
+from freight.server.coalescer import SubmitCoalescer
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -55,16 +56,18 @@ def create_app(
     metrics = Metrics()
     sampler = Sampler(svc, interval=sample_interval, on_started=metrics.submit_to_start.observe)
     metrics.watch_store(svc, sampler)
+    writes = write_gate(svc)
     ctx = ServerContext(
         settings=svc.settings,
         service=svc,
         sampler=sampler,
         metrics=metrics,
         tokens=TokenCache(svc.engine),
-        writes=write_gate(svc),
+        submits=SubmitCoalescer(svc, writes=writes),
+        writes=writes,
     )
 
-    closers: list[Callable[[], None]] = []
+    closers: list[Callable[[], None]] = [ctx.submits.close]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

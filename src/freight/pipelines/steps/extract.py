@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from freight.connectors.files import FileSource
 from freight.connectors.sql_source import SqlSource
@@ -16,6 +16,16 @@ if TYPE_CHECKING:
 
 
 def extract_sql(ctx: StepContext) -> None:
+    reader, cursor_range = open_sql(ctx)
+    writer = DatasetWriter(ctx.output())
+    ctx.result["rows"] = writer.write_all(reader, reader.schema)
+    ctx.result["files"] = len(writer.files)
+    if cursor_range is not None:
+        ctx.result["incremental"] = cursor_range
+
+
+def open_sql(ctx: StepContext) -> tuple[pa.RecordBatchReader, dict[str, Any] | None]:
+    """The step's rows as a stream, and (when incremental) the cursor range they cover."""
     cfg = ctx.config
     conn = ctx.connections().get(cfg["connection"], where=f"steps.{ctx.name}.connection")
     split = cfg.get("split") or {}
@@ -27,20 +37,17 @@ def extract_sql(ctx: StepContext) -> None:
         split_column=split.get("column"),
         split_parts=int(split.get("parts") or 1),
     )
+    cursor_range = None
     if cfg.get("incremental"):
-        from freight.pipelines.steps.incremental import extract_sql_incremental
+        from freight.pipelines.steps.incremental import incremental_source
 
-        extract_sql_incremental(ctx, source)
-        return
+        source, cursor_range = incremental_source(ctx, source)
     try:
-        reader = source.open()
+        return source.open(), cursor_range
     except UserError as exc:
         if exc.where != "split.column":
             raise
         raise UserError(exc.message, where=f"steps.{ctx.name}.split.column", hint=exc.hint) from None
-    writer = DatasetWriter(ctx.output())
-    ctx.result["rows"] = writer.write_all(reader, reader.schema)
-    ctx.result["files"] = len(writer.files)
 
 
 def extract_files(ctx: StepContext) -> None:

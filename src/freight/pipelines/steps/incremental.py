@@ -40,7 +40,7 @@ from freight.connectors.identifiers import quote_ident
 from freight.connectors.postgres_warehouse import PostgresWarehouse
 from freight.connectors.sql_source import SqlSource, cx_url
 from freight.errors import TerminalError, UserError
-from freight.pipelines.datasets import DatasetWriter, read_dataset, read_result
+from freight.pipelines.datasets import read_dataset, read_result
 from freight.pipelines.step import MANIFEST, StepContext
 from freight.storage.objectstore import ObjectStore
 
@@ -82,7 +82,8 @@ def last_committed(ctx: StepContext) -> tuple[str, str, Cursor | None]:
 # --- extract ------------------------------------------------------------------------------------------
 
 
-def extract_sql_incremental(ctx: StepContext, source: SqlSource) -> None:
+def incremental_source(ctx: StepContext, source: SqlSource) -> tuple[SqlSource, dict[str, Any]]:
+    """The source narrowed to the rows past the committed cursor, and the range they cover."""
     inc = ctx.config["incremental"]
     name, wh_name, last = last_committed(ctx)
     kind = source.connection.kind
@@ -103,17 +104,14 @@ def extract_sql_incremental(ctx: StepContext, source: SqlSource) -> None:
     new = cursor_of(high) or last
     where.append(f"{column} <= {new.literal()}" if high is not None and new else "1 = 0")
     query = f"SELECT * FROM ({base}) freight_inc" + _where(where)
-    reader = SqlSource(
+    narrowed = SqlSource(
         source.connection,
         query=query,
         batch_size=source.batch_size,
         split_column=source.split_column,
         split_parts=source.split_parts,
-    ).open()
-    writer = DatasetWriter(ctx.output())
-    ctx.result["rows"] = writer.write_all(reader, reader.schema)
-    ctx.result["files"] = len(writer.files)
-    ctx.result["incremental"] = describe_range(name, wh_name, inc["cursor"], last, new)
+    )
+    return narrowed, describe_range(name, wh_name, inc["cursor"], last, new)
 
 
 def describe_range(
@@ -198,7 +196,14 @@ def needs_staged_load(ctx: StepContext) -> dict[str, Any] | bool | None:
     return ctx.config.get("mode") in ("merge", "delete_insert")
 
 
-def staged_load(ctx: StepContext, origin: dict[str, Any] | None, *, now: dt.datetime | None = None) -> None:
+def staged_load(
+    ctx: StepContext,
+    origin: dict[str, Any] | None,
+    *,
+    now: dt.datetime | None = None,
+    rows: pa.RecordBatchReader | None = None,
+) -> None:
+    """Stage the input (or `rows`, streamed by a fused extract), then apply it in one transaction."""
     import pyarrow as pa
 
     from freight.pipelines.steps.load import warehouse_for
@@ -225,7 +230,7 @@ def staged_load(ctx: StepContext, origin: dict[str, Any] | None, *, now: dt.date
             if read_cursor(wh, origin["name"]) != old:
                 ctx.result.update({"rows": 0, "table": table, "note": "already loaded"})
                 return
-        reader = read_dataset(ctx.input_store(next(iter(ctx.inputs))))
+        reader = rows if rows is not None else read_dataset(ctx.input_store(next(iter(ctx.inputs))))
         schema = reader.schema
         _check_columns(ctx, schema, origin)
         stage = stage_name(table, f"{manifest(ctx)['pipeline']}.{ctx.name}")
@@ -247,15 +252,14 @@ def staged_load(ctx: StepContext, origin: dict[str, Any] | None, *, now: dt.date
                     wh.lock_table(table)  # loads into one table take turns (see postgres_warehouse)
                 if origin is not None and new is not None:
                     advance(tx, origin["name"], old, new, run_id=str(manifest(ctx)["run_id"]), now=now)
-                rows = apply(tx, mode, table, stage, schema.names, cfg, origin, now)
+                applied = apply(tx, mode, table, stage, schema.names, cfg, origin, now)
                 tx.run(f"DROP TABLE {_qt(stage)}")
         except AlreadyCommitted:
             wh.execute(f"DROP TABLE IF EXISTS {_qt(stage)}")
             ctx.result.update({"rows": 0, "table": table, "note": "already loaded"})
             return
-        ctx.result.update(
-            {"rows": rows, "table": table, "created": ensured.created, "added": list(ensured.added_columns)}
-        )
+        added = list(ensured.added_columns)
+        ctx.result.update({"rows": applied, "table": table, "created": ensured.created, "added": added})
     finally:
         wh.close()
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from freight.connectors.warehouse import Warehouse, open_warehouse
 from freight.pipelines.datasets import part_keys, read_dataset
 from freight.pipelines.step import StepContext
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def warehouse_for(ctx: StepContext) -> Warehouse:
@@ -25,21 +30,36 @@ def load(ctx: StepContext) -> None:
     if staged is not False:
         staged_load(ctx, staged if isinstance(staged, dict) else None)
         return
-    cfg = ctx.config
     (source,) = ctx.inputs
     store = ctx.input_store(source)
     reader = read_dataset(store)
+    files = None
     warehouse = warehouse_for(ctx)
+    if isinstance(warehouse, DuckDBWarehouse) and store.local:
+        # DuckDB reads the Parquet parts natively: less memory than scanning them through Arrow.
+        files = [str(store.local_path(k)) for k in part_keys(store)]
+    load_into(ctx, warehouse, reader, parquet_files=files)
+
+
+def load_into(
+    ctx: StepContext,
+    warehouse: Warehouse,
+    reader: pa.RecordBatchReader,
+    *,
+    parquet_files: list[str] | None = None,
+) -> None:
+    """Load `reader` into the step's table by its mode (append, replace, upsert); closes the warehouse."""
+    from freight.connectors.duckdb_warehouse import DuckDBWarehouse
+
+    cfg = ctx.config
     options = {
         "mode": cfg.get("mode", "append"),
         "primary_key": list(cfg.get("primary_key") or []),
         "create_sql": ctx.texts.get("create"),
     }
     try:
-        if isinstance(warehouse, DuckDBWarehouse) and store.local:
-            # DuckDB reads the Parquet parts natively: less memory than scanning them through Arrow.
-            files = [str(store.local_path(k)) for k in part_keys(store)]
-            result = warehouse.load(cfg["table"], reader, parquet_files=files, **options)
+        if isinstance(warehouse, DuckDBWarehouse) and parquet_files:
+            result = warehouse.load(cfg["table"], reader, parquet_files=parquet_files, **options)
         else:
             result = warehouse.load(cfg["table"], reader, **options)
     finally:

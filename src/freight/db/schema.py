@@ -208,6 +208,8 @@ build_releases = Table(
     Column("commit", String(64)),
     Column("files", Integer, nullable=False),
     Column("bytes", BigInteger, nullable=False),
+    #: the app's image (REGISTRY/NAME@sha256:...) built beside this release, if it ships one
+    Column("image", String(500)),
     Index("ix_build_releases_app_created", "app", "created_at"),
 )
 

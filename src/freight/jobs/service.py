@@ -224,7 +224,7 @@ class JobService:
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
             connect(self.settings.ray_address)
-            cluster = ClusterRuntime()
+            cluster = ClusterRuntime.for_settings(self.settings)
             return cluster, ClusterNodes(cluster)
         from freight.runtime.factory import create_job_runtime
 
@@ -245,7 +245,7 @@ class JobService:
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
             connect(self.settings.ray_address)
-            source = ClusterNodes(ClusterRuntime())
+            source = ClusterNodes(ClusterRuntime.for_settings(self.settings))
         else:
             from freight.jobs.scheduler.nodes import LocalNodes
 

@@ -893,8 +893,7 @@ class Scheduler:
         for run in actions.kill:
             if run.handle is not None:
                 self._guarded("kill", run.attempt_id, self.runtime.kill, run.handle)
-        for handle in actions.release:
-            self._guarded("release", handle.attempt_id, self.runtime.release, handle)
+        self.spawner.release(actions.release)
         for record_dir in actions.remove_records:
             records.remove_record(record_dir)
         items: list[tuple[JobRecord, Running, AttemptRequest | str]] = []

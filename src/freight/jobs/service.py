@@ -614,7 +614,8 @@ class JobService:
             views.append(record.view())
             if key:
                 mine[key] = record
-        self._check_dependencies(conn, records, accepted_ids | {r.id for r in records})
+        if any(r.spec.depends_on for r in records):  # (copying the batch's ids costs, so only then)
+            self._check_dependencies(conn, records, accepted_ids | {r.id for r in records})
         return views, records
 
     def _write(self, conn: Any, fresh: list[JobRecord], known_queues: set[str], now: float) -> None:

@@ -10,9 +10,12 @@ client costs little), each sending requests back to back. Rows:
   sqlite+run  the same with the scheduler running every submitted job (/bin/true), as `freight up`
   postgres    freight's POST /api/v1/jobs on PostgreSQL (a database of its own), API only
 
+The one-client rows send requests back to back on one keep-alive connection (sequential latency);
+the others use `--clients` connections at once.
+
 Prints a table and writes bench/results/api.json.
 
-    python bench/api.py [--clients 50] [--requests 40] [--no-postgres]
+    python bench/api.py [--clients 50] [--requests 40] [--sequential 1000] [--no-postgres] [--only sqlite]
 """
 
 from __future__ import annotations
@@ -210,16 +213,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=40, help="per client")
+    parser.add_argument("--sequential", type=int, default=1000, help="requests of the one-client rows")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", nargs="*", help="server kinds to run (default: all)")
     args = parser.parse_args()
     kinds = ["trivial", "sqlite", "sqlite+run", *([] if args.no_postgres else ["postgres"])]
+    plan = [(kind, 1, args.sequential) for kind in ("trivial", "sqlite")]
+    plan += [(kind, args.clients, args.requests) for kind in kinds]
     rows = []
-    for kind in kinds:
-        row = run_row(kind, args.clients, args.requests)
+    for kind, clients, requests in plan:
+        if args.only and kind not in args.only:
+            continue
+        row = run_row(kind, clients, requests)
+        row["clients"] = clients
         rows.append(row)
         print(
-            f"{kind:<11} p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  "
-            f"max {row['max_ms']:7.2f} ms  {row['per_s']:7.1f} req/s  (n={row['requests']})",
+            f"{kind:<11} {clients:3d} client{'s' if clients > 1 else ' '}  p50 {row['p50_ms']:7.2f} ms  "
+            f"p99 {row['p99_ms']:7.2f} ms  max {row['max_ms']:7.2f} ms  {row['per_s']:7.1f} req/s  "
+            f"(n={row['requests']})",
             flush=True,
         )
     result = {

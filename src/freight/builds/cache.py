@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from freight.builds.outputs import (
     Manifest,
@@ -30,7 +30,6 @@ from freight.builds.outputs import (
 )
 from freight.builds.signing import sign, verify
 from freight.errors import NotFoundError, UserError
-from freight.storage.objectstore import ObjectStore
 
 PREFIX = "builds/cache"
 _LOG = "log"
@@ -120,10 +119,20 @@ def unpack(archive: bytes, package_dir: Path, outputs: list[str]) -> bytes:
     return log
 
 
+class Blobs(Protocol):
+    """What a cache location needs of an object store (`ObjectStore`, or `LocalBlobs` on a fast path)."""
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
 class CacheStore:
     """One cache location (a local folder or the shared object store)."""
 
-    def __init__(self, store: ObjectStore, key: bytes, name: str) -> None:
+    def __init__(self, store: Blobs, key: bytes, name: str) -> None:
         self.store = store
         self.key = key
         self.name = name

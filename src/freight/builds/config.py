@@ -136,6 +136,21 @@ class TaskConfig(_Strict):
         }
 
 
+class AppImage(_Strict):
+    """`image = { containerfile = "Containerfile" }`: the app's build output also ships as an OCI image,
+    built from this Containerfile (relative to the package) with the published folder as its context."""
+
+    containerfile: str = "Containerfile"
+
+    @field_validator("containerfile")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if not value or value.startswith("/") or ".." in parts:
+            raise ValueError(f"containerfile {value!r} must be a path inside the package, like Containerfile")
+        return value
+
+
 class AppConfig(_Strict):
     hosts: list[str] = Field(default_factory=list)
     #: URL path the gateway serves the app under; default "/<app>/".
@@ -150,6 +165,8 @@ class AppConfig(_Strict):
     deploy: dict[str, str] = Field(default_factory=dict)
     cpus: Cpus | None = None
     memory: Bytes | None = None
+    #: Also ship the build output as an image in the registry, tagged by the build hash.
+    image: AppImage | None = None
 
     @field_validator("deploy")
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from freight.builds.config import TaskConfig
+from freight.builds.results import longest_chain
 from freight.builds.workspace import Package, Workspace
 from freight.errors import UserError
 from freight.toposort import stable_order
@@ -81,21 +82,7 @@ class TaskGraph:
 
     def critical_path(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
         """The chain of dependent tasks with the largest total duration."""
-        best: dict[str, tuple[float, str | None]] = {}
-        for tid in self._order:
-            own = durations.get(tid, 0.0)
-            prev = max(((best[d][0], d) for d in self.tasks[tid].deps), default=(0.0, None))
-            best[tid] = (prev[0] + own, prev[1])
-        if not best:
-            return [], 0.0
-        end = max(best, key=lambda t: (best[t][0], t))
-        total = best[end][0]
-        chain: list[str] = []
-        cursor: str | None = end
-        while cursor is not None:
-            chain.append(cursor)
-            cursor = best[cursor][1]
-        return chain[::-1], total
+        return longest_chain(self._order, {tid: t.deps for tid, t in self.tasks.items()}, durations)
 
     def _toposort(self) -> list[str]:
         try:

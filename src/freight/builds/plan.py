@@ -11,7 +11,8 @@ from typing import Any
 from freight.builds.files import changed_since, head_commit
 from freight.builds.globs import match_any
 from freight.builds.graph import TaskGraph, build_graph
-from freight.builds.hashing import Hasher, TaskInputs
+from freight.builds.hashing import Hasher, TaskInputs, node_version
+from freight.builds.recipe import Recipe, evaluate
 from freight.builds.workspace import LOCKFILES, Workspace, load_workspace
 from freight.errors import UserError
 
@@ -39,6 +40,10 @@ class Plan:
     commit: str | None
     environ: dict[str, str] = field(default_factory=dict)
     affected: list[str] | None = None
+    #: How each task was hashed, and the files it was hashed over (what the plan memo keeps).
+    recipes: list[Recipe] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    node: str = ""
 
     def to_dict(self, cache_status: Mapping[str, str] | None = None) -> dict[str, Any]:
         tasks = []
@@ -110,7 +115,12 @@ def make_plan(root: Path, options: PlanOptions) -> Plan:
         raise UserError("the filters select no task", hint="check the package names and --affected-since")
     graph = graph.subgraph(selected)
     environ = dict(os.environ if options.environ is None else options.environ)
-    inputs = Hasher(ws, environ).hash_graph(graph)
+    hasher = Hasher(ws, environ)
+    recipes = hasher.recipes(graph)
+    node = node_version()
+    inputs = evaluate(
+        recipes, hasher.files, hasher.dirs, list(ws.config.workspace.global_inputs), environ, node
+    )
     return Plan(
         ws=ws,
         graph=graph,
@@ -120,4 +130,7 @@ def make_plan(root: Path, options: PlanOptions) -> Plan:
         commit=head_commit(ws.root),
         environ=environ,
         affected=affected,
+        recipes=recipes,
+        files=hasher.files,
+        node=node,
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from freight.builds.graph import TaskGraph
 from freight.units import format_duration
 
 #: built: ran as a job; cached: restored; noop: no script; failed; skipped: not started; cancelled.
@@ -191,7 +191,30 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def critical_path(graph: TaskGraph, results: dict[str, TaskResult]) -> tuple[list[str], float]:
+def longest_chain(
+    order: Sequence[str], deps: Mapping[str, Sequence[str]], durations: Mapping[str, float]
+) -> tuple[list[str], float]:
+    """The chain of dependent tasks with the largest total duration (`order`: dependencies first)."""
+    best: dict[str, tuple[float, str | None]] = {}
+    for tid in order:
+        own = durations.get(tid, 0.0)
+        prev = max(((best[d][0], d) for d in deps[tid]), default=(0.0, None))
+        best[tid] = (prev[0] + own, prev[1])
+    if not best:
+        return [], 0.0
+    end = max(best, key=lambda t: (best[t][0], t))
+    total = best[end][0]
+    chain: list[str] = []
+    cursor: str | None = end
+    while cursor is not None:
+        chain.append(cursor)
+        cursor = best[cursor][1]
+    return chain[::-1], total
+
+
+def critical_path(
+    order: Sequence[str], deps: Mapping[str, Sequence[str]], results: dict[str, TaskResult]
+) -> tuple[list[str], float]:
     durations = {tid: r.duration for tid, r in results.items() if r.status != "noop"}
-    chain, seconds = graph.critical_path(durations)
+    chain, seconds = longest_chain(order, deps, durations)
     return [t for t in chain if results.get(t) and results[t].status != "noop"], seconds

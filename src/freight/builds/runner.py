@@ -566,6 +566,7 @@ class _Run:
             if known is not None:
                 self._route(pkg, app)
                 self.releases.append(known)
+                self._ship_image(task, app, folder, known)
                 return
             release, new = publish(
                 self.b.objects,
@@ -583,7 +584,34 @@ class _Run:
         except Exception as exc:
             self.warn(f"{task.id}: publishing failed ({type(exc).__name__}: {exc})")
             return
-        self.releases.append({"app": pkg.slug, "release": release.id, "new": new, "files": release.files})
+        entry = {"app": pkg.slug, "release": release.id, "new": new, "files": release.files}
+        self.releases.append(entry)
+        self._ship_image(task, app, folder, entry)
+
+    def _ship_image(self, task: Task, app: AppConfig, folder: str, entry: dict[str, Any]) -> None:
+        """The app's image beside its release (freight.toml `image = {...}`), tagged by the build hash."""
+        if app.image is None:
+            return
+        from freight.builds.appimage import ship_image
+
+        pkg = task.package
+        try:
+            pinned = ship_image(
+                self.b.settings,
+                pkg.slug,
+                self.plan.ws.root / pkg.dir,
+                folder,
+                app.image,
+                self.plan.hashes[task.id],
+            )
+            self.b.store.set_release_image(pkg.slug, entry["release"], pinned)
+        except UserError as exc:
+            self.warn(f"{task.id}: no image: {exc}")
+            return
+        except Exception as exc:
+            self.warn(f"{task.id}: building the image failed ({type(exc).__name__}: {exc})")
+            return
+        entry["image"] = pinned
 
     def _route(self, pkg: Package, app: AppConfig) -> None:
         route = Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa)
@@ -596,7 +624,10 @@ class _Run:
     def _summarize(self) -> RunSummary:
         if self.b.cache.state is not None:
             self.b.cache.state.flush()
-        chain, seconds = critical_path(self.plan.graph, self.results)
+        graph = self.plan.graph
+        chain, seconds = critical_path(
+            graph.order(), {tid: t.deps for tid, t in graph.tasks.items()}, self.results
+        )
         ordered = {tid: self.results[tid] for tid in self.plan.graph.order() if tid in self.results}
         summary = RunSummary(
             id=self.id,

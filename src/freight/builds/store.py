@@ -53,6 +53,8 @@ class Release:
     commit: str | None
     files: int
     bytes: int
+    #: REGISTRY/NAME@sha256:... of the image built beside it (apps with `image = {...}`)
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,15 @@ class BuildStore:
         except IntegrityError:
             return False
         return True
+
+    def set_release_image(self, app: str, release_id: str, image: str) -> None:
+        """Record the image built beside a release (the latest build of the same outputs wins)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(build_releases)
+                .where(and_(build_releases.c.app == app, build_releases.c.id == release_id))
+                .values(image=image)
+            )
 
     def release_files(self) -> dict[tuple[str, str], int]:
         """(app, release id) -> number of files, of every recorded release."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -87,6 +88,7 @@ def build(
 
     With FREIGHT_URL set the build runs on that server, which reads the workspace at the same absolute
     path (same machine or a shared volume); --dry and --why then answer for the server's cache and runs."""
+    from freight.builds import memo
     from freight.builds.api import Builds, write_summary
     from freight.builds.plan import PlanOptions
     from freight.builds.progress import PlainReporter
@@ -115,7 +117,14 @@ def build(
             LazyPlatform(settings, builds.store.engine) as client,
             _sigterm_interrupts(),
         ):
-            data = builds.builder(client, reporter).run(builds.plan(path, options), run).to_dict()
+            plan = builds.plan(path, options)
+            if not packages and not affected_since and options.tasks == memo.TASKS:
+                # what freight.toml says: --no-publish is this run's, the fast path checks it itself
+                publish = plan.ws.config.workspace.publish
+                memo.save(
+                    settings.home, path.resolve(), memo.memo_of(plan, path.resolve(), publish, os.environ)
+                )
+            data = builds.builder(client, reporter).run(plan, run).to_dict()
     if summarize:
         where = write_summary(settings, data)
         typer.echo(f"summary: {where}", err=True)

@@ -1,6 +1,7 @@
 """Entry point: `freight ...`. Bad input prints one line and exits 2, never a traceback.
 
-`freight --help` answers from the command table (cli/registry.py) without importing typer; every
+`freight --help` answers from the command table (cli/registry.py) without importing typer, and
+`freight build` first tries its fast path (builds/fastpath.py: a cached build, stdlib only); every
 other command line goes to the lazy root group (cli/app.py), which imports only the command it runs.
 How to add a command: see cli/registry.py."""
 
@@ -13,6 +14,13 @@ from freight.errors import FreightError, UserError
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["build"]:
+        # a cached build answers without typer, pydantic or SQLAlchemy (None: it must run in full)
+        from freight.builds.fastpath import try_build
+
+        code = try_build(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
     if sys.argv[1:] == ["--help"]:
         from freight.cli.registry import root_help
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import re
 import sqlite3
 import threading
 import time
@@ -17,18 +15,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+from freight.db.revisions import MIGRATIONS as _MIGRATIONS
+from freight.db.revisions import SQLITE_BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT
+from freight.db.revisions import head_revisions as head_revisions
 from freight.errors import UserError
 
-_MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
-_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=(.*)$", re.MULTILINE)
-
-
-#: How long a SQLite writer waits for the write lock before "database is locked". At most a third of
-#: the scheduler lease's TTL (jobs.scheduler.LEASE_TTL): a scheduler whose commit waited this long
-#: still renews its lease in time. A store locked for longer is unavailable (the API answers 503).
-SQLITE_BUSY_TIMEOUT = 5.0
 
 
 class _SqliteConnection(Connection):
@@ -119,23 +111,6 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-@functools.cache
-def head_revisions() -> frozenset[str] | None:
-    """The revisions no migration builds on, read from the files' `revision =` and `down_revision =`
-    lines (what Alembic would find, without importing it: ~150 ms of every command); None when a file
-    does not say them plainly, and Alembic must be asked."""
-    revisions: set[str] = set()
-    downs: set[str] = set()
-    for path in (_MIGRATIONS / "versions").glob("*.py"):
-        source = path.read_text()
-        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
-        if revision is None or down is None:
-            return None
-        revisions.add(revision.group(1))
-        downs.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
-    return frozenset(revisions - downs) or None
 
 
 def _at_head(engine: Engine) -> bool:

@@ -95,14 +95,27 @@ class LogArchive:
         self.store.delete_many(log_key(job_id, number) for job_id, number in pairs)
 
 
+#: seconds the archiver lets ended attempts gather between two batches
+BATCH_EVERY = 0.2
+
+
 class LogArchiver:
     """Archives ended attempts' logs on one thread of its own. Whatever ends while it uploads goes in
     its next batch, and each batch is recorded in one transaction (not one per job)."""
 
     def __init__(
-        self, engine: Engine, archive: LogArchive, node: str, *, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        archive: LogArchive,
+        node: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_every: float = BATCH_EVERY,
     ) -> None:
         self.engine = engine
+        #: seconds between batches, so that many short jobs make one write transaction, not one each
+        #: (each would take the store's write lock from the scheduler)
+        self.batch_every = batch_every
         self.archive = archive
         self.node = node
         self.clock = clock
@@ -157,6 +170,8 @@ class LogArchiver:
                 self.run_once(ids, scan=scan)
             except Exception:  # the worker must outlive a bad batch; recovery tries those again
                 log.exception("archiving %d attempt logs failed; the next start tries again", len(ids))
+            with self._cond:  # let the next batch gather (close() cuts the pause short)
+                self._cond.wait_for(lambda: self._closing, self.batch_every)
 
     def run_once(self, attempt_ids: Iterable[str], *, scan: bool = False) -> list[str]:
         """Archive these attempts' logs (and, with `scan`, every unarchived one of this node) now, in

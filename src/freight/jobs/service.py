@@ -30,6 +30,7 @@ from freight.jobs.client import JobView, check_attempt
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.policy import QueuePolicy, admit, check_queue_policy
+from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
 from freight.jobs.scheduler.nodes import NodeSource
 from freight.jobs.secrets import MIN_MASKED, SecretStore, mask_bytes
@@ -197,6 +198,7 @@ class JobService:
             if self.scheduler is not None:
                 return self.scheduler
             runtime, nodes = self._runtime_and_nodes()
+            scaler = self._scaler()
             scheduler = Scheduler(
                 self.engine,
                 runtime,
@@ -204,6 +206,7 @@ class JobService:
                 poll_interval=poll_interval,
                 on_commit=self._notify,
                 nodes=nodes,
+                scaler=scaler,
             )
             try:
                 scheduler.start()
@@ -217,6 +220,25 @@ class JobService:
             self._thread.start()
             return scheduler
 
+    def _scaler(self) -> Scaler | None:
+        """The autoscaling wiring when FREIGHT_AUTOSCALE is on (a Ray cluster's autoscaler only)."""
+        from freight.jobs.autoscale import autoscale_settings
+
+        settings = autoscale_settings()
+        if not settings.enabled:
+            return None
+        if not self.settings.ray_address:
+            raise UserError(
+                "autoscaling needs a Ray cluster",
+                where="FREIGHT_AUTOSCALE",
+                hint="set FREIGHT_RAY_ADDRESS (or freight up --ray ADDRESS), or turn FREIGHT_AUTOSCALE off",
+            )
+        from freight.runtime.ray_autoscale import RayAutoscaler
+
+        scaler = Scaler(self.engine, settings, RayAutoscaler(self.settings.ray_address).request)
+        scaler.start()
+        return scaler
+
     def _runtime_and_nodes(self) -> tuple[Runtime, NodeSource | None]:
         """This machine's runtime (embedded), or a Ray cluster's with its nodes (ray_address)."""
         if self.settings.ray_address:
@@ -224,7 +246,7 @@ class JobService:
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
             connect(self.settings.ray_address)
-            cluster = ClusterRuntime()
+            cluster = ClusterRuntime.for_settings(self.settings)
             return cluster, ClusterNodes(cluster)
         from freight.runtime.factory import create_job_runtime
 
@@ -245,7 +267,7 @@ class JobService:
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
             connect(self.settings.ray_address)
-            source = ClusterNodes(ClusterRuntime())
+            source = ClusterNodes(ClusterRuntime.for_settings(self.settings))
         else:
             from freight.jobs.scheduler.nodes import LocalNodes
 
@@ -253,6 +275,20 @@ class JobService:
         table = NodeTable(source)
         table.refresh()
         return table.snapshot()
+
+    def capacity(self) -> dict[str, Any]:
+        """The capacity page's view: nodes, the demand the autoscaler was given (this process's
+        scheduler's; none when another process schedules) and the latest scaling events (from the
+        store: any server shows them)."""
+        from freight.jobs.scaling import recent_events
+
+        scheduler = self.scheduler
+        demand = scheduler.snapshot().get("demand") if scheduler is not None else None
+        return {
+            "nodes": self.nodes(),
+            "demand": demand or {"autoscale": False},
+            "scaling_events": recent_events(self.engine),
+        }
 
     def start_or_stand_by(
         self, *, poll_interval: float = 0.5, retry_every: float = LEASE_TTL / 3
@@ -437,6 +473,39 @@ class JobService:
         self.poke(submitted=fresh)
         return views
 
+    def submit_groups(
+        self, groups: Sequence[Sequence[tuple[JobSpec, str | None]]]
+    ) -> list[list[JobView] | FreightError]:
+        """Group commit: many independent submissions (each a list of (spec, pinned definition)) in
+        one transaction. Each group is all or nothing and its answer is its views or the error that
+        refused it; one bad group never refuses the others. A group's checks all run before it writes,
+        so a refused group leaves nothing behind in the shared transaction."""
+        out: list[list[JobView] | FreightError | None] = [None] * len(groups)
+        pinned: list[tuple[int, list[tuple[JobSpec, str | None]]]] = []
+        for index, group in enumerate(groups):
+            try:
+                pinned.append((index, [(self._pin_image(spec), ref) for spec, ref in group]))
+            except FreightError as exc:
+                out[index] = exc
+        fresh: list[JobRecord] = []
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                results = self._insert_groups(conn, [items for _, items in pinned], now, fresh)
+            for (index, _), result in zip(pinned, results, strict=True):
+                out[index] = result
+        except IntegrityError:
+            # Another submitter raced on an idempotency key: nothing of this batch was written.
+            # Each group alone, as submit() would (its retry reads the winner's job).
+            for index, items in pinned:
+                try:
+                    out[index] = self._insert(items)
+                except FreightError as exc:
+                    out[index] = exc
+            return [r for r in out if r is not None]
+        self.poke(submitted=fresh)
+        return [r for r in out if r is not None]
+
     def _capacity(self) -> tuple[float, int]:
         """The most one job may ask for: this machine's capacity; on a cluster the scheduler tells
         a job too big for every node so, naming each node's reason."""
@@ -445,28 +514,6 @@ class JobService:
         if self._node_capacity is None:
             self._node_capacity = detect_capacity(self.settings)
         return self._node_capacity
-
-    def _admit(
-        self, conn: Any, items: Sequence[tuple[JobSpec, str | None]], platform: bool
-    ) -> list[tuple[JobSpec, str | None]]:
-        """Each spec with its queue's defaults, checked against its queue's rules and the node."""
-        names = {spec.queue for spec, _ in items}
-        rows = conn.execute(select(queues).where(queues.c.name.in_(names))).all()
-        policies = {r.name: QueuePolicy.from_row(r._mapping) for r in rows}
-        admitted = []
-        for index, (spec, ref) in enumerate(items):
-            where = "spec" if len(items) == 1 else f"jobs.{index}"
-            policy = policies.get(spec.queue) or QueuePolicy(spec.queue)
-            admitted.append((admit(spec, policy, self._capacity(), platform=platform, where=where), ref))
-            missing = self.secrets.missing(conn, spec.secrets.values())
-            if missing:
-                env_name = next(k for k, v in spec.secrets.items() if v == missing[0])
-                raise NotFoundError(
-                    f"no secret {missing[0]!r}",
-                    where=f"{where}: secrets.{env_name}",
-                    hint=f"store it first: `freight secrets set {missing[0]}` (value on stdin)",
-                )
-        return admitted
 
     def _insert_in(
         self,
@@ -477,57 +524,125 @@ class JobService:
         platform: bool = False,
     ) -> list[JobView]:
         """Insert what is new; `fresh` receives the records inserted."""
-        items = self._admit(conn, items, platform)
-        out: list[JobView | None] = [None] * len(items)
-        keys = [spec.idempotency_key for spec, _ in items if spec.idempotency_key]
-        existing: dict[str, JobRecord] = {}
+        (result,) = self._insert_groups(conn, [items], now, fresh, platform)
+        if isinstance(result, FreightError):
+            raise result
+        return result
+
+    def _insert_groups(
+        self,
+        conn: Any,
+        groups: Sequence[Sequence[tuple[JobSpec, str | None]]],
+        now: float,
+        fresh: list[JobRecord],
+        platform: bool = False,
+    ) -> list[list[JobView] | FreightError]:
+        """Check every group, then write the accepted ones together: one read each of the queues,
+        the secrets and the idempotency keys, one insert per table and one explanation for all, so a
+        group commit costs little more than one submit. A group its checks refuse is answered with
+        its error and writes nothing. `fresh` receives the records inserted."""
+        every = [spec for group in groups for spec, _ in group]
+        rows = conn.execute(select(queues).where(queues.c.name.in_({s.queue for s in every}))).all()
+        policies = {r.name: QueuePolicy.from_row(r._mapping) for r in rows}
+        missing = set(self.secrets.missing(conn, {v for s in every for v in s.secrets.values()}))
+        keys = {s.idempotency_key for s in every if s.idempotency_key}
+        seen: dict[str, JobRecord] = {}
         if keys:
-            rows = conn.execute(select(jobs).where(jobs.c.idempotency_key.in_(keys)))
-            existing = {r.idempotency_key: JobRecord.from_row(r) for r in rows}
-        for index, (spec, ref) in enumerate(items):
+            found = conn.execute(select(jobs).where(jobs.c.idempotency_key.in_(keys)))
+            seen = {r.idempotency_key: JobRecord.from_row(r) for r in found}
+        out: list[list[JobView] | FreightError] = []
+        accepted: list[JobRecord] = []
+        accepted_ids: set[str] = set()
+        for group in groups:
+            try:
+                views, records = self._check_group(
+                    conn, group, now, policies, missing, seen, accepted_ids, platform
+                )
+            except FreightError as exc:
+                out.append(exc)
+                continue
+            out.append(views)
+            accepted += records
+            accepted_ids.update(r.id for r in records)
+            seen.update({r.idempotency_key: r for r in records if r.idempotency_key})
+        if accepted:
+            self._write(conn, accepted, {r.name for r in rows}, now)
+            fresh += accepted
+        explained = iter(_explained(conn, [v for views in out if isinstance(views, list) for v in views]))
+        return [r if isinstance(r, FreightError) else [next(explained) for _ in r] for r in out]
+
+    def _check_group(
+        self,
+        conn: Any,
+        group: Sequence[tuple[JobSpec, str | None]],
+        now: float,
+        policies: Mapping[str, QueuePolicy],
+        missing_secrets: set[str],
+        seen: Mapping[str, JobRecord],
+        accepted_ids: set[str],
+        platform: bool,
+    ) -> tuple[list[JobView], list[JobRecord]]:
+        """One submission's views and new records, or the error that refuses it (nothing written)."""
+        views: list[JobView] = []
+        records: list[JobRecord] = []
+        mine: dict[str, JobRecord] = {}
+        for index, (given, ref) in enumerate(group):
+            where = "spec" if len(group) == 1 else f"jobs.{index}"
+            policy = policies.get(given.queue) or QueuePolicy(given.queue)
+            spec = admit(given, policy, self._capacity(), platform=platform, where=where)
+            absent = sorted(set(given.secrets.values()) & missing_secrets)
+            if absent:
+                env_name = next(k for k, v in given.secrets.items() if v == absent[0])
+                raise NotFoundError(
+                    f"no secret {absent[0]!r}",
+                    where=f"{where}: secrets.{env_name}",
+                    hint=f"store it first: `freight secrets set {absent[0]}` (value on stdin)",
+                )
             key = spec.idempotency_key
-            if key and key in existing:
-                prior = existing[key]
+            prior = (mine.get(key) or seen.get(key)) if key else None
+            if prior is not None:
                 if prior.spec != spec:
                     raise ConflictError(
                         f"idempotency key {key!r} was already used for job {prior.id} with a different spec",
                         where="idempotency_key",
                         hint="use a new key for a different job",
                     )
-                out[index] = prior.view()
+                views.append(prior.view())
                 continue
             record = record_from_spec(spec, now=now, definition=ref)
-            fresh.append(record)
-            out[index] = record.view()
+            records.append(record)
+            views.append(record.view())
             if key:
-                existing[key] = record
-        if fresh:
-            known_ids = {r.id for r in fresh}
-            self._check_dependencies(conn, fresh, known_ids)
-            self._ensure_queues(conn, {r.queue for r in fresh}, now)
-            conn.execute(insert(jobs), [r.insert_params() for r in fresh])
-            dep_rows = [
-                {"job_id": r.id, "depends_on": d.job, "condition": d.condition}
+                mine[key] = record
+        if any(r.spec.depends_on for r in records):  # (copying the batch's ids costs, so only then)
+            self._check_dependencies(conn, records, accepted_ids | {r.id for r in records})
+        return views, records
+
+    def _write(self, conn: Any, fresh: list[JobRecord], known_queues: set[str], now: float) -> None:
+        """Insert accepted records with their queues (if new), dependencies and first events."""
+        self._ensure_queues(conn, {r.queue for r in fresh} - known_queues, now)
+        conn.execute(insert(jobs), [r.insert_params() for r in fresh])
+        dep_rows = [
+            {"job_id": r.id, "depends_on": d.job, "condition": d.condition}
+            for r in fresh
+            for d in r.spec.depends_on
+        ]
+        if dep_rows:
+            conn.execute(insert(dependencies), dep_rows)
+        conn.execute(
+            insert(events),
+            [
+                {
+                    "job_id": r.id,
+                    "attempt": None,
+                    "from_state": None,
+                    "to_state": "queued",
+                    "at": now,
+                    "detail": "submitted",
+                }
                 for r in fresh
-                for d in r.spec.depends_on
-            ]
-            if dep_rows:
-                conn.execute(insert(dependencies), dep_rows)
-            conn.execute(
-                insert(events),
-                [
-                    {
-                        "job_id": r.id,
-                        "attempt": None,
-                        "from_state": None,
-                        "to_state": "queued",
-                        "at": now,
-                        "detail": "submitted",
-                    }
-                    for r in fresh
-                ],
-            )
-        return _explained(conn, [v for v in out if v is not None])
+            ],
+        )
 
     def _check_dependencies(self, conn: Any, fresh: list[JobRecord], known: set[str]) -> None:
         wanted = {d.job for r in fresh for d in r.spec.depends_on} - known
@@ -542,6 +657,8 @@ class JobService:
                     raise UserError("a job cannot depend on itself", where=f"depends_on.{index}.job")
 
     def _ensure_queues(self, conn: Any, names: set[str], now: float) -> None:
+        if not names:
+            return
         have = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.name.in_(names)))}
         missing = names - have
         if missing:

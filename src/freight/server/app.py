@@ -19,12 +19,14 @@ from fastapi.staticfiles import StaticFiles
 
 from freight.builds.hooks import router_from_env
 from freight.config import Settings, load_settings
+from freight.db.checkpoint import WalCheckpointer
 from freight.db.engine import STORE_RETRY_AFTER, store_problem
 from freight.jobs.service import JobService
 from freight.server.api import api_router
 from freight.server.api.pipelines import resume_runs as resume_pipeline_runs
 from freight.server.api.pipelines import start_planner as start_pipeline_planner
 from freight.server.auth import check_metrics_access, current_principal
+from freight.server.coalescer import SubmitCoalescer
 from freight.server.deps import ServerContext, write_gate
 from freight.server.errors import install_error_handlers
 from freight.server.logconfig import AccessLog
@@ -55,20 +57,24 @@ def create_app(
     metrics = Metrics()
     sampler = Sampler(svc, interval=sample_interval, on_started=metrics.submit_to_start.observe)
     metrics.watch_store(svc, sampler)
+    writes = write_gate(svc)
     ctx = ServerContext(
         settings=svc.settings,
         service=svc,
         sampler=sampler,
         metrics=metrics,
         tokens=TokenCache(svc.engine),
-        writes=write_gate(svc),
+        submits=SubmitCoalescer(svc, writes=writes),
+        writes=writes,
     )
 
-    closers: list[Callable[[], None]] = []
+    closers: list[Callable[[], None]] = [ctx.submits.close]
+    checkpointer = WalCheckpointer(svc.engine)  # SQLite only: keeps checkpoints off the API's commits
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         started_scheduler = False
+        checkpointer.start()
         if scheduler and svc.scheduler is None:
             running = svc.start_or_stand_by()
             if running is None:
@@ -97,6 +103,7 @@ def create_app(
                 close()
             if started_scheduler:
                 svc.stop_scheduler()
+            checkpointer.stop()
             if owned:
                 svc.close()
 

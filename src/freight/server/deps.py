@@ -14,6 +14,7 @@ from freight.config import Settings
 from freight.jobs.service import JobService
 
 if TYPE_CHECKING:
+    from freight.server.coalescer import SubmitCoalescer
     from freight.server.metrics import Metrics
     from freight.server.sampler import Sampler
     from freight.server.tokencache import TokenCache
@@ -27,6 +28,8 @@ class ServerContext:
     metrics: Metrics
     #: token lookups, cached briefly (see server/tokencache.py)
     tokens: TokenCache
+    #: API submissions, group-committed (see server/coalescer.py)
+    submits: SubmitCoalescer
     #: where the UI and API are served from, for links in logs ("http://127.0.0.1:8321")
     base_url: str | None = None
     #: held around submissions (see `write_gate`)

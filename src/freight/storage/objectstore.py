@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import IO, Any, cast
 import fsspec
 
 from freight.errors import NotFoundError, UserError
+from freight.storage.localfiles import atomic_local_write
 
 
 class ObjectStore:
@@ -146,13 +146,4 @@ def _hard_link(source: Path, target: Path) -> bool:
     return True
 
 
-def _atomic_local_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_local_write = atomic_local_write

@@ -110,7 +110,7 @@ class AppOut(BaseModel):
 class ReleaseOut(Release):
     """A release (the store's row) and the envs where it is current."""
 
-    current_in: tuple[str, ...]
+    current_in: tuple[str, ...] = ()
 
 
 class DeployOut(BaseModel):

@@ -100,7 +100,7 @@ def delete_definition(ctx: Ctx, principal: Caller, ref: Ref) -> JSONResponse:
     responses=SUBMITTED,
     summary="Run a job from a definition",
 )
-def run_definition(
+async def run_definition(
     ctx: Ctx,
     principal: Caller,
     ref: Ref,
@@ -108,4 +108,4 @@ def run_definition(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """The latest version unless the ref pins one; the body's fields override the template's."""
-    return submit_job(ctx, principal, body, definition=ref, idempotency_key=idempotency_key)
+    return await submit_job(ctx, principal, body, definition=ref, idempotency_key=idempotency_key)

@@ -72,7 +72,7 @@ def _check_key(key: object, where: str) -> None:
         )
 
 
-def submit_job(
+async def submit_job(
     ctx: ServerContext,
     principal: Principal,
     body: dict[str, Any],
@@ -81,7 +81,8 @@ def submit_job(
     idempotency_key: str | None = None,
 ) -> JSONResponse:
     """Validate (applying the definition's template, if any), check the token's queue, store.
-    201 for a new job; 200 with the earlier job when its idempotency key was seen before."""
+    201 for a new job; 200 with the earlier job when its idempotency key was seen before. Validation
+    runs on the event loop (it is pure); the write joins the next group commit (server/coalescer.py)."""
     check_input(body, "")
     check_units(body, "spec")
     _check_key(body.get("idempotency_key"), "idempotency_key")
@@ -96,11 +97,13 @@ def submit_job(
             )
         body = {**body, "idempotency_key": idempotency_key}
     started = time.time()
-    spec, ref = svc.resolve(body, definition)
+    if definition is None:
+        spec, ref = svc.resolve(body)
+    else:  # reads the definition from the store
+        spec, ref = await run_in_threadpool(svc.resolve, body, definition)
     check_queue(principal, spec.queue)
     # Submitting the pinned NAME:VERSION keeps the definition on record and cannot race a new version.
-    with ctx.writes:
-        view = svc.submit(spec) if ref is None else svc.submit(body, definition=ref)
+    (view,) = await ctx.submits.submit([(spec, ref)])
     replay = view.submitted_at < started
     return reply(view.to_dict(), 200 if replay else 201)
 
@@ -113,14 +116,14 @@ def submit_job(
     openapi_extra=SPEC_BODY,
     summary="Submit a job",
 )
-def submit(
+async def submit(
     ctx: Ctx,
     principal: Caller,
     body: Annotated[dict[str, Any], Body()],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Run a job from a definition with `POST /api/v1/definitions/{ref}/jobs`."""
-    return submit_job(ctx, principal, body, idempotency_key=idempotency_key)
+    return await submit_job(ctx, principal, body, idempotency_key=idempotency_key)
 
 
 @router.post(
@@ -130,7 +133,8 @@ def submit(
     responses={201: {"model": JobList}},
     summary="Submit several jobs in one transaction",
 )
-def submit_batch(ctx: Ctx, principal: Caller, body: BatchIn) -> JSONResponse:
+async def submit_batch(ctx: Ctx, principal: Caller, body: BatchIn) -> JSONResponse:
+    """All of them or none; what the remote client's `submit_many` sends."""
     specs: list[JobSpec] = []
     for index, item in enumerate(body.jobs):
         check_input(item, f"jobs.{index}")
@@ -139,8 +143,7 @@ def submit_batch(ctx: Ctx, principal: Caller, body: BatchIn) -> JSONResponse:
         spec = parse_spec(item, source=f"jobs.{index}")
         check_queue(principal, spec.queue, where=f"jobs.{index}.queue")
         specs.append(spec)
-    with ctx.writes:
-        views = ctx.service.submit_many(specs)
+    views = await ctx.submits.submit([(spec, None) for spec in specs])
     return reply({"jobs": [v.to_dict() for v in views]}, 201)
 
 

@@ -63,6 +63,15 @@ def test_listing_jobs_on_a_migrated_store_loads_no_migrations_server_or_data_lib
     assert loaded_by("jobs", "ls", heavy=heavy, home=tmp_path) == []
 
 
+def test_listing_jobs_on_a_migrated_store_reads_it_without_sqlalchemy(tmp_path: Path) -> None:
+    # jobs/listing.py: a page with no queued job (and no --label or --json) needs no rule of the service's
+    heavy = ("sqlalchemy", "alembic", "freight.jobs.service", "freight.jobs.spec")
+    assert "sqlalchemy" in loaded_by("jobs", "ls", heavy=heavy, home=tmp_path)  # a new store: migrated
+    assert loaded_by("jobs", "ls", heavy=heavy, home=tmp_path) == []
+    assert loaded_by("jobs", "ls", "--state", "failed", heavy=heavy, home=tmp_path) == []
+    assert "sqlalchemy" in loaded_by("jobs", "ls", "--json", heavy=heavy, home=tmp_path)
+
+
 def test_help_is_printed_from_the_command_table_without_typer_or_rich() -> None:
     # cli/registry.py: `freight --help` costs Python's start-up and little more
     assert loaded_by("--help", heavy=("typer", "click", "rich", "freight.cli.app")) == []

@@ -50,7 +50,7 @@ def node_rows(ctx: ServerContext) -> dict[str, Any]:
     "/capacity",
     response_model=None,
     responses={200: {"model": CapacityOut}},
-    summary="CPUs and memory in use over time",
+    summary="CPUs and memory in use over time; nodes, demand and scaling events",
 )
 def capacity(
     ctx: Ctx,
@@ -65,5 +65,6 @@ def capacity(
             "interval": sampler.interval,
             "now": sampler.current().to_dict(),
             "series": [s.to_dict() for s in sampler.series(since)],
+            **ctx.service.capacity(),
         }
     )

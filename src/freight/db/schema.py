@@ -153,6 +153,26 @@ leases = Table(
     Column("token", BigInteger, nullable=False, server_default="0"),
 )
 
+#: what the autoscaler was asked for and what the cluster did: "request" (a new shape asked of Ray),
+#: "node_added", "node_removed"; shown on the capacity page and in GET /api/v1/capacity
+scaling_events = Table(
+    "scaling_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    #: the node concerned (node_added / node_removed)
+    Column("node", String(200)),
+    #: the shape asked for (request): bundles, cpus, memory in all
+    Column("bundles", Integer),
+    Column("cpus", Float),
+    Column("memory", BigInteger),
+    #: alive nodes after the event
+    Column("nodes", Integer),
+    Column("detail", Text),
+)
+Index("ix_scaling_events_at", scaling_events.c.at)
+
 secrets = Table(
     "secrets",
     metadata,

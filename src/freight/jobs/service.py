@@ -30,6 +30,7 @@ from freight.jobs.client import JobView, check_attempt
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.policy import QueuePolicy, admit, check_queue_policy
+from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
 from freight.jobs.scheduler.nodes import NodeSource
 from freight.jobs.secrets import MIN_MASKED, SecretStore, mask_bytes
@@ -197,6 +198,7 @@ class JobService:
             if self.scheduler is not None:
                 return self.scheduler
             runtime, nodes = self._runtime_and_nodes()
+            scaler = self._scaler()
             scheduler = Scheduler(
                 self.engine,
                 runtime,
@@ -204,6 +206,7 @@ class JobService:
                 poll_interval=poll_interval,
                 on_commit=self._notify,
                 nodes=nodes,
+                scaler=scaler,
             )
             try:
                 scheduler.start()
@@ -216,6 +219,25 @@ class JobService:
             )
             self._thread.start()
             return scheduler
+
+    def _scaler(self) -> Scaler | None:
+        """The autoscaling wiring when FREIGHT_AUTOSCALE is on (a Ray cluster's autoscaler only)."""
+        from freight.jobs.autoscale import autoscale_settings
+
+        settings = autoscale_settings()
+        if not settings.enabled:
+            return None
+        if not self.settings.ray_address:
+            raise UserError(
+                "autoscaling needs a Ray cluster",
+                where="FREIGHT_AUTOSCALE",
+                hint="set FREIGHT_RAY_ADDRESS (or freight up --ray ADDRESS), or turn FREIGHT_AUTOSCALE off",
+            )
+        from freight.runtime.ray_autoscale import RayAutoscaler
+
+        scaler = Scaler(self.engine, settings, RayAutoscaler(self.settings.ray_address).request)
+        scaler.start()
+        return scaler
 
     def _runtime_and_nodes(self) -> tuple[Runtime, NodeSource | None]:
         """This machine's runtime (embedded), or a Ray cluster's with its nodes (ray_address)."""
@@ -253,6 +275,20 @@ class JobService:
         table = NodeTable(source)
         table.refresh()
         return table.snapshot()
+
+    def capacity(self) -> dict[str, Any]:
+        """The capacity page's view: nodes, the demand the autoscaler was given (this process's
+        scheduler's; none when another process schedules) and the latest scaling events (from the
+        store: any server shows them)."""
+        from freight.jobs.scaling import recent_events
+
+        scheduler = self.scheduler
+        demand = scheduler.snapshot().get("demand") if scheduler is not None else None
+        return {
+            "nodes": self.nodes(),
+            "demand": demand or {"autoscale": False},
+            "scaling_events": recent_events(self.engine),
+        }
 
     def start_or_stand_by(
         self, *, poll_interval: float = 0.5, retry_every: float = LEASE_TTL / 3

@@ -182,10 +182,35 @@ class NodesOut(BaseModel):
     nodes: list[NodeOut]
 
 
+class ScalingEventOut(BaseModel):
+    id: int
+    at: float
+    kind: str = Field(description="request (a new shape asked of the autoscaler), node_added, node_removed")
+    node: str | None = None
+    bundles: int | None = Field(default=None, description="request: bundles asked for")
+    cpus: float | None = Field(default=None, description="request: CPUs asked for in all")
+    memory: int | None = Field(default=None, description="request: bytes of memory asked for in all")
+    nodes: int | None = Field(default=None, description="alive nodes after the event")
+    detail: str | None = None
+
+
+class DemandOut(BaseModel):
+    autoscale: bool = Field(description="Whether the scheduler asks a Ray autoscaler for nodes")
+    requested: dict[str, float] | None = Field(
+        default=None, description="The standing request: bundles, cpus, memory"
+    )
+    unplaced: int | None = Field(default=None, description="Queued jobs no node has room for now")
+    unfit: int | None = Field(default=None, description="Queued jobs no node could ever hold")
+    reason: str | None = None
+
+
 class CapacityOut(BaseModel):
     interval: float = Field(description="Seconds between samples")
     now: Sample
     series: list[Sample]
+    nodes: list[dict[str, Any]] = Field(description="The nodes jobs are placed on (as GET /nodes)")
+    demand: DemandOut
+    scaling_events: list[ScalingEventOut] = Field(description="Latest first (at most 50)")
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,13 @@ from sqlalchemy import Engine, select
 from freight.config import Settings
 from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
+from freight.jobs.autoscale import Demand
 from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Decision, Node, Request, place
 from freight.jobs.queue import FairQueues
+from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler.apply import Effects, Leader, commit
 from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
 from freight.jobs.scheduler.events import (
@@ -114,6 +116,7 @@ class Scheduler:
         spawn_workers: int = 2,
         nodes: NodeSource | None = None,
         node_refresh: float = 1.0,
+        scaler: Scaler | None = None,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -131,6 +134,8 @@ class Scheduler:
         if nodes is None:
             cpus, memory = detect_capacity(settings)
             nodes = LocalNodes(self.node_name, cpus, memory)
+        #: asks the cluster's autoscaler for the nodes the queue needs (None: no autoscaling)
+        self.scaler = scaler
         #: every node jobs may be placed on, with what this scheduler placed there
         self.nodes = NodeTable(nodes)
         self.nodes.refresh()
@@ -229,6 +234,8 @@ class Scheduler:
             self._collect_spawned(batch, now)
             self._commit(batch, now)
         self.archiver.close()
+        if self.scaler is not None:
+            self.scaler.stop()
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             release_lease(conn, LEASE, self.holder)
         if self._sock is not None:
@@ -399,6 +406,8 @@ class Scheduler:
         self._reap(batch, actions, now)
         self._timers(batch, actions, now)
         self._place(batch, actions, now)
+        if self.scaler is not None and self.scaler.due(now):
+            self._offer_demand(self.scaler, now)
         self._commit(batch, now)
         self._act(actions, now)
         if now - self._last_lease >= LEASE_TTL / 3:
@@ -787,6 +796,12 @@ class Scheduler:
                 continue
             decision = self._decide_node(job)
             if decision.node is None:
+                if decision.impossible and self._autoscaler_could_hold(job):
+                    blocked.add(queue.name)
+                    self._set_reason(
+                        job, f"waiting for the autoscaler to add a node: {decision.why()}", batch
+                    )
+                    continue
                 if decision.impossible:
                     queue.pop()
                     job.ended_at = now
@@ -798,6 +813,27 @@ class Scheduler:
                 continue
             queue.pop()
             self._claim(job, decision.node, batch, actions, now)
+
+    def _autoscaler_could_hold(self, job: JobRecord) -> bool:
+        """A job too big for every node there is waits (not fails) when a node the autoscaler may
+        add could hold it (node labels of nodes to come are unknown: a constrained job does not)."""
+        spec = job.spec
+        return (
+            self.scaler is not None
+            and not spec.constraints
+            and self.scaler.settings.could_grow_for(Demand(spec.resources.cpus, spec.resources.memory))
+        )
+
+    def _offer_demand(self, scaler: Scaler, now: float) -> None:
+        """Hand the scaler what runs and what waits (its thread plans and talks to Ray)."""
+        held = [Demand(run.cpus, run.memory) for run in self.running.values()]
+        cap = 4 * scaler.settings.max_bundles
+        waiting: list[Demand] = []
+        for job in self.jobs.values():
+            if job.state in (JobState.QUEUED, JobState.RETRYING) and len(waiting) < cap:
+                res = job.spec.resources
+                waiting.append(Demand(res.cpus, res.memory))
+        scaler.offer(held, waiting, self.nodes.placement_nodes(), now)
 
     def _decide_node(self, job: JobRecord) -> Decision:
         spec = job.spec
@@ -987,6 +1023,7 @@ class Scheduler:
             "waiting_on_dependencies": len(self.waiting),
             "retrying": len(self.delayed),
             "nodes": self.nodes.snapshot(),
+            "demand": self.scaler.snapshot() if self.scaler is not None else {"autoscale": False},
         }
 
 

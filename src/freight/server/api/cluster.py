@@ -47,7 +47,7 @@ def nodes(ctx: Ctx, _principal: Caller) -> JSONResponse:
     "/capacity",
     response_model=None,
     responses={200: {"model": CapacityOut}},
-    summary="CPUs and memory in use over time",
+    summary="CPUs and memory in use over time; nodes, demand and scaling events",
 )
 def capacity(
     ctx: Ctx,
@@ -62,5 +62,6 @@ def capacity(
             "interval": sampler.interval,
             "now": sampler.current().to_dict(),
             "series": [s.to_dict() for s in sampler.series(since)],
+            **ctx.service.capacity(),
         }
     )

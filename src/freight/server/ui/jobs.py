@@ -140,6 +140,7 @@ def job_pages(page: Pages) -> APIRouter:
             interval=ctx.sampler.interval,
             holder=ctx.service.scheduler_holder(),
             isolation=scheduler.runtime.description if scheduler is not None else None,
+            cluster=ctx.service.capacity(),
         )
 
     @router.get("/definitions", response_class=HTMLResponse)

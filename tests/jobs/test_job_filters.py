@@ -78,7 +78,7 @@ def test_migration_0015_copies_existing_labels(store_settings: Settings) -> None
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(db_engine.__file__).parent / "migrations"))
         cfg.attributes["engine"] = engine
-        command.downgrade(cfg, "0017")
+        command.downgrade(cfg, "0016")
         command.upgrade(cfg, "head")
         assert [v.id for v in svc.list_jobs(label={"team": "data", "env": "prod"})] == [job]
     finally:

@@ -1,7 +1,7 @@
 """keyset listing: (state, id), (queue, state, id) and (queue, id) on jobs; job_labels for label filters
 
 Revision ID: 0015
-Revises: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

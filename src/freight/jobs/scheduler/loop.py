@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import math
 import os
 import random
 import selectors
@@ -74,7 +75,6 @@ LOW_DISK = 64 * 1024
 NODE_POLL_ERRORS = 20
 #: beyond this many nodes, placement scans a few feasible ones (from a rotating start), not all
 SCAN_ALL_NODES = 64
-SCAN_LIMIT = 8
 
 
 class LeaseHeldError(FreightError):
@@ -843,7 +843,7 @@ class Scheduler:
         if len(nodes) <= SCAN_ALL_NODES:
             return place(request, nodes)
         self._scan_start += 1
-        return place(request, nodes, limit=SCAN_LIMIT, start=self._scan_start)
+        return place(request, nodes, limit=scan_limit(len(nodes)), start=self._scan_start)
 
     def _claim(self, job: JobRecord, node: str, batch: Batch, actions: Effects, now: float) -> None:
         job.attempts += 1
@@ -1025,6 +1025,11 @@ class Scheduler:
             "nodes": self.nodes.snapshot(),
             "demand": self.scaler.snapshot() if self.scaler is not None else {"autoscale": False},
         }
+
+
+def scan_limit(nodes: int) -> int:
+    """How many feasible nodes the bounded scan scores: 2 log2 N (as Nomad's batch scheduler)."""
+    return max(2, 2 * math.ceil(math.log2(max(nodes, 2))))
 
 
 def _ended_row(

@@ -25,6 +25,7 @@ test: setup
 
 ## bench: the benchmarks (not part of the tests); JSON lands in bench/results/
 bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/jobs.py
 	@for b in runtime api etl builds cli; do \
 	  if [ -f bench/$$b.py ]; then $(BIN)/python bench/$$b.py || exit 1; fi; \

@@ -210,6 +210,7 @@ def test_alive_with_a_handle_is_reattached_once(h: Harness) -> None:
     assert h.state(job) is JobState.RUNNING and rt.started == [f"{job}-1"]
     rt.end(f"{job}-1")
     h.until(new, lambda: h.state(job) is JobState.SUCCEEDED)
+    new.spawner.shutdown()  # releases run on the spawn pool, after the commit
     assert rt.released == [f"{job}-1"]
 
 

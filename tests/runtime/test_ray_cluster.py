@@ -4,7 +4,6 @@ node that dies is seen as lost."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from freight.runtime.base import AttemptRequest, Limits, Recovered
-from freight.runtime.ray_cluster import ClusterRuntime, connect
+from freight.runtime.ray_cluster import ClusterRuntime, connect, loopback_only
 from tests.conftest import CGROUP_PARENT
 
 pytestmark = pytest.mark.slow
@@ -24,9 +23,9 @@ NODE = {"num_cpus": 1, "include_dashboard": False}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    # Ray's own switch for a cluster on one machine: every node and the driver use 127.0.0.1, never
-    # the host's network address.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # every node and the driver use 127.0.0.1, never the host's network address (see loopback_only:
+    # setting Ray's variable here alone is too late, Ray has read it on import)
+    loopback_only()
     home = tmp_path_factory.mktemp("ray-home")
     env = {"FREIGHT_HOME": str(home), "FREIGHT_CGROUP_PARENT": CGROUP_PARENT}
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "resources": {"label:zone=eu": 1}})

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from freight.config import Settings
 from freight.runtime import create_runtime
-from freight.runtime.base import Recovered
+from freight.runtime.base import Limits, Recovered
+from freight.runtime.cgroups import Slot
 from freight.runtime.process import ShimRuntime
 from freight.runtime.slots import SlotPool
 from tests.runtime.conftest import MAKE_SETTINGS
@@ -120,3 +121,36 @@ def test_prewarm_creates_free_slots(runtime: ShimRuntime) -> None:
     assert isinstance(runtime.isolation, SlotPool)
     runtime.prewarm(3)
     assert len(runtime.isolation.driver.slot_names()) >= 3
+
+
+def test_a_slot_emptied_by_release_is_reused_without_reading_its_members_again(
+    runtime: ShimRuntime, tmp_path: Path
+) -> None:
+    pool = runtime.isolation
+    assert isinstance(pool, SlotPool)
+    reads: list[str] = []
+    is_empty = pool.driver.is_empty
+
+    def counting(slot: Slot) -> bool:
+        reads.append(slot.name)
+        return is_empty(slot)
+
+    pool.driver.is_empty = counting  # type: ignore[method-assign]
+    first = runtime.start(request(tmp_path, ["true"]))
+    assert runtime.wait(first, timeout=30) is not None
+    runtime.release(first)  # kills until empty: the pool knows it is empty
+    reads.clear()
+    second = runtime.start(request(tmp_path, ["true"]))
+    assert second.slot == first.slot and reads == []
+    assert runtime.wait(second, timeout=30) is not None
+
+    placement = pool.place("never-started", Limits(cpus=1.0, memory=64 * MiB))
+    pool.unplace("never-started", placement)  # back without release: looked at again when taken
+    runtime.release(second)
+    reads.clear()
+    third = pool.place("third", Limits(cpus=1.0, memory=64 * MiB))
+    assert third.slot == second.slot and reads == []
+    pool.unplace("third", third)
+    fourth = pool.place("fourth", Limits(cpus=1.0, memory=64 * MiB))
+    assert fourth.slot == third.slot and reads == [fourth.slot]
+    pool.unplace("fourth", fourth)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import insert
 
+from freight.db.schema import scaling_events
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.postgres
@@ -238,6 +240,10 @@ def test_nodes_capacity_events_metrics_and_schema(api: Api, queue: str) -> None:
     assert nodes["scheduler"] is None
     node = nodes["nodes"][0]
     assert node["cpus"] > 0 and node["memory"] > 0 and node["used_cpus"] == 0
+    assert node["state"] == "alive" and node["labels"] == {} and node["id"] == node["name"]
+    api.client.post("/login", data={"token": api.admin})
+    page = api.client.get("/nodes")
+    assert page.status_code == 200 and f'data-node="{node["id"]}"' in page.text and "Embedded" in page.text
     capacity = api.get("/api/v1/capacity").json()
     assert capacity["now"]["cpus"] == node["cpus"] and isinstance(capacity["series"], list)
     events = api.get("/api/v1/events", params={"limit": 5}).json()
@@ -267,3 +273,30 @@ def test_the_builds_git_hook_is_mounted_and_checks_its_signature(api: Api) -> No
     assert "/api/v1/hooks/git" in schema["paths"]
     unsigned = api.client.post("/api/v1/hooks/git", json={"ref": "refs/heads/main"})
     assert unsigned.status_code == 401
+
+
+def test_capacity_shows_nodes_demand_and_scaling_events(api: Api) -> None:
+    with api.service.engine.begin() as conn:
+        conn.execute(
+            insert(scaling_events).values(
+                at=1.0, kind="request", bundles=3, cpus=3.0, memory=3 << 30, nodes=1
+            )
+        )
+        conn.execute(
+            insert(scaling_events).values(
+                at=2.0, kind="node_added", node="f" * 56, nodes=2, detail="test-marker"
+            )
+        )
+    capacity = api.get("/api/v1/capacity").json()
+    assert [n["state"] for n in capacity["nodes"]] == ["alive"] and capacity["nodes"][0]["cpus"] > 0
+    assert capacity["demand"] == {"autoscale": False}  # no autoscaler here
+    events = [e for e in capacity["scaling_events"] if e.get("detail") == "test-marker" or e["at"] == 1.0]
+    assert [e["kind"] for e in events] == ["node_added", "request"]  # newest first
+    assert events[1]["bundles"] == 3 and events[1]["cpus"] == 3.0
+    api.client.post("/login", data={"token": api.admin})
+    try:
+        html = api.client.get("/capacity").text
+    finally:
+        api.client.cookies.clear()  # the client is the module's: leave it logged out
+    assert "Demand and scaling" in html and "node_added" in html and "ffffffffffff" in html
+    assert "Autoscaling is off here" in html

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from freight.cli import main as cli_main
 from freight.services.store import ServiceStore
 from tests.containers import BuiltImage
-from tests.server.conftest import Api, Live
+from tests.server.conftest import Api, Live, TestClient
 
 SERVE = ["sh", "-c", "exec httpd -f -p $PORT -h /www"]
 
@@ -103,3 +103,26 @@ def test_the_cli_deploys_through_the_server(live: Live, test_image: BuiltImage) 
     assert service in listed.output
     assert runner.invoke(cli_main.app, ["service", "rm", service], env=env).exit_code == 0
     assert ServiceStore(live.service.engine).get(service).status == "removing"
+
+
+def test_the_services_pages_show_a_tokens_own_services(api: Api, test_image: BuiltImage, queue: str) -> None:
+    service = name()
+    deployed = api.post("/api/v1/services", body(test_image.pinned, service, queue=queue, replicas=2))
+    assert deployed.status_code == 202
+    api.client.post("/login", data={"token": api.admin})
+    listing = api.client.get("/services")
+    assert listing.status_code == 200 and f'data-service="{service}"' in listing.text
+    assert "0 / 2" in listing.text and "g s" in listing.text
+    page = api.client.get(f"/services/{service}")
+    assert page.status_code == 200 and test_image.pinned in page.text and "No replica is running" in page.text
+    assert api.client.get("/services/no-such-service").status_code == 404
+
+    viewer = TestClient(api.client.app)  # no `with`: the app's lifespan is the module client's
+    try:
+        viewer.post("/login", data={"token": api.token(f"ui-{queue}", queues=[f"{queue}-other"])})
+        assert f'data-service="{service}"' not in viewer.get("/services").text
+        assert viewer.get(f"/services/{service}").status_code == 404
+        viewer.cookies.clear()
+        assert viewer.get("/services", follow_redirects=False).status_code == 303
+    finally:
+        viewer.close()

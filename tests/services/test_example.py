@@ -1,6 +1,7 @@
 """Issue 10's done-when, as a user types it: `freight image build examples/images/hello`, then
 `freight run --image` of it out of memory (137, "out of memory") and exiting 3, and `freight service
-deploy` of the example under `freight up` answering every request through a rolling update."""
+deploy` of the example under `freight up` answering every request through a rolling update, on its
+own port and through the gateway (`--prefix /hello`)."""
 
 from __future__ import annotations
 
@@ -46,10 +47,10 @@ def freight(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def answer(port: int) -> bool:
+def answer(port: int, path: str = "/healthz") -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("GET", "/healthz")
+        conn.request("GET", path)
         response = conn.getresponse()
         return response.status == 200 and response.read() == b"ok\n"
     except OSError:
@@ -86,9 +87,19 @@ def test_the_done_when_commands(env: dict[str, str], tmp_path: Path) -> None:
     three = freight(env, "run", "--image", tag, "--", "sh", "-c", "exit 3")
     assert three.returncode == 3, three.stderr
 
+    gateway = free_port()
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
-        [sys.executable, "-m", "freight.cli.main", "up", "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "freight.cli.main",
+            "up",
+            "--port",
+            str(free_port()),
+            "--gateway-port",
+            str(gateway),
+        ],
         env=env,
         stdout=log,
         stderr=log,
@@ -99,16 +110,17 @@ def test_the_done_when_commands(env: dict[str, str], tmp_path: Path) -> None:
 
     def hammer() -> None:
         while not stop.is_set():
-            served[0] += 1
-            failed[0] += not answer(port)
+            served[0] += 2  # straight to the service's port, and through the gateway
+            failed[0] += (not answer(port)) + (not answer(gateway, "/hello/healthz"))
             time.sleep(0.02)
 
     try:
-        common = ("--image", tag, "--replicas", "2", "--port", str(port), "--health", "/healthz")
+        common = ("--image", tag, "--replicas", "2", "--port", str(port), "--prefix", "/hello")
         deployed = freight(env, "service", "deploy", name, *common)
         assert deployed.returncode == 0, deployed.stderr
         until("the first revision getting ready", lambda: show(env, name)["status"] == "ready", up)
         assert answer(port)
+        until("the gateway routing /hello/", lambda: answer(gateway, "/hello/healthz"), up)
 
         watcher = threading.Thread(target=hammer)
         watcher.start()

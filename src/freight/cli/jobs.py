@@ -29,7 +29,10 @@ from freight.errors import ConflictError, NotFoundError, UserError
 from freight.text import check_text
 
 if TYPE_CHECKING:  # the store and pydantic load when a command runs, not for --help
+    from collections.abc import Sequence
+
     from freight.cli.common import Service
+    from freight.cli.output import Listed
     from freight.jobs.client import JobView
     from freight.jobs.spec import JobSpec
 
@@ -336,11 +339,28 @@ def ls(
     from freight.cli.common import parse_pairs
 
     labels = parse_pairs(label, "--label") or None
+    if not as_json and labels is None:  # the local store, read without SQLAlchemy when it can be
+        from freight.config import load_settings
+        from freight.jobs.listing import quick_list
+
+        settings = load_settings()
+        listed = (
+            None
+            if settings.url
+            else quick_list(settings.database_url, state=state, queue=queue, limit=limit, cursor=cursor)
+        )
+        if listed is not None:
+            _print_listing(listed, limit)
+            return
     with open_service() as svc:
         views = svc.list_jobs(state=state, queue=queue, label=labels, limit=limit, cursor=cursor)
     if as_json:
         print_json([v.to_dict() for v in views])
         return
+    _print_listing(views, limit)
+
+
+def _print_listing(views: Sequence[Listed], limit: int) -> None:
     console.print(jobs_table(views))
     if len(views) == limit:
         err_console.print(f"[dim]freight: more may follow: add --cursor {views[-1].id}[/]")

@@ -15,6 +15,9 @@ from freight.jobs.states import JobState
 
 if TYPE_CHECKING:
     from freight.jobs.client import JobView
+    from freight.jobs.listing import ListedJob
+
+    Listed = JobView | ListedJob  # a listing shows the fields both have
 from freight.units import format_bytes, format_duration, plural
 
 # Piped output is read by scripts and grep: do not squeeze it into 80 columns.
@@ -41,7 +44,7 @@ def when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def duration(view: JobView) -> str:
+def duration(view: Listed) -> str:
     if view.started_at is None:
         return "-"
     end = view.ended_at or dt.datetime.now().timestamp()
@@ -52,7 +55,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def jobs_table(views: list[JobView]) -> Table:
+def jobs_table(views: Sequence[Listed]) -> Table:
     table = Table(box=None, header_style="bold")
     table.add_column("ID", no_wrap=True, min_width=20)
     for column in ("NAME", "QUEUE", "STATE", "TRIES", "SUBMITTED", "DURATION"):

@@ -36,6 +36,12 @@ def deploy(
     cpus: Annotated[str | None, typer.Option("--cpus", help="Per replica, e.g. 0.5")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE; repeatable")] = None,
     queue: Annotated[str, typer.Option("--queue", "-q", help="The replicas' queue")] = "default",
+    host: Annotated[
+        list[str] | None, typer.Option("--host", help="The gateway routes this host name here; repeatable")
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="The gateway routes this path prefix here (stripped)")
+    ] = None,
     command: Annotated[
         list[str] | None, typer.Argument(help="Command after -- (default: the image's)")
     ] = None,
@@ -56,6 +62,8 @@ def deploy(
         "memory": memory,
         "cpus": cpus,
         "queue": queue,
+        "hosts": host or [],
+        "prefix": prefix,
     }
     with _services() as services:
         row = services.deploy(body)

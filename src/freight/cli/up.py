@@ -24,6 +24,14 @@ def up(
         bool, typer.Option("--registry", help="Also run a local image registry on 127.0.0.1")
     ] = False,
     registry_port: Annotated[int, typer.Option("--registry-port", help="Its port (0: a free one)")] = 5000,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Place jobs on the nodes of the Ray cluster at ADDRESS (host:6379; auto: RAY_ADDRESS)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API and the web UI and run the scheduler, in one process.
 
@@ -39,7 +47,11 @@ def up(
         os.environ["FREIGHT_CPUS"] = cpus
     if memory:
         os.environ["FREIGHT_MEMORY"] = memory
+    if ray:
+        os.environ["FREIGHT_RAY_ADDRESS"] = ray
     settings = load_settings()
+    if settings.ray_address:
+        typer.echo(f"freight: placing jobs on the Ray cluster at {settings.ray_address}", err=True)
 
     def announce(url: str, token: str | None) -> None:
         # plain writes: a wrapped token line could not be copied

@@ -16,16 +16,11 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from freight.db.revisions import MIGRATIONS as _MIGRATIONS
+from freight.db.revisions import SQLITE_BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT
 from freight.db.revisions import head_revisions as head_revisions
 from freight.errors import UserError
 
 _migrate_lock = threading.Lock()
-
-
-#: How long a SQLite writer waits for the write lock before "database is locked". At most a third of
-#: the scheduler lease's TTL (jobs.scheduler.LEASE_TTL): a scheduler whose commit waited this long
-#: still renews its lease in time. A store locked for longer is unavailable (the API answers 503).
-SQLITE_BUSY_TIMEOUT = 5.0
 
 
 class _SqliteConnection(Connection):

@@ -1,7 +1,8 @@
-"""The store's schema revisions, read from the migration files without importing Alembic.
+"""The store's schema revisions, read from the migration files without importing Alembic, and
+SQLite's busy timeout.
 
 Standard library only: a command that only needs to know whether the store is at head (the fast path
-of a cached build) must not pay for SQLAlchemy or Alembic.
+of a cached build, the quick `jobs ls` of jobs/listing.py) must not pay for SQLAlchemy or Alembic.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from pathlib import Path
 MIGRATIONS = Path(__file__).parent / "migrations"
 _REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=(.*)$", re.MULTILINE)
+
+#: How long a SQLite writer waits for the write lock before "database is locked". At most a third of
+#: the scheduler lease's TTL (jobs.scheduler.LEASE_TTL): a scheduler whose commit waited this long
+#: still renews its lease in time. A store locked for longer is unavailable (the API answers 503).
+SQLITE_BUSY_TIMEOUT = 5.0
 
 
 @functools.cache

@@ -44,8 +44,21 @@ jobs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
 )
-Index("ix_jobs_state", jobs.c.state)
-Index("ix_jobs_queue_state", jobs.c.queue, jobs.c.state)
+# Listing is newest first by id, under a filter: these serve `WHERE ... ORDER BY id DESC LIMIT n`
+# (keyset pages) from the index alone, however many jobs the store holds (migration 0015).
+Index("ix_jobs_state_id", jobs.c.state, jobs.c.id)
+Index("ix_jobs_queue_state_id", jobs.c.queue, jobs.c.state, jobs.c.id)
+Index("ix_jobs_queue_id", jobs.c.queue, jobs.c.id)
+
+#: a job's labels, one row each, so a label filter is an index lookup (jobs.labels keeps the JSON)
+job_labels = Table(
+    "job_labels",
+    metadata,
+    Column("job_id", String(32), ForeignKey("jobs.id"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(500), nullable=False),
+)
+Index("ix_job_labels_key_value_job", job_labels.c.key, job_labels.c.value, job_labels.c.job_id)
 
 attempts = Table(
     "attempts",
@@ -139,6 +152,26 @@ leases = Table(
     #: fencing token: goes up by one each time the lease changes hands; a holder's writes check it
     Column("token", BigInteger, nullable=False, server_default="0"),
 )
+
+#: what the autoscaler was asked for and what the cluster did: "request" (a new shape asked of Ray),
+#: "node_added", "node_removed"; shown on the capacity page and in GET /api/v1/capacity
+scaling_events = Table(
+    "scaling_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    #: the node concerned (node_added / node_removed)
+    Column("node", String(200)),
+    #: the shape asked for (request): bundles, cpus, memory in all
+    Column("bundles", Integer),
+    Column("cpus", Float),
+    Column("memory", BigInteger),
+    #: alive nodes after the event
+    Column("nodes", Integer),
+    Column("detail", Text),
+)
+Index("ix_scaling_events_at", scaling_events.c.at)
 
 secrets = Table(
     "secrets",

@@ -95,14 +95,27 @@ class LogArchive:
         self.store.delete_many(log_key(job_id, number) for job_id, number in pairs)
 
 
+#: seconds the archiver lets ended attempts gather between two batches
+BATCH_EVERY = 0.2
+
+
 class LogArchiver:
     """Archives ended attempts' logs on one thread of its own. Whatever ends while it uploads goes in
     its next batch, and each batch is recorded in one transaction (not one per job)."""
 
     def __init__(
-        self, engine: Engine, archive: LogArchive, node: str, *, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        archive: LogArchive,
+        node: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_every: float = BATCH_EVERY,
     ) -> None:
         self.engine = engine
+        #: seconds between batches, so that many short jobs make one write transaction, not one each
+        #: (each would take the store's write lock from the scheduler)
+        self.batch_every = batch_every
         self.archive = archive
         self.node = node
         self.clock = clock
@@ -111,12 +124,15 @@ class LogArchiver:
         self._closing = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        #: the thread waits for work (not mid-batch, not pausing): only then must submit() wake it
+        self._idle = False
 
     def submit(self, attempt_ids: Iterable[str]) -> None:
         """Archive these ended attempts' logs (thread-safe; returns at once)."""
         with self._cond:
             self._queue.extend(attempt_ids)
-            self._wake()
+            if self._thread is None or self._idle:
+                self._wake()
 
     def catch_up(self) -> None:
         """Also archive every ended attempt of this node that is not archived yet (its scheduler
@@ -147,7 +163,9 @@ class LogArchiver:
         while True:
             with self._cond:
                 while not self._queue and not self._scan and not self._closing:
+                    self._idle = True
                     self._cond.wait()
+                self._idle = False
                 if not self._queue and not self._scan:
                     return
                 ids = list(self._queue)
@@ -157,6 +175,8 @@ class LogArchiver:
                 self.run_once(ids, scan=scan)
             except Exception:  # the worker must outlive a bad batch; recovery tries those again
                 log.exception("archiving %d attempt logs failed; the next start tries again", len(ids))
+            with self._cond:  # let the next batch gather (close() cuts the pause short)
+                self._cond.wait_for(lambda: self._closing, self.batch_every)
 
     def run_once(self, attempt_ids: Iterable[str], *, scan: bool = False) -> list[str]:
         """Archive these attempts' logs (and, with `scan`, every unarchived one of this node) now, in

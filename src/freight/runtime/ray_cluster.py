@@ -21,11 +21,13 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from freight.config import Settings
 from freight.errors import TransientError, UserError
 from freight.runtime.agent import NodeAgent, outcome_from_dict
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 
 NAMESPACE = "freight"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 #: label resources a Ray node advertises become freight node labels: --resources '{"label:zone=eu": 1}'
 LABEL_PREFIX = "label:"
 
@@ -55,6 +57,9 @@ def loopback_only() -> None:
 
 def connect(address: str) -> None:
     """Join the Ray cluster at `address` ("auto" reads RAY_ADDRESS) as a driver in freight's namespace."""
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    if host in LOOPBACK:
+        loopback_only()  # a cluster on this machine only: the driver must use 127.0.0.1 too
     import ray
 
     if ray.is_initialized():
@@ -96,6 +101,21 @@ class ClusterRuntime:
         }
         self._agents: dict[str, Any] = {}
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ClusterRuntime:
+        """Agents that start with these settings (home, cgroups, isolation, job user, run dir) on
+        top of this process's FREIGHT_* environment."""
+        env = dict(os.environ)
+        env.update(
+            FREIGHT_HOME=str(settings.home),
+            FREIGHT_CGROUP_PARENT=settings.cgroup_parent,
+            FREIGHT_ISOLATION=settings.isolation,
+            FREIGHT_JOB_USER=settings.job_user,
+        )
+        if settings.run_dir_override is not None:
+            env["FREIGHT_RUN_DIR"] = str(settings.run_dir_override)
+        return cls(env)
+
     # -- nodes -------------------------------------------------------------------------------------
 
     def nodes(self) -> list[ClusterNode]:
@@ -108,9 +128,11 @@ class ClusterRuntime:
             cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
             if alive:
                 try:
-                    agent = self.agent(node_id, _labels(resources))
-                    info = self._ray.get(agent.info.remote(), timeout=60)
-                    cpus, memory = float(info["cpus"]), int(info["memory"])
+                    info = self._agent_info(node_id, _labels(resources))
+                    # what the operator gave the node (ray start --num-cpus/--memory) when it is
+                    # less than the machine: several raylets may share one machine
+                    cpus = min(cpus, float(info["cpus"])) if cpus else float(info["cpus"])
+                    memory = min(memory, int(info["memory"])) if memory else int(info["memory"])
                 except Exception:  # an agent that cannot start or answer: the node takes no jobs
                     alive = False
             found.append(
@@ -119,6 +141,16 @@ class ClusterRuntime:
                 )
             )
         return found
+
+    def _agent_info(self, node_id: str, labels: dict[str, str]) -> dict[str, Any]:
+        """What the node's agent says of itself. An agent that died while its node lives (killed,
+        crashed) is replaced, once, rather than the node counted as lost: its attempts run on."""
+        try:
+            info: dict[str, Any] = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
+        except self._ray.exceptions.RayActorError:
+            self._agents.pop(node_id, None)
+            info = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
+        return info
 
     def agent(self, node_id: str, labels: dict[str, str] | None = None) -> Any:
         """The node's agent, started on first use (or found again after a server restart). `labels`

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from freight.builds.hooks import router_from_env
 from freight.config import Settings, load_settings
+from freight.db.checkpoint import WalCheckpointer
 from freight.db.engine import STORE_RETRY_AFTER, store_problem
 from freight.jobs.service import JobService
 from freight.server.api import api_router
@@ -68,10 +69,12 @@ def create_app(
     )
 
     closers: list[Callable[[], None]] = [ctx.submits.close]
+    checkpointer = WalCheckpointer(svc.engine)  # SQLite only: keeps checkpoints off the API's commits
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         started_scheduler = False
+        checkpointer.start()
         if scheduler and svc.scheduler is None:
             running = svc.start_or_stand_by()
             if running is None:
@@ -100,6 +103,7 @@ def create_app(
                 close()
             if started_scheduler:
                 svc.stop_scheduler()
+            checkpointer.stop()
             if owned:
                 svc.close()
 

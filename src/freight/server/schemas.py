@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
@@ -167,13 +167,17 @@ class DefinitionCreated(BaseModel):
 
 
 class NodeOut(BaseModel):
-    name: str
+    id: str = Field(description="The node's id: the host name embedded, the Ray node id on a cluster")
+    name: str = Field(description="What people read: the id, or its first 12 digits")
+    address: str
     cpus: float
     memory: int
-    used_cpus: float
+    used_cpus: float = Field(description="What the jobs placed here reserved")
     used_memory: int
     running: int
-    queued: int
+    queued: int | None = Field(description="Jobs waiting in the store (embedded only)")
+    labels: dict[str, str] = Field(description="What jobs constrain on (`constraints: {node.zone: eu}`)")
+    state: Literal["alive", "dead"]
     isolation: str | None
 
 
@@ -182,10 +186,35 @@ class NodesOut(BaseModel):
     nodes: list[NodeOut]
 
 
+class ScalingEventOut(BaseModel):
+    id: int
+    at: float
+    kind: str = Field(description="request (a new shape asked of the autoscaler), node_added, node_removed")
+    node: str | None = None
+    bundles: int | None = Field(default=None, description="request: bundles asked for")
+    cpus: float | None = Field(default=None, description="request: CPUs asked for in all")
+    memory: int | None = Field(default=None, description="request: bytes of memory asked for in all")
+    nodes: int | None = Field(default=None, description="alive nodes after the event")
+    detail: str | None = None
+
+
+class DemandOut(BaseModel):
+    autoscale: bool = Field(description="Whether the scheduler asks a Ray autoscaler for nodes")
+    requested: dict[str, float] | None = Field(
+        default=None, description="The standing request: bundles, cpus, memory"
+    )
+    unplaced: int | None = Field(default=None, description="Queued jobs no node has room for now")
+    unfit: int | None = Field(default=None, description="Queued jobs no node could ever hold")
+    reason: str | None = None
+
+
 class CapacityOut(BaseModel):
     interval: float = Field(description="Seconds between samples")
     now: Sample
     series: list[Sample]
+    nodes: list[dict[str, Any]] = Field(description="The nodes jobs are placed on (as GET /nodes)")
+    demand: DemandOut
+    scaling_events: list[ScalingEventOut] = Field(description="Latest first (at most 50)")
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,14 @@ class _Server(uvicorn.Server):
 def _start_gateway(settings: Settings, host: str, port: int, env: str) -> Callable[[], None]:
     """The builds gateway in a thread of its own (signals stay with the main server); returns a stop
     function."""
+    from freight.services.gateway import ServiceGateway
+
     builds = Builds.open(settings)
+    releases = builds.gateway(env, may_preview=request_checker(builds.store.engine))
     server = uvicorn.Server(
         uvicorn.Config(
-            builds.gateway(env, may_preview=request_checker(builds.store.engine)),
+            # services' hosts and prefixes first, then the builds' releases
+            ServiceGateway(builds.store.engine, releases),
             host=host,
             port=port,
             log_config=None,

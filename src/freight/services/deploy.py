@@ -29,6 +29,8 @@ def make_spec(
     memory: str | int | None = None,
     cpus: str | float | None = None,
     queue: str = "default",
+    hosts: list[str] | None = None,
+    prefix: str | None = None,
     image_field: str = "image",
 ) -> ServiceSpec:
     """A validated spec; UserError (one line naming the field) for a bad value or a missing image."""
@@ -51,6 +53,8 @@ def make_spec(
             env=dict(env or {}),
             resources=resources,
             queue=queue,
+            hosts=list(hosts or []),
+            prefix=prefix,
         )
     except ValidationError as exc:
         raise format_validation_error(exc, "service") from None

@@ -13,6 +13,9 @@ from freight.jobs.spec import Resources
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: the label every replica job carries, with its service's name
 LABEL = "freight.service"
+HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+#: the gateway's own paths (its health check, release previews)
+RESERVED_PREFIX = "/_freight/"
 QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -34,6 +37,30 @@ class ServiceSpec(BaseModel):
     resources: Resources = Field(default_factory=lambda: Resources(cpus=0.25, memory=128 * 1024**2))
     #: the replicas' queue: its limits and policy apply, and a token must be allowed it to see the service
     queue: str = "default"
+    #: the gateway (`freight up --gateway-port`) sends requests for these host names to the service ...
+    hosts: list[str] = Field(default_factory=list)
+    #: ... and requests under this path prefix (stripped before they reach a replica)
+    prefix: str | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not HOST.match(host):
+                raise ValueError(f"host {host!r} must be a host name without a port, like web.example.com")
+        return [host.lower() for host in value]
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("/") or value == "/":
+            raise ValueError(f"prefix {value!r} must be a path under /, like /api/")
+        value = value.rstrip("/") + "/"
+        if value.startswith(RESERVED_PREFIX):
+            raise ValueError(f"{RESERVED_PREFIX} is the gateway's own; pick another prefix")
+        return value
 
     @field_validator("health")
     @classmethod

@@ -35,12 +35,15 @@ from sqlalchemy import Engine, select
 from freight.config import Settings
 from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
+from freight.jobs.autoscale import Demand
 from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Decision, Node, Request, place
 from freight.jobs.queue import FairQueues
+from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler.apply import Effects, Leader, commit
+from freight.jobs.scheduler.changes import ChangeFeed
 from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
 from freight.jobs.scheduler.events import (
     describe,
@@ -114,6 +117,7 @@ class Scheduler:
         spawn_workers: int = 2,
         nodes: NodeSource | None = None,
         node_refresh: float = 1.0,
+        scaler: Scaler | None = None,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -131,6 +135,8 @@ class Scheduler:
         if nodes is None:
             cpus, memory = detect_capacity(settings)
             nodes = LocalNodes(self.node_name, cpus, memory)
+        #: asks the cluster's autoscaler for the nodes the queue needs (None: no autoscaling)
+        self.scaler = scaler
         #: every node jobs may be placed on, with what this scheduler placed there
         self.nodes = NodeTable(nodes)
         self.nodes.refresh()
@@ -152,6 +158,9 @@ class Scheduler:
         self.holder = holder_id()
         #: the lease's fencing token, taken with it in start(); every commit checks it
         self.token = 0
+        #: commits so far that ended a job or queued one again (what JobService.wait follows): a
+        #: waiter in this process woken by a commit that did neither need not read the store
+        self.settled = 0
         #: a commit found the token stale: another scheduler took over, this one must not write again
         self.fenced = False
         self._stop = threading.Event()
@@ -179,6 +188,8 @@ class Scheduler:
         self._exited: set[str] = set()
         #: ended attempts' logs go to the object store on the archiver's thread, after the commit
         self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
+        #: what other processes changed, followed through the events table (changes.py)
+        self.changes = ChangeFeed()
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -229,6 +240,8 @@ class Scheduler:
             self._collect_spawned(batch, now)
             self._commit(batch, now)
         self.archiver.close()
+        if self.scaler is not None:
+            self.scaler.stop()
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             release_lease(conn, LEASE, self.holder)
         if self._sock is not None:
@@ -266,6 +279,7 @@ class Scheduler:
         batch = Batch()
         with self.engine.connect() as conn:
             self._load_queues(conn)
+            self.changes.restart(conn, now)  # before the scan: what commits after it is in the feed
             rows = conn.execute(
                 select(jobs.c.id).where(jobs.c.state.in_([s.value for s in JobState if not s.terminal]))
             ).all()
@@ -399,6 +413,8 @@ class Scheduler:
         self._reap(batch, actions, now)
         self._timers(batch, actions, now)
         self._place(batch, actions, now)
+        if self.scaler is not None and self.scaler.due(now):
+            self._offer_demand(self.scaler, now)
         self._commit(batch, now)
         self._act(actions, now)
         if now - self._last_lease >= LEASE_TTL / 3:
@@ -442,18 +458,10 @@ class Scheduler:
         self._last_sync = now
         with self.engine.connect() as conn:
             self._load_queues(conn)
-            waiting_states = [JobState.QUEUED.value, JobState.RETRYING.value]
-            rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(waiting_states))).all()
-            in_store = {r.id for r in rows}
-            # Jobs we hold as waiting that someone else moved on (cancelled by another process).
-            for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
-                self._forget_external(job_id, conn, batch, now)
-            new_ids = [r.id for r in rows if r.id not in self.jobs]
-            if new_ids:
-                records = load_jobs(conn, new_ids)
-                for job in records:
-                    self.jobs[job.id] = job
-                self._admit(records, conn, batch, now)
+            if self.changes.full_due(now):
+                self._sync_all(conn, batch, now)
+            else:
+                self._sync_changes(conn, batch, now)
             cancels = conn.execute(
                 select(jobs.c.id).where(
                     jobs.c.cancel_requested.is_(True),
@@ -465,6 +473,37 @@ class Scheduler:
             if run is not None and run.stop_reason is None:
                 self._request_stop(run, "cancel", batch, now)
             batch.clear_cancel.append(row.id)
+
+    def _sync_all(self, conn: Any, batch: Batch, now: float) -> None:
+        """Every waiting job in the store against those held here (the change feed's safety net)."""
+        self.changes.restart(conn, now)
+        rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(_WAITING))).all()
+        in_store = {r.id for r in rows}
+        # Jobs we hold as waiting that someone else moved on (cancelled by another process).
+        for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
+            self._forget_external(job_id, conn, batch, now)
+        self._load_new([r.id for r in rows if r.id not in self.jobs], conn, batch, now)
+
+    def _sync_changes(self, conn: Any, batch: Batch, now: float) -> None:
+        """Only the jobs whose state changed since the last look: new or retried ones to admit, and
+        waiting ones another process moved on (this scheduler's own moves find them active or gone)."""
+        new_ids = []
+        for change in self.changes.read(conn):
+            held = self.jobs.get(change.job_id)
+            if held is None:
+                if change.to_state in _WAITING:
+                    new_ids.append(change.job_id)
+            elif not held.state.active and change.to_state not in _WAITING:
+                self._forget_external(change.job_id, conn, batch, now)
+        self._load_new(new_ids, conn, batch, now)
+
+    def _load_new(self, job_ids: list[str], conn: Any, batch: Batch, now: float) -> None:
+        if not job_ids:
+            return
+        records = [j for j in load_jobs(conn, job_ids) if j.state.value in _WAITING]
+        for job in records:
+            self.jobs[job.id] = job
+        self._admit(records, conn, batch, now)
 
     def _admit_submitted(self, batch: Batch, now: float) -> None:
         records = []
@@ -787,6 +826,12 @@ class Scheduler:
                 continue
             decision = self._decide_node(job)
             if decision.node is None:
+                if decision.impossible and self._autoscaler_could_hold(job):
+                    blocked.add(queue.name)
+                    self._set_reason(
+                        job, f"waiting for the autoscaler to add a node: {decision.why()}", batch
+                    )
+                    continue
                 if decision.impossible:
                     queue.pop()
                     job.ended_at = now
@@ -798,6 +843,27 @@ class Scheduler:
                 continue
             queue.pop()
             self._claim(job, decision.node, batch, actions, now)
+
+    def _autoscaler_could_hold(self, job: JobRecord) -> bool:
+        """A job too big for every node there is waits (not fails) when a node the autoscaler may
+        add could hold it (node labels of nodes to come are unknown: a constrained job does not)."""
+        spec = job.spec
+        return (
+            self.scaler is not None
+            and not spec.constraints
+            and self.scaler.settings.could_grow_for(Demand(spec.resources.cpus, spec.resources.memory))
+        )
+
+    def _offer_demand(self, scaler: Scaler, now: float) -> None:
+        """Hand the scaler what runs and what waits (its thread plans and talks to Ray)."""
+        held = [Demand(run.cpus, run.memory) for run in self.running.values()]
+        cap = 4 * scaler.settings.max_bundles
+        waiting: list[Demand] = []
+        for job in self.jobs.values():
+            if job.state in (JobState.QUEUED, JobState.RETRYING) and len(waiting) < cap:
+                res = job.spec.resources
+                waiting.append(Demand(res.cpus, res.memory))
+        scaler.offer(held, waiting, self.nodes.placement_nodes(), now)
 
     def _decide_node(self, job: JobRecord) -> Decision:
         spec = job.spec
@@ -865,6 +931,8 @@ class Scheduler:
             self._step_down()
             raise
         self._last_lease = now
+        if any(new.terminal or new is JobState.QUEUED for _, _, new, _, _ in batch.transitions):
+            self.settled += 1
         if batch.ended_attempts:
             self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:
@@ -893,8 +961,7 @@ class Scheduler:
         for run in actions.kill:
             if run.handle is not None:
                 self._guarded("kill", run.attempt_id, self.runtime.kill, run.handle)
-        for handle in actions.release:
-            self._guarded("release", handle.attempt_id, self.runtime.release, handle)
+        self.spawner.release(actions.release)
         for record_dir in actions.remove_records:
             records.remove_record(record_dir)
         items: list[tuple[JobRecord, Running, AttemptRequest | str]] = []
@@ -988,7 +1055,12 @@ class Scheduler:
             "waiting_on_dependencies": len(self.waiting),
             "retrying": len(self.delayed),
             "nodes": self.nodes.snapshot(),
+            "demand": self.scaler.snapshot() if self.scaler is not None else {"autoscale": False},
         }
+
+
+#: the states of jobs that wait for this scheduler (to be placed, or for their retry backoff)
+_WAITING = (JobState.QUEUED.value, JobState.RETRYING.value)
 
 
 def _ended_row(

@@ -1,4 +1,5 @@
-"""Attempts being spawned: on a small thread pool, collected by the loop on a later tick.
+"""Attempts being spawned, and ended ones released, on a small thread pool; spawns are collected by
+the loop on a later tick.
 
 A spawn blocks its caller until the child has exec'd (vfork), and the loop need not wait for that.
 Whatever a spawn raises stays with its attempt (it becomes "could not start: ..."). The handle is
@@ -120,6 +121,19 @@ class Spawner:
                 future = self._executor().submit(self._spawn_one, request, job.spec.secrets)
             self.inflight.append((job, run, future))
             future.add_done_callback(self._finished)
+
+    def release(self, handles: list[Handle]) -> None:
+        """Give ended attempts' slots back, all in one task on the pool: killing what a job left in
+        its cgroup reads the cgroup's member list, which costs the loop's thread too much per job."""
+        if handles:
+            self._executor().submit(self._release_all, list(handles))
+
+    def _release_all(self, handles: list[Handle]) -> None:
+        for handle in handles:
+            try:
+                self.runtime.release(handle)
+            except Exception:  # that attempt's alone; its slot is looked at again when next taken
+                log.exception("could not release attempt %s", handle.attempt_id)
 
     def collect(self) -> list[tuple[JobRecord, Running, Spawned]]:
         """The spawns that finished since the last call, in the order they were asked for."""

@@ -41,6 +41,8 @@ class ServiceIn(BaseModel):
     memory: str | int | None = Field(default=None, description="Per replica, e.g. 128M")
     cpus: str | float | None = Field(default=None, description="Per replica, e.g. 0.5")
     queue: str = "default"
+    hosts: list[str] = Field(default_factory=list, description="The gateway routes these host names here")
+    prefix: str | None = Field(default=None, description="... and this path prefix (stripped)")
 
 
 class ScaleIn(BaseModel):
@@ -95,6 +97,8 @@ def _deploy(ctx: ServerContext, principal: Principal, body: ServiceIn) -> JSONRe
         memory=body.memory,
         cpus=body.cpus,
         queue=body.queue,
+        hosts=body.hosts,
+        prefix=body.prefix,
     )
     return reply(store.deploy(body.name, spec).to_dict(), status=202)
 

@@ -4,7 +4,7 @@ Pages render complete HTML; the JS refreshes the live parts by fetching HTML fra
 (rendered by the same templates, so there is one source of markup), tails logs over SSE, and calls
 the JSON API for actions. Sign-in takes an API token and keeps it in an HttpOnly cookie.
 
-One module per room: `jobs` (jobs, queues, capacity, definitions), `pipelines`, `apps`; `render`
+One module per room: `jobs` (jobs, queues, capacity, definitions), `pipelines`, `apps`, `services`; `render`
 renders the templates, `session` reads the sign-in cookie, `workloads` opens the run and build stores.
 """
 
@@ -24,6 +24,7 @@ from freight.server.ui.jobs import job_pages
 from freight.server.ui.pipeline_grid import grid_pages
 from freight.server.ui.pipelines import pipeline_pages
 from freight.server.ui.render import Pages
+from freight.server.ui.services import service_pages
 from freight.server.ui.session import Ctx, SignInRequired, cookie_principal
 
 
@@ -74,6 +75,7 @@ def ui_router() -> APIRouter:
     router.include_router(grid_pages(page))
     router.include_router(app_pages(page))
     router.include_router(build_pages(page))
+    router.include_router(service_pages(page))
     return router
 
 

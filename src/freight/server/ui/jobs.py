@@ -140,6 +140,21 @@ def job_pages(page: Pages) -> APIRouter:
             interval=ctx.sampler.interval,
             holder=ctx.service.scheduler_holder(),
             isolation=scheduler.runtime.description if scheduler is not None else None,
+            cluster=ctx.service.capacity(),
+        )
+
+    @router.get("/nodes", response_class=HTMLResponse)
+    def nodes_page(request: Request, ctx: Ctx, user: User) -> HTMLResponse:
+        from freight.server.api.cluster import node_rows
+
+        found = node_rows(ctx)
+        return page(
+            request,
+            "nodes.html",
+            user,
+            nodes=found["nodes"],
+            holder=found["scheduler"],
+            cluster=ctx.service.settings.ray_address,
         )
 
     @router.get("/definitions", response_class=HTMLResponse)

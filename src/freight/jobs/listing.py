@@ -1,0 +1,96 @@
+"""`freight jobs ls` on the embedded SQLite store without SQLAlchemy or pydantic (~250 ms of imports):
+the same rows JobService.list_jobs reads, through the standard library's sqlite3.
+
+Only what needs no rule of the service's: a store that is already migrated (else the service
+migrates it), no label filter (matched over JSON by the service), and a page with no queued job (a
+queued job's reason is explained on reading, by the service: `_explained`). Anything else answers
+None and the caller asks the service, so every rule keeps one home. The table and columns are
+db/schema.py's (tests/jobs/test_listing.py checks them, and that both paths print the same)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from freight.db.revisions import SQLITE_BUSY_TIMEOUT, head_revisions
+from freight.jobs.states import JobState
+
+#: db/schema.py's `jobs` columns a listing shows
+COLUMNS = ("id", "name", "queue", "state", "attempts", "submitted_at", "started_at", "ended_at", "reason")
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """The fields of a JobView that a listing shows."""
+
+    id: str
+    name: str | None
+    queue: str
+    state: JobState
+    attempts: int
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    reason: str | None
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` store (None for any other store)."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or "?" in database_url:
+        return None
+    path = database_url.removeprefix(prefix)
+    return Path(path) if path and path != ":memory:" else None
+
+
+def quick_list(
+    database_url: str,
+    *,
+    state: str | None = None,
+    queue: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> list[ListedJob] | None:
+    """Newest first, as JobService.list_jobs; None when the service must answer (see above)."""
+    path = sqlite_file(database_url)
+    if path is None or not path.is_file() or limit < 1:
+        return None
+    if state is not None and state not in {s.value for s in JobState}:
+        return None  # the service says what the states are
+    where, params = _filters(state, queue, cursor)
+    query = f"SELECT {', '.join(COLUMNS)} FROM jobs{where} ORDER BY id DESC LIMIT ?"
+    try:
+        # read-only: a read never takes SQLite's write lock
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT)) as db:
+            if not _at_head(db):
+                return None
+            rows = db.execute(query, (*params, limit)).fetchall()
+    except sqlite3.Error:  # locked past the timeout, not a store: the service says so plainly
+        return None
+    listed = [ListedJob(**dict(zip(COLUMNS, row, strict=True)) | {"state": JobState(row[3])}) for row in rows]
+    if any(job.state is JobState.QUEUED for job in listed):
+        return None
+    return listed
+
+
+def _filters(state: str | None, queue: str | None, cursor: str | None) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    for column, value, op in (("state", state, "="), ("queue", queue, "="), ("id", cursor, "<")):
+        if value:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _at_head(db: sqlite3.Connection) -> bool:
+    heads = head_revisions()
+    if heads is None:
+        return False
+    try:
+        found = {row[0] for row in db.execute("SELECT version_num FROM alembic_version")}
+    except sqlite3.OperationalError:  # no such table: a store never migrated
+        return False
+    return found == heads

@@ -1,0 +1,203 @@
+"""freight's scheduler on a real multi-node Ray cluster on this machine (raylets on 127.0.0.1 with
+distinct cpus, memory and labels): the issue's done-when through JobService, as `freight up --ray`
+runs it. One cluster for the module; every job runs under its node's agent (cgroup slot, shim)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from freight.config import load_settings
+from freight.jobs.client import JobView
+from freight.jobs.service import JobService
+from freight.jobs.states import JobState
+from freight.runtime.ray_cluster import NAMESPACE, loopback_only
+from tests.conftest import CGROUP_PARENT, JOB_TMP
+
+pytestmark = pytest.mark.slow
+G = 1 << 30
+
+
+class Rig:
+    def __init__(self, cluster: object, svc: JobService, shared: Path, address: str) -> None:
+        self.cluster = cluster
+        self.address = address
+        self.svc = svc
+        #: a folder jobs (the job user) may write into
+        self.shared = shared
+
+    def node(self, zone: str) -> dict[str, object]:
+        return next(n for n in self.svc.nodes() if n["labels"].get("zone") == zone)
+
+    def run(self, **spec: object) -> JobView:
+        return self.wait(self.submit(**spec))
+
+    def submit(self, **spec: object) -> str:
+        spec.setdefault("resources", {"cpus": 0.5, "memory": "128M"})
+        return self.svc.submit(spec).id
+
+    def wait(self, job_id: str) -> JobView:
+        return self.svc.wait([job_id], timeout=180)[0]
+
+    def log(self, job_id: str) -> str:
+        return b"".join(self.svc.logs(job_id)).decode(errors="replace").strip()
+
+
+def until(done: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached: {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[Rig]:
+    loopback_only()  # before Ray starts any process
+    import ray
+    from ray.cluster_utils import Cluster
+
+    JOB_TMP.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="cluster-", dir=JOB_TMP))
+    root.chmod(0o1777 if os.geteuid() == 0 else 0o700)
+    shared = root / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "memory": G,
+            "resources": {"label:zone=eu": 1},
+            "include_dashboard": False,
+        },
+    )
+    cluster.add_node(num_cpus=2, memory=2 * G, resources={"label:zone=us": 1})
+    cluster.wait_for_nodes()
+    settings = load_settings(
+        {
+            "FREIGHT_HOME": str(root / "home"),
+            "FREIGHT_CGROUP_PARENT": CGROUP_PARENT,
+            "FREIGHT_RAY_ADDRESS": cluster.address,
+        }
+    )
+    svc = JobService.open(settings)
+    svc.start_scheduler(poll_interval=0.2)
+    try:
+        yield Rig(cluster, svc, shared, cluster.address)
+    finally:
+        svc.close()
+        ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_freight_nodes_lists_both_nodes(rig: Rig) -> None:
+    rows = rig.svc.nodes()
+    assert len(rows) == 2 and {r["state"] for r in rows} == {"alive"}
+    sizes = sorted((r["labels"]["zone"], r["cpus"], r["memory"]) for r in rows)
+    assert sizes == [("eu", 1.0, G), ("us", 2.0, 2 * G)]
+    # as a user types it: another process joins the cluster and lists its nodes
+    env = {**os.environ, "FREIGHT_HOME": str(rig.svc.settings.home), "FREIGHT_RAY_ADDRESS": rig.address}
+    env.pop("FREIGHT_URL", None)
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "freight"), "nodes", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    listed = json.loads(shown.stdout)
+    assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in rows)
+    assert sorted(r["labels"]["zone"] for r in listed) == ["eu", "us"]
+
+
+def test_jobs_land_on_the_node_with_room_and_see_their_node(rig: Rig) -> None:
+    eu, us = rig.node("eu"), rig.node("us")
+    big = rig.run(shell='echo "$FREIGHT_NODE"', resources={"cpus": 2, "memory": "256M"})
+    pinned = rig.run(shell='echo "$FREIGHT_NODE"', constraints={"node.zone": "eu"})
+    assert big.state is JobState.SUCCEEDED and pinned.state is JobState.SUCCEEDED
+    assert rig.log(big.id) == us["id"]  # only the us node has 2 cpus
+    assert rig.log(pinned.id) == eu["id"]
+    assert rig.log(big.id) != rig.log(pinned.id)
+
+
+def test_a_job_too_big_for_every_node_says_so(rig: Rig) -> None:
+    view = rig.run(command=["true"], resources={"cpus": 8, "memory": "128M"})
+    assert view.state is JobState.FAILED
+    reason = view.reason or ""
+    assert "can never run here" in reason
+    for zone in ("eu", "us"):
+        assert f"{rig.node(zone)['id']}: needs 8 cpus" in reason, reason
+
+
+def test_oom_is_named_on_a_worker_node(rig: Rig) -> None:
+    hog = "x = bytearray(512 << 20); print(len(x))"
+    view = rig.run(
+        command=["/usr/bin/python3", "-c", hog],
+        resources={"cpus": 0.5, "memory": "64M"},
+        constraints={"node.zone": "us"},
+    )
+    assert view.state is JobState.OOM_KILLED, view.reason
+
+
+def test_an_agent_that_dies_is_replaced_and_reattaches_to_its_attempt(rig: Rig) -> None:
+    import ray
+
+    go = rig.shared / "go"
+    job = rig.submit(
+        shell=f'while [ ! -e {go} ]; do sleep 0.05; done; echo "ran once on $FREIGHT_NODE"',
+        constraints={"node.zone": "us"},
+    )
+    until(lambda: rig.svc.get(job).state is JobState.RUNNING, "the job runs")
+    us = rig.node("us")
+    ray.kill(ray.get_actor(f"freight-agent-{us['id']}", namespace=NAMESPACE))
+    go.touch()
+    view = rig.wait(job)
+    assert view.state is JobState.SUCCEEDED and view.attempts == 1, view.reason
+    assert rig.log(job) == f"ran once on {us['id']}"
+
+
+def test_a_killed_nodes_jobs_finish_elsewhere_exactly_once(rig: Rig) -> None:
+    doomed = rig.cluster.add_node(  # type: ignore[attr-defined]
+        num_cpus=4, memory=4 * G, resources={"label:zone=asia": 1}
+    )
+    rig.cluster.wait_for_nodes()  # type: ignore[attr-defined]
+    until(lambda: any(n["labels"].get("zone") == "asia" for n in rig.svc.nodes()), "the scheduler sees it")
+    pid_file = rig.shared / "first.pid"
+    script = (
+        f'if [ "$FREIGHT_JOB_ATTEMPT" = 1 ]; then echo $$ > {pid_file}; exec sleep 600; fi; '
+        'echo "finished on $FREIGHT_NODE"'
+    )
+    job = rig.submit(
+        shell=script,
+        placement="spread",  # the emptiest node: the new one
+        resources={"cpus": 1.5, "memory": "128M"},
+        retry={"max_attempts": 3, "retry_on": ["lost"], "backoff": 0},
+    )
+    until(pid_file.exists, "the first attempt runs")
+    asia = rig.node("asia")
+    try:
+        rig.cluster.remove_node(doomed)  # type: ignore[attr-defined]
+        view = rig.wait(job)
+    finally:  # the first attempt outlives its node here (one machine): end it
+        with contextlib.suppress(ValueError, OSError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert view.state is JobState.SUCCEEDED, view.reason
+    assert view.attempts == 2  # one lost with its node, one that finished: never a third
+    assert rig.log(job) == f"finished on {rig.node('us')['id']}"
+    details = [e.get("detail") or "" for e in rig.svc.events(job)]
+    assert any(f"its node {asia['name']} was lost" in d for d in details), details
+    assert next(n for n in rig.svc.nodes() if n["id"] == asia["id"])["state"] == "dead"

@@ -1,0 +1,80 @@
+"""Autoscaling on a real Ray cluster whose autoscaler adds and removes nodes on this machine (Ray's
+fake multi-node provider): freight's demand becomes resource requests, the cluster grows from one node
+to three under a queue and shrinks back once the queue is gone; the store records each step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import ray
+from sqlalchemy import Engine
+
+from freight.config import Settings
+from freight.db.engine import open_engine
+from freight.jobs.autoscale import AutoscaleSettings, Demand
+from freight.jobs.placement import Node
+from freight.jobs.scaling import Scaler, recent_events
+from freight.runtime.ray_autoscale import RayAutoscaler
+from freight.runtime.ray_cluster import connect
+from tests.runtime.fake_autoscaler import fake_autoscaling_cluster
+
+pytestmark = pytest.mark.slow
+M = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[str]:
+    with fake_autoscaling_cluster(worker_cpus=1, max_workers=2, idle_minutes=0.05) as found:
+        connect(found)
+        try:
+            yield found
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = open_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+def wait_for(what: Callable[[], bool], timeout: float = 120) -> None:
+    """Wait on a condition (not a duration): the autoscaler acts on its own schedule."""
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def nodes_now(autoscaler: RayAutoscaler) -> list[Node]:
+    return [Node(n.id, n.cpus, n.memory) for n in autoscaler.nodes()]
+
+
+def test_the_cluster_grows_from_one_node_to_three_under_a_queue_and_shrinks_back(
+    address: str, engine: Engine
+) -> None:
+    autoscaler = RayAutoscaler(address)
+    settings = AutoscaleSettings(
+        enabled=True, node_cpus=1, node_memory=1 << 40, cooldown=0, bundle_memory=False
+    )
+    scaler = Scaler(engine, settings, autoscaler.request)
+    assert len(autoscaler.nodes()) == 1
+    queue = [Demand(1, 256 * M)] * 3  # three one-CPU jobs; the head node holds one
+
+    def offer(held: list[Demand], waiting: list[Demand]) -> int:
+        scaler.offer(held, waiting, nodes_now(autoscaler), time.time())
+        scaler.step()
+        return len(autoscaler.nodes())
+
+    assert offer([], queue) == 1
+    assert scaler.last is not None and scaler.last.unplaced == 2 and scaler.shape.cpus == 3
+    wait_for(lambda: offer([], queue) == 3)
+    # the queue ran and is gone: the request falls to nothing and idle nodes go
+    wait_for(lambda: offer([], []) == 1)
+    kinds = [e["kind"] for e in reversed(recent_events(engine))]
+    assert kinds[0] == "request" and kinds.count("node_added") == 2 and kinds.count("node_removed") == 2
+    assert [e["bundles"] for e in reversed(recent_events(engine)) if e["kind"] == "request"] == [3, 0]
+    assert autoscaler.requests == 2  # Ray was told only when the shape changed

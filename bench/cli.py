@@ -1,15 +1,19 @@
 """CLI latency: how long `freight --help`, `freight jobs ls` and `freight run -- true` take, end to end,
 as a user at a terminal waits for them, beside floors and peers timed the same way in the same run.
 
-A hyperfine-like loop: one warm-up run, then --runs timed runs of each command (a fresh process each
-time, output to /dev/null); the median and the spread of wall time, and the CPU time (user + system)
-each run used, which the load of other processes on a shared machine moves much less than wall time.
+The freight trees are byte-compiled first (a shell's PYTHONDONTWRITEBYTECODE would otherwise make every
+run compile freight again). A hyperfine-like loop: one warm-up run, then --runs timed runs of each
+command (a fresh process each time, output to /dev/null); the median and the spread of wall time, and the
+CPU time (user + system) each run used, which the load of other processes on a shared machine moves much
+less than wall time.
 
   python-start    `python -c pass` with the venv's interpreter: the floor of any Python CLI
   typer-hello     a one-command typer app's --help: the floor of a typer CLI with rich help
   freight-help    `freight --help`
   podman-help     `podman --help` (a Go CLI), when podman is installed
-  freight-ls      `freight jobs ls` on a small store (20 jobs) under a FREIGHT_HOME of its own
+  freight-ls      `freight jobs ls` on a small store (20 finished jobs) under a FREIGHT_HOME of its
+                  own: read through sqlite3 (jobs/listing.py)
+  freight-ls-json `freight jobs ls --json`: the same page through the service (SQLAlchemy, pydantic)
   sqlite-ls       `python -c` opening that store's SQLite file and reading the 50 newest jobs: the
                   floor for a Python CLI that lists jobs from the same store
   freight-run     `freight run -- true`: opens the store, starts a scheduler, runs /bin/true in its
@@ -115,7 +119,17 @@ def main() -> None:
     args = parser.parse_args()
     python, freight = str(BIN / "python"), str(BIN / "freight")
     home = Path(tempfile.mkdtemp(prefix="freight-bench-cli-"))
-    env = {k: v for k, v in os.environ.items() if k not in ("FREIGHT_URL", "FREIGHT_TOKEN")}
+    # without .pyc files (PYTHONDONTWRITEBYTECODE is set in some shells) every run would compile
+    # freight again: compile both trees first, as an installed package is
+    skip = ("FREIGHT_URL", "FREIGHT_TOKEN", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    trees = [Path(__file__).resolve().parent.parent / "src"]
+    if args.compare is not None:
+        trees.append(args.compare.resolve() / "src")
+    for tree in trees:
+        subprocess.run(
+            [python, "-m", "compileall", "-q", str(tree)], env=env, check=True, capture_output=True
+        )
     env["FREIGHT_HOME"] = str(home)
     other = None
     if args.compare is not None:
@@ -131,6 +145,7 @@ def main() -> None:
         for _ in range(20):  # a small store (made by this tree's code: both read it)
             subprocess.run([freight, "run", "--", "true"], env=env, check=True, capture_output=True)
         rows += measure("freight-ls", [freight, "jobs", "ls"], env, args.runs, other)
+        rows += measure("freight-ls-json", [freight, "jobs", "ls", "--json"], env, args.runs)
         db = next(home.rglob("*.db"))
         rows += measure("sqlite-ls", [python, "-c", SQLITE_LS, str(db)], env, args.runs)
         rows += measure("freight-run", [freight, "run", "--", "true"], env, args.runs, other)
@@ -145,6 +160,14 @@ def main() -> None:
     print(
         f"freight-help / typer-hello = {by['freight-help']['median_ms'] / by['typer-hello']['median_ms']:.2f}"
     )
+    for name, floor in (
+        ("freight-help", "python-start"),
+        ("freight-ls", "sqlite-ls"),
+        ("freight-ls", "freight-ls-json"),
+    ):
+        ratio = by[name]["median_ms"] / by[floor]["median_ms"]
+        cpu = by[name]["cpu_median_ms"] / by[floor]["cpu_median_ms"]
+        print(f"{name} / {floor} = {ratio:.2f} (wall), {cpu:.2f} (cpu)")
     if other is not None:
         tree = other["FREIGHT_BENCH_TREE"]
         for name in targets:

@@ -5,9 +5,12 @@ runs it. One cluster for the module; every job runs under its node's agent (cgro
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,8 +30,9 @@ G = 1 << 30
 
 
 class Rig:
-    def __init__(self, cluster: object, svc: JobService, shared: Path) -> None:
+    def __init__(self, cluster: object, svc: JobService, shared: Path, address: str) -> None:
         self.cluster = cluster
+        self.address = address
         self.svc = svc
         #: a folder jobs (the job user) may write into
         self.shared = shared
@@ -91,7 +95,7 @@ def rig() -> Iterator[Rig]:
     svc = JobService.open(settings)
     svc.start_scheduler(poll_interval=0.2)
     try:
-        yield Rig(cluster, svc, shared)
+        yield Rig(cluster, svc, shared, cluster.address)
     finally:
         svc.close()
         ray.shutdown()
@@ -104,6 +108,20 @@ def test_freight_nodes_lists_both_nodes(rig: Rig) -> None:
     assert len(rows) == 2 and {r["state"] for r in rows} == {"alive"}
     sizes = sorted((r["labels"]["zone"], r["cpus"], r["memory"]) for r in rows)
     assert sizes == [("eu", 1.0, G), ("us", 2.0, 2 * G)]
+    # as a user types it: another process joins the cluster and lists its nodes
+    env = {**os.environ, "FREIGHT_HOME": str(rig.svc.settings.home), "FREIGHT_RAY_ADDRESS": rig.address}
+    env.pop("FREIGHT_URL", None)
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "freight"), "nodes", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    listed = json.loads(shown.stdout)
+    assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in rows)
+    assert sorted(r["labels"]["zone"] for r in listed) == ["eu", "us"]
 
 
 def test_jobs_land_on_the_node_with_room_and_see_their_node(rig: Rig) -> None:

@@ -240,6 +240,10 @@ def test_nodes_capacity_events_metrics_and_schema(api: Api, queue: str) -> None:
     assert nodes["scheduler"] is None
     node = nodes["nodes"][0]
     assert node["cpus"] > 0 and node["memory"] > 0 and node["used_cpus"] == 0
+    assert node["state"] == "alive" and node["labels"] == {} and node["id"] == node["name"]
+    api.client.post("/login", data={"token": api.admin})
+    page = api.client.get("/nodes")
+    assert page.status_code == 200 and f'data-node="{node["id"]}"' in page.text and "Embedded" in page.text
     capacity = api.get("/api/v1/capacity").json()
     assert capacity["now"]["cpus"] == node["cpus"] and isinstance(capacity["series"], list)
     events = api.get("/api/v1/events", params={"limit": 5}).json()

@@ -60,6 +60,10 @@ COMMANDS: dict[str, Entry] = {
         "Serve every app's current release (by host name or path prefix) with CDN cache headers.",
     ),
     "jobs": Entry("freight.cli.jobs:jobs_app", "List, inspect, follow, cancel and retry jobs."),
+    "nodes": Entry(
+        "freight.cli.nodes:nodes",
+        "List the nodes jobs run on: id, address, cpus, memory, in use, labels, state.",
+    ),
     "queues": Entry(
         "freight.cli.queues:queues_app", "Named queues: priority, fair-share weight, pause and resume."
     ),

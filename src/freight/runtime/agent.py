@@ -49,6 +49,17 @@ class NodeAgent:
         # image attempts run under this node's podman, as on the embedded scheduler's node
         self.runtime = create_job_runtime(self.settings)
         self.cpus, self.memory = detect_capacity(self.settings)
+        #: attempts this agent started or adopted: one it meets first in another call ran under an
+        #: agent before it (replaced after it died) and is adopted first, so its cgroup slot is
+        #: claimed again and never handed to a new attempt while it runs
+        self._known: set[str] = set()
+
+    def _adopted(self, text: str) -> Handle:
+        handle = Handle.from_json(text)
+        if handle.attempt_id not in self._known:
+            self.runtime.recover(handle)
+            self._known.add(handle.attempt_id)
+        return handle
 
     def info(self) -> dict[str, Any]:
         return {
@@ -77,7 +88,9 @@ class NodeAgent:
             user=self._user() if request.get("user") is not None else None,
             container=container_from_dict(request.get("container")),
         )
-        return self.runtime.start(attempt).to_json()
+        handle = self.runtime.start(attempt)
+        self._known.add(handle.attempt_id)
+        return handle.to_json()
 
     def _user(self) -> tuple[int, int] | None:
         """This node's own job user: uids differ from machine to machine, so the scheduler's say
@@ -89,34 +102,38 @@ class NodeAgent:
         """attempt id -> its outcome (as a dict) for the attempts that ended, None for the others."""
         out: dict[str, dict[str, Any] | None] = {}
         for text in handles:
-            handle = Handle.from_json(text)
+            handle = self._adopted(text)
             outcome = self.runtime.poll(handle)
             out[handle.attempt_id] = asdict(outcome) if outcome is not None else None
         return out
 
     def wait(self, handle: str, timeout: float | None = None) -> dict[str, Any] | None:
-        outcome = self.runtime.wait(Handle.from_json(handle), timeout)
+        outcome = self.runtime.wait(self._adopted(handle), timeout)
         return asdict(outcome) if outcome is not None else None
 
     def signal(self, handle: str, signum: int) -> None:
-        self.runtime.signal(Handle.from_json(handle), signum)
+        self.runtime.signal(self._adopted(handle), signum)
 
     def terminate(self, handle: str) -> None:
-        self.runtime.terminate(Handle.from_json(handle))
+        self.runtime.terminate(self._adopted(handle))
 
     def kill(self, handle: str) -> None:
-        self.runtime.kill(Handle.from_json(handle))
+        self.runtime.kill(self._adopted(handle))
 
     def release(self, handle: str) -> None:
-        self.runtime.release(Handle.from_json(handle))
+        found = self._adopted(handle)
+        self.runtime.release(found)
+        self._known.discard(found.attempt_id)
 
     def recover(self, handle: str) -> dict[str, Any] | str:
         """The outcome (a dict) if the attempt ended, else "running" or "vanished"."""
-        found = self.runtime.recover(Handle.from_json(handle))
+        attempt = Handle.from_json(handle)
+        found = self.runtime.recover(attempt)
+        self._known.add(attempt.attempt_id)
         return found.value if isinstance(found, Recovered) else asdict(found)
 
     def usage(self, handle: str) -> tuple[int | None, float | None]:
-        return self.runtime.usage(Handle.from_json(handle))
+        return self.runtime.usage(self._adopted(handle))
 
     def read_log(self, path: str, offset: int = 0, size: int = LOG_CHUNK) -> bytes:
         """Up to `size` bytes of an attempt's log from `offset` (b"" at its end or when absent), so

@@ -128,8 +128,7 @@ class ClusterRuntime:
             cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
             if alive:
                 try:
-                    agent = self.agent(node_id, _labels(resources))
-                    info = self._ray.get(agent.info.remote(), timeout=60)
+                    info = self._agent_info(node_id, _labels(resources))
                     # what the operator gave the node (ray start --num-cpus/--memory) when it is
                     # less than the machine: several raylets may share one machine
                     cpus = min(cpus, float(info["cpus"])) if cpus else float(info["cpus"])
@@ -142,6 +141,16 @@ class ClusterRuntime:
                 )
             )
         return found
+
+    def _agent_info(self, node_id: str, labels: dict[str, str]) -> dict[str, Any]:
+        """What the node's agent says of itself. An agent that died while its node lives (killed,
+        crashed) is replaced, once, rather than the node counted as lost: its attempts run on."""
+        try:
+            info: dict[str, Any] = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
+        except self._ray.exceptions.RayActorError:
+            self._agents.pop(node_id, None)
+            info = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
+        return info
 
     def agent(self, node_id: str, labels: dict[str, str] | None = None) -> Any:
         """The node's agent, started on first use (or found again after a server restart). `labels`

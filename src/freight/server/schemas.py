@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
@@ -167,13 +167,17 @@ class DefinitionCreated(BaseModel):
 
 
 class NodeOut(BaseModel):
-    name: str
+    id: str = Field(description="The node's id: the host name embedded, the Ray node id on a cluster")
+    name: str = Field(description="What people read: the id, or its first 12 digits")
+    address: str
     cpus: float
     memory: int
-    used_cpus: float
+    used_cpus: float = Field(description="What the jobs placed here reserved")
     used_memory: int
     running: int
-    queued: int
+    queued: int | None = Field(description="Jobs waiting in the store (embedded only)")
+    labels: dict[str, str] = Field(description="What jobs constrain on (`constraints: {node.zone: eu}`)")
+    state: Literal["alive", "dead"]
     isolation: str | None
 
 

@@ -13,22 +13,39 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, cast
-
-import fsspec
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from freight.errors import NotFoundError, UserError
 from freight.storage.localfiles import atomic_local_write
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 
 class ObjectStore:
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url.rstrip("/")
-        self.fs, root = fsspec.core.url_to_fs(self.url, **options)
-        self.root = cast(str, root).rstrip("/")
-        self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+        self._fs: AbstractFileSystem | None = None
+        if self.url.startswith("file:///") and not options:
+            # the embedded default: fsspec (~45 ms to import) loads only for what plain files can't
+            # do; writes and hard links, the hot paths (logs, caches), are os calls either way
+            self.root, self.local = self.url.removeprefix("file://").rstrip("/") or "/", True
+        else:
+            import fsspec
+
+            self._fs, root = fsspec.core.url_to_fs(self.url, **options)
+            self.root = cast(str, root).rstrip("/")
+            self.local = self._fs.protocol in ("file", ("file", "local")) or "file" in self._fs.protocol
         if self.local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        if self._fs is None:
+            import fsspec
+
+            self._fs = fsspec.filesystem("file")
+        return self._fs
 
     def _path(self, key: str) -> str:
         key = key.strip("/")

@@ -43,6 +43,7 @@ from freight.jobs.placement import Decision, Node, Request, place
 from freight.jobs.queue import FairQueues
 from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler.apply import Effects, Leader, commit
+from freight.jobs.scheduler.changes import ChangeFeed
 from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
 from freight.jobs.scheduler.events import (
     describe,
@@ -157,6 +158,9 @@ class Scheduler:
         self.holder = holder_id()
         #: the lease's fencing token, taken with it in start(); every commit checks it
         self.token = 0
+        #: commits so far that ended a job or queued one again (what JobService.wait follows): a
+        #: waiter in this process woken by a commit that did neither need not read the store
+        self.settled = 0
         #: a commit found the token stale: another scheduler took over, this one must not write again
         self.fenced = False
         self._stop = threading.Event()
@@ -184,6 +188,8 @@ class Scheduler:
         self._exited: set[str] = set()
         #: ended attempts' logs go to the object store on the archiver's thread, after the commit
         self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
+        #: what other processes changed, followed through the events table (changes.py)
+        self.changes = ChangeFeed()
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -273,6 +279,7 @@ class Scheduler:
         batch = Batch()
         with self.engine.connect() as conn:
             self._load_queues(conn)
+            self.changes.restart(conn, now)  # before the scan: what commits after it is in the feed
             rows = conn.execute(
                 select(jobs.c.id).where(jobs.c.state.in_([s.value for s in JobState if not s.terminal]))
             ).all()
@@ -451,18 +458,10 @@ class Scheduler:
         self._last_sync = now
         with self.engine.connect() as conn:
             self._load_queues(conn)
-            waiting_states = [JobState.QUEUED.value, JobState.RETRYING.value]
-            rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(waiting_states))).all()
-            in_store = {r.id for r in rows}
-            # Jobs we hold as waiting that someone else moved on (cancelled by another process).
-            for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
-                self._forget_external(job_id, conn, batch, now)
-            new_ids = [r.id for r in rows if r.id not in self.jobs]
-            if new_ids:
-                records = load_jobs(conn, new_ids)
-                for job in records:
-                    self.jobs[job.id] = job
-                self._admit(records, conn, batch, now)
+            if self.changes.full_due(now):
+                self._sync_all(conn, batch, now)
+            else:
+                self._sync_changes(conn, batch, now)
             cancels = conn.execute(
                 select(jobs.c.id).where(
                     jobs.c.cancel_requested.is_(True),
@@ -474,6 +473,37 @@ class Scheduler:
             if run is not None and run.stop_reason is None:
                 self._request_stop(run, "cancel", batch, now)
             batch.clear_cancel.append(row.id)
+
+    def _sync_all(self, conn: Any, batch: Batch, now: float) -> None:
+        """Every waiting job in the store against those held here (the change feed's safety net)."""
+        self.changes.restart(conn, now)
+        rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(_WAITING))).all()
+        in_store = {r.id for r in rows}
+        # Jobs we hold as waiting that someone else moved on (cancelled by another process).
+        for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
+            self._forget_external(job_id, conn, batch, now)
+        self._load_new([r.id for r in rows if r.id not in self.jobs], conn, batch, now)
+
+    def _sync_changes(self, conn: Any, batch: Batch, now: float) -> None:
+        """Only the jobs whose state changed since the last look: new or retried ones to admit, and
+        waiting ones another process moved on (this scheduler's own moves find them active or gone)."""
+        new_ids = []
+        for change in self.changes.read(conn):
+            held = self.jobs.get(change.job_id)
+            if held is None:
+                if change.to_state in _WAITING:
+                    new_ids.append(change.job_id)
+            elif not held.state.active and change.to_state not in _WAITING:
+                self._forget_external(change.job_id, conn, batch, now)
+        self._load_new(new_ids, conn, batch, now)
+
+    def _load_new(self, job_ids: list[str], conn: Any, batch: Batch, now: float) -> None:
+        if not job_ids:
+            return
+        records = [j for j in load_jobs(conn, job_ids) if j.state.value in _WAITING]
+        for job in records:
+            self.jobs[job.id] = job
+        self._admit(records, conn, batch, now)
 
     def _admit_submitted(self, batch: Batch, now: float) -> None:
         records = []
@@ -901,6 +931,8 @@ class Scheduler:
             self._step_down()
             raise
         self._last_lease = now
+        if any(new.terminal or new is JobState.QUEUED for _, _, new, _, _ in batch.transitions):
+            self.settled += 1
         if batch.ended_attempts:
             self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:
@@ -1025,6 +1057,10 @@ class Scheduler:
             "nodes": self.nodes.snapshot(),
             "demand": self.scaler.snapshot() if self.scaler is not None else {"autoscale": False},
         }
+
+
+#: the states of jobs that wait for this scheduler (to be placed, or for their retry backoff)
+_WAITING = (JobState.QUEUED.value, JobState.RETRYING.value)
 
 
 def _ended_row(

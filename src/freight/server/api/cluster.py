@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -20,27 +20,30 @@ Ctx = Annotated[ServerContext, Depends(get_ctx)]
     "/nodes", response_model=None, responses={200: {"model": NodesOut}}, summary="Nodes and the scheduler"
 )
 def nodes(ctx: Ctx, _principal: Caller) -> JSONResponse:
-    svc = ctx.service
-    sample = ctx.sampler.current()
-    scheduler = svc.scheduler
-    if scheduler is not None:
-        name = str(scheduler.snapshot()["node"])
-        isolation: str | None = scheduler.runtime.description
-    else:
-        import os
+    return reply(node_rows(ctx))
 
-        name, isolation = os.uname().nodename, None
-    node = {
-        "name": name,
-        "cpus": sample.cpus,
-        "memory": sample.memory,
-        "used_cpus": sample.used_cpus,
-        "used_memory": sample.used_memory,
-        "running": sample.running,
-        "queued": sample.queued,
-        "isolation": isolation,
-    }
-    return reply({"scheduler": svc.scheduler_holder(), "nodes": [node]})
+
+def node_rows(ctx: ServerContext) -> dict[str, Any]:
+    """Who schedules, and every node: id, name, address, cpus, memory, what is in use, labels, state
+    (alive | dead). Embedded, the one node's figures are the capacity sampler's (with the store's
+    queue depth); on a Ray cluster, as the scheduler last saw each node."""
+    svc = ctx.service
+    scheduler = svc.scheduler
+    isolation = scheduler.runtime.description if scheduler is not None else None
+    rows = svc.nodes()
+    for row in rows:
+        row.update(isolation=isolation, queued=None)
+    if not svc.settings.ray_address and len(rows) == 1:
+        sample = ctx.sampler.current()
+        rows[0].update(
+            cpus=sample.cpus,
+            memory=sample.memory,
+            used_cpus=sample.used_cpus,
+            used_memory=sample.used_memory,
+            running=sample.running,
+            queued=sample.queued,
+        )
+    return {"scheduler": svc.scheduler_holder(), "nodes": rows}
 
 
 @router.get(

@@ -559,7 +559,7 @@ function onKey(ev) {
   if (ev.metaKey || ev.ctrlKey || ev.altKey) return;
   if (ev.key === "Escape") { pendingG = 0; return; }
   if (typing(ev)) return;
-  const go = { j: "/jobs", q: "/queues", p: "/pipelines", a: "/apps", s: "/services", c: "/capacity", d: "/definitions" };
+  const go = { j: "/jobs", q: "/queues", p: "/pipelines", a: "/apps", s: "/services", c: "/capacity", n: "/nodes", d: "/definitions" };
   if (pendingG && Date.now() - pendingG < 1200 && go[ev.key]) { ev.preventDefault(); pendingG = 0; location.href = go[ev.key]; return; }
   pendingG = 0;
   const click = (sel) => { const b = $(sel); if (b) { ev.preventDefault(); b.click(); } };

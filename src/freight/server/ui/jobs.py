@@ -143,6 +143,20 @@ def job_pages(page: Pages) -> APIRouter:
             cluster=ctx.service.capacity(),
         )
 
+    @router.get("/nodes", response_class=HTMLResponse)
+    def nodes_page(request: Request, ctx: Ctx, user: User) -> HTMLResponse:
+        from freight.server.api.cluster import node_rows
+
+        found = node_rows(ctx)
+        return page(
+            request,
+            "nodes.html",
+            user,
+            nodes=found["nodes"],
+            holder=found["scheduler"],
+            cluster=ctx.service.settings.ray_address,
+        )
+
     @router.get("/definitions", response_class=HTMLResponse)
     def definitions_page(request: Request, ctx: Ctx, user: User) -> HTMLResponse:
         rows = visible_definitions(ctx.service.definitions(), user)

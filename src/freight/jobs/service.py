@@ -753,6 +753,7 @@ class JobService:
         every few seconds covers event ids that commit out of order (PostgreSQL sequences)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = set(job_ids)
+        seen = self._settled()  # before the read: a commit after it is followed by another read
         with self.engine.connect() as conn:
             last_event = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
             states = self._states(conn, list(wanted))
@@ -765,8 +766,14 @@ class JobService:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            with self._changed:
-                self._changed.wait(0.2 if left is None else min(0.2, left))
+            if self._settled() == seen:
+                with self._changed:
+                    notified = self._changed.wait(0.2 if left is None else min(0.2, left))
+                # woken by this process's scheduler for a commit that ended nothing: nothing to read
+                # (changes by other processes are read on the timeouts, as before)
+                if notified and self._settled() == seen and time.monotonic() < recheck_at:
+                    continue
+            seen = self._settled()
             with self.engine.connect() as conn:
                 if time.monotonic() >= recheck_at:
                     states = self._states(conn, list(pending))
@@ -788,6 +795,11 @@ class JobService:
                 else:
                     pending.discard(row.job_id)
         return self.get_many(job_ids)
+
+    def _settled(self) -> int:
+        """How many commits of this process's scheduler ended or re-queued a job (-1: none runs here)."""
+        scheduler = self.scheduler
+        return -1 if scheduler is None else scheduler.settled
 
     def _states(self, conn: Any, job_ids: list[str]) -> dict[str, JobState]:
         out: dict[str, JobState] = {}

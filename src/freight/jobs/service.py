@@ -46,6 +46,7 @@ from freight.jobs.store import (
     record_from_spec,
     resolve_job_id,
 )
+from freight.jobs.waiting import waiting_reasons
 from freight.runtime.base import Runtime
 from freight.text import find_bad_text
 
@@ -79,15 +80,14 @@ def _explained(conn: Any, views: list[JobView], *, count_ahead: bool = False) ->
         return views
     paused = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.paused.is_(True)))}
     scheduled = lease_holder(conn, LEASE) is not None
-    reasons: dict[str, str] = {}
+    reasons = waiting_reasons(queued, paused=paused, scheduled=scheduled)
     for view in queued:
-        if view.queue in paused and (view.reason is None or view.reason.startswith("waiting for capacity")):
-            reasons[view.id] = (
-                f"queue {view.queue} is paused (resume it: `freight queues set {view.queue} --resume`)"
-            )
-        elif not scheduled and view.reason is None:
-            reasons[view.id] = "no scheduler is running (start one with `freight up`)"
-        elif count_ahead and view.reason is None and (ahead := _ahead_of(conn, view)):
+        if (
+            count_ahead
+            and view.id not in reasons
+            and view.reason is None
+            and (ahead := _ahead_of(conn, view))
+        ):
             reasons[view.id] = (
                 f"waiting its turn: {ahead} job{'s' if ahead > 1 else ''} before it in queue {view.queue}"
             )

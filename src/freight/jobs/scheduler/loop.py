@@ -38,6 +38,7 @@ from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
 from freight.jobs.autoscale import Demand
 from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
+from freight.jobs.liveness import SCHEDULER_LEASE
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Decision, Node, Request, place
@@ -68,7 +69,7 @@ from freight.runtime.jobuser import job_user
 
 log = logging.getLogger("freight.scheduler")
 
-LEASE = "scheduler"
+LEASE = SCHEDULER_LEASE
 LEASE_TTL = 15.0
 #: free bytes below which a failed job's log disk counts as full
 LOW_DISK = 64 * 1024

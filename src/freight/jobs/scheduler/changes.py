@@ -21,7 +21,11 @@ from freight.db.schema import events
 #: seconds between full rescans of the waiting jobs
 FULL_EVERY = 15.0
 #: event ids a read looks back on PostgreSQL, for transactions that committed out of id order
-LOOKBACK = 512
+LOOKBACK = 128
+
+
+#: states only the scheduler (the lease holder) moves jobs into: never another process's change
+_OWN_MOVES = ("starting", "running")
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class ChangeFeed:
         """Each job's last change since the previous read (in event order), and move the cursor."""
         rows = conn.execute(
             select(events.c.id, events.c.job_id, events.c.to_state)
-            .where(events.c.id > self.cursor - self.lookback)
+            .where(events.c.id > self.cursor - self.lookback, events.c.to_state.not_in(_OWN_MOVES))
             .order_by(events.c.id)
         ).all()
         last: dict[str, str] = {}

@@ -21,8 +21,9 @@ less than wall time.
   sh-true         `sh -c true`: a process started and waited for, the floor under any job
 
 With --compare DIR, the freight rows are also run on another checkout's code (DIR/src first on
-PYTHONPATH, the same venv), interleaved run by run with this tree's so that both see the same load:
-an A/B of this branch against, say, main (rows `DIR:freight-help`, ...).
+PYTHONPATH, the same venv, a store of its own with the same 20 jobs), interleaved run by run with this
+tree's so that both see the same load: an A/B of this branch against, say, main (rows `DIR:freight-
+help`, ...).
 
 Prints a table and writes bench/results/cli.json.
 
@@ -134,7 +135,13 @@ def main() -> None:
     other = None
     if args.compare is not None:
         tree = args.compare.resolve()
-        other = dict(env, PYTHONPATH=str(tree / "src"), FREIGHT_BENCH_TREE=tree.name)
+        # a store of its own, made by its own code: the trees' migrations may differ
+        other = dict(
+            env,
+            PYTHONPATH=str(tree / "src"),
+            FREIGHT_BENCH_TREE=tree.name,
+            FREIGHT_HOME=str(home / "compare"),
+        )
     rows: list[dict[str, Any]] = []
     try:
         rows += measure("python-start", [python, "-c", "pass"], env, args.runs)
@@ -142,11 +149,12 @@ def main() -> None:
         rows += measure("freight-help", [freight, "--help"], env, args.runs, other)
         if shutil.which("podman"):
             rows += measure("podman-help", ["podman", "--help"], env, args.runs)
-        for _ in range(20):  # a small store (made by this tree's code: both read it)
-            subprocess.run([freight, "run", "--", "true"], env=env, check=True, capture_output=True)
+        for store_env in [env] + ([other] if other else []):  # a small store, 20 finished jobs
+            for _ in range(20):
+                subprocess.run([freight, "run", "--", "true"], env=store_env, check=True, capture_output=True)
         rows += measure("freight-ls", [freight, "jobs", "ls"], env, args.runs, other)
         rows += measure("freight-ls-json", [freight, "jobs", "ls", "--json"], env, args.runs)
-        db = next(home.rglob("*.db"))
+        db = home / "freight.db"
         rows += measure("sqlite-ls", [python, "-c", SQLITE_LS, str(db)], env, args.runs)
         rows += measure("freight-run", [freight, "run", "--", "true"], env, args.runs, other)
         rows += measure("sh-true", ["sh", "-c", "true"], env, args.runs)

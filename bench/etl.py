@@ -3,9 +3,12 @@ beside a baseline measured in the same run: a raw `mysql --batch | psql COPY` pi
 
     .venv/bin/python bench/etl.py [--rows 1000000]
 
-Writes bench/results/etl.json. Every step runs as its own job (`python -m freight.pipelines.step`)
-through a JobClient: the embedded JobService when the platform's runtime is available, else the local
-test double (real subprocesses, no cgroups) — the JSON says which.
+Writes bench/results/etl.json. Steps run as jobs (`python -m freight.pipelines.step`) through a
+JobClient: the embedded JobService when the platform's runtime is available, else the local test
+double (real subprocesses, no cgroups) — the JSON says which. Each path runs fused (the extract and
+its load as one job, pipelines/fusion.py) and with `fuse: false` (two jobs and a Parquet round trip);
+with --repeat N every path and the baseline run N times, interleaved, and the median is reported.
+`time_vs_pipe` is the path's seconds over the baseline pipe's (lower is better).
 """
 
 from __future__ import annotations
@@ -88,10 +91,12 @@ def baseline(db: str, pg_url: str) -> dict[str, Any]:
     }
 
 
-def pipeline_run(runner: PipelineRunner, warehouse: str, table: str, base: Path) -> dict[str, Any]:
+def pipeline_run(
+    runner: PipelineRunner, warehouse: str, table: str, base: Path, *, fuse: bool = True
+) -> dict[str, Any]:
     p = PipelineBuilder(f"bench-{warehouse}", base_dir=base)
     raw = p.extract_sql(
-        "orders_raw", connection="shop", table="orders", resources={"cpus": 2, "memory": "1G"}
+        "orders_raw", connection="shop", table="orders", resources={"cpus": 2, "memory": "1G"}, fuse=fuse
     )
     p.load(
         "load",
@@ -100,6 +105,7 @@ def pipeline_run(runner: PipelineRunner, warehouse: str, table: str, base: Path)
         mode="replace",
         warehouse=warehouse,
         resources={"cpus": 2, "memory": "1G"},
+        fuse=fuse,
     )
     pipeline = p.build()
     start = time.perf_counter()
@@ -120,14 +126,15 @@ def pipeline_run(runner: PipelineRunner, warehouse: str, table: str, base: Path)
     }
     rows = run.step("load").rows or 0
     ext, load = run.step("orders_raw"), run.step("load")
-    gap = (load.started_at or 0) - (ext.ended_at or 0)
+    gap = (load.started_at or 0) - (ext.ended_at or 0) if load.job_id != ext.job_id else None
     return {
         "run": run.id,
+        "fused": load.job_id == ext.job_id,
         "seconds": round(seconds, 3),
         "rows": rows,
         "rows_per_s": round(rows / seconds),
         "peak_rss": max(int(v["peak_rss"] or 0) for v in steps.values()),
-        "step_to_step_gap_s": round(gap, 4),
+        "step_to_step_gap_s": None if gap is None else round(gap, 4),
         "steps": steps,
     }
 
@@ -177,6 +184,7 @@ def open_client(settings: Any) -> tuple[Any, Any, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every path (median reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "etl.json")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
@@ -205,17 +213,33 @@ def main() -> None:
             "client": client_kind,
             "cpus": os.cpu_count(),
         }
-        results["baseline_mysql_psql_copy"] = baseline(db, pg_url)
-        print("baseline", results["baseline_mysql_psql_copy"], file=sys.stderr)
-        results["pipeline_to_postgres"] = pipeline_run(runner, "pg", "orders", tmp)
-        print("postgres", results["pipeline_to_postgres"], file=sys.stderr)
-        results["pipeline_to_duckdb"] = pipeline_run(runner, "warehouse", "orders", tmp)
-        print("duckdb", results["pipeline_to_duckdb"], file=sys.stderr)
+        paths: dict[str, Any] = {
+            "baseline_mysql_psql_copy": lambda: baseline(db, pg_url),
+            "pipeline_to_postgres": lambda: pipeline_run(runner, "pg", "orders", tmp),
+            "pipeline_to_duckdb": lambda: pipeline_run(runner, "warehouse", "orders", tmp),
+            "pipeline_to_postgres_unfused": lambda: pipeline_run(runner, "pg", "orders", tmp, fuse=False),
+            "pipeline_to_duckdb_unfused": lambda: pipeline_run(
+                runner, "warehouse", "orders", tmp, fuse=False
+            ),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in paths}
+        for i in range(args.repeat):
+            for key, measure in paths.items():
+                runs[key].append(measure())
+                print(f"{i + 1}/{args.repeat} {key}", runs[key][-1], file=sys.stderr)
+        for key, done in runs.items():
+            median = sorted(done, key=lambda r: r["seconds"])[len(done) // 2]
+            results[key] = {**median, "all_seconds": [r["seconds"] for r in done]}
         results["step_chain"] = chain_overhead(runner, tmp)
         print("chain", results["step_chain"], file=sys.stderr)
-        base_rate = results["baseline_mysql_psql_copy"]["rows_per_s"]
-        for key in ("pipeline_to_postgres", "pipeline_to_duckdb"):
-            results[key]["vs_baseline"] = round(results[key]["rows_per_s"] / base_rate, 2)
+        base = results["baseline_mysql_psql_copy"]
+        for key in paths:
+            if key.startswith("pipeline_"):
+                results[key]["time_vs_pipe"] = round(results[key]["seconds"] / base["seconds"], 2)
+                results[key]["time_vs_pipe_each_round"] = [
+                    round(a["seconds"] / b["seconds"], 2)
+                    for a, b in zip(runs[key], runs["baseline_mysql_psql_copy"], strict=True)
+                ]
         with psycopg.connect(pg_url) as pg:
             same = pg.execute(
                 "SELECT count(*) FROM (SELECT * FROM orders EXCEPT SELECT * FROM orders_baseline) d"

@@ -41,3 +41,20 @@ def test_a_dirty_tree_falls_back_to_hashing_the_changed_files(tmp_path: Path) ->
     assert dirty["run.sh"].startswith("100644 ")
     git_commit(root, "the same files, committed")
     assert list_files(root) == dirty  # committed or not, the same digests
+
+
+def test_head_commit_outside_a_repository_before_and_after_the_first_commit(tmp_path: Path) -> None:
+    import subprocess
+
+    from freight.builds.files import head_commit
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert head_commit(plain) is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
+    assert head_commit(empty) is None
+    repo = small_repo(tmp_path / "repo")
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+    assert head_commit(repo) == done.stdout.strip()

@@ -153,6 +153,15 @@ def test_oom_is_named_on_a_worker_node(rig: Rig) -> None:
     assert view.state is JobState.OOM_KILLED, view.reason
 
 
+def test_timeout_and_cancel_stop_jobs_on_a_worker_node(rig: Rig) -> None:
+    slow = rig.run(command=["sleep", "60"], timeout=1, grace=1, constraints={"node.zone": "us"})
+    assert slow.state is JobState.TIMED_OUT, slow.reason
+    job = rig.submit(command=["sleep", "60"], grace=1, constraints={"node.zone": "us"})
+    until(lambda: rig.svc.get(job).state is JobState.RUNNING, "the job runs")
+    rig.svc.cancel(job)
+    assert rig.wait(job).state is JobState.CANCELLED
+
+
 def test_an_agent_that_dies_is_replaced_and_reattaches_to_its_attempt(rig: Rig) -> None:
     import ray
 

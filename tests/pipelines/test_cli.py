@@ -45,8 +45,8 @@ def test_validate_graph_schema(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.output == f"{path}: pipeline cli is valid (3 steps)\n"
     result = cli.invoke(app, ["graph", str(path)])
     assert result.output.splitlines() == [
-        " 0  orders [extract-sql]",
-        " 1  load [load]  <- orders",
+        " 0  orders [extract-sql, one job with load]",
+        " 1  load [load, one job with orders]  <- orders",
         " 2  pk [check-primary-key]  <- load",
     ]
     assert 'digraph "cli"' in cli.invoke(app, ["graph", str(path), "--format", "dot"]).output

@@ -15,6 +15,7 @@ import io
 import json
 import tarfile
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,12 @@ def unpack(archive: bytes, package_dir: Path, outputs: list[str]) -> bytes:
     """Clear the output folders, then write the archive's files; returns the log."""
     log = b""
     members: list[tuple[str, bytes, int]] = []
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+    try:
+        # one C call for the whole archive: tarfile's own gzip reader reads in small pieces
+        plain = zlib.decompress(archive, wbits=31)
+    except zlib.error as exc:
+        raise CacheCheckFailed(f"archive is not gzip data: {exc}") from None
+    with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:
         for member in tar.getmembers():
             if not member.isfile():
                 raise CacheCheckFailed(f"archive holds a non-file member {member.name!r}")
@@ -111,9 +117,10 @@ def unpack(archive: bytes, package_dir: Path, outputs: list[str]) -> bytes:
                 raise CacheCheckFailed(f"archive holds an unsafe path {member.name!r}")
             members.append((rel, data, member.mode))
     clear_outputs(package_dir, outputs)
+    folders: set[str] = set()
     for rel, data, mode in members:
         try:
-            write_inside(package_dir, rel, data, mode)
+            write_inside(package_dir, rel, data, mode, folders)
         except UserError as exc:
             raise CacheCheckFailed(f"cannot restore {rel!r}: {exc}") from None
     return log

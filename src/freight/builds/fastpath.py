@@ -22,10 +22,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
-import uuid
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +149,7 @@ class _FastBuild:
         inputs: Mapping[str, Any],
         lookups: list[plan_memo.MemoTask],
     ) -> int | None:
-        run_id = uuid.uuid4().hex[:16]
+        run_id = os.urandom(8).hex()  # as the runner's uuid4().hex[:16], without importing uuid
         started_at = time.time()
         t0 = time.monotonic()
         order = [t.recipe.task for t in memo.tasks]
@@ -161,8 +160,7 @@ class _FastBuild:
             found = cache.lookup(hashes[tid], tid, root / task.recipe.dir, task.outputs)
             return found, begin, time.monotonic() - t0
 
-        with ThreadPoolExecutor(max(1, min(RESTORE_THREADS, len(lookups))), "restore") as pool:
-            done = dict(zip((t.recipe.task for t in lookups), pool.map(look_up, lookups), strict=True))
+        done = _parallel(look_up, lookups, RESTORE_THREADS)
         if cache.state is not None:
             cache.state.flush()
         if any(not found.hit or found.warnings for found, _b, _e in done.values()):
@@ -240,3 +238,42 @@ class _FastBuild:
             sys.stdout.write(RunSummary.from_dict(data).table() + "\n")
         sys.stdout.flush()
         return 0 if data["status"] == "ok" else 1
+
+
+def _parallel(
+    work: Callable[[plan_memo.MemoTask], tuple[Lookup, float, float]],
+    tasks: list[plan_memo.MemoTask],
+    threads: int,
+) -> dict[str, tuple[Lookup, float, float]]:
+    """`work` over `tasks` on up to `threads` threads, by task id (plain threads: concurrent.futures
+    imports logging, which this path does not otherwise need)."""
+    pending = list(reversed(tasks))
+    done: dict[str, tuple[Lookup, float, float]] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending or errors:
+                    return
+                task = pending.pop()
+            try:
+                result = work(task)
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                done[task.recipe.task] = result
+
+    workers = [
+        threading.Thread(target=worker, name="restore") for _ in range(max(1, min(threads, len(tasks))))
+    ]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return done

@@ -121,7 +121,10 @@ def changed_since(root: Path, ref: str) -> set[str]:
 
 
 def head_commit(root: Path) -> str | None:
-    if not is_git_repo(root):
+    """HEAD's commit; None outside a git repository or before its first commit (one git call: every
+    build asks)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True)
+    except FileNotFoundError:
         return None
-    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True)
     return done.stdout.decode().strip() if done.returncode == 0 else None

@@ -169,10 +169,16 @@ def memo_of(plan: Plan, start: Path, publish: bool, environ: Mapping[str, str]) 
 def save(home: Path, start: Path, memo: PlanMemo) -> None:
     """Write the memo atomically; a failure only costs the next build a full plan."""
     path = memo_path(home, start)
+    text = json.dumps(memo.to_dict())
+    try:
+        if path.read_text() == text:
+            return  # a build of an unchanged workspace writes nothing
+    except (OSError, UnicodeDecodeError):
+        pass
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo.to_dict()))
+        tmp.write_text(text)
         tmp.replace(path)
     except OSError:
         pass

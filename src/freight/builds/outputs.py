@@ -101,15 +101,23 @@ def read_regular(path: Path) -> bytes:
         return handle.read()
 
 
-def write_inside(base: Path, rel: str, data: bytes, mode: int) -> None:
+def write_inside(base: Path, rel: str, data: bytes, mode: int, folders: set[str] | None = None) -> None:
     """Write `base/rel`, refusing to go through a symlink on the way (a link the repository holds could
-    otherwise send a restored file anywhere) and replacing whatever non-folder sits at the target."""
+    otherwise send a restored file anywhere) and replacing whatever non-folder sits at the target.
+
+    `folders`: the folders (relative) already checked and made by earlier calls of one restore, which
+    are not checked again (a restore writes many files into few folders)."""
     target = base / rel
     for parent in reversed(target.relative_to(base).parents[:-1]):
+        key = parent.as_posix()
+        if folders is not None and key in folders:
+            continue
         folder = base / parent
         if folder.is_symlink():
             raise UserError(f"{folder} is a symlink", hint="outputs are restored inside their folder only")
         folder.mkdir(exist_ok=True)
+        if folders is not None:
+            folders.add(key)
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         target.unlink()
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from freight.builds.globs import match_any
@@ -103,7 +103,17 @@ class Recipe:
     deps: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "task": self.task,
+            "package": self.package,
+            "dir": self.dir,
+            "inputs": self.inputs,
+            "excluded": self.excluded,
+            "lockfile": self.lockfile,
+            "env": self.env,
+            "settings": self.settings,
+            "deps": self.deps,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:

@@ -16,10 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from freight.db.revisions import head_revisions
-
-#: As db.engine.SQLITE_BUSY_TIMEOUT.
-BUSY_TIMEOUT = 5.0
+from freight.db.revisions import SQLITE_BUSY_TIMEOUT, head_revisions
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -44,7 +41,7 @@ class RunRecorder:
         if path is None or heads is None or not path.is_file():
             return None
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
         except sqlite3.Error:
             return None
         try:

@@ -58,6 +58,11 @@ def graph(
     dag = pipeline.dag
     types: dict[str, str] = {s.name: str(s.type) for s in pipeline.spec.steps}
     if fmt == "text":
+        from freight.pipelines.fusion import fused_pairs
+
+        for extract, load in fused_pairs(pipeline.spec).items():  # each pair runs as one job
+            types[extract] += f", one job with {load}"
+            types[load] += f", one job with {extract}"
         typer.echo(dag.render(types))
     elif fmt == "dot":
         lines = [f'digraph "{pipeline.name}" {{', "  rankdir=LR;"]

@@ -44,8 +44,21 @@ jobs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
 )
-Index("ix_jobs_state", jobs.c.state)
-Index("ix_jobs_queue_state", jobs.c.queue, jobs.c.state)
+# Listing is newest first by id, under a filter: these serve `WHERE ... ORDER BY id DESC LIMIT n`
+# (keyset pages) from the index alone, however many jobs the store holds (migration 0015).
+Index("ix_jobs_state_id", jobs.c.state, jobs.c.id)
+Index("ix_jobs_queue_state_id", jobs.c.queue, jobs.c.state, jobs.c.id)
+Index("ix_jobs_queue_id", jobs.c.queue, jobs.c.id)
+
+#: a job's labels, one row each, so a label filter is an index lookup (jobs.labels keeps the JSON)
+job_labels = Table(
+    "job_labels",
+    metadata,
+    Column("job_id", String(32), ForeignKey("jobs.id"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(500), nullable=False),
+)
+Index("ix_job_labels_key_value_job", job_labels.c.key, job_labels.c.value, job_labels.c.job_id)
 
 attempts = Table(
     "attempts",

@@ -124,12 +124,15 @@ class LogArchiver:
         self._closing = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        #: the thread waits for work (not mid-batch, not pausing): only then must submit() wake it
+        self._idle = False
 
     def submit(self, attempt_ids: Iterable[str]) -> None:
         """Archive these ended attempts' logs (thread-safe; returns at once)."""
         with self._cond:
             self._queue.extend(attempt_ids)
-            self._wake()
+            if self._thread is None or self._idle:
+                self._wake()
 
     def catch_up(self) -> None:
         """Also archive every ended attempt of this node that is not archived yet (its scheduler
@@ -160,7 +163,9 @@ class LogArchiver:
         while True:
             with self._cond:
                 while not self._queue and not self._scan and not self._closing:
+                    self._idle = True
                     self._cond.wait()
+                self._idle = False
                 if not self._queue and not self._scan:
                     return
                 ids = list(self._queue)

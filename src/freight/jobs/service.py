@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from freight.config import Settings, load_settings
 from freight.db.engine import open_engine
-from freight.db.schema import attempts, definitions, dependencies, events, jobs, queues
+from freight.db.schema import attempts, definitions, dependencies, events, job_labels, jobs, queues
 from freight.errors import ConflictError, FreightError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
 from freight.jobs.lease import lease_holder
@@ -631,6 +631,9 @@ class JobService:
         ]
         if dep_rows:
             conn.execute(insert(dependencies), dep_rows)
+        label_rows = [{"job_id": r.id, "key": k, "value": v} for r in fresh for k, v in r.labels.items()]
+        if label_rows:
+            conn.execute(insert(job_labels), label_rows)
         conn.execute(
             insert(events),
             [
@@ -705,31 +708,34 @@ class JobService:
             raise UserError(
                 f"unknown state {state!r}", where="state", hint=", ".join(s.value for s in JobState)
             )
-        query = select(jobs).order_by(jobs.c.id.desc())
+        query = select(jobs)
+        order = jobs.c.id
+        labels = sorted((label or {}).items())
+        if labels:
+            # driven by the first label's index entries, newest first; the others are checked per row
+            (key, value), rest = labels[0], labels[1:]
+            query = query.join(job_labels, job_labels.c.job_id == jobs.c.id).where(
+                job_labels.c.key == key, job_labels.c.value == value
+            )
+            order = job_labels.c.job_id
+            for key, value in rest:
+                other = job_labels.alias()
+                query = query.where(
+                    select(other.c.job_id)
+                    .where(other.c.job_id == jobs.c.id, other.c.key == key, other.c.value == value)
+                    .exists()
+                )
         if state:
             query = query.where(jobs.c.state == state)
         if queue:
             query = query.where(jobs.c.queue == queue)
         if cursor:
-            query = query.where(jobs.c.id < cursor)
-        records: list[JobRecord] = []
+            query = query.where(order < cursor)
+        # Keyset pages: every filter has an index ending in id (db/schema.py), so a page costs the
+        # same at the first job as at the millionth.
+        query = query.order_by(order.desc()).limit(limit)
         with self.engine.connect() as conn:
-            # Label filters are matched in Python over JSON; page until `limit` matches.
-            batch_size = max(limit, 100) if label else limit
-            while len(records) < limit:
-                rows = conn.execute(query.limit(batch_size)).all()
-                if not rows:
-                    break
-                for row in rows:
-                    record = JobRecord.from_row(row)
-                    if label and any(record.labels.get(k) != v for k, v in label.items()):
-                        continue
-                    records.append(record)
-                    if len(records) == limit:
-                        break
-                if len(rows) < batch_size:
-                    break
-                query = query.where(jobs.c.id < rows[-1].id)
+            records = [JobRecord.from_row(row) for row in conn.execute(query)]
             return _explained(conn, [record.view() for record in records])
 
     def usage(self, job_id: str) -> tuple[int | None, float | None] | None:
@@ -749,6 +755,7 @@ class JobService:
         every few seconds covers event ids that commit out of order (PostgreSQL sequences)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = set(job_ids)
+        seen = self._settled()  # before the read: a commit after it is followed by another read
         with self.engine.connect() as conn:
             last_event = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
             states = self._states(conn, list(wanted))
@@ -761,8 +768,14 @@ class JobService:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            with self._changed:
-                self._changed.wait(0.2 if left is None else min(0.2, left))
+            if self._settled() == seen:
+                with self._changed:
+                    notified = self._changed.wait(0.2 if left is None else min(0.2, left))
+                # woken by this process's scheduler for a commit that ended nothing: nothing to read
+                # (changes by other processes are read on the timeouts, as before)
+                if notified and self._settled() == seen and time.monotonic() < recheck_at:
+                    continue
+            seen = self._settled()
             with self.engine.connect() as conn:
                 if time.monotonic() >= recheck_at:
                     states = self._states(conn, list(pending))
@@ -784,6 +797,11 @@ class JobService:
                 else:
                     pending.discard(row.job_id)
         return self.get_many(job_ids)
+
+    def _settled(self) -> int:
+        """How many commits of this process's scheduler ended or re-queued a job (-1: none runs here)."""
+        scheduler = self.scheduler
+        return -1 if scheduler is None else scheduler.settled
 
     def _states(self, conn: Any, job_ids: list[str]) -> dict[str, JobState]:
         out: dict[str, JobState] = {}
@@ -965,6 +983,7 @@ class JobService:
                 conn.execute(delete(dependencies).where(dependencies.c.depends_on.in_(chunk)))
                 conn.execute(delete(events).where(events.c.job_id.in_(chunk)))
                 conn.execute(delete(attempts).where(attempts.c.job_id.in_(chunk)))
+                conn.execute(delete(job_labels).where(job_labels.c.job_id.in_(chunk)))
                 conn.execute(delete(jobs).where(jobs.c.id.in_(chunk)))
         for path in logs:  # after the commit: a failed delete leaves rows, never rows without logs
             with contextlib.suppress(OSError):

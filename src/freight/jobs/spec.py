@@ -36,6 +36,11 @@ MIN_MEMORY = 1024**2
 RetryReason = Literal["oom", "timeout", "lost", "failed"]
 
 
+#: the longest label name and value (job_labels indexes them; see db/schema.py)
+MAX_LABEL_KEY = 128
+MAX_LABEL_VALUE = 500
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -172,6 +177,19 @@ class JobSpec(_Strict):
                 raise ValueError("an environment variable name cannot be empty")
             if "=" in key:
                 raise ValueError(f"environment variable name {key!r} cannot hold '='; put the value after it")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_sizes(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # labels are indexed one row each (job_labels), and an index entry has a size limit
+        if _stored(info):
+            return value
+        for key, text in value.items():
+            if not 1 <= len(key) <= MAX_LABEL_KEY:
+                raise ValueError(f"a label name must be 1 to {MAX_LABEL_KEY} characters: {key[:40]!r}")
+            if len(text) > MAX_LABEL_VALUE:
+                raise ValueError(f"label {key!r}: a value may hold at most {MAX_LABEL_VALUE} characters")
         return value
 
     @field_validator("queue")

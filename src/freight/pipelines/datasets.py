@@ -90,7 +90,7 @@ class DatasetWriter:
             os.close(fd)
             self._tmp = Path(name)
         # snappy: cheap to write and read; the data lives only until the run is cleaned up.
-        self._writer = pq.ParquetWriter(str(self._tmp), schema, compression="snappy")
+        self._writer = pq.ParquetWriter(str(self._tmp), schema, compression="snappy", use_dictionary=False)
         self._file_rows = 0
 
     def _finish_file(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from freight.errors import NotFoundError, UserError
 
@@ -31,10 +30,13 @@ def local_root(url: str) -> Path | None:
     """The folder of a `file://` store URL (or a plain path); None for any other scheme."""
     if "://" not in url:
         return Path(url)
-    parsed = urlparse(url)
-    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+    scheme, rest = url.split("://", 1)
+    host, slash, path = rest.partition("/")
+    if scheme.lower() != "file" or host not in ("", "localhost") or not slash:
         return None
-    return Path(unquote(parsed.path))
+    if "%" in path or "?" in path or "#" in path:
+        return None  # quoted or with a query: leave it to fsspec's parsing (the full path)
+    return Path("/" + path)
 
 
 class LocalBlobs:

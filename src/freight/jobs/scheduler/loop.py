@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import math
 import os
 import random
 import selectors
@@ -43,6 +44,7 @@ from freight.jobs.placement import Decision, Node, Request, place
 from freight.jobs.queue import FairQueues
 from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler.apply import Effects, Leader, commit
+from freight.jobs.scheduler.changes import ChangeFeed
 from freight.jobs.scheduler.decide import Step, Watched, due_timers, recovery_step
 from freight.jobs.scheduler.events import (
     describe,
@@ -74,7 +76,6 @@ LOW_DISK = 64 * 1024
 NODE_POLL_ERRORS = 20
 #: beyond this many nodes, placement scans a few feasible ones (from a rotating start), not all
 SCAN_ALL_NODES = 64
-SCAN_LIMIT = 8
 
 
 class LeaseHeldError(FreightError):
@@ -149,6 +150,8 @@ class Scheduler:
         self.queues = FairQueues(cpus, memory)
         #: where the bounded scan of a large cluster starts (rotates, as Nomad's does)
         self._scan_start = 0
+        #: nodes found lost outside _refresh_nodes (by a failed start), settled by its next run
+        self._lost_pending: set[str] = set()
         self.jobs: dict[str, JobRecord] = {}
         self.running: dict[str, Running] = {}
         self.waiting: dict[str, set[str]] = {}
@@ -157,6 +160,9 @@ class Scheduler:
         self.holder = holder_id()
         #: the lease's fencing token, taken with it in start(); every commit checks it
         self.token = 0
+        #: commits so far that ended a job or queued one again (what JobService.wait follows): a
+        #: waiter in this process woken by a commit that did neither need not read the store
+        self.settled = 0
         #: a commit found the token stale: another scheduler took over, this one must not write again
         self.fenced = False
         self._stop = threading.Event()
@@ -184,6 +190,8 @@ class Scheduler:
         self._exited: set[str] = set()
         #: ended attempts' logs go to the object store on the archiver's thread, after the commit
         self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
+        #: what other processes changed, followed through the events table (changes.py)
+        self.changes = ChangeFeed()
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -273,6 +281,7 @@ class Scheduler:
         batch = Batch()
         with self.engine.connect() as conn:
             self._load_queues(conn)
+            self.changes.restart(conn, now)  # before the scan: what commits after it is in the feed
             rows = conn.execute(
                 select(jobs.c.id).where(jobs.c.state.in_([s.value for s in JobState if not s.terminal]))
             ).all()
@@ -451,18 +460,10 @@ class Scheduler:
         self._last_sync = now
         with self.engine.connect() as conn:
             self._load_queues(conn)
-            waiting_states = [JobState.QUEUED.value, JobState.RETRYING.value]
-            rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(waiting_states))).all()
-            in_store = {r.id for r in rows}
-            # Jobs we hold as waiting that someone else moved on (cancelled by another process).
-            for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
-                self._forget_external(job_id, conn, batch, now)
-            new_ids = [r.id for r in rows if r.id not in self.jobs]
-            if new_ids:
-                records = load_jobs(conn, new_ids)
-                for job in records:
-                    self.jobs[job.id] = job
-                self._admit(records, conn, batch, now)
+            if self.changes.full_due(now):
+                self._sync_all(conn, batch, now)
+            else:
+                self._sync_changes(conn, batch, now)
             cancels = conn.execute(
                 select(jobs.c.id).where(
                     jobs.c.cancel_requested.is_(True),
@@ -474,6 +475,37 @@ class Scheduler:
             if run is not None and run.stop_reason is None:
                 self._request_stop(run, "cancel", batch, now)
             batch.clear_cancel.append(row.id)
+
+    def _sync_all(self, conn: Any, batch: Batch, now: float) -> None:
+        """Every waiting job in the store against those held here (the change feed's safety net)."""
+        self.changes.restart(conn, now)
+        rows = conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.state.in_(_WAITING))).all()
+        in_store = {r.id for r in rows}
+        # Jobs we hold as waiting that someone else moved on (cancelled by another process).
+        for job_id in [j for j, rec in self.jobs.items() if not rec.state.active and j not in in_store]:
+            self._forget_external(job_id, conn, batch, now)
+        self._load_new([r.id for r in rows if r.id not in self.jobs], conn, batch, now)
+
+    def _sync_changes(self, conn: Any, batch: Batch, now: float) -> None:
+        """Only the jobs whose state changed since the last look: new or retried ones to admit, and
+        waiting ones another process moved on (this scheduler's own moves find them active or gone)."""
+        new_ids = []
+        for change in self.changes.read(conn):
+            held = self.jobs.get(change.job_id)
+            if held is None:
+                if change.to_state in _WAITING:
+                    new_ids.append(change.job_id)
+            elif not held.state.active and change.to_state not in _WAITING:
+                self._forget_external(change.job_id, conn, batch, now)
+        self._load_new(new_ids, conn, batch, now)
+
+    def _load_new(self, job_ids: list[str], conn: Any, batch: Batch, now: float) -> None:
+        if not job_ids:
+            return
+        records = [j for j in load_jobs(conn, job_ids) if j.state.value in _WAITING]
+        for job in records:
+            self.jobs[job.id] = job
+        self._admit(records, conn, batch, now)
 
     def _admit_submitted(self, batch: Batch, now: float) -> None:
         records = []
@@ -632,15 +664,31 @@ class Scheduler:
 
     # --- nodes --------------------------------------------------------------------------------------
 
+    def _node_went_away(self, run: Running) -> bool:
+        """A start that failed on a cluster node that is dead now: lost (retried per policy), not
+        failed. Asks the cluster once, only for a failed start."""
+        if not self.nodes.remote:
+            return False
+        try:
+            lost = self.nodes.refresh()
+        except Exception:
+            log.exception("could not list the cluster's nodes")
+            return False
+        if lost:
+            self._last_nodes = 0.0  # the next tick settles the other attempts of those nodes
+            self._lost_pending.update(lost)
+        return not self.nodes.alive(run.node)
+
     def _refresh_nodes(self, batch: Batch, now: float) -> None:
         """Look at the cluster's nodes again; the attempts of a node that died are lost (and retried
         elsewhere per their policy: once lost here, an attempt is never settled again)."""
         self._last_nodes = now
         try:
-            lost = set(self.nodes.refresh())
+            lost = set(self.nodes.refresh()) | self._lost_pending
         except Exception:
             log.exception("could not list the cluster's nodes; trying again")
             return
+        self._lost_pending.clear()
         self.capacity = Node(self.node_name, *self.nodes.capacity)
         self.queues.total_cpus, self.queues.total_memory = self.nodes.capacity
         if not lost:
@@ -843,7 +891,7 @@ class Scheduler:
         if len(nodes) <= SCAN_ALL_NODES:
             return place(request, nodes)
         self._scan_start += 1
-        return place(request, nodes, limit=SCAN_LIMIT, start=self._scan_start)
+        return place(request, nodes, limit=scan_limit(len(nodes)), start=self._scan_start)
 
     def _claim(self, job: JobRecord, node: str, batch: Batch, actions: Effects, now: float) -> None:
         job.attempts += 1
@@ -901,6 +949,8 @@ class Scheduler:
             self._step_down()
             raise
         self._last_lease = now
+        if any(new.terminal or new is JobState.QUEUED for _, _, new, _, _ in batch.transitions):
+            self.settled += 1
         if batch.ended_attempts:
             self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:
@@ -958,6 +1008,13 @@ class Scheduler:
     def _collect_spawned(self, batch: Batch, now: float) -> None:
         """Record attempts whose spawn finished: running with their handle, or failed to start."""
         for job, run, (handle, error, at) in self.spawner.collect():
+            if handle is None and self._node_went_away(run):
+                self.running.pop(job.id, None)
+                self._discharge(job, run)
+                self._end_lost(
+                    job, run.number, batch, now, f"its node {run.node[:12]} was lost as it started"
+                )
+                continue
             if handle is None:
                 outcome = Outcome(None, None, False, None, None, at, at, error=f"could not start: {error}")
                 self._finish(job, run, outcome, batch, Effects(), now)
@@ -1025,6 +1082,15 @@ class Scheduler:
             "nodes": self.nodes.snapshot(),
             "demand": self.scaler.snapshot() if self.scaler is not None else {"autoscale": False},
         }
+
+
+def scan_limit(nodes: int) -> int:
+    """How many feasible nodes the bounded scan scores: 2 log2 N (as Nomad's batch scheduler)."""
+    return max(2, 2 * math.ceil(math.log2(max(nodes, 2))))
+
+
+#: the states of jobs that wait for this scheduler (to be placed, or for their retry backoff)
+_WAITING = (JobState.QUEUED.value, JobState.RETRYING.value)
 
 
 def _ended_row(

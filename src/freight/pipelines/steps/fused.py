@@ -131,4 +131,4 @@ def _load(ctx: StepContext, rows: pa.RecordBatchReader, cursor_range: dict[str, 
     if cursor_range is not None or ctx.config.get("mode") in ("merge", "delete_insert"):
         staged_load(ctx, cursor_range, rows=rows)
         return
-    load_into(ctx, warehouse_for(ctx), rows)
+    load_into(ctx, warehouse_for(ctx, fused=True), rows)

@@ -211,7 +211,7 @@ def staged_load(
     cfg = ctx.config
     table, mode = cfg["table"], cfg.get("mode", "append")
     now = now or dt.datetime.now(dt.UTC)
-    wh = warehouse_for(ctx)
+    wh = warehouse_for(ctx, fused=rows is not None)
     try:
         old = new = None
         if origin is not None:

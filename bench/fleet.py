@@ -11,7 +11,7 @@
    is left. Peer, same run and cluster: Ray's own path, 3 pending one-CPU tasks (the autoscaler reads
    task demand from the raylets) until 3 nodes are alive.
 
-    python bench/fleet.py [--rounds 3]
+    python bench/fleet.py [--rounds 3] [--only migrate|handover|autoscale ...]
 """
 
 from __future__ import annotations
@@ -219,12 +219,14 @@ def autoscale_rounds(rounds: int) -> dict[str, list[float]]:
                 wait_for(lambda: alive() == 1)
                 out["freight_shrink_s"].append(time.monotonic() - started)
                 # Ray's own path: tasks that need a CPU each wait, and the autoscaler reads their demand
-                hold = ray.remote(num_cpus=1)(lambda: time.sleep(1.0))
+                # (they hold their CPU long enough to be seen; cancelled once the nodes are there)
+                hold = ray.remote(num_cpus=1, max_retries=0)(lambda: time.sleep(120))
                 started = time.monotonic()
                 refs = [hold.remote() for _ in range(3)]
                 wait_for(lambda: alive() == 3)
                 out["ray_tasks_grow_s"].append(time.monotonic() - started)
-                ray.get(refs)
+                for ref in refs:
+                    ray.cancel(ref, force=True)
         finally:
             ray.shutdown()
     return out
@@ -233,11 +235,26 @@ def autoscale_rounds(rounds: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["migrate", "handover", "autoscale"], action="append")
     args = parser.parse_args()
+    parts = set(args.only or ["migrate", "handover", "autoscale"])
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
 
-    alone = [migrate_round(1) for _ in range(args.rounds)]
-    four = [migrate_round(4) for _ in range(args.rounds)]
+    if "migrate" in parts:
+        migrate_part(result, args.rounds)
+    if "handover" in parts:
+        handover_part(result, args.rounds)
+    if "autoscale" in parts:
+        autoscale_part(result, args.rounds)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "fleet.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **result}, indent=2))
+
+
+def migrate_part(result: dict[str, Any], rounds_: int) -> None:
+    alone = [migrate_round(1) for _ in range(rounds_)]
+    four = [migrate_round(4) for _ in range(rounds_)]
     result["migrate"] = {
         "one_process_s": [t for t, _ in alone],
         "four_processes_s": [t for t, _ in four],
@@ -252,7 +269,9 @@ def main() -> None:
         flush=True,
     )
 
-    rounds = [handover_round() for _ in range(args.rounds)]
+
+def handover_part(result: dict[str, Any], rounds_: int) -> None:
+    rounds = [handover_round() for _ in range(rounds_)]
     result["handover"] = {key: [r[key] for r in rounds] for key in rounds[0]}
     done_after = statistics.median(result["handover"]["batch_done_after_kill_s"])
     print(
@@ -263,7 +282,9 @@ def main() -> None:
         flush=True,
     )
 
-    result["autoscale"] = autoscale_rounds(args.rounds)
+
+def autoscale_part(result: dict[str, Any], rounds_: int) -> None:
+    result["autoscale"] = autoscale_rounds(rounds_)
     scale = result["autoscale"]
     print(
         f"autoscale 1->3 nodes: freight request {statistics.median(scale['freight_grow_s']):.2f}s, "
@@ -271,8 +292,6 @@ def main() -> None:
         f"3->1 after the request is dropped {statistics.median(scale['freight_shrink_s']):.2f}s",
         flush=True,
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fleet.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

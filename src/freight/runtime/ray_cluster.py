@@ -193,7 +193,8 @@ class ClusterRuntime:
                 f"node {node[:12]} could not start attempt {request.attempt_id}: {exc}"
             ) from exc
         handle = Handle.from_json(text)
-        return Handle(**{**asdict(handle), "extra": {**handle.extra, "node": node}})
+        extra = {**handle.extra, "node": node, "log_path": str(request.log_path)}
+        return Handle(**{**asdict(handle), "extra": extra})
 
     def _call(self, handle: Handle, method: str, *args: Any) -> Any:
         node = handle.extra["node"]
@@ -261,7 +262,8 @@ class ClusterRuntime:
         return Recovered(found) if isinstance(found, str) else outcome_from_dict(found)
 
     def release(self, handle: Handle) -> None:
-        self._call(handle, "release", handle.to_json())
+        # the node archives the attempt's log as it lets go of it (this server may not see its disk)
+        self._call(handle, "release", handle.to_json(), handle.extra.get("log_path"))
 
     def fileno(self, handle: Handle) -> int | None:
         return None  # exits are learnt by polling the agents

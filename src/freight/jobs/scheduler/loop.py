@@ -603,6 +603,8 @@ class Scheduler:
             if run.attempt_id in polled:
                 outcome = polled[run.attempt_id]
                 run.poll_errors = 0
+            elif run.fd is not None and job_id not in self._exited:
+                continue  # its shim runs: its pidfd wakes the loop when it exits (no file read per tick)
             else:
                 outcome = self._poll(run, run.handle, now)
             if outcome is not None:

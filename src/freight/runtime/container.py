@@ -12,8 +12,9 @@ its limits, OOM-kill counter (v1 counts a kill in the victim's own cgroup only),
 kill-everything work unchanged, and podman and conmon (a Go binary's tens of MiB) are not charged to
 the job. Other hierarchies (devices, freezer, ...) keep podman's per-container cgroup. The shim
 waits for the wrapper, which waits for podman, which exits with the container's status once it has
-removed the container (`run --rm`: no second podman start); the wrapper exits with that status. The shim records the exit as for any job, so
-a scheduler restart re-attaches to a container attempt exactly as to a process one.
+removed the container (`run --rm`: no second podman start); the wrapper exits with that status. The
+shim records the exit as for any job, so a scheduler restart re-attaches to a container attempt
+exactly as to a process one.
 
 Attempts without an image go to the wrapped ShimRuntime untouched.
 """
@@ -335,8 +336,9 @@ class ContainerRuntime:
 
     def _remove_container(self, name: str, tries: int = 20) -> None:
         """Remove the container, asking again while it is still there: a wrapper killed in the
-        middle of its removal (`run --rm`, or `podman rm` after a podman failure) can leave podman's lock held or the removal half done for a
-        moment, and a single `rm` then fails quietly (seen in the kill test)."""
+        middle of the removal (`run --rm`, or `podman rm` after podman's own failure) can leave
+        podman's lock held or the removal half done for a moment, and a single `rm` then fails
+        quietly (seen in the kill test)."""
         podman = podman_base(self.podman)
         for attempt in range(tries):
             _quiet([*podman, "rm", "--force", "--ignore", name])

@@ -234,8 +234,10 @@ class JobService:
                 hint="set FREIGHT_RAY_ADDRESS (or freight up --ray ADDRESS), or turn FREIGHT_AUTOSCALE off",
             )
         from freight.runtime.ray_autoscale import RayAutoscaler
+        from freight.runtime.ray_holds import NodeHolds
 
-        scaler = Scaler(self.engine, settings, RayAutoscaler(self.settings.ray_address).request)
+        address = self.settings.ray_address
+        scaler = Scaler(self.engine, settings, RayAutoscaler(address).request, hold=NodeHolds(address).sync)
         scaler.start()
         return scaler
 

@@ -153,6 +153,30 @@ def test_oom_is_named_on_a_worker_node(rig: Rig) -> None:
     assert view.state is JobState.OOM_KILLED, view.reason
 
 
+def test_timeout_and_cancel_stop_jobs_on_a_worker_node(rig: Rig) -> None:
+    slow = rig.run(command=["sleep", "60"], timeout=1, grace=1, constraints={"node.zone": "us"})
+    assert slow.state is JobState.TIMED_OUT, slow.reason
+    job = rig.submit(command=["sleep", "60"], grace=1, constraints={"node.zone": "us"})
+    until(lambda: rig.svc.get(job).state is JobState.RUNNING, "the job runs")
+    rig.svc.cancel(job)
+    assert rig.wait(job).state is JobState.CANCELLED
+
+
+def test_a_running_jobs_log_is_read_from_its_node_and_archived_by_it(rig: Rig) -> None:
+    go = rig.shared / "log-go"
+    job = rig.submit(
+        shell=f'echo "first line"; while [ ! -e {go} ]; do sleep 0.05; done; echo done',
+        constraints={"node.zone": "us"},
+    )
+    scheduler = rig.svc.scheduler
+    assert scheduler is not None
+    until(lambda: scheduler.read_log(job, 1) == b"first line\n", "the node's agent reads the live log")
+    go.touch()
+    assert rig.wait(job).state is JobState.SUCCEEDED
+    assert scheduler.read_log(job, 1) is None  # it no longer runs: the file, or the archive, serves it
+    assert rig.log(job) == "first line\ndone"
+
+
 def test_an_agent_that_dies_is_replaced_and_reattaches_to_its_attempt(rig: Rig) -> None:
     import ray
 

@@ -256,3 +256,19 @@ def test_a_restarted_scheduler_reattaches_to_attempts_on_the_clusters_nodes(h: H
     runtime.end(f"{job}-1")
     h.until(lambda: h.svc.get(job).state is JobState.SUCCEEDED)
     assert h.svc.get(job).attempts == 1
+
+
+def test_a_start_that_fails_because_its_node_died_is_lost_not_failed(h: Harness) -> None:
+    h.start()
+    assert h.runtime is not None
+    h.runtime.gate.clear()  # the spawn is in flight...
+    retry = {"max_attempts": 2, "retry_on": ["lost"], "backoff": 0}
+    job = h.submit(resources={"cpus": 0.5, "memory": "64M"}, retry=retry)
+    h.until(lambda: h.svc.get(job).state is JobState.STARTING)
+    h.nodes.kill("node-1")  # ...when its node dies, and the agent's answer is an error
+    h.runtime.dead = True
+    h.runtime.gate.set()
+    h.until(lambda: h.svc.get(job).attempts == 2 or h.svc.get(job).state.terminal)
+    assert h.svc.get(job).attempts == 2
+    first = [e["detail"] or "" for e in h.svc.events(job)]
+    assert any("its node node-1 was lost as it started" in d for d in first), first

@@ -39,6 +39,7 @@ def up(
     import os
 
     from freight.config import load_settings
+    from freight.server.registry_login import ensure_node_login
     from freight.server.serve import serve
 
     if log_format not in ("text", "json"):
@@ -53,7 +54,11 @@ def up(
     if settings.ray_address:
         typer.echo(f"freight: placing jobs on the Ray cluster at {settings.ray_address}", err=True)
 
+    local_registry = None
+
     def announce(url: str, token: str | None) -> None:
+        if local_registry is not None:  # after the first start's admin token: this one is not it
+            ensure_node_login(settings, local_registry.address)
         # plain writes: a wrapped token line could not be copied
         typer.echo(f"freight: serving {url} (API at {url}/api/v1, home {settings.home})", err=True)
         if token:
@@ -65,12 +70,18 @@ def up(
                 err=True,
             )
 
-    local_registry = None
     if registry:
         from freight.runtime.registry import start_registry
 
-        local_registry = start_registry(settings, registry_port)
-        typer.echo(f"freight: image registry at {local_registry.address}", err=True)
+        # token auth tied to freight's tokens; this server is the realm
+        realm_host = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+        realm = f"http://{realm_host}:{port}/api/v1/registry/token"
+        local_registry = start_registry(settings, registry_port, token_realm=realm)
+        typer.echo(
+            f"freight: image registry at {local_registry.address} (token auth: log in with "
+            "`podman login -u freight ADDRESS` and an API token as the password)",
+            err=True,
+        )
     from freight.services.runner import start_services
 
     services = start_services(settings)

@@ -22,6 +22,7 @@ from freight.config import Settings
 from freight.errors import TransientError, UserError
 from freight.runtime.container import podman_base
 from freight.runtime.registry import RegistryClient, registry_address
+from freight.runtime.registry_auth import auth_file
 
 _NAME = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -155,6 +156,7 @@ def build(directory: Path, name: str, settings: Settings) -> tuple[str, str]:
                 "push",
                 "-q",
                 "--tls-verify=false",
+                *_authfile(),
                 "--digestfile",
                 str(digest_file),
                 target,
@@ -163,6 +165,12 @@ def build(directory: Path, name: str, settings: Settings) -> tuple[str, str]:
         )
         digest = digest_file.read_text().strip()
     return f"{address}/{ref.name}@{digest}", digest
+
+
+def _authfile() -> list[str]:
+    """podman's --authfile when registry logins exist (runtime/registry_auth.py)."""
+    logins = auth_file()
+    return ["--authfile", str(logins)] if logins.is_file() else []
 
 
 def _context(directory: Path, into: Path) -> Path:

@@ -8,13 +8,17 @@ find it. Without auth: it is reachable from this machine only.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import os
+import re
 import shutil
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +74,12 @@ def free_port() -> int:
         return port
 
 
-def start_registry(settings: Settings, port: int = 0, *, wait: float = 30.0) -> LocalRegistry:
-    """Start docker-registry on 127.0.0.1:PORT (0: a free one) with its storage under FREIGHT_HOME."""
+def start_registry(
+    settings: Settings, port: int = 0, *, wait: float = 30.0, token_realm: str | None = None
+) -> LocalRegistry:
+    """Start docker-registry on 127.0.0.1:PORT (0: a free one) with its storage under FREIGHT_HOME.
+    With `token_realm` (freight's /api/v1/registry/token), it takes only tokens freight signs
+    (runtime/registry_auth.py)."""
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         raise UserError(
@@ -89,12 +97,15 @@ def start_registry(settings: Settings, port: int = 0, *, wait: float = 30.0) -> 
         "storage:\n"
         f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
         "  delete:\n    enabled: true\n"
-        f"http:\n  addr: {address}\n"
+        f"http:\n  addr: {address}\n" + (_auth_section(settings, token_realm) if token_realm else "")
     )
     log = open(root / "registry.log", "ab")  # noqa: SIM115 - the child keeps it
     try:
         process = subprocess.Popen(
             [binary, "serve", str(config)],
+            # the registry reads REGISTRY_* variables as configuration (REGISTRY_AUTH_FILE, podman's
+            # auth file, would be taken for its `auth.file` section): its config is the file alone
+            env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -114,24 +125,77 @@ def start_registry(settings: Settings, port: int = 0, *, wait: float = 30.0) -> 
     return registry
 
 
-class RegistryClient:
-    """The parts of the distribution API (v2) freight uses."""
+def _auth_section(settings: Settings, realm: str) -> str:
+    from freight.runtime.registry_auth import ensure_key, registry_config
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    _, cert = ensure_key(settings.home)
+    return registry_config(realm, cert)
+
+
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryClient:
+    """The parts of the distribution API (v2) freight uses. A registry that asks for a bearer token
+    (token auth) gets one from its realm, with the credentials stored for it (podman's auth file,
+    see runtime/registry_auth.py) or the ones given."""
+
+    def __init__(self, address: str, timeout: float = 10.0, *, login: tuple[str, str] | None = None) -> None:
         self.address = address
         self.base = f"http://{address}/v2"
         self.timeout = timeout
+        self.login = login
+        #: scope -> bearer token
+        self._tokens: dict[str, str] = {}
 
     def _request(
         self, method: str, path: str, headers: dict[str, str] | None = None
     ) -> tuple[int, Any, dict[str, str]]:
-        request = urllib.request.Request(self.base + path, method=method, headers=headers or {})
+        status, body, answer = self._send(self.base + path, method, headers or {})
+        if status == 401:
+            challenge = next((v for k, v in answer.items() if k.lower() == "www-authenticate"), "")
+            token = self._bearer(challenge) if challenge.lower().startswith("bearer ") else None
+            if token is not None:
+                status, body, answer = self._send(
+                    self.base + path, method, {**(headers or {}), "Authorization": f"Bearer {token}"}
+                )
+        return status, body, answer
+
+    def _send(self, url: str, method: str, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        request = urllib.request.Request(url, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read()
                 return response.status, body, dict(response.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)
+
+    def _bearer(self, challenge: str) -> str | None:
+        """A token for the challenge's scope from its realm, or None (no credentials, or refused)."""
+        params = dict(_CHALLENGE.findall(challenge[len("bearer ") :]))
+        realm = params.get("realm")
+        scope = params.get("scope", "")
+        if scope in self._tokens:
+            return self._tokens[scope]
+        if not realm:
+            return None
+        from freight.runtime.registry_auth import credentials
+
+        login = self.login or credentials(self.address)
+        if login is None:
+            return None
+        query = urllib.parse.urlencode(
+            [("service", params.get("service", ""))] + [("scope", part) for part in scope.split(" ") if part]
+        )
+        basic = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        status, body, _ = self._send(f"{realm}?{query}", "GET", {"Authorization": f"Basic {basic}"})
+        if status != 200:
+            return None
+        token = json.loads(body).get("token")
+        if not isinstance(token, str):
+            return None
+        self._tokens[scope] = token
+        return token
 
     def alive(self) -> bool:
         try:

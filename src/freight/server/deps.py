@@ -49,3 +49,9 @@ def write_gate(service: JobService) -> AbstractContextManager[object]:
 def get_ctx(request: Request) -> ServerContext:
     ctx: ServerContext = request.app.state.freight
     return ctx
+
+
+async def request_ctx(request: Request) -> ServerContext:
+    """`get_ctx` as a FastAPI dependency. Async so FastAPI calls it on the event loop: a plain `def`
+    dependency is run in a worker thread, one hand-off per request for a dict lookup."""
+    return get_ctx(request)

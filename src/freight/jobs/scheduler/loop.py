@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import math
 import os
 import random
 import selectors
@@ -37,6 +38,7 @@ from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
 from freight.jobs.autoscale import Demand
 from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
+from freight.jobs.liveness import SCHEDULER_LEASE
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Decision, Node, Request, place
@@ -67,7 +69,7 @@ from freight.runtime.jobuser import job_user
 
 log = logging.getLogger("freight.scheduler")
 
-LEASE = "scheduler"
+LEASE = SCHEDULER_LEASE
 LEASE_TTL = 15.0
 #: free bytes below which a failed job's log disk counts as full
 LOW_DISK = 64 * 1024
@@ -75,7 +77,6 @@ LOW_DISK = 64 * 1024
 NODE_POLL_ERRORS = 20
 #: beyond this many nodes, placement scans a few feasible ones (from a rotating start), not all
 SCAN_ALL_NODES = 64
-SCAN_LIMIT = 8
 
 
 class LeaseHeldError(FreightError):
@@ -150,6 +151,8 @@ class Scheduler:
         self.queues = FairQueues(cpus, memory)
         #: where the bounded scan of a large cluster starts (rotates, as Nomad's does)
         self._scan_start = 0
+        #: nodes found lost outside _refresh_nodes (by a failed start), settled by its next run
+        self._lost_pending: set[str] = set()
         self.jobs: dict[str, JobRecord] = {}
         self.running: dict[str, Running] = {}
         self.waiting: dict[str, set[str]] = {}
@@ -600,6 +603,8 @@ class Scheduler:
             if run.attempt_id in polled:
                 outcome = polled[run.attempt_id]
                 run.poll_errors = 0
+            elif run.fd is not None and job_id not in self._exited:
+                continue  # its shim runs: its pidfd wakes the loop when it exits (no file read per tick)
             else:
                 outcome = self._poll(run, run.handle, now)
             if outcome is not None:
@@ -662,15 +667,31 @@ class Scheduler:
 
     # --- nodes --------------------------------------------------------------------------------------
 
+    def _node_went_away(self, run: Running) -> bool:
+        """A start that failed on a cluster node that is dead now: lost (retried per policy), not
+        failed. Asks the cluster once, only for a failed start."""
+        if not self.nodes.remote:
+            return False
+        try:
+            lost = self.nodes.refresh()
+        except Exception:
+            log.exception("could not list the cluster's nodes")
+            return False
+        if lost:
+            self._last_nodes = 0.0  # the next tick settles the other attempts of those nodes
+            self._lost_pending.update(lost)
+        return not self.nodes.alive(run.node)
+
     def _refresh_nodes(self, batch: Batch, now: float) -> None:
         """Look at the cluster's nodes again; the attempts of a node that died are lost (and retried
         elsewhere per their policy: once lost here, an attempt is never settled again)."""
         self._last_nodes = now
         try:
-            lost = set(self.nodes.refresh())
+            lost = set(self.nodes.refresh()) | self._lost_pending
         except Exception:
             log.exception("could not list the cluster's nodes; trying again")
             return
+        self._lost_pending.clear()
         self.capacity = Node(self.node_name, *self.nodes.capacity)
         self.queues.total_cpus, self.queues.total_memory = self.nodes.capacity
         if not lost:
@@ -873,7 +894,7 @@ class Scheduler:
         if len(nodes) <= SCAN_ALL_NODES:
             return place(request, nodes)
         self._scan_start += 1
-        return place(request, nodes, limit=SCAN_LIMIT, start=self._scan_start)
+        return place(request, nodes, limit=scan_limit(len(nodes)), start=self._scan_start)
 
     def _claim(self, job: JobRecord, node: str, batch: Batch, actions: Effects, now: float) -> None:
         job.attempts += 1
@@ -990,6 +1011,13 @@ class Scheduler:
     def _collect_spawned(self, batch: Batch, now: float) -> None:
         """Record attempts whose spawn finished: running with their handle, or failed to start."""
         for job, run, (handle, error, at) in self.spawner.collect():
+            if handle is None and self._node_went_away(run):
+                self.running.pop(job.id, None)
+                self._discharge(job, run)
+                self._end_lost(
+                    job, run.number, batch, now, f"its node {run.node[:12]} was lost as it started"
+                )
+                continue
             if handle is None:
                 outcome = Outcome(None, None, False, None, None, at, at, error=f"could not start: {error}")
                 self._finish(job, run, outcome, batch, Effects(), now)
@@ -1034,6 +1062,17 @@ class Scheduler:
             return None
         return self.runtime.usage(run.handle)
 
+    def read_log(self, job_id: str, number: int, offset: int = 0) -> bytes | None:
+        """Up to 1 MiB of a running attempt's log from its node (a cluster node's agent reads its
+        own disk); None when the attempt does not run here now or the runtime reads no logs."""
+        run = self.running.get(job_id)
+        reader = getattr(self.runtime, "read_log", None)
+        if run is None or run.number != number or run.handle is None or reader is None:
+            return None
+        path = str(self.settings.log_path(job_id, number))
+        data: bytes = reader(run.handle, path, offset)
+        return data
+
     def snapshot(self) -> dict[str, Any]:
         """This node's capacity and load: node (name), cpus, memory (bytes), used_cpus, used_memory,
         running (count), queued ({queue: waiting jobs}), waiting_on_dependencies and retrying (counts).
@@ -1057,6 +1096,11 @@ class Scheduler:
             "nodes": self.nodes.snapshot(),
             "demand": self.scaler.snapshot() if self.scaler is not None else {"autoscale": False},
         }
+
+
+def scan_limit(nodes: int) -> int:
+    """How many feasible nodes the bounded scan scores: 2 log2 N (as Nomad's batch scheduler)."""
+    return max(2, 2 * math.ceil(math.log2(max(nodes, 2))))
 
 
 #: the states of jobs that wait for this scheduler (to be placed, or for their retry backoff)

@@ -87,8 +87,9 @@ class NodeTable:
     def __init__(self, source: NodeSource) -> None:
         self.source = source
         self._nodes: dict[str, _Entry] = {}
-        #: placement rows, rebuilt only when a node or its load changed
+        #: placement rows (ordered by id), rebuilt when the nodes change; a charge replaces one row
         self._rows: list[Node] | None = None
+        self._row_of: dict[str, int] = {}
 
     @property
     def remote(self) -> bool:
@@ -138,11 +139,18 @@ class NodeTable:
         entry.used_cpus += cpus
         entry.used_memory += memory
         entry.running += count
-        self._rows = None
+        at = self._row_of.get(node_id)
+        if self._rows is not None and at is not None:
+            # one row, not all of them: a large cluster's table is read once per placement
+            self._rows[at] = replace(self._rows[at], used_cpus=entry.used_cpus, used_memory=entry.used_memory)
+        else:
+            self._rows = None
 
     def placement_nodes(self) -> list[Node]:
         """The nodes as placement sees them (dead ones are not schedulable), ordered by id."""
         if self._rows is None:
+            ordered = sorted(self._nodes)
+            self._row_of = {node_id: i for i, node_id in enumerate(ordered)}
             self._rows = [
                 Node(
                     e.info.id,
@@ -153,7 +161,7 @@ class NodeTable:
                     schedulable=e.info.alive,
                     labels=e.info.labels,
                 )
-                for _, e in sorted(self._nodes.items())
+                for e in (self._nodes[node_id] for node_id in ordered)
             ]
         return self._rows
 

@@ -13,6 +13,7 @@ from freight.server.api import (
     pipeline_schedules,
     pipelines,
     queues,
+    registry,
     secrets,
     services,
     tokens,
@@ -36,6 +37,7 @@ def api_router() -> APIRouter:
         pipelines,
         pipeline_schedules,
         services,
+        registry,
     )
     for module in modules:
         router.include_router(module.router)

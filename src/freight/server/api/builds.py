@@ -28,7 +28,7 @@ from freight.builds.store import Deployment, Release
 from freight.errors import ConflictError, NotFoundError, UserError
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Admin, Caller, check_queue
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.tokens import Principal
 
 router = APIRouter(tags=["builds"])
@@ -44,7 +44,7 @@ def builds_reader(principal: Caller) -> Principal:
 
 
 Reader = Annotated[Principal, Depends(builds_reader)]
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 _ENV = DEPLOY_ENV
 AppPath = Annotated[str, Path(min_length=1, max_length=100, description="An app's short name")]

@@ -9,11 +9,11 @@ from fastapi.responses import JSONResponse
 
 from freight.server.api.common import reply
 from freight.server.auth import Caller
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.schemas import CapacityOut, NodesOut
 
 router = APIRouter(tags=["cluster"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 
 @router.get(

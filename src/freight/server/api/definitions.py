@@ -17,12 +17,12 @@ from freight.errors import NotFoundError, PermissionDeniedError
 from freight.server.api.common import check_input, check_units, reply, visible_definitions
 from freight.server.api.jobs import SUBMITTED, IdempotencyKey, submit_job
 from freight.server.auth import Caller
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.schemas import DefinitionCreated, DefinitionDeleted, DefinitionIn, DefinitionOut
 from freight.server.tokens import Principal
 
 router = APIRouter(tags=["definitions"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 Ref = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}(:[0-9]{1,9})?$", description="NAME or NAME:VERSION")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from freight.db.schema import events, jobs
 from freight.server.api.common import check_input, reply, visible_job
 from freight.server.auth import Caller
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.schemas import EventOut
 from freight.server.streams import follow_events
 from freight.server.tokens import Principal
@@ -19,7 +19,7 @@ from freight.server.tokens import Principal
 router = APIRouter(tags=["events"])
 #: event ids are a 32-bit integer column on PostgreSQL; larger ones cannot exist (and cannot be bound)
 MAX_ID = 2**31 - 1
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 
 def _rows(

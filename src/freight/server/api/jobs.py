@@ -27,7 +27,7 @@ from freight.server.api.common import (
     visible_job,
 )
 from freight.server.auth import Admin, Caller, check_queue
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.schemas import (
     BatchIn,
     EventOut,
@@ -43,7 +43,7 @@ from freight.server.tokens import Principal
 from freight.units import parse_duration
 
 router = APIRouter(tags=["jobs"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 SPEC_BODY = {
     "requestBody": {

@@ -33,11 +33,11 @@ from freight.pipelines.loader import Locator, Pipeline, validate
 from freight.pipelines.store import Run, RunStore
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Caller, check_queue
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.tokens import Principal
 
 router = APIRouter(tags=["pipelines"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 RunId = Annotated[str, PathParam(max_length=200, description="A pipeline run id")]
 
 # --- schemas: a run is `freight.pipelines.store.Run` itself ----------------------------------------

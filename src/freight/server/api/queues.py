@@ -14,12 +14,12 @@ from fastapi.responses import JSONResponse
 from freight.errors import NotFoundError, PermissionDeniedError
 from freight.server.api.common import QueuePath, reply
 from freight.server.auth import Caller, check_queue
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.schemas import QueueIn, QueueOut
 from freight.server.tokens import Principal
 
 router = APIRouter(tags=["queues"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 
 def _find(ctx: ServerContext, principal: Principal, name: str) -> dict[str, Any] | None:

@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from freight.server.api.common import reply
 from freight.server.auth import Admin
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 
 router = APIRouter(tags=["secrets"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 SecretPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 

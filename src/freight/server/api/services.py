@@ -17,14 +17,14 @@ from pydantic import BaseModel, Field
 from freight.errors import ConflictError, NotFoundError
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Caller, check_queue
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.tokens import Principal
 from freight.services.deploy import describe, make_spec
 from freight.services.spec import LABEL
 from freight.services.store import ServiceRow, ServiceStore
 
 router = APIRouter(tags=["services"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 ServiceName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="A service name")]
 
 

@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Admin, Caller
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.schemas import TokenCreated, TokenIn, WhoAmI
 from freight.server.tokens import TokenInfo, create_token, list_tokens, revoke_token
 
 router = APIRouter(tags=["tokens"])
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 
 @router.get("/whoami", response_model=None, responses={200: {"model": WhoAmI}}, summary="The calling token")

@@ -71,7 +71,8 @@ def job_pages(page: Pages) -> APIRouter:
             data = job_rows(ctx, user, filters)
         except UserError as exc:
             data, error = {"jobs": [], "next_cursor": None}, str(exc)
-        queues = [q["name"] for q in ctx.service.queues() if user.may_use(q["name"])]
+        # names only: queues() counts every job per queue and state, a scan of the whole table
+        queues = [name for name in ctx.service.queue_names() if user.may_use(name)]
         return page(
             request,
             "jobs.html",

@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from freight.server.auth import COOKIE, resolve_token
-from freight.server.deps import ServerContext, get_ctx
+from freight.server.deps import ServerContext, request_ctx
 from freight.server.tokens import Principal
 
-Ctx = Annotated[ServerContext, Depends(get_ctx)]
+Ctx = Annotated[ServerContext, Depends(request_ctx)]
 
 
 class SignInRequired(Exception):

@@ -78,6 +78,8 @@ def test_listing_jobs_on_a_migrated_store_reads_it_without_sqlalchemy(tmp_path: 
     assert "sqlalchemy" in loaded_by("jobs", "ls", heavy=heavy, home=tmp_path)  # a new store: migrated
     assert loaded_by("jobs", "ls", heavy=heavy, home=tmp_path) == []
     assert loaded_by("jobs", "ls", "--state", "failed", heavy=heavy, home=tmp_path) == []
+    loaded_by("submit", "--", "true", heavy=heavy, home=tmp_path)  # queued: no scheduler runs here
+    assert loaded_by("jobs", "ls", heavy=heavy, home=tmp_path) == []  # says why, without the service
     assert "sqlalchemy" in loaded_by("jobs", "ls", "--json", heavy=heavy, home=tmp_path)
 
 

@@ -17,7 +17,6 @@ from freight.db import schema
 from freight.jobs.listing import COLUMNS, ListedJob, quick_list, sqlite_file
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
-from freight.jobs.states import JobState
 
 
 @pytest.fixture
@@ -80,12 +79,28 @@ def test_a_page_after_a_cursor(svc: JobService) -> None:
     assert [j.id for j in listed] == [v.id for v in svc.list_jobs(limit=2, cursor=first[-1].id)]
 
 
-def test_a_queued_job_is_left_to_the_service_which_explains_why_it_waits(svc: JobService) -> None:
+def same_reasons(svc: JobService) -> list[str | None]:
+    views = svc.list_jobs()
+    listed = quick_list(svc.settings.database_url)
+    assert listed is not None
+    assert [(j.id, j.state, j.reason) for j in listed] == [(v.id, v.state, v.reason) for v in views]
+    assert rendered(listed) == rendered(views)  # type: ignore[arg-type]
+    return [j.reason for j in listed]
+
+
+def test_queued_jobs_wait_for_the_same_reasons_the_service_gives(svc: JobService) -> None:
     finished(svc)
-    svc.submit(JobSpec(command=["true"]))  # no scheduler runs: the service says so on reading
-    assert quick_list(svc.settings.database_url) is None
-    assert quick_list(svc.settings.database_url, state="succeeded") is not None
-    assert svc.list_jobs()[0].state is JobState.QUEUED
+    svc.submit(JobSpec(command=["true"]))
+    svc.set_queue("held", paused=True)
+    svc.submit(JobSpec(command=["true"], queue="held"))
+    reasons = same_reasons(svc)  # no scheduler runs: said for both; the paused queue first
+    assert reasons[0] is not None and reasons[0].startswith("queue held is paused")
+    assert reasons[1] is not None and reasons[1].startswith("no scheduler is running")
+    with svc.running():  # a live lease: only the paused queue is said
+        svc.wait([svc.list_jobs()[1].id], timeout=60)
+        reasons = same_reasons(svc)
+        assert reasons[0] is not None and reasons[0].startswith("queue held is paused")
+        assert not (reasons[1] or "").startswith("no scheduler")
 
 
 def test_what_it_does_not_read(settings: Settings) -> None:

@@ -65,6 +65,17 @@ def test_ray_is_told_only_when_the_shape_changes_and_every_step_is_recorded(svc:
     assert scaler.snapshot()["requested"] == {"bundles": 0, "cpus": 0, "memory": 0}
 
 
+def test_the_nodes_that_run_jobs_are_held_in_the_cluster(svc: JobService) -> None:
+    held: list[set[str]] = []
+    scaler = Scaler(svc.engine, SETTINGS, Requests(), hold=held.append, clock=FakeClock())
+    nodes = [Node("a", 2, G, used_cpus=1), Node("b", 2, G), Node("c", 2, G, used_memory=1, schedulable=False)]
+    scaler.offer([Demand(1, G)], [], nodes, 0)
+    scaler.step()
+    scaler.offer([], [], [Node("a", 2, G), Node("b", 2, G)], 1)
+    scaler.step()
+    assert held == [{"a"}, set()]  # busy and alive only; none once the jobs ended
+
+
 @pytest.fixture
 def scaled(svc: JobService) -> Iterator[tuple[Harness, Scaler, Requests]]:
     h = Harness(svc, nodes=two_nodes(), clock=FakeClock())

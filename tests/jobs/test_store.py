@@ -9,6 +9,7 @@ from sqlalchemy import select
 from freight.config import Settings
 from freight.db.schema import events, jobs
 from freight.jobs.service import JobService
+from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
 from freight.jobs.store import Batch, apply_batch, load_jobs
 
@@ -48,3 +49,13 @@ def test_a_lost_compare_and_set_is_reported_and_writes_no_event(store_settings: 
             states = [r.to_state for r in conn.execute(select(events.c.to_state).order_by(events.c.id))]
         assert states == ["queued", "cancelled"]
         assert svc.get(job_id).state is JobState.CANCELLED
+
+
+def test_jobs_stored_with_one_spec_share_one_parsed_spec(settings: Settings) -> None:
+    with JobService.open(settings) as svc:
+        same = svc.submit_many([JobSpec(command=["true"])] * 3)
+        other = svc.submit({"command": ["false"]}).id
+        with svc.engine.connect() as conn:
+            loaded = load_jobs(conn, [v.id for v in same] + [other])
+    assert loaded[0].spec is loaded[1].spec is loaded[2].spec  # parsed once, not once per job
+    assert loaded[3].spec is not loaded[0].spec and loaded[3].spec.argv() == ["false"]

@@ -1,6 +1,7 @@
 """Autoscaling on a real Ray cluster whose autoscaler adds and removes nodes on this machine (Ray's
 fake multi-node provider): freight's demand becomes resource requests, the cluster grows from one node
-to three under a queue and shrinks back once the queue is gone; the store records each step."""
+to three under a queue and shrinks back once the queue is gone; the store records each step; a node
+that runs freight's jobs is held in Ray, so the autoscaler removes an idle node instead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import ray
+from ray.util import get_placement_group
 from sqlalchemy import Engine
 
 from freight.config import Settings
@@ -18,6 +20,7 @@ from freight.jobs.placement import Node
 from freight.jobs.scaling import Scaler, recent_events
 from freight.runtime.ray_autoscale import RayAutoscaler
 from freight.runtime.ray_cluster import connect
+from freight.runtime.ray_holds import PREFIX, NodeHolds
 from tests.runtime.fake_autoscaler import fake_autoscaling_cluster
 
 pytestmark = pytest.mark.slow
@@ -78,3 +81,27 @@ def test_the_cluster_grows_from_one_node_to_three_under_a_queue_and_shrinks_back
     assert kinds[0] == "request" and kinds.count("node_added") == 2 and kinds.count("node_removed") == 2
     assert [e["bundles"] for e in reversed(recent_events(engine)) if e["kind"] == "request"] == [3, 0]
     assert autoscaler.requests == 2  # Ray was told only when the shape changed
+
+
+def test_a_node_that_runs_jobs_is_held_and_the_idle_one_goes_first(address: str) -> None:
+    autoscaler = RayAutoscaler(address)
+    wait_for(lambda: len(autoscaler.nodes()) == 1)  # what the test before left
+    head = autoscaler.nodes()[0].id
+    autoscaler.request([{"CPU": 1.0}] * 3)
+    wait_for(lambda: len(autoscaler.nodes()) == 3)
+    busy, idle = sorted(n.id for n in autoscaler.nodes() if n.id != head)
+    holds = NodeHolds(address)
+    holds.sync({busy})  # freight runs a job on `busy`, none on `idle`
+    ray.get(get_placement_group(PREFIX + busy).ready(), timeout=60)
+    autoscaler.request([])  # the demand falls: the autoscaler may remove one worker... or both
+    wait_for(lambda: idle not in alive(autoscaler))
+    assert busy in alive(autoscaler)  # the node running freight's job stayed
+    # a new scheduler (after a failover) finds the hold and lets it go once the node is idle
+    successor = NodeHolds(address)
+    successor.sync(set())
+    assert successor.held == set()
+    wait_for(lambda: alive(autoscaler) == {head})
+
+
+def alive(autoscaler: RayAutoscaler) -> set[str]:
+    return {n.id for n in autoscaler.nodes()}

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from freight.db.schema import leases
 from freight.errors import FreightError
+from freight.jobs.liveness import SQLITE_NOW, holder_alive, holder_dead
 
 
 class LeaseLostError(FreightError):
@@ -35,7 +36,7 @@ def holder_id() -> str:
 def db_now(conn: Connection) -> ColumnElement[Any]:
     """The store's clock as float seconds since the epoch, as an SQL expression."""
     if conn.dialect.name == "sqlite":
-        return literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+        return literal_column(SQLITE_NOW)
     return literal_column("extract(epoch from clock_timestamp())")
 
 
@@ -48,7 +49,7 @@ def try_lease(conn: Connection, name: str, holder: str, ttl: float) -> int | Non
         conn.execute(insert(leases).values(name=name, holder=holder, expires_at=now + ttl, token=1))
         return 1
     ours = row.holder == holder
-    if not (ours or row.expires_at < row.now or _holder_dead(row.holder)):
+    if not (ours or row.expires_at < row.now or holder_dead(row.holder)):
         return None
     token = int(row.token) if ours else int(row.token) + 1
     result = conn.execute(
@@ -83,20 +84,6 @@ def lease_holder(conn: Connection, name: str) -> str | None:
     row = conn.execute(
         select(leases.c.holder, leases.c.expires_at, db_now(conn).label("now")).where(leases.c.name == name)
     ).first()
-    if row is None or row.expires_at < row.now or _holder_dead(row.holder):
+    if row is None or not holder_alive(row.holder, row.expires_at, row.now):
         return None
     return str(row.holder)
-
-
-def _holder_dead(holder: str) -> bool:
-    host, _, rest = holder.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host != os.uname().nodename or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

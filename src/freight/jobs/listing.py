@@ -1,21 +1,23 @@
 """`freight jobs ls` on the embedded SQLite store without SQLAlchemy or pydantic (~250 ms of imports):
-the same rows JobService.list_jobs reads, through the standard library's sqlite3.
+the same rows JobService.list_jobs reads, through the standard library's sqlite3, with the same
+reasons for queued jobs (jobs/waiting.py, the rule both use; the lease judged by jobs/liveness.py).
 
-Only what needs no rule of the service's: a store that is already migrated (else the service
-migrates it), no label filter (matched over JSON by the service), and a page with no queued job (a
-queued job's reason is explained on reading, by the service: `_explained`). Anything else answers
-None and the caller asks the service, so every rule keeps one home. The table and columns are
-db/schema.py's (tests/jobs/test_listing.py checks them, and that both paths print the same)."""
+Only a store that is already migrated (else the service migrates it) and no label filter (matched
+over JSON by the service); anything else answers None and the caller asks the service. The table
+and columns are db/schema.py's (tests/jobs/test_listing.py checks them, and that both paths print
+the same)."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from freight.db.revisions import SQLITE_BUSY_TIMEOUT, head_revisions
+from freight.jobs.liveness import SCHEDULER_LEASE, SQLITE_NOW, holder_alive
 from freight.jobs.states import JobState
+from freight.jobs.waiting import waiting_reasons
 
 #: db/schema.py's `jobs` columns a listing shows
 COLUMNS = ("id", "name", "queue", "state", "attempts", "submitted_at", "started_at", "ended_at", "reason")
@@ -68,12 +70,26 @@ def quick_list(
             if not _at_head(db):
                 return None
             rows = db.execute(query, (*params, limit)).fetchall()
+            listed = [
+                ListedJob(**dict(zip(COLUMNS, row, strict=True)) | {"state": JobState(row[3])})
+                for row in rows
+            ]
+            reasons = _waiting(db, listed)
     except sqlite3.Error:  # locked past the timeout, not a store: the service says so plainly
         return None
-    listed = [ListedJob(**dict(zip(COLUMNS, row, strict=True)) | {"state": JobState(row[3])}) for row in rows]
-    if any(job.state is JobState.QUEUED for job in listed):
-        return None
-    return listed
+    return [replace(job, reason=reasons[job.id]) if job.id in reasons else job for job in listed]
+
+
+def _waiting(db: sqlite3.Connection, listed: list[ListedJob]) -> dict[str, str]:
+    """Why the queued jobs wait, as the service says it (jobs/waiting.py), from the same rows."""
+    if not any(job.state is JobState.QUEUED for job in listed):
+        return {}
+    paused = {name for (name,) in db.execute("SELECT name FROM queues WHERE paused")}
+    lease = db.execute(
+        f"SELECT holder, expires_at, {SQLITE_NOW} FROM leases WHERE name = ?", (SCHEDULER_LEASE,)
+    ).fetchone()
+    scheduled = lease is not None and holder_alive(*lease)
+    return waiting_reasons(listed, paused=paused, scheduled=scheduled)
 
 
 def _filters(state: str | None, queue: str | None, cursor: str | None) -> tuple[str, list[str]]:

@@ -2,8 +2,9 @@
 
 The scheduler offers its demand at most once per `interval` (a list swap on its own thread: no I/O in
 a tick); the scaler's thread plans from the latest offer, tells Ray when the shape changes
-(`request`, runtime/ray_autoscale.py) and records what happened in `scaling_events`: each new
-request, and each node that came or went. The capacity page and GET /api/v1/capacity read them back.
+(`request`, runtime/ray_autoscale.py), keeps the nodes that run jobs marked busy in the cluster
+(`hold`, runtime/ray_holds.py) and records what happened in `scaling_events`: each new request, and
+each node that came or went. The capacity page and GET /api/v1/capacity read them back.
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ class Scaler:
         settings: AutoscaleSettings,
         request: Callable[[list[Bundle]], None],
         *,
+        hold: Callable[[set[str]], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.request = request
+        #: marks in the cluster the nodes that run jobs (runtime/ray_holds.py), so the autoscaler
+        #: removes idle nodes, never busy ones
+        self.hold = hold
         self.clock = clock
         self.shape = Shape()
         #: the last plan (for the capacity page); None before the first
@@ -103,6 +108,10 @@ class Scaler:
                     "nodes": len(alive),
                     "detail": plan.reason,
                 }
+            )
+        if self.hold is not None:
+            self.hold(
+                {n.name for n in offer.nodes if n.schedulable and (n.used_cpus > 0 or n.used_memory > 0)}
             )
         self.shape = plan.shape
         self.last = plan

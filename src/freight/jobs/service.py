@@ -46,6 +46,7 @@ from freight.jobs.store import (
     record_from_spec,
     resolve_job_id,
 )
+from freight.jobs.waiting import waiting_reasons
 from freight.runtime.base import Runtime
 from freight.text import find_bad_text
 
@@ -79,15 +80,14 @@ def _explained(conn: Any, views: list[JobView], *, count_ahead: bool = False) ->
         return views
     paused = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.paused.is_(True)))}
     scheduled = lease_holder(conn, LEASE) is not None
-    reasons: dict[str, str] = {}
+    reasons = waiting_reasons(queued, paused=paused, scheduled=scheduled)
     for view in queued:
-        if view.queue in paused and (view.reason is None or view.reason.startswith("waiting for capacity")):
-            reasons[view.id] = (
-                f"queue {view.queue} is paused (resume it: `freight queues set {view.queue} --resume`)"
-            )
-        elif not scheduled and view.reason is None:
-            reasons[view.id] = "no scheduler is running (start one with `freight up`)"
-        elif count_ahead and view.reason is None and (ahead := _ahead_of(conn, view)):
+        if (
+            count_ahead
+            and view.id not in reasons
+            and view.reason is None
+            and (ahead := _ahead_of(conn, view))
+        ):
             reasons[view.id] = (
                 f"waiting its turn: {ahead} job{'s' if ahead > 1 else ''} before it in queue {view.queue}"
             )
@@ -234,8 +234,10 @@ class JobService:
                 hint="set FREIGHT_RAY_ADDRESS (or freight up --ray ADDRESS), or turn FREIGHT_AUTOSCALE off",
             )
         from freight.runtime.ray_autoscale import RayAutoscaler
+        from freight.runtime.ray_holds import NodeHolds
 
-        scaler = Scaler(self.engine, settings, RayAutoscaler(self.settings.ray_address).request)
+        address = self.settings.ray_address
+        scaler = Scaler(self.engine, settings, RayAutoscaler(address).request, hold=NodeHolds(address).sync)
         scaler.start()
         return scaler
 
@@ -895,13 +897,27 @@ class JobService:
         (one * per byte, so offsets stay true), also where a read would cut one in two."""
         values = self._log_secrets(job_id)
         if not values:
-            return self.log_archive.read(job_id, number, offset, size, archived=archived)
+            return self._read_log(job_id, number, offset, size, archived=archived)
         margin = max(len(v) for v in values) - 1
         start = max(0, offset - margin)
         wanted = None if size is None else size + (offset - start) + margin
-        data = mask_bytes(self.log_archive.read(job_id, number, start, wanted, archived=archived), values)
+        data = mask_bytes(self._read_log(job_id, number, start, wanted, archived=archived), values)
         head = offset - start
         return data[head : None if size is None else head + size]
+
+    def _read_log(self, job_id: str, number: int, offset: int, size: int | None, *, archived: bool) -> bytes:
+        """The local file, else (on a Ray cluster, while the attempt runs on a node whose disk this
+        server does not see) its node's agent, else (`archived`) the object store's copy."""
+        scheduler = self.scheduler
+        if (
+            scheduler is not None
+            and scheduler.nodes.remote
+            and not self.settings.log_path(job_id, number).exists()
+        ):
+            data = scheduler.read_log(job_id, number, offset)
+            if data is not None:
+                return data if size is None else data[:size]
+        return self.log_archive.read(job_id, number, offset, size, archived=archived)
 
     def _log_secrets(self, job_id: str) -> tuple[bytes, ...]:
         """The values of the secrets `job_id` was given (cached: a followed log reads many times)."""

@@ -13,6 +13,7 @@ Each agent keeps its attempts apart from other agents on the same machine (a tes
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from dataclasses import asdict, replace
@@ -23,6 +24,8 @@ from freight.config import Settings, load_settings
 from freight.runtime.base import AttemptRequest, Container, Handle, Limits, Mount, Outcome, Recovered
 from freight.runtime.capacity import detect_capacity
 from freight.runtime.jobuser import job_user
+
+log = logging.getLogger("freight.agent")
 
 #: most bytes of log one read_log call returns
 LOG_CHUNK = 1 << 20
@@ -120,10 +123,28 @@ class NodeAgent:
     def kill(self, handle: str) -> None:
         self.runtime.kill(self._adopted(handle))
 
-    def release(self, handle: str) -> None:
+    def release(self, handle: str, log_path: str | None = None) -> bool:
+        """Give the attempt's slot back (its outcome is committed). With `log_path`, its log goes to
+        the object store from this node first, so every server can read it even when this node's
+        disk is not theirs. Returns whether the log was archived."""
         found = self._adopted(handle)
         self.runtime.release(found)
         self._known.discard(found.attempt_id)
+        return log_path is not None and self._archive(found.attempt_id, Path(log_path))
+
+    def _archive(self, attempt_id: str, log_path: Path) -> bool:
+        from freight.storage.objectstore import ObjectStore
+
+        job_id, _, number = attempt_id.rpartition("-")
+        key = f"logs/{job_id[:8]}/{job_id}.{number}.log"  # logarchive.log_key, one layer up
+        try:
+            ObjectStore(self.settings.object_store_url).put_file(key, log_path, link=True)
+        except FileNotFoundError:
+            return False
+        except Exception:  # the server's archiver, or a reader of this node's file, is the fallback
+            log.exception("could not archive the log of attempt %s from node %s", attempt_id, self.node)
+            return False
+        return True
 
     def recover(self, handle: str) -> dict[str, Any] | str:
         """The outcome (a dict) if the attempt ended, else "running" or "vanished"."""

@@ -15,6 +15,7 @@ A node is lost when Ray says it is dead or its agent cannot be reached: its atte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -119,16 +120,24 @@ class ClusterRuntime:
     # -- nodes -------------------------------------------------------------------------------------
 
     def nodes(self) -> list[ClusterNode]:
-        """Every node Ray knows, alive or not, with what its agent says it offers."""
+        """Every node Ray knows, alive or not, with what its agent says it offers. The agents are
+        asked all at once (one round trip for the cluster, not one per node)."""
         found = []
-        for raw in self._ray.nodes():
+        listed = self._ray.nodes()
+        asked: dict[str, Any] = {}
+        for raw in listed:
+            if raw["Alive"]:
+                with contextlib.suppress(Exception):  # answered (or not) below
+                    agent = self.agent(raw["NodeID"], _labels(raw.get("Resources", {})))
+                    asked[raw["NodeID"]] = agent.info.remote()
+        for raw in listed:
             node_id = raw["NodeID"]
             alive = bool(raw["Alive"])
             resources = raw.get("Resources", {})
             cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
             if alive:
                 try:
-                    info = self._agent_info(node_id, _labels(resources))
+                    info = self._agent_info(node_id, _labels(resources), asked.get(node_id))
                     # what the operator gave the node (ray start --num-cpus/--memory) when it is
                     # less than the machine: several raylets may share one machine
                     cpus = min(cpus, float(info["cpus"])) if cpus else float(info["cpus"])
@@ -142,11 +151,13 @@ class ClusterRuntime:
             )
         return found
 
-    def _agent_info(self, node_id: str, labels: dict[str, str]) -> dict[str, Any]:
-        """What the node's agent says of itself. An agent that died while its node lives (killed,
-        crashed) is replaced, once, rather than the node counted as lost: its attempts run on."""
+    def _agent_info(self, node_id: str, labels: dict[str, str], asked: Any = None) -> dict[str, Any]:
+        """What the node's agent says of itself (`asked`: the request already sent). An agent that
+        died while its node lives (killed, crashed) is replaced, once, rather than the node counted
+        as lost: its attempts run on."""
         try:
-            info: dict[str, Any] = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
+            ref = asked if asked is not None else self.agent(node_id, labels).info.remote()
+            info: dict[str, Any] = self._ray.get(ref, timeout=60)
         except self._ray.exceptions.RayActorError:
             self._agents.pop(node_id, None)
             info = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
@@ -193,18 +204,21 @@ class ClusterRuntime:
                 f"node {node[:12]} could not start attempt {request.attempt_id}: {exc}"
             ) from exc
         handle = Handle.from_json(text)
-        return Handle(**{**asdict(handle), "extra": {**handle.extra, "node": node}})
+        extra = {**handle.extra, "node": node, "log_path": str(request.log_path)}
+        return Handle(**{**asdict(handle), "extra": extra})
 
-    def _call(self, handle: Handle, method: str, *args: Any) -> Any:
+    def _call(self, handle: Handle, method: str, *args: Any, wait: float | None = 60.0) -> Any:
+        """Ask the attempt's node's agent; `wait`: seconds for its answer (None: as long as it takes).
+        An agent that died meanwhile is replaced, and the call asked again of the new one."""
         node = handle.extra["node"]
         try:
-            return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=60)
+            return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=wait)
         except self._ray.exceptions.RayActorError:
             if not self._replace_agent(node):
                 raise
         # the new agent first re-attaches to the attempt (its shim kept running), then answers
         self._ray.get(self.agent(node).recover.remote(handle.to_json()), timeout=60)
-        return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=60)
+        return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=wait)
 
     def _replace_agent(self, node: str) -> bool:
         """The node's agent died (the node may live on): forget it, and start another if the node is
@@ -242,7 +256,9 @@ class ClusterRuntime:
         return outcome_from_dict(found) if found is not None else None
 
     def wait(self, handle: Handle, timeout: float | None = None) -> Outcome | None:
-        found = self._call(handle, "wait", handle.to_json(), timeout)
+        # a long poll: Ray waits as long as the agent does, plus a margin (not a fixed 60 s)
+        wait = None if timeout is None else timeout + 60.0
+        found = self._call(handle, "wait", handle.to_json(), timeout, wait=wait)
         return outcome_from_dict(found) if found is not None else None
 
     def signal(self, handle: Handle, signum: int) -> None:
@@ -261,7 +277,8 @@ class ClusterRuntime:
         return Recovered(found) if isinstance(found, str) else outcome_from_dict(found)
 
     def release(self, handle: Handle) -> None:
-        self._call(handle, "release", handle.to_json())
+        # the node archives the attempt's log as it lets go of it (this server may not see its disk)
+        self._call(handle, "release", handle.to_json(), handle.extra.get("log_path"))
 
     def fileno(self, handle: Handle) -> int | None:
         return None  # exits are learnt by polling the agents

@@ -38,6 +38,7 @@ from freight.db.schema import attempts, jobs, queues
 from freight.errors import FreightError
 from freight.jobs.autoscale import Demand
 from freight.jobs.lease import LeaseLostError, fence, holder_id, release_lease, try_lease
+from freight.jobs.liveness import SCHEDULER_LEASE
 from freight.jobs.logarchive import LogArchive, LogArchiver
 from freight.jobs.outcome import classify, should_retry
 from freight.jobs.placement import Decision, Node, Request, place
@@ -68,7 +69,7 @@ from freight.runtime.jobuser import job_user
 
 log = logging.getLogger("freight.scheduler")
 
-LEASE = "scheduler"
+LEASE = SCHEDULER_LEASE
 LEASE_TTL = 15.0
 #: free bytes below which a failed job's log disk counts as full
 LOW_DISK = 64 * 1024
@@ -602,6 +603,8 @@ class Scheduler:
             if run.attempt_id in polled:
                 outcome = polled[run.attempt_id]
                 run.poll_errors = 0
+            elif run.fd is not None and job_id not in self._exited:
+                continue  # its shim runs: its pidfd wakes the loop when it exits (no file read per tick)
             else:
                 outcome = self._poll(run, run.handle, now)
             if outcome is not None:
@@ -1058,6 +1061,17 @@ class Scheduler:
         if run is None or run.handle is None:
             return None
         return self.runtime.usage(run.handle)
+
+    def read_log(self, job_id: str, number: int, offset: int = 0) -> bytes | None:
+        """Up to 1 MiB of a running attempt's log from its node (a cluster node's agent reads its
+        own disk); None when the attempt does not run here now or the runtime reads no logs."""
+        run = self.running.get(job_id)
+        reader = getattr(self.runtime, "read_log", None)
+        if run is None or run.number != number or run.handle is None or reader is None:
+            return None
+        path = str(self.settings.log_path(job_id, number))
+        data: bytes = reader(run.handle, path, offset)
+        return data
 
     def snapshot(self) -> dict[str, Any]:
         """This node's capacity and load: node (name), cpus, memory (bytes), used_cpus, used_memory,

@@ -213,3 +213,13 @@ def test_what_a_failed_load_did_not_read_still_lands_in_the_dataset(tmp_path: Pa
     stream.read_next_batch()  # the load read one batch, then failed
     tee.drain()
     assert tee.done and tee.error is None and count_rows(store) == 3
+
+
+def test_a_fused_pair_on_the_real_platform(env: Env, runner: PipelineRunner) -> None:
+    """Through the embedded JobService: one isolated job, its cgroup's peak shown on both steps."""
+    run = run_yaml(env, runner, PAIR.replace("WH", "pgwh"))
+    assert run.state == "succeeded", [(s.step, s.state, s.error) for s in run.steps]
+    raw, load = run.step("raw"), run.step("load")
+    assert raw.job_id == load.job_id and (raw.rows, load.rows) == (len(EDGE_ROWS), len(EDGE_ROWS))
+    assert raw.metrics["job_peak_memory"] == load.metrics["job_peak_memory"] > 0
+    assert _loaded(env, "pgwh") == [(r[0], r[1], r[2], r[4]) for r in EDGE_ROWS]

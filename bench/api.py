@@ -150,6 +150,7 @@ async def load(url: str, path: str, headers: dict[str, str], clients: int, reque
     latencies = sorted(s * 1000 for batch in per_client for s in batch)
     return {
         "requests": len(latencies),
+        "mean_ms": round(statistics.fmean(latencies), 2),
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(latencies[-1], 2),
@@ -228,7 +229,8 @@ def main() -> None:
         row["clients"] = clients
         rows.append(row)
         print(
-            f"{kind:<11} {clients:3d} client{'s' if clients > 1 else ' '}  p50 {row['p50_ms']:7.2f} ms  "
+            f"{kind:<11} {clients:3d} client{'s' if clients > 1 else ' '}  mean {row['mean_ms']:7.2f} ms  "
+            f"p50 {row['p50_ms']:7.2f} ms  "
             f"p99 {row['p99_ms']:7.2f} ms  max {row['max_ms']:7.2f} ms  {row['per_s']:7.1f} req/s  "
             f"(n={row['requests']})",
             flush=True,

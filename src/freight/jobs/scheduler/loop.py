@@ -465,12 +465,19 @@ class Scheduler:
                 self._sync_all(conn, batch, now)
             else:
                 self._sync_changes(conn, batch, now)
-            cancels = conn.execute(
-                select(jobs.c.id).where(
-                    jobs.c.cancel_requested.is_(True),
-                    jobs.c.state.in_([JobState.STARTING.value, JobState.RUNNING.value]),
+            # by primary key, among the jobs running here: its cost follows what runs, not the table
+            held = list(self.running)
+            cancels = [
+                row
+                for start in range(0, len(held), 500)
+                for row in conn.execute(
+                    select(jobs.c.id).where(
+                        jobs.c.id.in_(held[start : start + 500]),
+                        jobs.c.cancel_requested.is_(True),
+                        jobs.c.state.in_([JobState.STARTING.value, JobState.RUNNING.value]),
+                    )
                 )
-            ).all()
+            ]
         for row in cancels:
             run = self.running.get(row.id)
             if run is not None and run.stop_reason is None:

@@ -72,7 +72,10 @@ def serve(kind: str, port: int, home: str, database: str | None) -> None:
             env["FREIGHT_DATABASE_URL"] = database
         service = JobService.open(load_settings(env))
         app = create_app(service=service, scheduler=kind.endswith("+run"))
+    from freight.server.gctune import tune_for_serving
     from freight.server.serve import HTTP, LOOP
+
+    tune_for_serving()  # as `freight up` does once it has started
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=LOOP, http=HTTP)
 

@@ -27,7 +27,7 @@ test: setup
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/jobs.py
-	@for b in runtime api etl builds cli; do \
+	@for b in runtime api etl builds cli scale; do \
 	  if [ -f bench/$$b.py ]; then $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 

@@ -72,7 +72,10 @@ def serve(kind: str, port: int, home: str, database: str | None) -> None:
             env["FREIGHT_DATABASE_URL"] = database
         service = JobService.open(load_settings(env))
         app = create_app(service=service, scheduler=kind.endswith("+run"))
+    from freight.server.gctune import tune_for_serving
     from freight.server.serve import HTTP, LOOP
+
+    tune_for_serving()  # as `freight up` does once it has started
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=LOOP, http=HTTP)
 
@@ -150,6 +153,7 @@ async def load(url: str, path: str, headers: dict[str, str], clients: int, reque
     latencies = sorted(s * 1000 for batch in per_client for s in batch)
     return {
         "requests": len(latencies),
+        "mean_ms": round(statistics.fmean(latencies), 2),
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(latencies[-1], 2),
@@ -228,7 +232,8 @@ def main() -> None:
         row["clients"] = clients
         rows.append(row)
         print(
-            f"{kind:<11} {clients:3d} client{'s' if clients > 1 else ' '}  p50 {row['p50_ms']:7.2f} ms  "
+            f"{kind:<11} {clients:3d} client{'s' if clients > 1 else ' '}  mean {row['mean_ms']:7.2f} ms  "
+            f"p50 {row['p50_ms']:7.2f} ms  "
             f"p99 {row['p99_ms']:7.2f} ms  max {row['max_ms']:7.2f} ms  {row['per_s']:7.1f} req/s  "
             f"(n={row['requests']})",
             flush=True,

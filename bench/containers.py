@@ -8,7 +8,7 @@ Loops, interleaved in rounds (order alternating, so a busy machine slows them al
 - podman:    `podman run --rm` (runc, cgroupfs, network none, the same limits and ulimits) of the
              image, as a shell would run it: the peer, and the floor for a container;
 - freight:   start + wait + release of an image attempt through ContainerRuntime (the shim, the
-             wrapper, podman run without --rm, the cgroup hook, podman rm);
+             wrapper, podman run --rm, the cgroup hook);
 - process:   start + wait + release of /bin/true as a process attempt (no container).
 Prints medians and ratios; writes bench/results/containers.json. Needs root, podman, runc,
 docker-registry and busybox-static (scripts/system-deps.sh).

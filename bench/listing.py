@@ -4,8 +4,9 @@ jobs in the store, on SQLite and on PostgreSQL.
 The store is filled through JobService.submit_many (1,000 a transaction); 90% of the jobs are then
 marked succeeded and 1% failed in SQL (what a day of work leaves), and every 100th job carries the
 label run=r<n % 10>. Each figure is the median of `--repeat` reads of one page (100 jobs; the CLI
-shows 50) after a warm-up read, for: no filter, state=queued, state=failed, queue=other, a label,
-and a page deep in the list (a cursor half-way down). Rows:
+shows 50) after a warm-up read, for: no filter, state=queued (9%), state=failed (1%),
+state=succeeded (90%), queue=other (5%), queue=bench (95%), both queue=bench and state=succeeded,
+a label (0.1%), and a page deep in the list (a cursor half-way down). Columns:
 
   raw       the same page straight from the driver (sqlite3 / psycopg, one SELECT): the floor
   service   JobService.list_jobs (what the CLI's `jobs ls` and the API call)
@@ -114,7 +115,15 @@ CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     ("newest", {}, "", {}),
     ("state=queued", {"state": "queued"}, "WHERE state = %(s)s", {"s": "queued"}),
     ("state=failed", {"state": "failed"}, "WHERE state = %(s)s", {"s": "failed"}),
+    ("state=succeeded", {"state": "succeeded"}, "WHERE state = %(s)s", {"s": "succeeded"}),
     ("queue=other", {"queue": "other"}, "WHERE queue = %(q)s", {"q": "other"}),
+    ("queue=bench", {"queue": "bench"}, "WHERE queue = %(q)s", {"q": "bench"}),
+    (
+        "bench+succeeded",
+        {"queue": "bench", "state": "succeeded"},
+        "WHERE queue = %(q)s AND state = %(s)s",
+        {"q": "bench", "s": "succeeded"},
+    ),
     (
         "label run=r3",
         {"label": {"run": "r3"}},
@@ -249,7 +258,7 @@ def main() -> None:
         for row in measure(store, args.jobs, args.repeat):
             rows.append(row)
             print(
-                f"{row['store']:<8} {row['case']:<13} raw {row['raw_ms']:7.2f}  "
+                f"{row['store']:<8} {row['case']:<16} raw {row['raw_ms']:7.2f}  "
                 f"service {row['service_ms']:7.2f}  "
                 f"api {row['api_ms']:7.2f}  ui {row['ui_ms']:7.2f}  "
                 f"cli {row.get('cli_ms') or float('nan'):7.2f}  "

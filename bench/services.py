@@ -6,10 +6,11 @@ rolling updates does) of the same service in the same run.
 
 The example image (examples/images/hello: busybox httpd answering /healthz) is built and pushed to a
 local registry; the scheduler and the service controller run in this process, the controller ticking
-every `--tick` seconds (1.0 is what `freight up` does). A client asks the service's port for /healthz
-one request at a time throughout. Each round changes the replicas' env (a new revision), rolls, then
-recreates. Writes bench/results/services.json. Needs root, podman, runc, docker-registry and
-busybox-static (scripts/system-deps.sh).
+every `--tick` seconds, and every `--busy-tick` while a service changes (1.0 and 0.2, as `freight
+up`). A client asks the service's port for /healthz one request at a time throughout. Each round
+changes the replicas' env (a new revision), rolls, then recreates. Writes
+bench/results/services.json. Needs root, podman, runc, docker-registry and busybox-static
+(scripts/system-deps.sh).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tick", type=float, default=1.0, help="controller tick (freight up: 1.0)")
+    parser.add_argument(
+        "--busy-tick", type=float, default=0.2, help="tick while a service changes (freight up: 0.2)"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="freight-bench-services-"))
     settings = load_settings(
@@ -108,9 +112,10 @@ def main() -> None:
     controller = ServiceController(svc, check_timeout=0.5)
     stop = threading.Event()
 
-    def ticking() -> None:
-        while not stop.wait(args.tick):
-            controller.tick()
+    def ticking() -> None:  # as services/runner.py does
+        busy = False
+        while not stop.wait(args.busy_tick if busy else args.tick):
+            busy = controller.tick()
 
     ticker = threading.Thread(target=ticking, daemon=True)
     port = free_port()
@@ -193,6 +198,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "load": os.getloadavg()},
         "replicas": args.replicas,
         "tick_seconds": args.tick,
+        "busy_tick_seconds": args.busy_tick,
         "rounds": rows,
         "median_rolling_seconds": statistics.median(float(r["rolling_seconds"]) for r in rows),
         "median_recreate_seconds": statistics.median(float(r["recreate_seconds"]) for r in rows),

@@ -148,3 +148,15 @@ def test_options_it_does_not_handle_go_to_the_full_path() -> None:
     assert parse(["--no-publish", "-C", "x", "--json"]) is not None
     for argv in (["--force"], ["app-01"], ["--dry"], ["--cwd"], ["--why", "x"], ["--summarize"]):
         assert parse(argv) is None
+
+
+def test_the_entry_exits_with_the_builds_code_and_its_output_flushed(ws: Path, env: dict[str, str]) -> None:
+    """`freight build` leaves without the interpreter's teardown: the summary and exit code survive."""
+    main = [sys.executable, "-m", "freight.cli.main", "build", "--cwd", str(ws), "--no-publish"]
+    first = subprocess.run([*main, "--json"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["totals"]["built"] == 12  # the full path (no memo yet)
+    again = subprocess.run(main, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "cached" in again.stdout  # the fast path
+    bad = subprocess.run([*main, "--bogus"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -58,3 +58,13 @@ def test_head_commit_outside_a_repository_before_and_after_the_first_commit(tmp_
     repo = small_repo(tmp_path / "repo")
     done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
     assert head_commit(repo) == done.stdout.strip()
+
+
+def test_a_handed_over_listing_is_used_once(tmp_path: Path) -> None:
+    from freight.builds.files import hand_over
+
+    repo = small_repo(tmp_path / "repo")
+    real = list_files(repo)
+    hand_over(repo, {"package.json": "100644 handed"})
+    assert list_files(repo) == {"package.json": "100644 handed"}
+    assert list_files(repo) == real

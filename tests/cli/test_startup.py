@@ -14,17 +14,23 @@ import pytest
 
 HEAVY = ("sqlalchemy", "alembic", "pyarrow", "duckdb", "fastapi", "uvicorn", "pydantic", "fsspec", "yaml")
 
+# reported from an exit function: `freight build` leaves without the interpreter's teardown (exit
+# functions still run), so code after main() would not
 PROBE = """
-import json, sys
+import atexit, json, sys
 heavy = set(json.loads(sys.argv[2]))
 sys.argv = ["freight", *json.loads(sys.argv[1])]
+
+def report():
+    loaded = sorted({name.split(".")[0] for name in sys.modules} & heavy | set(sys.modules) & heavy)
+    sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
+
+atexit.register(report)
 from freight.cli.main import main
 try:
     main()
 except SystemExit:
     pass
-loaded = sorted({name.split(".")[0] for name in sys.modules} & heavy | set(sys.modules) & heavy)
-sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
 """
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from freight.jobs.scheduler import Scheduler
+import pytest
+
+from freight.jobs.scheduler import Scheduler, changes
 from freight.jobs.scheduler.changes import FULL_EVERY
+from freight.jobs.service import JobService
+from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
 from tests.jobs import test_recovery
 from tests.jobs.test_recovery import Harness, submit
@@ -63,3 +67,19 @@ def test_the_full_scan_still_runs_every_full_every_seconds(h: Harness) -> None:
     h.clock.advance(FULL_EVERY)
     sched.tick()
     assert scans == [h.clock()]
+
+
+def test_a_read_after_a_burst_takes_every_change_in_batches(
+    svc: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changes, "READ_BATCH", 2)
+    feed = changes.ChangeFeed()
+    with svc.engine.connect() as conn:
+        feed.restart(conn, 0.0)
+    ids = [v.id for v in svc.submit_many([JobSpec(command=["true"])] * 5)]
+    svc.cancel(ids[0])
+    with svc.engine.connect() as conn:
+        read = feed.read(conn)
+        assert feed.read(conn) == []  # the cursor moved past them
+    assert {c.job_id: c.to_state for c in read} == {ids[0]: "cancelled"} | {i: "queued" for i in ids[1:]}
+    assert [c.job_id for c in read][-1] == ids[0]  # in the order of each job's last change

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -225,3 +226,55 @@ def test_a_killed_nodes_jobs_finish_elsewhere_exactly_once(rig: Rig) -> None:
     details = [e.get("detail") or "" for e in rig.svc.events(job)]
     assert any(f"its node {asia['name']} was lost" in d for d in details), details
     assert next(n for n in rig.svc.nodes() if n["id"] == asia["id"])["state"] == "dead"
+
+
+def test_freight_up_ray_runs_jobs_on_both_nodes(rig: Rig) -> None:
+    """The done-when as a user types it: `freight up --ray ADDRESS` (a process of its own, on the
+    store this module used) runs jobs on both nodes; `GET /api/v1/nodes` lists them."""
+    import httpx
+
+    from freight.server.tokens import create_token
+
+    rig.svc.stop_scheduler()  # the server's scheduler takes the store over
+    _, token = create_token(rig.svc.engine, "cluster-admin", admin=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FREIGHT_HOME": str(rig.svc.settings.home), "FREIGHT_CGROUP_PARENT": CGROUP_PARENT}
+    for name in ("FREIGHT_URL", "FREIGHT_TOKEN", "FREIGHT_RAY_ADDRESS"):
+        env.pop(name, None)
+    freight = str(Path(sys.executable).parent / "freight")
+    proc = subprocess.Popen(
+        [freight, "up", "--ray", rig.address, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+
+        def up() -> bool:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            with contextlib.suppress(httpx.TransportError):
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            return False
+
+        until(up, "freight up --ray serves")
+        ids = {}
+        for zone in ("eu", "us"):
+            spec = {"shell": 'echo "$FREIGHT_NODE"', "constraints": {"node.zone": zone}}
+            ids[zone] = httpx.post(f"{url}/api/v1/jobs", json=spec, headers=headers).json()["id"]
+        done = httpx.post(
+            f"{url}/api/v1/jobs/wait", json={"ids": list(ids.values())}, headers=headers, timeout=180
+        ).json()["jobs"]
+        assert {j["state"] for j in done} == {"succeeded"}, done
+        ran_on = {
+            zone: httpx.get(f"{url}/api/v1/jobs/{job}/logs", headers=headers).text.strip()
+            for zone, job in ids.items()
+        }
+        nodes = httpx.get(f"{url}/api/v1/nodes", headers=headers).json()["nodes"]
+        alive = {n["labels"]["zone"]: n["id"] for n in nodes if n["state"] == "alive"}
+        assert ran_on == {"eu": alive["eu"], "us": alive["us"]}  # each job on its node, ids differ
+        assert ran_on["eu"] != ran_on["us"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "placing jobs on the Ray cluster at" in err

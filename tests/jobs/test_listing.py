@@ -50,6 +50,8 @@ def rendered(views: list[ListedJob] | list[object]) -> str:
 
 def test_the_columns_are_the_schemas() -> None:
     assert set(COLUMNS) <= set(schema.jobs.c.keys())
+    assert {"name", "paused"} <= set(schema.queues.c.keys())  # the reasons queued jobs wait
+    assert {"name", "holder", "expires_at"} <= set(schema.leases.c.keys())
 
 
 @pytest.mark.parametrize(

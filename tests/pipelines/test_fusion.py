@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from freight.pipelines.datasets import count_rows
+from freight.connectors.duckdb_warehouse import DuckDBWarehouse
+from freight.pipelines.datasets import DatasetWriter, count_rows
 from freight.pipelines.fusion import fused_pairs
 from freight.pipelines.loader import load_pipeline
 from freight.pipelines.runner import STEP_ENV, PipelineRunner
 from freight.pipelines.spec import PipelineSpec
+from freight.pipelines.steps.fused import Tee
 from freight.storage.objectstore import ObjectStore
 from tests.pipelines.conftest import EDGE_ROWS, Env
 from tests.pipelines.helpers import run_yaml, states
@@ -175,3 +179,47 @@ def test_fuse_false_runs_two_jobs(env: Env, local_runner: PipelineRunner, tmp_pa
     raw, load = run.step("raw"), run.step("load")
     assert raw.job_id != load.job_id and "fused_with" not in raw.metrics
     assert load.rows == len(EDGE_ROWS)
+
+
+SCHEMA = pa.schema([("id", pa.int64())])
+
+
+def _batches(fail: bool) -> Iterator[pa.RecordBatch]:
+    yield pa.record_batch([pa.array([1, 2])], schema=SCHEMA)
+    yield pa.record_batch([pa.array([3])], schema=SCHEMA)
+    if fail:
+        raise RuntimeError("the source went away")
+
+
+def test_a_source_failing_mid_stream_is_the_extracts_error_and_the_load_rolls_back(tmp_path: Path) -> None:
+    tee = Tee(
+        pa.RecordBatchReader.from_batches(SCHEMA, _batches(fail=True)),
+        DatasetWriter(ObjectStore(f"file://{tmp_path}/raw"), schema=SCHEMA),
+    )
+    warehouse = DuckDBWarehouse(str(tmp_path / "wh.duckdb"))
+    with pytest.raises(Exception, match="went away"):
+        warehouse.load("t", tee.stream())
+    assert isinstance(tee.error, RuntimeError) and not tee.done
+    assert warehouse.columns("t") is None  # the table it created went with the transaction
+    warehouse.close()
+
+
+def test_what_a_failed_load_did_not_read_still_lands_in_the_dataset(tmp_path: Path) -> None:
+    store = ObjectStore(f"file://{tmp_path}/raw")
+    tee = Tee(
+        pa.RecordBatchReader.from_batches(SCHEMA, _batches(fail=False)), DatasetWriter(store, schema=SCHEMA)
+    )
+    stream = tee.stream()
+    stream.read_next_batch()  # the load read one batch, then failed
+    tee.drain()
+    assert tee.done and tee.error is None and count_rows(store) == 3
+
+
+def test_a_fused_pair_on_the_real_platform(env: Env, runner: PipelineRunner) -> None:
+    """Through the embedded JobService: one isolated job, its cgroup's peak shown on both steps."""
+    run = run_yaml(env, runner, PAIR.replace("WH", "pgwh"))
+    assert run.state == "succeeded", [(s.step, s.state, s.error) for s in run.steps]
+    raw, load = run.step("raw"), run.step("load")
+    assert raw.job_id == load.job_id and (raw.rows, load.rows) == (len(EDGE_ROWS), len(EDGE_ROWS))
+    assert raw.metrics["job_peak_memory"] == load.metrics["job_peak_memory"] > 0
+    assert _loaded(env, "pgwh") == [(r[0], r[1], r[2], r[4]) for r in EDGE_ROWS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from freight.config import Settings
 from freight.jobs.service import JobService
 from freight.server.tokencache import TokenCache
-from freight.server.tokens import create_token, revoke_token
+from freight.server.tokens import Principal, create_token, revoke_token
 
 
 class Clock:
@@ -64,3 +65,26 @@ def test_unknown_tokens_are_not_kept_and_the_cache_is_bounded(service: JobServic
     for text in texts:
         assert cache.authenticate(text) is not None
     assert len(cache._entries) <= 2
+
+
+def test_concurrent_misses_of_one_token_read_the_store_once(service: JobService) -> None:
+    from sqlalchemy import event
+
+    cache = TokenCache(service.engine, clock=Clock())
+    info, text = create_token(service.engine, "busy")
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM tokens" in statement:
+            reads.append(statement)
+
+    async def main() -> list[Principal | None]:
+        return list(await asyncio.gather(*(cache.lookup(text) for _ in range(20))))
+
+    event.listen(service.engine, "before_cursor_execute", count)
+    try:
+        found = asyncio.run(main())
+    finally:
+        event.remove(service.engine, "before_cursor_execute", count)
+    assert all(p is not None and p.token_id == info.id for p in found)
+    assert len(reads) == 1

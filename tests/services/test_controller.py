@@ -115,7 +115,9 @@ def test_a_replica_that_exits_is_replaced(
     port = free_port()
     spec = ServiceSpec(image=test_image.pinned, command=SERVE, replicas=1, port=port)
     controller.store.deploy("one", spec)
+    assert controller.tick() is True  # deploying: the runner ticks sooner
     settle(controller, lambda: controller.store.get("one").status == "ready")
+    assert controller.tick() is False  # settled: back to the idle interval
     (replica,) = controller.replicas("one")
     svc.cancel(replica.job_id)
     settle(

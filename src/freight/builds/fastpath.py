@@ -31,10 +31,10 @@ from typing import Any
 
 from freight.builds import memo as plan_memo
 from freight.builds.cache import CacheStore, Lookup, TaskCache
-from freight.builds.files import head_commit, list_files
+from freight.builds.files import hand_over, head_commit, list_files
 from freight.builds.outputs import OutputsState
 from freight.builds.progress import PlainReporter
-from freight.builds.recipe import evaluate
+from freight.builds.recipe import evaluate, seed_node_version
 from freight.builds.results import RunSummary, TaskResult, critical_path
 from freight.builds.signing import cache_key
 from freight.builds.sqlitestore import RunRecorder
@@ -123,6 +123,9 @@ class _FastBuild:
         key = plan_memo.fingerprint(start_dir, root, files, memo.dirs, self.environ)
         if key != memo.key:
             return None
+        # the plan still holds: should the full path take over, it starts from this listing and node
+        hand_over(root, files)
+        seed_node_version(memo.node)
         inputs = evaluate(
             [t.recipe for t in memo.tasks], files, memo.dirs, memo.global_inputs, self.environ, memo.node
         )

@@ -54,8 +54,20 @@ def is_git_repo(root: Path) -> bool:
     return done.returncode == 0 and done.stdout.strip() == b"true"
 
 
+#: Listings the fast path of this process already made (root -> files), each used once by the full
+#: path it hands over to, which then need not ask git again.
+_handed: dict[Path, dict[str, str]] = {}
+
+
+def hand_over(root: Path, files: dict[str, str]) -> None:
+    _handed[root.resolve()] = files
+
+
 def list_files(root: Path) -> dict[str, str]:
     """Every input file under `root` (relative '/' paths) -> "mode sha1"."""
+    handed = _handed.pop(root.resolve(), None)
+    if handed is not None:
+        return dict(handed)
     if not is_git_repo(root):
         return _walk(root)
     files: dict[str, str] = {}

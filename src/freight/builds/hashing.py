@@ -15,27 +15,16 @@ Nothing machine-specific (absolute paths, mtimes, user names) goes in, so two cl
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
 from collections.abc import Mapping
 
 from freight.builds.files import list_files
 from freight.builds.graph import TaskGraph
 from freight.builds.lockfile import Lockfile, load_lockfile
-from freight.builds.recipe import SCHEME, Recipe, TaskInputs, env_digest, evaluate
+from freight.builds.recipe import SCHEME, Recipe, TaskInputs, env_digest, evaluate, node_version
 from freight.builds.workspace import Workspace
 
 __all__ = ["SCHEME", "Hasher", "Recipe", "TaskInputs", "env_digest", "node_version"]
-
-
-@functools.cache
-def node_version() -> str:
-    try:
-        done = subprocess.run(["node", "--version"], capture_output=True, check=False, timeout=30)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return "absent"
-    return done.stdout.decode().strip() or "absent"
 
 
 class Hasher:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,27 @@ from freight.builds.globs import match_any
 
 #: Bump when the hashing scheme changes, so old cache entries stop matching.
 SCHEME = "freight-build-v1"
+
+
+#: `node --version` once per process (a node start costs ~40 ms); the fast path seeds it from the
+#: plan memo when the node binary is the one the memo saw.
+_node: list[str] = []
+
+
+def node_version() -> str:
+    if not _node:
+        try:
+            done = subprocess.run(["node", "--version"], capture_output=True, check=False, timeout=30)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            _node.append("absent")
+        else:
+            _node.append(done.stdout.decode().strip() or "absent")
+    return _node[0]
+
+
+def seed_node_version(version: str) -> None:
+    if not _node:
+        _node.append(version)
 
 
 def _sha(text: str) -> str:

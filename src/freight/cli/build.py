@@ -272,6 +272,8 @@ def _print_summary(data: dict[str, Any], as_json: bool) -> None:
     for item in data["releases"]:
         if item["new"]:
             typer.echo(f"release {item['app']} {item['release']} ({item['files']} files)")
+        if item.get("image"):
+            typer.echo(f"image {item['app']} {item['image']}")
 
 
 def _print_plan(data: dict[str, object]) -> None:
@@ -334,6 +336,8 @@ def releases(
         current = f"  <- current in {', '.join(row.current_in)}" if row.current_in else ""
         commit = (r.commit or "-")[:10]
         typer.echo(f"{r.id}  {when}  {r.files:>4} files  {format_bytes(r.bytes):>8}  {commit}{current}")
+        if r.image:
+            typer.echo(f"    image {r.image}")
     for e in events:
         when = dt.datetime.fromtimestamp(e.created_at).strftime("%Y-%m-%d %H:%M:%S")
         typer.echo(

@@ -7,8 +7,10 @@ How to add a command: see cli/registry.py."""
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from freight.errors import FreightError, UserError
 
@@ -20,7 +22,34 @@ def main() -> None:
 
         code = try_build(sys.argv[2:])
         if code is not None:
-            sys.exit(code)
+            _leave(code)
+        try:
+            _main()
+        except SystemExit as done:
+            _leave(_exit_code(done))
+        _leave(0)
+    _main()
+
+
+def _exit_code(done: SystemExit) -> int:
+    if done.code is None or isinstance(done.code, int):
+        return done.code or 0
+    sys.stderr.write(f"{done.code}\n")
+    return 1
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit now, without the interpreter's teardown. After a build that opened the job platform,
+    freeing every module's objects (SQLAlchemy's, pydantic's, the runtime's) took 0.3-0.6 s here,
+    a third of a one-app build, and there is nothing left to do by then: the stores were closed by
+    their with-blocks. Exit functions still run (weakref finalizers, temporary folders, logging)."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _main() -> None:
     if sys.argv[1:] == ["--help"]:
         from freight.cli.registry import root_help
 

@@ -11,6 +11,7 @@ key, and an existing table with no primary key or unique constraint on it is ref
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -111,12 +112,21 @@ class DuckDBWarehouse:
                     rows = _rowcount(self.con)
                 finally:
                     if not parquet_files:
-                        self.con.unregister(_SRC)
+                        self._unregister()
             self.con.commit()
         except BaseException:
             self.con.rollback()
             raise
         return LoadResult(table, mode, rows, created, tuple(added))
+
+    def _unregister(self) -> None:
+        """Drop the Arrow source's view. After a failed statement DuckDB refuses even this ("Current
+        transaction is aborted") and that would replace the error that matters; the view then goes
+        with the connection, which a failed load closes."""
+        import duckdb
+
+        with contextlib.suppress(duckdb.TransactionException):
+            self.con.unregister(_SRC)
 
     def _upsert(self, table: str, batches: pa.RecordBatchReader, key: list[str], names: str) -> int:
         import pyarrow as pa
@@ -127,7 +137,7 @@ class DuckDBWarehouse:
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {_SRC}")
         finally:
-            self.con.unregister(_SRC)
+            self._unregister()
         match = " AND ".join(f"t.{qi(k)} = s.{qi(k)}" for k in key)
         self.con.execute(f"DELETE FROM {qt(table)} AS t USING {stage} AS s WHERE {match}")
         partition = ", ".join(qi(k) for k in key)

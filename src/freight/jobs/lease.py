@@ -16,7 +16,7 @@ import os
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, literal_column, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, literal_column, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from freight.db.schema import leases
@@ -35,9 +35,11 @@ def holder_id() -> str:
 
 def db_now(conn: Connection) -> ColumnElement[Any]:
     """The store's clock as float seconds since the epoch, as an SQL expression."""
-    if conn.dialect.name == "sqlite":
-        return literal_column(SQLITE_NOW)
-    return literal_column("extract(epoch from clock_timestamp())")
+    return _now_sql(conn.dialect.name)
+
+
+def _now_sql(dialect: str) -> ColumnElement[Any]:
+    return literal_column(SQLITE_NOW if dialect == "sqlite" else "extract(epoch from clock_timestamp())")
 
 
 def try_lease(conn: Connection, name: str, holder: str, ttl: float) -> int | None:
@@ -65,12 +67,33 @@ def fence(conn: Connection, name: str, holder: str, token: int, ttl: float) -> N
     renew it); raise LeaseLostError otherwise, so the transaction rolls back. On PostgreSQL the
     update locks the row until the commit, so a takeover waits for this commit and follows it."""
     result = conn.execute(
-        update(leases)
-        .where(and_(leases.c.name == name, leases.c.holder == holder, leases.c.token == token))
-        .values(expires_at=db_now(conn) + ttl)
+        _fence_statement(conn.dialect.name),
+        {"f_name": name, "f_holder": holder, "f_token": token, "f_ttl": ttl},
     )
     if result.rowcount != 1:
         raise LeaseLostError(f"lost the {name} lease (fencing token {token} is stale)")
+
+
+_FENCES: dict[str, Any] = {}
+
+
+def _fence_statement(dialect: str) -> Any:
+    """The fencing update, built once per dialect: it runs in every scheduler commit, and building
+    it (operators, coercions) cost more than executing it."""
+    statement = _FENCES.get(dialect)
+    if statement is None:
+        statement = _FENCES[dialect] = (
+            update(leases)
+            .where(
+                and_(
+                    leases.c.name == bindparam("f_name"),
+                    leases.c.holder == bindparam("f_holder"),
+                    leases.c.token == bindparam("f_token"),
+                )
+            )
+            .values(expires_at=_now_sql(dialect) + bindparam("f_ttl"))
+        )
+    return statement
 
 
 def release_lease(conn: Connection, name: str, holder: str) -> None:

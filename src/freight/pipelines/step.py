@@ -1,5 +1,8 @@
 """The step process: `python -m freight.pipelines.step --run-dir URL --step NAME`.
 
+(`--step EXTRACT --step LOAD` runs a fused extract-sql and its load in this one process: see
+pipelines/fusion.py and steps/fused.py.)
+
 Each pipeline step runs as one platform job executing this module. It reads the run's manifest, runs
 the step, writes its output dataset and `_result.json`, and exits 0 (done), 1 (failed), 2 (bad input,
 not worth a retry) or 3 (a QA check with on_fail: fail did not pass). Imports are lazy: this module

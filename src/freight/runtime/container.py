@@ -11,9 +11,10 @@ So the slot holds the container's processes and nothing else, exactly as it hold
 its limits, OOM-kill counter (v1 counts a kill in the victim's own cgroup only), peak, CPU time and
 kill-everything work unchanged, and podman and conmon (a Go binary's tens of MiB) are not charged to
 the job. Other hierarchies (devices, freezer, ...) keep podman's per-container cgroup. The shim
-waits for the wrapper, which waits for podman, which exits with the container's status; the wrapper
-then removes the container and exits with that status. The shim records the exit as for any job, so
-a scheduler restart re-attaches to a container attempt exactly as to a process one.
+waits for the wrapper, which waits for podman, which exits with the container's status once it has
+removed the container (`run --rm`: no second podman start); the wrapper exits with that status. The
+shim records the exit as for any job, so a scheduler restart re-attaches to a container attempt
+exactly as to a process one.
 
 Attempts without an image go to the wrapped ShimRuntime untouched.
 """
@@ -93,7 +94,11 @@ done
 for a; do shift; [ "$a" = "--cgroup-parent=@" ] && a="--cgroup-parent=$slot"; set -- "$@" "$a"; done
 "$podman" "$@"
 rc=$?
-"$podman" rm --force --ignore "$name" > /dev/null 2>&1 && : > "$rec/container-removed"
+# run --rm removed it (in the same podman: no second Go start); 125 is podman's own failure, which
+# may leave it behind
+if [ "$rc" -ne 125 ] || "$podman" rm --force --ignore "$name" > /dev/null 2>&1; then
+  : > "$rec/container-removed"
+fi
 exit "$rc"
 """
 
@@ -118,6 +123,7 @@ def podman_run_args(request: AttemptRequest, container: Container, hooks_dir: Pa
         "--hooks-dir",
         str(hooks_dir),
         "run",
+        "--rm",
         "--name",
         container_name(request.attempt_id),
         "--cgroups=no-conmon",
@@ -330,8 +336,9 @@ class ContainerRuntime:
 
     def _remove_container(self, name: str, tries: int = 20) -> None:
         """Remove the container, asking again while it is still there: a wrapper killed in the
-        middle of its own `podman rm` can leave podman's lock held or the removal half done for a
-        moment, and a single `rm` then fails quietly (seen in the kill test)."""
+        middle of the removal (`run --rm`, or `podman rm` after podman's own failure) can leave
+        podman's lock held or the removal half done for a moment, and a single `rm` then fails
+        quietly (seen in the kill test)."""
         podman = podman_base(self.podman)
         for attempt in range(tries):
             _quiet([*podman, "rm", "--force", "--ignore", name])

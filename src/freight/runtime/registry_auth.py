@@ -79,9 +79,17 @@ def ensure_key(home: Path) -> tuple[rsa.RSAPrivateKey, Path]:
             )
             _write(key_path, pem, 0o600)
             _write(cert_path, _self_signed(key).public_bytes(serialization.Encoding.PEM), 0o644)
-    loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    assert isinstance(loaded, rsa.RSAPrivateKey)
-    return loaded, cert_path
+    stamp = key_path.stat().st_mtime_ns
+    cached = _LOADED.get(key_path)
+    if cached is None or cached[0] != stamp:  # loading checks the key: ~90 ms, once per process
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        assert isinstance(loaded, rsa.RSAPrivateKey)
+        cached = _LOADED[key_path] = (stamp, loaded)
+    return cached[1], cert_path
+
+
+#: key path -> (its mtime, the loaded key)
+_LOADED: dict[Path, tuple[int, rsa.RSAPrivateKey]] = {}
 
 
 def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:

@@ -11,7 +11,6 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 
 from freight.errors import PermissionDeniedError, UserError
 from freight.server.deps import ServerContext, get_ctx
@@ -41,10 +40,7 @@ def token_from(request: Request) -> tuple[str | None, bool]:
 async def resolve_token(ctx: ServerContext, text: str) -> Principal | None:
     """The principal of a token text: a fresh cache entry answers on the loop; the store is read in
     a thread."""
-    hit = ctx.tokens.cached(text)
-    if hit is not None:
-        return hit
-    return await run_in_threadpool(ctx.tokens.authenticate, text)
+    return await ctx.tokens.lookup(text)
 
 
 async def current_principal(request: Request) -> Principal:

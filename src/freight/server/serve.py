@@ -18,6 +18,7 @@ from freight.config import Settings
 from freight.errors import UserError
 from freight.jobs.service import JobService
 from freight.server.app import create_app
+from freight.server.gctune import tune_for_serving
 from freight.server.logconfig import configure_logging
 from freight.server.tokens import ensure_first_admin, request_checker
 
@@ -100,6 +101,10 @@ def bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn re-raises the signal that stopped it once it has shut down, so the process dies of
     it: a traceback for Ctrl-C, and no cleanup after it. A graceful stop is a normal exit here."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        tune_for_serving()  # the app and the scheduler are up: what they hold now stays
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

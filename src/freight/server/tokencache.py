@@ -9,10 +9,12 @@ machine, another server on the same PostgreSQL) takes effect within `ttl`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from freight.server.tokens import Principal, authenticate, hash_secret
@@ -41,6 +43,8 @@ class TokenCache:
         self._entries: dict[str, tuple[Principal, float]] = {}
         #: bumped by every eviction: a lookup that began before one must not store what it read
         self._generation = 0
+        #: store lookups under way, by digest (event-loop side only): one per token at a time
+        self._inflight: dict[str, asyncio.Future[Principal | None]] = {}
 
     def cached(self, text: str) -> Principal | None:
         """The principal if a fresh entry holds it; None means: ask `authenticate`."""
@@ -71,6 +75,22 @@ class TokenCache:
                     self._entries.clear()
                 self._entries[digest] = (principal, self._clock() + self.ttl)
         return principal
+
+    async def lookup(self, text: str) -> Principal | None:
+        """`authenticate` from the event loop, in a worker thread, once per token at a time: when an
+        entry expires under load, every request in flight with that token misses at once, and
+        without this each would read the store (and queue for its connections) in a thread of its
+        own, holding all of them up together."""
+        hit = self.cached(text)
+        if hit is not None:
+            return hit
+        digest = hash_secret(text)
+        pending = self._inflight.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(run_in_threadpool(self.authenticate, text))
+            self._inflight[digest] = pending
+            pending.add_done_callback(lambda _done: self._inflight.pop(digest, None))
+        return await asyncio.shield(pending)
 
     def evict(self, token_id: str) -> None:
         """Forget every entry of this token (it was just revoked)."""

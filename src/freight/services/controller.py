@@ -70,7 +70,10 @@ class ServiceController:
         #: job id -> its health check path
         self._health_paths: dict[str, str] = {}
 
-    def tick(self, now: float | None = None) -> None:
+    def tick(self, now: float | None = None) -> bool:
+        """Settle every service once. True while one is still changing (deploying or rolling, being
+        removed, a replica stopping): the runner then ticks sooner, so a rollout is not paced by the
+        idle interval. A service that keeps failing does not count: it is not retried faster."""
         now = time.time() if now is None else now
         if not self._adopted:
             self._adopt(now)
@@ -82,6 +85,9 @@ class ServiceController:
                 self._settle(row, now)
             except FreightError as exc:  # one service's trouble never stops the others
                 log.warning("service %s: %s", row.name, exc)
+        return any(row.status in ("deploying", "removing") for row in rows.values()) or any(
+            r.stopping for state in self._states.values() for r in state.replicas.values()
+        )
 
     def close(self) -> None:
         """Stop routing; the replicas run on, and the next tick adopts them again from the store."""

@@ -12,8 +12,9 @@ from freight.config import Settings
 log = logging.getLogger("freight.services")
 
 
-def start_services(settings: Settings, every: float = 1.0) -> threading.Event:
-    """Start the controller thread; set the returned event to stop it (replicas keep running)."""
+def start_services(settings: Settings, every: float = 1.0, busy_every: float = 0.2) -> threading.Event:
+    """Start the controller thread; set the returned event to stop it (replicas keep running). It
+    ticks every `every` seconds, and every `busy_every` while a service is changing."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -24,14 +25,17 @@ def start_services(settings: Settings, every: float = 1.0) -> threading.Event:
             controller = ServiceController(svc)
             try:
                 me = f"{os.uname().nodename}:{os.getpid()}:"
-                while not stop.wait(every):
+                busy = False
+                while not stop.wait(busy_every if busy else every):
                     try:
                         # one controller per store: the one beside the scheduler that holds the lease
                         if (svc.scheduler_holder() or "").startswith(me):
-                            controller.tick()
+                            busy = controller.tick()
                         else:
+                            busy = False
                             controller.close()  # a standby routes nothing
                     except Exception:
+                        busy = False
                         log.exception("services: tick failed")
             finally:
                 controller.close()

@@ -6,7 +6,10 @@
                 attempt, due timers). No I/O, no clock, no threads.
     apply.py    one compare-and-set transaction per tick, transitions checked against the table and
                 fenced by the lease's token; side effects (`Effects`) only after it commits.
-    spawn.py    attempts being started on a small pool, collected by the loop on a later tick.
+    spawn.py    attempts being started on a small pool, collected by the loop on a later tick; ended
+                attempts released on the same pool, one task per tick.
+    changes.py  what other processes changed (submissions, retries, cancellations), followed from a
+                cursor on the events table; a full rescan of waiting jobs every 15 s as a safety net.
     loop.py     the thread: sync from the store, reap, timers, place, commit, act.
 
 The store is the source of truth; the loop's collections are a cache rebuilt by `recover()`.

@@ -21,7 +21,13 @@ from freight.db.schema import events
 #: seconds between full rescans of the waiting jobs
 FULL_EVERY = 15.0
 #: event ids a read looks back on PostgreSQL, for transactions that committed out of id order
-LOOKBACK = 512
+LOOKBACK = 128
+#: events per read of the feed (a read after a burst takes as many as it needs)
+READ_BATCH = 2000
+
+
+#: states only the scheduler (the lease holder) moves jobs into: never another process's change
+_OWN_MOVES = ("starting", "running")
 
 
 @dataclass(frozen=True)
@@ -51,15 +57,23 @@ class ChangeFeed:
 
     def read(self, conn: Any) -> list[Change]:
         """Each job's last change since the previous read (in event order), and move the cursor."""
-        rows = conn.execute(
-            select(events.c.id, events.c.job_id, events.c.to_state)
-            .where(events.c.id > self.cursor - self.lookback)
-            .order_by(events.c.id)
-        ).all()
         last: dict[str, str] = {}
-        for row in rows:
-            last.pop(row.job_id, None)  # keep the dict in the order of each job's last event
-            last[row.job_id] = row.to_state
-        if rows:
-            self.cursor = max(self.cursor, int(rows[-1].id))
+        after = self.cursor - self.lookback
+        while True:
+            # ordered and limited: the primary key's index serves it whatever the planner's
+            # statistics say (right after a bulk submit they can make PostgreSQL scan the table)
+            rows = conn.execute(
+                select(events.c.id, events.c.job_id, events.c.to_state)
+                .where(events.c.id > after, events.c.to_state.not_in(_OWN_MOVES))
+                .order_by(events.c.id)
+                .limit(READ_BATCH)
+            ).all()
+            for row in rows:
+                last.pop(row.job_id, None)  # keep the dict in the order of each job's last event
+                last[row.job_id] = row.to_state
+            if rows:
+                self.cursor = max(self.cursor, int(rows[-1].id))
+            if len(rows) < READ_BATCH:
+                break
+            after = int(rows[-1].id)
         return [Change(job_id, state) for job_id, state in last.items()]

@@ -418,8 +418,10 @@ class Scheduler:
         self._place(batch, actions, now)
         if self.scaler is not None and self.scaler.due(now):
             self._offer_demand(self.scaler, now)
-        self._commit(batch, now)
+        committed = self._commit(batch, now, notify=False)
         self._act(actions, now)
+        if committed and self.on_commit is not None:
+            self.on_commit()
         if now - self._last_lease >= LEASE_TTL / 3:
             self._renew_lease(now)
         self._publish()
@@ -465,12 +467,19 @@ class Scheduler:
                 self._sync_all(conn, batch, now)
             else:
                 self._sync_changes(conn, batch, now)
-            cancels = conn.execute(
-                select(jobs.c.id).where(
-                    jobs.c.cancel_requested.is_(True),
-                    jobs.c.state.in_([JobState.STARTING.value, JobState.RUNNING.value]),
+            # by primary key, among the jobs running here: its cost follows what runs, not the table
+            held = list(self.running)
+            cancels = [
+                row
+                for start in range(0, len(held), 500)
+                for row in conn.execute(
+                    select(jobs.c.id).where(
+                        jobs.c.id.in_(held[start : start + 500]),
+                        jobs.c.cancel_requested.is_(True),
+                        jobs.c.state.in_([JobState.STARTING.value, JobState.RUNNING.value]),
+                    )
                 )
-            ).all()
+            ]
         for row in cancels:
             run = self.running.get(row.id)
             if run is not None and run.stop_reason is None:
@@ -943,9 +952,12 @@ class Scheduler:
 
     # --- commit and act -----------------------------------------------------------------------------
 
-    def _commit(self, batch: Batch, now: float) -> None:
+    def _commit(self, batch: Batch, now: float, *, notify: bool = True) -> bool:
+        """Commit a tick's batch (fenced); True if there was one. `notify=False`: the caller tells
+        the waiters itself (the tick does, once its spawns are handed over: a woken waiter must not
+        take the interpreter from the spawn threads first)."""
         if not batch:
-            return
+            return False
         try:
             lost = commit(self.engine, Leader(LEASE, self.holder, self.token, LEASE_TTL), batch, now)
         except LeaseLostError:
@@ -959,8 +971,9 @@ class Scheduler:
         for job_id in lost:
             # Someone else changed it first (e.g. cancelled it); their word stands.
             self._drop_claim(job_id)
-        if self.on_commit is not None:
+        if notify and self.on_commit is not None:
             self.on_commit()
+        return True
 
     def _drop_claim(self, job_id: str) -> None:
         job = self.jobs.pop(job_id, None)

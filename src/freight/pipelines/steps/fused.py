@@ -113,7 +113,6 @@ def run_pair(extract: StepContext, load: StepContext) -> None:
     extract_end = tee.ended_at if tee is not None and tee.ended_at is not None else now
     for ctx, ended in ((extract, extract_end), (load, now)):
         ctx.result["metrics"] = {
-            "import_s": 0.0,
             "work_s": round(ended - started, 4),
             "process_s": round(time.perf_counter() - _T0, 4),
             "peak_rss": _peak_rss(),

@@ -93,6 +93,9 @@ def fake_autoscaling_cluster(
 ) -> Iterator[str]:
     """Yield the GCS address of a one-node (1 CPU head) cluster that may grow by `max_workers`
     nodes of `worker_cpus` CPUs; idle nodes go after `idle_minutes`."""
+    from freight.runtime.ray_cluster import loopback_only
+
+    loopback_only()  # the head, the monitor and the nodes it starts stay on 127.0.0.1
     folder = Path(tempfile.mkdtemp(prefix="frt-ray-", dir="/tmp"))  # short: Ray's socket paths
     port = _free_port()
     config = folder / "autoscaling.json"

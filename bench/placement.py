@@ -27,8 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from freight.jobs.placement import Node, Request, place
-from freight.jobs.scheduler.loop import scan_limit
 from freight.jobs.scheduler.nodes import NodeInfo, NodeTable
+from freight.jobs.scheduler.place import scan_limit
 
 RESULTS = Path(__file__).parent / "results"
 ZONES = ("eu", "us", "asia")

@@ -10,7 +10,20 @@
                 attempts released on the same pool, one task per tick.
     changes.py  what other processes changed (submissions, retries, cancellations), followed from a
                 cursor on the events table; a full rescan of waiting jobs every 15 s as a safety net.
-    loop.py     the thread: sync from the store, reap, timers, place, commit, act.
+    nodes.py    the nodes jobs may be placed on (this host, or a cluster's), with what is placed there.
+
+The loop, one mixin per step over the state they share (`Scheduler` combines them):
+    loop.py     the thread: lifecycle (lease, socket, wake pipe), the tick, introspection.
+    state.py    what the loop holds (`SchedulerState`, `Running`): a cache of the store.
+    recovery.py on start: re-attach to attempts that still run, settle those that ended meanwhile.
+    sync.py     read what changed (change feed, cancels, queue settings); admit waiting jobs to the
+                retry timer, their dependencies or their queue.
+    reap.py     watch running attempts for their exit (pidfds, records, a cluster's batched polls).
+    settle.py   an ended attempt: its outcome recorded, retried per policy or made final.
+    cluster.py  cluster nodes that died: their attempts lost (and retried per policy).
+    timers.py   timeouts (TERM, then KILL after the grace) and elapsed retry backoffs.
+    place.py    fair queues -> nodes while jobs fit; claims (write-ahead) and the capacity they hold.
+    act.py      commit a tick's batch (fenced), then the side effects: signals, releases, spawns.
 
 The store is the source of truth; the loop's collections are a cache rebuilt by `recover()`.
 """

@@ -101,6 +101,9 @@ class ClusterRuntime:
             if k.startswith("FREIGHT_") and k not in {"FREIGHT_TOKEN", "FREIGHT_DATABASE_URL"}
         }
         self._agents: dict[str, Any] = {}
+        #: nodes whose agent was let go while idle (retire): Ray counts a node with a live agent as
+        #: busy and would never remove it; the agent comes back when the node is used again
+        self._retired: set[str] = set()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ClusterRuntime:
@@ -126,7 +129,7 @@ class ClusterRuntime:
         listed = self._ray.nodes()
         asked: dict[str, Any] = {}
         for raw in listed:
-            if raw["Alive"]:
+            if raw["Alive"] and raw["NodeID"] not in self._retired:
                 with contextlib.suppress(Exception):  # answered (or not) below
                     agent = self.agent(raw["NodeID"], _labels(raw.get("Resources", {})))
                     asked[raw["NodeID"]] = agent.info.remote()
@@ -135,7 +138,7 @@ class ClusterRuntime:
             alive = bool(raw["Alive"])
             resources = raw.get("Resources", {})
             cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
-            if alive:
+            if alive and node_id not in self._retired:
                 try:
                     info = self._agent_info(node_id, _labels(resources), asked.get(node_id))
                     # what the operator gave the node (ray start --num-cpus/--memory) when it is
@@ -169,6 +172,7 @@ class ClusterRuntime:
         handle = self._agents.get(node_id)
         if handle is not None:
             return handle
+        self._retired.discard(node_id)  # the node is used again (a job, a log read): its agent returns
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if labels is None:
@@ -186,6 +190,20 @@ class ClusterRuntime:
         handle = actor.remote(self.env, node_id, labels)
         self._agents[node_id] = handle
         return handle
+
+    def retire(self, node_id: str) -> None:
+        """Let an idle node's agent go, so the autoscaler may remove the node: Ray counts a node
+        with a live agent as busy (measured: such nodes stayed; once their agents were killed they
+        went in 3.5 s). For nodes that run no attempt; the node stays listed (with Ray's figures)
+        and placeable, and its agent starts again when it is used. Idempotent."""
+        if node_id in self._retired:
+            return
+        self._retired.add(node_id)
+        handle = self._agents.pop(node_id, None)
+        with contextlib.suppress(Exception):  # gone already: nothing to let go
+            if handle is None:
+                handle = self._ray.get_actor(f"freight-agent-{node_id}", namespace=NAMESPACE)
+            self._ray.kill(handle, no_restart=True)
 
     def node_alive(self, node_id: str) -> bool:
         return any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes())

@@ -79,7 +79,7 @@ def test_a_read_after_a_burst_takes_every_change_in_batches(
     ids = [v.id for v in svc.submit_many([JobSpec(command=["true"])] * 5)]
     svc.cancel(ids[0])
     with svc.engine.connect() as conn:
-        read = feed.read(conn)
-        assert feed.read(conn) == []  # the cursor moved past them
+        read = feed.read(conn, 0.0)
+        assert feed.read(conn, 0.0) == []  # the cursor moved past them
     assert {c.job_id: c.to_state for c in read} == {ids[0]: "cancelled"} | {i: "queued" for i in ids[1:]}
     assert [c.job_id for c in read][-1] == ids[0]  # in the order of each job's last change

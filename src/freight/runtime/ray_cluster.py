@@ -114,6 +114,9 @@ class ClusterRuntime:
         self._asking: dict[str, Any] = {}
         #: node id -> what its agent last said of itself (cpus, memory, ...)
         self._info: dict[str, dict[str, Any]] = {}
+        #: nodes whose agent was let go while idle (retire): Ray counts a node with a live agent as
+        #: busy and would never remove it; the agent comes back when the node is used again
+        self._retired: set[str] = set()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ClusterRuntime:
@@ -138,14 +141,15 @@ class ClusterRuntime:
         alive, not answering, with its last known size. A question still unanswered is not asked
         again (a hung agent does not pile up calls); its answer counts whenever it comes."""
         listed = self._ray.nodes()
-        alive_ids = {raw["NodeID"] for raw in listed if raw["Alive"]}
-        for node_id in set(self._asking) - alive_ids:  # dead or forgotten: nothing more to ask
+        # a retired node (its idle agent let go for the autoscaler) is asked nothing: Ray's figures
+        alive_ids = {raw["NodeID"] for raw in listed if raw["Alive"] and raw["NodeID"] not in self._retired}
+        for node_id in set(self._asking) - alive_ids:  # dead, forgotten or retired: nothing to ask
             self._asking.pop(node_id, None)
             self._info.pop(node_id, None)
         problems: dict[str, str] = {}
         for raw in listed:
             node_id = raw["NodeID"]
-            if raw["Alive"] and node_id not in self._asking:
+            if node_id in alive_ids and node_id not in self._asking:
                 try:
                     agent = self.agent(node_id, _labels(raw.get("Resources", {})))
                     self._asking[node_id] = agent.info.remote()
@@ -153,9 +157,9 @@ class ClusterRuntime:
                     problems[node_id] = f"its agent cannot be started: {exc}"
         refs = list(self._asking.values())
         ready = self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0] if refs else []
-        answered = {id(ref) for ref in ready}
+        answered = set(ready)  # object refs compare (and hash) by their object id
         for node_id, ref in list(self._asking.items()):
-            if id(ref) in answered:
+            if ref in answered:
                 del self._asking[node_id]
                 problem = self._take_info(node_id, ref)
                 if problem is not None:
@@ -171,6 +175,8 @@ class ClusterRuntime:
         try:
             self._info[node_id] = self._ray.get(ref, timeout=0)
         except self._ray.exceptions.RayActorError:
+            if node_id in self._retired:
+                return None  # let go on purpose (retire): the node is placeable on Ray's figures
             self._agents.pop(node_id, None)
             with contextlib.suppress(Exception):
                 self.agent(node_id)
@@ -207,6 +213,7 @@ class ClusterRuntime:
         handle = self._agents.get(node_id)
         if handle is not None:
             return handle
+        self._retired.discard(node_id)  # the node is used again (a job, a log read): its agent returns
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if labels is None:
@@ -224,6 +231,21 @@ class ClusterRuntime:
         handle = actor.remote(self.env, node_id, labels)
         self._agents[node_id] = handle
         return handle
+
+    def retire(self, node_id: str) -> None:
+        """Let an idle node's agent go, so the autoscaler may remove the node: Ray counts a node
+        with a live agent as busy (measured: such nodes stayed; once their agents were killed they
+        went in 3.5 s). For nodes that run no attempt; the node stays listed (with Ray's figures)
+        and placeable, and its agent starts again when it is used. Idempotent."""
+        if node_id in self._retired:
+            return
+        self._retired.add(node_id)
+        self._asking.pop(node_id, None)
+        handle = self._agents.pop(node_id, None)
+        with contextlib.suppress(Exception):  # gone already: nothing to let go
+            if handle is None:
+                handle = self._ray.get_actor(f"freight-agent-{node_id}", namespace=NAMESPACE)
+            self._ray.kill(handle, no_restart=True)
 
     def node_alive(self, node_id: str) -> bool:
         return any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes())

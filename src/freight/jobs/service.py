@@ -400,10 +400,15 @@ class JobService:
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
         return self.submitter.insert([(spec, None) for spec in specs])
 
+    def pin_images(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[tuple[JobSpec, str | None]]:
+        """Each image job's image pinned to a digest (asks podman or the registry: may take a while)."""
+        return [(self.submitter.pin_image(spec), ref) for spec, ref in items]
+
     def submit_groups(
         self, groups: Sequence[Sequence[tuple[JobSpec, str | None]]]
     ) -> list[list[JobView] | FreightError]:
-        """Group commit: many independent submissions in one transaction (see Submitter.submit_groups)."""
+        """Group commit: many independent submissions, their images pinned (`pin_images`), in one
+        transaction (see Submitter.submit_groups)."""
         return self.submitter.submit_groups(groups)
 
     def _capacity(self) -> tuple[float, int]:

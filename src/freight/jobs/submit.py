@@ -5,6 +5,7 @@ Bad input raises UserError (or answers a group with it) and writes nothing."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from freight.config import Settings
 from freight.db.schema import dependencies, events, job_labels, jobs, queues
-from freight.errors import ConflictError, FreightError, NotFoundError, UserError
+from freight.errors import ConflictError, FreightError, NotFoundError, TransientError, UserError
 from freight.jobs.client import JobView
 from freight.jobs.explain import explained
 from freight.jobs.policy import QueuePolicy, admit
@@ -23,6 +24,8 @@ from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
 from freight.jobs.store import JobRecord, definition_row, record_from_spec
 
 Items = Sequence[tuple[JobSpec, str | None]]
+
+log = logging.getLogger("freight.submit")
 
 
 class Submitter:
@@ -65,9 +68,10 @@ class Submitter:
         merged = merge_overrides(json.loads(row["spec"]), overrides)
         return parse_spec(merged, source=f"definition {name}:{row['version']}"), f"{name}:{row['version']}"
 
-    def _pin_image(self, spec: JobSpec) -> JobSpec:
+    def pin_image(self, spec: JobSpec) -> JobSpec:
         """An image job runs one exact image: its name is pinned to a digest before the job is
-        placed, and a name that resolves to nothing is a UserError now rather than a failed attempt."""
+        placed, and a name that resolves to nothing is a UserError now rather than a failed attempt.
+        It asks podman or the registry: never call it holding the store's write lock."""
         if spec.image is None:
             return spec
         from freight.runtime.images import pin
@@ -75,7 +79,9 @@ class Submitter:
         return spec.model_copy(update={"image": pin(spec.image, self.settings)})
 
     def insert(self, items: Sequence[tuple[JobSpec, str | None]], *, platform: bool = False) -> list[JobView]:
-        items = [(self._pin_image(spec), ref) for spec, ref in items]
+        return self._insert_pinned([(self.pin_image(spec), ref) for spec, ref in items], platform)
+
+    def _insert_pinned(self, items: Items, platform: bool = False) -> list[JobView]:
         now = time.time()
         fresh: list[JobRecord] = []
         try:
@@ -92,35 +98,37 @@ class Submitter:
     def submit_groups(
         self, groups: Sequence[Sequence[tuple[JobSpec, str | None]]]
     ) -> list[list[JobView] | FreightError]:
-        """Group commit: many independent submissions (each a list of (spec, pinned definition)) in
-        one transaction. Each group is all or nothing and its answer is its views or the error that
-        refused it; one bad group never refuses the others. A group's checks all run before it writes,
-        so a refused group leaves nothing behind in the shared transaction."""
-        out: list[list[JobView] | FreightError | None] = [None] * len(groups)
-        pinned: list[tuple[int, list[tuple[JobSpec, str | None]]]] = []
-        for index, group in enumerate(groups):
-            try:
-                pinned.append((index, [(self._pin_image(spec), ref) for spec, ref in group]))
-            except FreightError as exc:
-                out[index] = exc
+        """Group commit: many independent submissions (each a list of (spec, pinned definition), their
+        images already pinned: `pin_image`) in one transaction. Each group is all or nothing and its
+        answer is its views or the error that refused it; one bad group never refuses the others. A
+        group's checks all run before it writes, so a refused group leaves nothing behind in the
+        shared transaction. A store that fails the whole transaction raises (nothing was written)."""
         fresh: list[JobRecord] = []
         now = time.time()
         try:
             with self.engine.begin() as conn:
-                results = self._insert_groups(conn, [items for _, items in pinned], now, fresh)
-            for (index, _), result in zip(pinned, results, strict=True):
-                out[index] = result
+                results = self._insert_groups(conn, groups, now, fresh)
         except IntegrityError:
             # Another submitter raced on an idempotency key: nothing of this batch was written.
             # Each group alone, as submit() would (its retry reads the winner's job).
-            for index, items in pinned:
-                try:
-                    out[index] = self.insert(items)
-                except FreightError as exc:
-                    out[index] = exc
-            return [r for r in out if r is not None]
+            return [self._insert_alone(items) for items in groups]
         self.poke(fresh)
-        return [r for r in out if r is not None]
+        return results
+
+    def _insert_alone(self, items: Items) -> list[JobView] | FreightError:
+        """One group in a transaction of its own; what fails it answers this group only (the groups
+        before it are committed: their waiters must hear their jobs, not this group's error)."""
+        try:
+            return self._insert_pinned(items)
+        except FreightError as exc:
+            return exc
+        except Exception as exc:  # the store refused this group's own transaction
+            first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["failed"])[0]
+            log.warning("a submission failed alone after a group commit's conflict: %s", first)
+            return TransientError(
+                "the store failed this submission; retry it (with an idempotency key a retry never "
+                "makes a second job)"
+            )
 
     def _insert_in(
         self,

@@ -116,6 +116,8 @@ class ClusterRuntime:
         self._asking: dict[str, Any] = {}
         #: node id -> what its agent last said of itself (cpus, memory, ...)
         self._info: dict[str, dict[str, Any]] = {}
+        #: node id -> the poll its agent has not answered yet
+        self._polling: dict[str, Any] = {}
         #: nodes whose agent was let go while idle (retire): Ray counts a node with a live agent as
         #: busy and would never remove it; the agent comes back when the node is used again
         self._retired: set[str] = set()
@@ -297,22 +299,29 @@ class ClusterRuntime:
         return True
 
     def poll_many(self, handles: list[Handle]) -> dict[str, Outcome | None]:
-        """Poll many attempts with one request per node (not one per attempt): attempt id -> its
-        outcome, or None while it runs. A node that cannot answer leaves its attempts out."""
+        """Poll many attempts with one request per node (not one per attempt), all nodes at once,
+        waiting AGENT_ANSWER seconds in all: attempt id -> its outcome, or None while it runs. A node
+        that does not answer in time leaves its attempts out, and is not asked again until it has
+        answered (a hung agent does not pile up calls, nor hold the tick)."""
         by_node: dict[str, list[Handle]] = {}
         for handle in handles:
             by_node.setdefault(handle.extra["node"], []).append(handle)
-        pending = []
         for node, group in by_node.items():
+            if node in self._polling:
+                continue
             try:
-                ref = self.agent(node).poll.remote([h.to_json() for h in group])
+                self._polling[node] = self.agent(node).poll.remote([h.to_json() for h in group])
             except Exception:
                 continue
-            pending.append(ref)
+        refs = list(self._polling.values())
+        ready = set(self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0]) if refs else set()
         found: dict[str, Outcome | None] = {}
-        for ref in pending:
+        for node, ref in list(self._polling.items()):
+            if ref not in ready:
+                continue
+            del self._polling[node]
             try:
-                answer = self._ray.get(ref, timeout=60)
+                answer = self._ray.get(ref, timeout=0)
             except self._ray.exceptions.RayError:
                 continue
             found.update({k: outcome_from_dict(v) if v is not None else None for k, v in answer.items()})

@@ -208,6 +208,12 @@ class NodeTable:
         entry = self._nodes.get(node_id)
         return entry is not None and not entry.lost
 
+    def reachable(self, node_id: str) -> bool:
+        """Its agent answered the last look (an unknown node, e.g. this machine's, counts as
+        reachable): calls to it will not hang the tick."""
+        entry = self._nodes.get(node_id)
+        return entry is None or (entry.info.answering and not entry.lost)
+
     def get(self, node_id: str) -> NodeInfo | None:
         entry = self._nodes.get(node_id)
         return entry.info if entry is not None else None

@@ -139,6 +139,9 @@ events = Table(
     Column("to_state", String(16), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text),
+    # AUTOINCREMENT: SQLite would otherwise hand out max(id) + 1, an id followers already read past
+    # once a purge deleted the newest events (migration 0018)
+    sqlite_autoincrement=True,
 )
 Index("ix_events_job", events.c.job_id)
 

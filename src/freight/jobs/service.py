@@ -198,7 +198,7 @@ class JobService:
             if self.scheduler is not None:
                 return self.scheduler
             runtime, nodes = self._runtime_and_nodes()
-            scaler = self._scaler()
+            scaler = self._scaler(runtime)
             scheduler = Scheduler(
                 self.engine,
                 runtime,
@@ -220,7 +220,7 @@ class JobService:
             self._thread.start()
             return scheduler
 
-    def _scaler(self) -> Scaler | None:
+    def _scaler(self, runtime: Runtime) -> Scaler | None:
         """The autoscaling wiring when FREIGHT_AUTOSCALE is on (a Ray cluster's autoscaler only)."""
         from freight.jobs.autoscale import autoscale_settings
 
@@ -237,7 +237,10 @@ class JobService:
         from freight.runtime.ray_holds import NodeHolds
 
         address = self.settings.ray_address
-        scaler = Scaler(self.engine, settings, RayAutoscaler(address).request, hold=NodeHolds(address).sync)
+        retire = getattr(runtime, "retire", None)  # the cluster runtime's: idle agents let go
+        scaler = Scaler(
+            self.engine, settings, RayAutoscaler(address).request, hold=NodeHolds(address).sync, retire=retire
+        )
         scaler.start()
         return scaler
 

@@ -92,7 +92,7 @@ class Reap(SchedulerState):
             if self.nodes.remote and run.poll_errors < NODE_POLL_ERRORS:
                 # its node may be dying: the next look at the nodes says lost (retried), not failed
                 run.poll_errors += 1
-                self._last_nodes = 0.0
+                self.watch.request()
                 return None
             return self._unwatchable(run.attempt_id, handle, exc, now)
         run.poll_errors = 0

@@ -33,6 +33,8 @@ NAMESPACE = "freight"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 #: seconds the agents have, all asked at once, to answer a look at the nodes (a hung agent costs this)
 AGENT_ANSWER = 2.0
+#: seconds a first look waits for agents that never answered yet (starting an actor takes seconds)
+AGENT_START = 60.0
 #: label resources a Ray node advertises become freight node labels: --resources '{"label:zone=eu": 1}'
 LABEL_PREFIX = "label:"
 
@@ -135,11 +137,13 @@ class ClusterRuntime:
 
     # -- nodes -------------------------------------------------------------------------------------
 
-    def nodes(self) -> list[ClusterNode]:
+    def nodes(self, starting_wait: float = 0.0) -> list[ClusterNode]:
         """Every node Ray knows, alive or not, with what its agent says it offers. The agents are
         asked all at once and given AGENT_ANSWER seconds in all: a silent agent's node is listed
         alive, not answering, with its last known size. A question still unanswered is not asked
-        again (a hung agent does not pile up calls); its answer counts whenever it comes."""
+        again (a hung agent does not pile up calls); its answer counts whenever it comes.
+        `starting_wait`: up to this many more seconds for agents that never answered yet (a first
+        look, before any tick: the agents are being started)."""
         listed = self._ray.nodes()
         # a retired node (its idle agent let go for the autoscaler) is asked nothing: Ray's figures
         alive_ids = {raw["NodeID"] for raw in listed if raw["Alive"] and raw["NodeID"] not in self._retired}
@@ -158,6 +162,9 @@ class ClusterRuntime:
         refs = list(self._asking.values())
         ready = self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0] if refs else []
         answered = set(ready)  # object refs compare (and hash) by their object id
+        starting = [r for n, r in self._asking.items() if n not in self._info and r not in answered]
+        if starting and starting_wait > 0:
+            answered.update(self._ray.wait(starting, num_returns=len(starting), timeout=starting_wait)[0])
         for node_id, ref in list(self._asking.items()):
             if ref in answered:
                 del self._asking[node_id]

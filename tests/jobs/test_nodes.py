@@ -16,7 +16,7 @@ from freight.jobs.scheduler import Scheduler
 from freight.jobs.scheduler.nodes import LocalNodes, NodeInfo, NodeTable
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
-from freight.runtime.base import AttemptRequest, Handle
+from freight.runtime.base import AttemptRequest, Handle, Outcome
 from tests.jobs.fakes import FakeClock, FakeRuntime
 
 G = 1 << 30
@@ -55,6 +55,14 @@ class NodeRuntime(FakeRuntime):
     def kill(self, handle: Handle) -> None:
         self.calls.append(f"kill {handle.attempt_id}")
         super().kill(handle)
+
+    def terminate(self, handle: Handle) -> None:
+        self.calls.append(f"terminate {handle.attempt_id}")
+        super().terminate(handle)
+
+    def poll(self, handle: Handle) -> Outcome | None:
+        self.calls.append(f"poll {handle.attempt_id}")
+        return super().poll(handle)
 
     def release(self, handle: Handle) -> None:
         self.calls.append(f"release {handle.attempt_id}")
@@ -450,3 +458,25 @@ def test_the_table_can_be_listed_while_the_scheduler_changes_it() -> None:
         done.set()
         reader.join()
     assert errors == []
+
+
+def test_nothing_asks_a_silent_agent_from_the_tick_and_a_stop_waits_for_its_answer(h: Harness) -> None:
+    sched = h.start()
+    assert h.runtime is not None
+    job = h.submit(constraints={"node.name": "node-1"})
+    assert h.started(job) == "node-1"
+    h.until(lambda: h.svc.get(job).state is JobState.RUNNING)
+    silent(h.nodes, "node-1")
+    h.clock.advance(2.0)
+    sched.tick()
+    h.runtime.calls.clear()
+    h.svc.cancel(job)
+    for _ in range(30):  # polls, the stop and the kill after its grace would each hang on that agent
+        h.clock.advance(1.0)
+        sched.tick()
+    assert not [c for c in h.runtime.calls if c.endswith(f"{job}-1")], h.runtime.calls
+    assert h.svc.get(job).state is JobState.RUNNING  # not failed, not lost: unknown until it answers
+    silent(h.nodes, "node-1", answering=True)
+    h.clock.advance(2.0)
+    h.until(lambda: h.svc.get(job).state is JobState.CANCELLED)
+    assert f"kill {job}-1" in h.runtime.calls

@@ -28,7 +28,7 @@ from freight.jobs.client import JobView, check_attempt
 from freight.jobs.explain import explained
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
-from freight.jobs.policy import check_queue_policy
+from freight.jobs.policy import check_labels, check_queue_policy
 from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
 from freight.jobs.scheduler.nodes import NodeSource
@@ -758,7 +758,8 @@ class JobService:
             raise UserError(
                 f"bad definition name {name!r}", where="name", hint="letters, digits, '.', '_' or '-'"
             )
-        parse_spec(template, source=f"definition {name}")
+        parsed = parse_spec(template, source=f"definition {name}")
+        check_labels(parsed.labels, where=f"definition {name}")
         with self.engine.begin() as conn:
             latest = conn.execute(
                 select(func.max(definitions.c.version)).where(definitions.c.name == name)

@@ -33,6 +33,8 @@ NAMESPACE = "freight"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 #: seconds the agents have, all asked at once, to answer a look at the nodes (a hung agent costs this)
 AGENT_ANSWER = 2.0
+#: seconds a first look waits for agents that never answered yet (starting an actor takes seconds)
+AGENT_START = 60.0
 #: label resources a Ray node advertises become freight node labels: --resources '{"label:zone=eu": 1}'
 LABEL_PREFIX = "label:"
 
@@ -114,6 +116,8 @@ class ClusterRuntime:
         self._asking: dict[str, Any] = {}
         #: node id -> what its agent last said of itself (cpus, memory, ...)
         self._info: dict[str, dict[str, Any]] = {}
+        #: node id -> the poll its agent has not answered yet
+        self._polling: dict[str, Any] = {}
         #: nodes whose agent was let go while idle (retire): Ray counts a node with a live agent as
         #: busy and would never remove it; the agent comes back when the node is used again
         self._retired: set[str] = set()
@@ -135,11 +139,13 @@ class ClusterRuntime:
 
     # -- nodes -------------------------------------------------------------------------------------
 
-    def nodes(self) -> list[ClusterNode]:
+    def nodes(self, starting_wait: float = 0.0) -> list[ClusterNode]:
         """Every node Ray knows, alive or not, with what its agent says it offers. The agents are
         asked all at once and given AGENT_ANSWER seconds in all: a silent agent's node is listed
         alive, not answering, with its last known size. A question still unanswered is not asked
-        again (a hung agent does not pile up calls); its answer counts whenever it comes."""
+        again (a hung agent does not pile up calls); its answer counts whenever it comes.
+        `starting_wait`: up to this many more seconds for agents that never answered yet (a first
+        look, before any tick: the agents are being started)."""
         listed = self._ray.nodes()
         # a retired node (its idle agent let go for the autoscaler) is asked nothing: Ray's figures
         alive_ids = {raw["NodeID"] for raw in listed if raw["Alive"] and raw["NodeID"] not in self._retired}
@@ -158,6 +164,9 @@ class ClusterRuntime:
         refs = list(self._asking.values())
         ready = self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0] if refs else []
         answered = set(ready)  # object refs compare (and hash) by their object id
+        starting = [r for n, r in self._asking.items() if n not in self._info and r not in answered]
+        if starting and starting_wait > 0:
+            answered.update(self._ray.wait(starting, num_returns=len(starting), timeout=starting_wait)[0])
         for node_id, ref in list(self._asking.items()):
             if ref in answered:
                 del self._asking[node_id]
@@ -290,22 +299,29 @@ class ClusterRuntime:
         return True
 
     def poll_many(self, handles: list[Handle]) -> dict[str, Outcome | None]:
-        """Poll many attempts with one request per node (not one per attempt): attempt id -> its
-        outcome, or None while it runs. A node that cannot answer leaves its attempts out."""
+        """Poll many attempts with one request per node (not one per attempt), all nodes at once,
+        waiting AGENT_ANSWER seconds in all: attempt id -> its outcome, or None while it runs. A node
+        that does not answer in time leaves its attempts out, and is not asked again until it has
+        answered (a hung agent does not pile up calls, nor hold the tick)."""
         by_node: dict[str, list[Handle]] = {}
         for handle in handles:
             by_node.setdefault(handle.extra["node"], []).append(handle)
-        pending = []
         for node, group in by_node.items():
+            if node in self._polling:
+                continue
             try:
-                ref = self.agent(node).poll.remote([h.to_json() for h in group])
+                self._polling[node] = self.agent(node).poll.remote([h.to_json() for h in group])
             except Exception:
                 continue
-            pending.append(ref)
+        refs = list(self._polling.values())
+        ready = set(self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0]) if refs else set()
         found: dict[str, Outcome | None] = {}
-        for ref in pending:
+        for node, ref in list(self._polling.items()):
+            if ref not in ready:
+                continue
+            del self._polling[node]
             try:
-                answer = self._ray.get(ref, timeout=60)
+                answer = self._ray.get(ref, timeout=0)
             except self._ray.exceptions.RayError:
                 continue
             found.update({k: outcome_from_dict(v) if v is not None else None for k, v in answer.items()})

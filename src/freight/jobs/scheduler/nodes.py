@@ -82,11 +82,18 @@ class ClusterNodes:
 
     def __init__(self, runtime: ClusterRuntime) -> None:
         self.runtime = runtime
+        self._looked = False
 
     def list(self) -> list[NodeInfo]:
+        """The first look waits for agents being started (it precedes the scheduler's ticks); later
+        ones give every agent 2 s (they run off the tick's thread anyway)."""
+        from freight.runtime.ray_cluster import AGENT_START
+
+        found = self.runtime.nodes(starting_wait=0.0 if self._looked else AGENT_START)
+        self._looked = True
         return [
             NodeInfo(n.id, n.address, n.cpus, n.memory, n.alive, dict(n.labels), n.answering, n.reason)
-            for n in self.runtime.nodes()
+            for n in found
         ]
 
 
@@ -200,6 +207,12 @@ class NodeTable:
         """Not lost: its attempts still count as running (an unreachable node is alive)."""
         entry = self._nodes.get(node_id)
         return entry is not None and not entry.lost
+
+    def reachable(self, node_id: str) -> bool:
+        """Its agent answered the last look (an unknown node, e.g. this machine's, counts as
+        reachable): calls to it will not hang the tick."""
+        entry = self._nodes.get(node_id)
+        return entry is None or (entry.info.answering and not entry.lost)
 
     def get(self, node_id: str) -> NodeInfo | None:
         entry = self._nodes.get(node_id)

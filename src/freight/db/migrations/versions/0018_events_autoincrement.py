@@ -5,7 +5,7 @@ an id a follower (the scheduler's change feed, wait(), the SSE feed) had already
 went unseen until the next full rescan. PostgreSQL's sequence never goes back: nothing to do there.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -47,6 +47,9 @@ class Settings:
     ray_address: str | None = None
     #: queues whose jobs spread over the nodes instead of bin-packing them (FREIGHT_SPREAD_QUEUES)
     spread_queues: frozenset[str] = frozenset()
+    #: seconds a cluster node Ray calls alive may leave its agent silent before it is declared lost
+    #: and its attempts retried elsewhere (FREIGHT_NODE_LOST_AFTER); until then it only takes no jobs
+    node_lost_after: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -162,7 +165,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         spread_queues=frozenset(
             q.strip() for q in env.get("FREIGHT_SPREAD_QUEUES", "").split(",") if q.strip()
         ),
+        node_lost_after=_seconds(env, "FREIGHT_NODE_LOST_AFTER", 300.0),
     )
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UserError(f"{name} must be a number of seconds, not {text!r}", where=name, hint="e.g. 300")
+    return value
 
 
 def _ray_address(env: dict[str, str]) -> str | None:

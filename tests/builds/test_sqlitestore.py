@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from freight.builds.sqlitestore import RunRecorder, sqlite_path
+from freight.builds.sqlitestore import RunRecorder
 from freight.builds.store import BuildStore
 from freight.config import Settings
+from freight.db.revisions import sqlite_file
 
 
 def test_records_what_the_build_store_reads(settings: Settings) -> None:
@@ -28,8 +29,8 @@ def test_records_what_the_build_store_reads(settings: Settings) -> None:
 
 
 def test_leaves_other_stores_to_the_full_path(tmp_path: Path) -> None:
-    assert sqlite_path("postgresql://x/y") is None
-    assert sqlite_path("sqlite:///x.db?timeout=1") is None
+    assert sqlite_file("postgresql://x/y") is None
+    assert sqlite_file("sqlite:///x.db?timeout=1") is None
     assert RunRecorder.open(f"sqlite:///{tmp_path / 'absent.db'}") is None
     old = tmp_path / "old.db"
     with sqlite3.connect(old) as conn:

@@ -98,3 +98,38 @@ def test_four_servers_starting_together_migrate_a_postgresql_store_once(pg_url: 
         assert db_engine._at_head(engine)
     finally:
         engine.dispose()
+
+
+def _events_sql(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'events'").scalar())
+
+
+def test_events_ids_are_never_reused_on_sqlite_after_0018(settings: Settings) -> None:
+    """0018 rebuilds events with AUTOINCREMENT keeping its rows, and the ids go on past the largest
+    one even once every event is deleted (a purge); down again, the plain table comes back."""
+    engine = open_engine(settings.database_url)
+    try:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(db_engine.__file__).parent / "migrations"))
+        cfg.attributes["engine"] = engine
+        command.downgrade(cfg, "-1")
+        assert "AUTOINCREMENT" not in _events_sql(engine)
+        with engine.begin() as conn:
+            for n in range(1, 11):
+                conn.exec_driver_sql(
+                    "INSERT INTO events (id, job_id, to_state, at) VALUES (?, 'j', 'queued', 0)", (n,)
+                )
+        command.upgrade(cfg, "head")
+        assert "AUTOINCREMENT" in _events_sql(engine)
+        assert "ix_events_job" in {i["name"] for i in inspect(engine).get_indexes("events")}
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM events").scalar() == 10
+            conn.exec_driver_sql("DELETE FROM events")
+            conn.exec_driver_sql("INSERT INTO events (job_id, to_state, at) VALUES ('k', 'queued', 0)")
+            assert conn.exec_driver_sql("SELECT id FROM events").scalar() == 11
+        command.downgrade(cfg, "-1")
+        assert "AUTOINCREMENT" not in _events_sql(engine)
+        command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()

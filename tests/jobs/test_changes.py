@@ -79,7 +79,22 @@ def test_a_read_after_a_burst_takes_every_change_in_batches(
     ids = [v.id for v in svc.submit_many([JobSpec(command=["true"])] * 5)]
     svc.cancel(ids[0])
     with svc.engine.connect() as conn:
-        read = feed.read(conn)
-        assert feed.read(conn) == []  # the cursor moved past them
+        read = feed.read(conn, 0.0)
+        assert feed.read(conn, 0.0) == []  # the cursor moved past them
     assert {c.job_id: c.to_state for c in read} == {ids[0]: "cancelled"} | {i: "queued" for i in ids[1:]}
     assert [c.job_id for c in read][-1] == ids[0]  # in the order of each job's last change
+
+
+def test_a_job_submitted_after_a_purge_of_every_event_is_read_from_the_feed(svc: JobService) -> None:
+    """SQLite handed out max(id) + 1: once a purge deleted the newest events, new ones took ids the
+    feed had read past (migration 0018: AUTOINCREMENT)."""
+    old = [v.id for v in svc.submit_many([JobSpec(command=["true"])] * 10)]
+    for job_id in old:
+        svc.cancel(job_id)
+    feed = changes.ChangeFeed()
+    with svc.engine.connect() as conn:
+        feed.restart(conn, 0.0)
+    assert sorted(svc.purge(older_than=0)) == sorted(old)
+    new = svc.submit(JobSpec(command=["true"])).id
+    with svc.engine.connect() as conn:
+        assert feed.read(conn, 1.0) == [changes.Change(new, "queued")]

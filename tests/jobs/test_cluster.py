@@ -195,6 +195,37 @@ def test_an_agent_that_dies_is_replaced_and_reattaches_to_its_attempt(rig: Rig) 
     assert rig.log(job) == f"ran once on {us['id']}"
 
 
+def test_a_hung_agent_neither_stalls_the_scheduler_nor_runs_its_job_twice(rig: Rig) -> None:
+    import ray
+
+    go = rig.shared / "go-hung"
+    job = rig.submit(
+        shell=f'while [ ! -e {go} ]; do sleep 0.05; done; echo "ran once on $FREIGHT_NODE"',
+        constraints={"node.zone": "us"},
+        retry={"max_attempts": 3, "retry_on": ["lost"], "backoff": 0},
+    )
+    until(lambda: rig.svc.get(job).state is JobState.RUNNING, "the job runs")
+    us = rig.node("us")
+    agent = ray.get_actor(f"freight-agent-{us['id']}", namespace=NAMESPACE)
+    pid = ray.get(agent.info.remote(), timeout=60)["pid"]
+    os.kill(pid, signal.SIGSTOP)  # Ray still says the node is alive; its agent answers nothing
+    try:
+        until(lambda: rig.node("us")["state"] == "unreachable", "the node is unreachable")
+        assert "did not answer" in (rig.node("us")["reason"] or "")
+        # the tick goes on (it would wait 60 s per call, and lose its 15 s lease, on the old path)
+        quick = rig.run(shell="echo quick", constraints={"node.zone": "eu"})
+        assert quick.state is JobState.SUCCEEDED, quick.reason
+        view = rig.svc.get(job)
+        assert view.state is JobState.RUNNING and view.attempts == 1  # not lost: it runs on
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    until(lambda: rig.node("us")["state"] == "alive", "the node answers again")
+    go.touch()
+    view = rig.wait(job)
+    assert view.state is JobState.SUCCEEDED and view.attempts == 1, view.reason
+    assert rig.log(job) == f"ran once on {us['id']}"
+
+
 def test_a_killed_nodes_jobs_finish_elsewhere_exactly_once(rig: Rig) -> None:
     doomed = rig.cluster.add_node(  # type: ignore[attr-defined]
         num_cpus=4, memory=4 * G, resources={"label:zone=asia": 1}

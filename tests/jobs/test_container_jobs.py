@@ -89,7 +89,7 @@ def test_kill_9_of_the_scheduler_while_a_container_runs(
         svc.close()
 
 
-def freight(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def freight(settings: Settings, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.update(
         FREIGHT_HOME=str(settings.home),
@@ -100,15 +100,21 @@ def freight(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
     env.pop("FREIGHT_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "freight.cli.main", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "freight.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
 
 
 def test_freight_run_image_exits_with_the_containers_code(
-    image_settings: Settings, test_image: BuiltImage
+    image_settings: Settings, test_image: BuiltImage, tmp_path: Path
 ) -> None:
     out = freight(image_settings, "run", "--image", test_image.name, "--", "sh", "-c", "exit 3")
     assert out.returncode == 3, out.stderr
+    submitted_from = tmp_path / "here"
+    submitted_from.mkdir()
     oom = freight(
         image_settings,
         "run",
@@ -120,8 +126,12 @@ def test_freight_run_image_exits_with_the_containers_code(
         "sh",
         "-c",
         "dd if=/dev/zero of=/dev/null bs=512M count=1",
+        cwd=submitted_from,
     )
     assert oom.returncode == 137 and "out of memory" in oom.stderr, oom.stderr
+    # conmon wrote an empty `oom` file into the folder the user ran freight from (it was committed
+    # to the repository three times before this was found)
+    assert list(submitted_from.iterdir()) == []
     missing = freight(image_settings, "run", "--image", "nope", "--", "true")
     assert missing.returncode == 2 and "image nope not found" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -70,7 +70,7 @@ def test_labels_too_long_to_index_are_refused_at_the_spec(labels: dict[str, str]
         parse_spec({"command": ["/bin/true"], "labels": labels})
 
 
-def test_migration_0015_copies_existing_labels(store_settings: Settings) -> None:
+def test_migration_0017_copies_existing_labels(store_settings: Settings) -> None:
     engine = db_engine.open_engine(store_settings.database_url)
     svc = JobService(store_settings, engine)
     try:

@@ -14,7 +14,8 @@ from rich.console import Console
 from freight.cli.output import jobs_table
 from freight.config import Settings
 from freight.db import schema
-from freight.jobs.listing import COLUMNS, ListedJob, quick_list, sqlite_file
+from freight.db.revisions import sqlite_file
+from freight.jobs.listing import COLUMNS, ListedJob, quick_list
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 

@@ -4,6 +4,7 @@ The same paths on a real Ray cluster: tests/jobs/test_cluster.py."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from freight.jobs.scheduler import Scheduler
 from freight.jobs.scheduler.nodes import LocalNodes, NodeInfo, NodeTable
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
-from freight.runtime.base import AttemptRequest, Handle
+from freight.runtime.base import AttemptRequest, Handle, Outcome
 from tests.jobs.fakes import FakeClock, FakeRuntime
 
 G = 1 << 30
@@ -41,11 +42,31 @@ class NodeRuntime(FakeRuntime):
     placed: dict[str, str | None] = field(default_factory=dict)
     requests: dict[str, AttemptRequest] = field(default_factory=dict)
 
+    #: what was asked of it, in order: "start <attempt>", "kill <attempt>", "release <attempt>"
+    calls: list[str] = field(default_factory=list)
+
     def start(self, request: AttemptRequest) -> Handle:
         handle = super().start(request)
+        self.calls.append(f"start {request.attempt_id}")
         self.placed[request.attempt_id] = request.node
         self.requests[request.attempt_id] = request
         return Handle(**{**handle.__dict__, "extra": {"node": request.node}})
+
+    def kill(self, handle: Handle) -> None:
+        self.calls.append(f"kill {handle.attempt_id}")
+        super().kill(handle)
+
+    def terminate(self, handle: Handle) -> None:
+        self.calls.append(f"terminate {handle.attempt_id}")
+        super().terminate(handle)
+
+    def poll(self, handle: Handle) -> Outcome | None:
+        self.calls.append(f"poll {handle.attempt_id}")
+        return super().poll(handle)
+
+    def release(self, handle: Handle) -> None:
+        self.calls.append(f"release {handle.attempt_id}")
+        super().release(handle)
 
 
 def two_nodes() -> EditableNodes:
@@ -82,6 +103,7 @@ class Harness:
             poll_interval=0.01,
             nodes=self.nodes,
             node_refresh=1.0,
+            node_thread=False,  # looks at the nodes on the tick's thread: deterministic
         )
         self.sched.start()
         return self.sched
@@ -249,7 +271,13 @@ def test_a_restarted_scheduler_reattaches_to_attempts_on_the_clusters_nodes(h: H
     sched.fenced = True  # a crash: nothing more of it reaches the store
     sched.close()
     h.sched = Scheduler(
-        h.svc.engine, runtime, h.svc.settings, clock=h.clock, poll_interval=0.01, nodes=h.nodes
+        h.svc.engine,
+        runtime,
+        h.svc.settings,
+        clock=h.clock,
+        poll_interval=0.01,
+        nodes=h.nodes,
+        node_thread=False,
     )
     h.sched.start()  # node-2 is one of its nodes: re-attached, not "lost for good"
     assert h.svc.get(job).state is JobState.RUNNING
@@ -272,3 +300,183 @@ def test_a_start_that_fails_because_its_node_died_is_lost_not_failed(h: Harness)
     assert h.svc.get(job).attempts == 2
     first = [e["detail"] or "" for e in h.svc.events(job)]
     assert any("its node node-1 was lost as it started" in d for d in first), first
+
+
+def silent(nodes: EditableNodes, node_id: str, answering: bool = False) -> None:
+    """Ray says the node is alive; its agent does not answer (hung, partitioned) or answers again."""
+    reason = None if answering else "its agent did not answer within 2 s"
+    nodes.nodes = [
+        replace(n, answering=answering, reason=reason) if n.id == node_id else n for n in nodes.nodes
+    ]
+
+
+def test_a_silent_agent_makes_its_node_unschedulable_not_lost() -> None:
+    nodes = two_nodes()
+    table = NodeTable(nodes, lost_after=300.0)
+    table.refresh(now=0.0)
+    table.charge("node-1", 0.5, G)
+    silent(nodes, "node-1")
+    assert table.refresh(now=10.0) == []  # not lost: what runs there runs on
+    assert table.alive("node-1")
+    row = table.placement_nodes()[0]
+    assert not row.schedulable and row.reason == "its agent did not answer within 2 s"
+    assert table.snapshot()[0]["state"] == "unreachable"
+    assert table.capacity == (5.0, 10 * G)  # its room is still counted: it comes back with it
+    assert table.refresh(now=309.0) == []
+    assert table.refresh(now=310.0) == ["node-1"]  # silent for lost_after: declared lost, once
+    assert table.refresh(now=400.0) == []
+    assert table.snapshot()[0]["state"] == "dead" and table.returning() == []
+    silent(nodes, "node-1", answering=True)
+    assert table.refresh(now=401.0) == []
+    assert table.returning() == ["node-1"]  # takes nothing until what ran there is stopped
+    assert table.snapshot()[0]["state"] == "returning" and not table.placement_nodes()[0].schedulable
+    table.reconciled("node-1")
+    assert table.returning() == [] and table.placement_nodes()[0].schedulable
+    nodes.kill("node-2")
+    assert table.refresh(now=402.0) == ["node-2"]  # the cluster's word: lost at once
+
+
+def test_a_node_answering_again_before_the_grace_loses_nothing() -> None:
+    nodes = two_nodes()
+    table = NodeTable(nodes, lost_after=300.0)
+    table.refresh(now=0.0)
+    silent(nodes, "node-1")
+    assert table.refresh(now=250.0) == []
+    silent(nodes, "node-1", answering=True)
+    assert table.refresh(now=260.0) == [] and table.returning() == []
+    silent(nodes, "node-1")  # silent again: the grace starts over
+    assert table.refresh(now=500.0) == [] and table.alive("node-1")
+
+
+def test_a_partitioned_node_never_runs_a_job_twice(svc: JobService) -> None:
+    svc.settings = replace(svc.settings, node_lost_after=300.0)
+    h = Harness(svc)
+    sched = h.start()
+    try:
+        assert h.runtime is not None
+        retry = {"max_attempts": 3, "retry_on": ["lost"], "backoff": 0}
+        job = h.submit(constraints={"node.name": "node-1"}, retry=retry)
+        assert h.started(job) == "node-1"
+        h.until(lambda: h.svc.get(job).state is JobState.RUNNING)
+        silent(h.nodes, "node-1")  # Ray: alive; its agent: no answer
+        h.clock.advance(2.0)
+        for _ in range(20):
+            sched.tick()
+        assert h.svc.get(job).state is JobState.RUNNING and h.svc.get(job).attempts == 1
+        row = next(r for r in sched.snapshot()["nodes"] if r["id"] == "node-1")
+        assert (row["state"], row["reason"]) == ("unreachable", "its agent did not answer within 2 s")
+        other = h.submit(constraints={"node.zone": "eu"})  # only node-1 matches: it waits, with why
+        h.until(lambda: "its agent did not answer" in (h.svc.get(other).reason or ""))
+        # silent past the grace: lost, and retried where it may run (its constraint pins node-1)
+        h.clock.advance(300.0)
+        h.until(lambda: h.svc.get(job).state is not JobState.RUNNING)
+        assert not h.svc.get(job).state.terminal  # lost, to be retried
+        assert f"{job}-1" not in h.runtime.killed  # nothing could reach it
+        # the node answers again: attempt 1 (still running under its shim) is killed and its slot
+        # released before the node takes anything (the waiting jobs)
+        silent(h.nodes, "node-1", answering=True)
+        h.clock.advance(2.0)
+        h.until(lambda: f"{job}-2" in h.runtime.placed and f"{other}-1" in h.runtime.placed)
+        assert h.runtime.calls.index(f"kill {job}-1") < h.runtime.calls.index(f"start {job}-2")
+        assert h.runtime.calls.index(f"release {job}-1") < h.runtime.calls.index(f"start {other}-1")
+        h.runtime.end(f"{job}-2")
+        h.until(lambda: h.svc.get(job).state is JobState.SUCCEEDED)
+        assert h.svc.get(job).attempts == 2
+        events = [e["detail"] or "" for e in h.svc.events(job)]
+        assert any("its node node-1 was lost" in d for d in events), events
+    finally:
+        sched.stop()
+        sched.close()
+
+
+@dataclass
+class HangingNodes(EditableNodes):
+    """A cluster whose listing hangs (an agent that never answers, on the old code path) while
+    `hang` is clear."""
+
+    hang: threading.Event = field(default_factory=threading.Event)
+    looks: int = 0
+
+    def list(self) -> list[NodeInfo]:
+        self.looks += 1
+        if self.looks > 1:  # the first look (the scheduler's construction) answers
+            self.hang.wait()
+        return super().list()
+
+
+def test_a_hung_listing_of_the_nodes_never_stalls_the_tick(svc: JobService) -> None:
+    nodes = HangingNodes(two_nodes().nodes)
+    runtime = NodeRuntime(svc.settings.run_dir)
+    clock = FakeClock()
+    sched = Scheduler(
+        svc.engine, runtime, svc.settings, clock=clock, poll_interval=0.01, nodes=nodes, node_refresh=1.0
+    )
+    sched.start()
+    try:
+        job = svc.submit({"command": ["work"], "resources": {"cpus": 0.5, "memory": "64M"}}).id
+        for _ in range(400):  # the node thread is stuck in list(): the ticks go on without it
+            clock.advance(1.0)
+            sched.tick()
+            if f"{job}-1" in runtime.placed:
+                break
+        assert f"{job}-1" in runtime.placed and nodes.looks >= 2
+        nodes.kill("node-1")
+        nodes.kill("node-2")
+        nodes.hang.set()  # the listing answers: the tick takes it
+        for _ in range(2000):
+            sched.tick()
+            if all(r["state"] == "dead" for r in sched.snapshot()["nodes"]):
+                break
+        assert all(r["state"] == "dead" for r in sched.snapshot()["nodes"])
+    finally:
+        nodes.hang.set()
+        sched.stop()
+        sched.close()
+
+
+def test_the_table_can_be_listed_while_the_scheduler_changes_it() -> None:
+    nodes = EditableNodes([NodeInfo(f"node-{i}", "", 1.0, G) for i in range(50)])
+    table = NodeTable(nodes)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                table.snapshot()
+            except BaseException as exc:  # what the API thread saw
+                errors.append(exc)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(300):
+            table.refresh([*nodes.list(), NodeInfo(f"extra-{i}", "", 1.0, G)])
+            table.charge(f"gone-{i}", 0.1, 1)  # an attempt recovered on a node no longer listed
+    finally:
+        done.set()
+        reader.join()
+    assert errors == []
+
+
+def test_nothing_asks_a_silent_agent_from_the_tick_and_a_stop_waits_for_its_answer(h: Harness) -> None:
+    sched = h.start()
+    assert h.runtime is not None
+    job = h.submit(constraints={"node.name": "node-1"})
+    assert h.started(job) == "node-1"
+    h.until(lambda: h.svc.get(job).state is JobState.RUNNING)
+    silent(h.nodes, "node-1")
+    h.clock.advance(2.0)
+    sched.tick()
+    h.runtime.calls.clear()
+    h.svc.cancel(job)
+    for _ in range(30):  # polls, the stop and the kill after its grace would each hang on that agent
+        h.clock.advance(1.0)
+        sched.tick()
+    assert not [c for c in h.runtime.calls if c.endswith(f"{job}-1")], h.runtime.calls
+    assert h.svc.get(job).state is JobState.RUNNING  # not failed, not lost: unknown until it answers
+    silent(h.nodes, "node-1", answering=True)
+    h.clock.advance(2.0)
+    h.until(lambda: h.svc.get(job).state is JobState.CANCELLED)
+    assert f"kill {job}-1" in h.runtime.calls

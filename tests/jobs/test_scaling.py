@@ -76,6 +76,28 @@ def test_the_nodes_that_run_jobs_are_held_in_the_cluster(svc: JobService) -> Non
     assert held == [{"a"}, set()]  # busy and alive only; none once the jobs ended
 
 
+def test_idle_nodes_agents_are_let_go_after_the_cooldown_unless_jobs_wait(svc: JobService) -> None:
+    clock = FakeClock()
+    retired: list[str] = []
+    settings = AutoscaleSettings(enabled=True, node_cpus=8, node_memory=16 * G, cooldown=30)
+    scaler = Scaler(svc.engine, settings, Requests(), retire=retired.append, clock=clock)
+
+    def look(nodes: list[Node], waiting: list[Demand] = []) -> list[str]:  # noqa: B006
+        retired.clear()
+        scaler.offer([], waiting, nodes, clock())
+        scaler.step()
+        return sorted(retired)
+
+    idle_b = [Node("a", 2, G, used_cpus=1), Node("b", 2, G)]
+    assert look(idle_b) == []  # b just became idle
+    clock.advance(30)
+    assert look(idle_b) == ["b"]  # idle for the cool-down: let go (again at each look: idempotent)
+    assert look(idle_b, waiting=[Demand(4, G)]) == []  # a job waits for room: keep every agent
+    assert look([Node("a", 2, G, used_cpus=1), Node("b", 2, G, used_cpus=1)]) == []  # b busy again
+    clock.advance(10)
+    assert look(idle_b) == []  # its idle time starts over
+
+
 @pytest.fixture
 def scaled(svc: JobService) -> Iterator[tuple[Harness, Scaler, Requests]]:
     h = Harness(svc, nodes=two_nodes(), clock=FakeClock())

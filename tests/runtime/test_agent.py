@@ -5,6 +5,7 @@ the attempts still running instead of handing their cgroup slots to new attempts
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -74,3 +75,27 @@ def test_a_replacing_agent_adopts_a_running_attempt_before_answering(env: dict[s
         second.release(handle)
     finally:
         cleanup(first)
+
+
+def test_a_call_that_races_a_release_claims_no_slot_for_the_ended_attempt(
+    env: dict[str, str], home: Path
+) -> None:
+    agent = NodeAgent(env, f"node-{uuid.uuid4().hex[:6]}")
+    try:
+        first_id = f"0123abcd{uuid.uuid4().hex[:12]}"
+        first = agent.start(request(home, first_id, ["/bin/true"]))
+        assert agent.wait(first, 60) is not None
+        agent.release(first)
+        # a usage() sent before the release but run after it (Ray runs 16 calls at once)
+        agent.usage(first)
+        agent.kill(first)
+        assert f"{first_id}-1" not in agent._known
+        # the slot went back to the pool: the next attempt gets it, not a new one
+        second_id = f"0123abcd{uuid.uuid4().hex[:12]}"
+        second = agent.start(request(home, second_id, ["/bin/true"]))
+        assert json.loads(second)["slot"] == json.loads(first)["slot"]
+        assert agent.wait(second, 60) is not None
+        agent.release(second)
+        assert agent.recover(first) == "vanished"  # released here: never adopted again
+    finally:
+        cleanup(agent)

@@ -126,3 +126,59 @@ def test_the_services_pages_show_a_tokens_own_services(api: Api, test_image: Bui
         assert viewer.get("/services", follow_redirects=False).status_code == 303
     finally:
         viewer.close()
+
+
+def test_routes_are_the_operators_and_never_collide(api: Api, test_image: BuiltImage, queue: str) -> None:
+    image, web, host = test_image.pinned, name(), f"{queue}.example.com"
+    team = api.token(f"team-{queue}", queues=[queue])
+    store = ServiceStore(api.service.engine)
+    before = len(store.all())
+    # a token limited to queues may not route: no host, no prefix (one line, nothing stored)
+    for route in ({"hosts": [host]}, {"prefix": f"/{queue}/"}):
+        denied = api.post("/api/v1/services", body(image, web, queue=queue, **route), team)
+        assert denied.status_code == 403, denied.text
+        assert "needs an admin token or one for every queue" in denied.json()["message"]
+    assert len(store.all()) == before
+    # an admin routes it; the team then ships new revisions keeping the route, and may roll back
+    assert api.post("/api/v1/services", body(image, web, queue=queue, hosts=[host])).status_code == 202
+    kept = api.post("/api/v1/services", body(image, web, queue=queue, hosts=[host], replicas=0), team)
+    assert kept.status_code == 202, kept.text
+    assert api.post(f"/api/v1/services/{web}/rollback", None, team).status_code == 202
+    assert (
+        api.post(
+            "/api/v1/services", body(image, web, queue=queue, hosts=[host, "x." + host]), team
+        ).status_code
+        == 403
+    )
+    # nobody takes a host another service holds, not even an admin
+    taken = api.post("/api/v1/services", body(image, name(), queue=queue, hosts=[host.upper()]))
+    assert taken.status_code == 409
+    assert taken.json()["message"] == f"host {host} is already routed to service {web}"
+    # dropped by the admin, the route is not the team's to take back with a rollback
+    assert api.post("/api/v1/services", body(image, web, queue=queue)).status_code == 202
+    assert api.post(f"/api/v1/services/{web}/rollback", None, team).status_code == 403
+    assert store.get(web).spec.hosts == []
+
+
+def test_jobs_cannot_pose_as_a_services_replicas(api: Api, test_image: BuiltImage, queue: str) -> None:
+    web = name()
+    assert (
+        api.post("/api/v1/services", body(test_image.pinned, web, queue=queue, replicas=0)).status_code == 202
+    )
+    other = f"{queue}-other"
+    tenant = api.token(f"tenant-{queue}", queues=[other])
+    job = {
+        "command": ["sleep", "60"],
+        "queue": other,
+        "labels": {"freight.service": web, "freight.port": "1"},
+    }
+    refused = api.post("/api/v1/jobs", job, tenant)
+    assert refused.status_code == 400
+    assert "label 'freight.service' is reserved" in refused.json()["message"]
+    batch = api.post("/api/v1/jobs/batch", {"jobs": [job]}, tenant)
+    assert batch.status_code == 400
+    assert api.get("/api/v1/jobs", tenant, params={"queue": other}).json()["jobs"] == []
+    # one that got in anyway (the platform's own job, or stored before the labels were reserved) in
+    # another queue is not listed as the service's replica
+    api.service.submit(job, platform=True)
+    assert api.get(f"/api/v1/services/{web}").json()["replicas"] == []

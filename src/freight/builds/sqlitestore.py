@@ -13,18 +13,9 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from freight.db.revisions import SQLITE_BUSY_TIMEOUT, head_revisions
-
-
-def sqlite_path(database_url: str) -> Path | None:
-    """The file of a plain `sqlite:///path` URL; None for anything else (another database, options)."""
-    if not database_url.startswith("sqlite:///") or "?" in database_url:
-        return None
-    path = database_url.removeprefix("sqlite:///")
-    return Path(path) if path and path != ":memory:" else None
+from freight.db.revisions import SQLITE_BUSY_TIMEOUT, at_head, sqlite_file
 
 
 class RunRecorder:
@@ -36,9 +27,8 @@ class RunRecorder:
     @classmethod
     def open(cls, database_url: str) -> RunRecorder | None:
         """None when the store is not a local SQLite file at the migrations' head."""
-        path = sqlite_path(database_url)
-        heads = head_revisions()
-        if path is None or heads is None or not path.is_file():
+        path = sqlite_file(database_url)
+        if path is None or not path.is_file():
             return None
         try:
             conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
@@ -47,11 +37,10 @@ class RunRecorder:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            found = {row[0] for row in conn.execute("SELECT version_num FROM alembic_version")}
+            current = at_head(conn)
         except sqlite3.Error:
-            conn.close()
-            return None
-        if found != heads:
+            current = False
+        if not current:
             conn.close()
             return None
         return cls(conn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,3 +37,26 @@ def head_revisions() -> frozenset[str] | None:
         revisions.add(revision.group(1))
         downs.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
     return frozenset(revisions - downs) or None
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a plain `sqlite:///PATH` store URL; None for any other store (another database,
+    URL options, an in-memory store), which only the full path through SQLAlchemy can open."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or "?" in database_url:
+        return None
+    path = database_url.removeprefix(prefix)
+    return Path(path) if path and path != ":memory:" else None
+
+
+def at_head(db: sqlite3.Connection) -> bool:
+    """Whether an open SQLite store is at the migrations' head (a stdlib reader must not read a
+    store whose schema it does not know); raises sqlite3.Error when the store cannot be read."""
+    heads = head_revisions()
+    if heads is None:
+        return False
+    try:
+        found = {row[0] for row in db.execute("SELECT version_num FROM alembic_version")}
+    except sqlite3.OperationalError:  # no such table: a store never migrated
+        return False
+    return found == heads

@@ -45,7 +45,7 @@ jobs = Table(
     UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
 )
 # Listing is newest first by id, under a filter: these serve `WHERE ... ORDER BY id DESC LIMIT n`
-# (keyset pages) from the index alone, however many jobs the store holds (migration 0015).
+# (keyset pages) from the index alone, however many jobs the store holds (migration 0017).
 Index("ix_jobs_state_id", jobs.c.state, jobs.c.id)
 Index("ix_jobs_queue_state_id", jobs.c.queue, jobs.c.state, jobs.c.id)
 Index("ix_jobs_queue_id", jobs.c.queue, jobs.c.id)
@@ -139,6 +139,9 @@ events = Table(
     Column("to_state", String(16), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text),
+    # AUTOINCREMENT: SQLite would otherwise hand out max(id) + 1, an id followers already read past
+    # once a purge deleted the newest events (migration 0018)
+    sqlite_autoincrement=True,
 )
 Index("ix_events_job", events.c.job_id)
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from freight.db.revisions import SQLITE_BUSY_TIMEOUT, head_revisions
+from freight.db.revisions import SQLITE_BUSY_TIMEOUT, at_head, sqlite_file
 from freight.jobs.liveness import SCHEDULER_LEASE, SQLITE_NOW, holder_alive
 from freight.jobs.states import JobState
 from freight.jobs.waiting import waiting_reasons
@@ -38,15 +37,6 @@ class ListedJob:
     reason: str | None
 
 
-def sqlite_file(database_url: str) -> Path | None:
-    """The file of a `sqlite:///PATH` store (None for any other store)."""
-    prefix = "sqlite:///"
-    if not database_url.startswith(prefix) or "?" in database_url:
-        return None
-    path = database_url.removeprefix(prefix)
-    return Path(path) if path and path != ":memory:" else None
-
-
 def quick_list(
     database_url: str,
     *,
@@ -67,7 +57,7 @@ def quick_list(
         # read-only: a read never takes SQLite's write lock
         uri = f"{path.resolve().as_uri()}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT)) as db:
-            if not _at_head(db):
+            if not at_head(db):
                 return None
             rows = db.execute(query, (*params, limit)).fetchall()
             listed = [
@@ -99,14 +89,3 @@ def _filters(state: str | None, queue: str | None, cursor: str | None) -> tuple[
             clauses.append(f"{column} {op} ?")
             params.append(value)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _at_head(db: sqlite3.Connection) -> bool:
-    heads = head_revisions()
-    if heads is None:
-        return False
-    try:
-        found = {row[0] for row in db.execute("SELECT version_num FROM alembic_version")}
-    except sqlite3.OperationalError:  # no such table: a store never migrated
-        return False
-    return found == heads

@@ -31,6 +31,8 @@ class Node:
     schedulable: bool = True
     #: what jobs can constrain on: e.g. {"zone": "b", "disk": "ssd"}; "node.name" is always present.
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: why it is not schedulable (its agent does not answer, ...): shown as the node's rejection
+    reason: str | None = None
 
     @property
     def free_cpus(self) -> float:
@@ -103,7 +105,7 @@ def _unmatched(node: Node, req: Request) -> str | None:
 
 def _reject(node: Node, req: Request) -> str | None:
     if not node.schedulable:
-        return "not schedulable"
+        return f"not schedulable: {node.reason}" if node.reason else "not schedulable"
     unmatched = _unmatched(node, req)
     if unmatched is not None:
         return unmatched

@@ -5,7 +5,8 @@ Applied at submit, before anything is stored, to every job a token or the CLI se
 - resources: the queue's defaults fill what the spec leaves out (or its maximum, where the spec's
   default is more); cpus and memory must fit the queue's
   maxima and one node's capacity (a job that can never be placed is refused now, not queued for ever);
-- `user: root` only on a queue with `allow_root`, `inherit_env: true` only with `allow_inherit_env`.
+- `user: root` only on a queue with `allow_root`, `inherit_env: true` only with `allow_inherit_env`;
+- no `freight.*` label: those are the platform's own (a service's replicas are found by them).
 
 Jobs the platform itself submits (pipeline steps, build tasks) are checked for limits too; they may
 run as the server's user (see docs/reliability.md, "What a job can reach").
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from freight.errors import UserError
-from freight.jobs.spec import MIN_MEMORY, JobSpec
+from freight.jobs.spec import MIN_MEMORY, RESERVED_LABEL, JobSpec
 from freight.units import format_bytes
 
 
@@ -47,6 +48,17 @@ class QueuePolicy:
         )
 
 
+def check_labels(labels: Mapping[str, str], *, where: str = "spec") -> None:
+    """UserError naming the first label a user may not set: the `freight.` ones are the platform's."""
+    for key in labels:
+        if key.startswith(RESERVED_LABEL):
+            raise UserError(
+                f"label {key!r} is reserved: {RESERVED_LABEL}* labels are set by freight itself",
+                where=f"{where}: labels.{key}",
+                hint="pick another name, like app.service",
+            )
+
+
 def admit(
     spec: JobSpec,
     policy: QueuePolicy,
@@ -56,6 +68,8 @@ def admit(
     where: str = "spec",
 ) -> JobSpec:
     """`spec` with the queue's defaults applied, or UserError naming the field that breaks a rule."""
+    if not platform:
+        check_labels(spec.labels, where=where)
     spec = _with_defaults(spec, policy)
     queue = policy.name
     if spec.user == "root" and not (policy.allow_root or platform):

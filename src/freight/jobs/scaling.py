@@ -43,6 +43,7 @@ class Scaler:
         request: Callable[[list[Bundle]], None],
         *,
         hold: Callable[[set[str]], None] | None = None,
+        retire: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -51,6 +52,11 @@ class Scaler:
         #: marks in the cluster the nodes that run jobs (runtime/ray_holds.py), so the autoscaler
         #: removes idle nodes, never busy ones
         self.hold = hold
+        #: lets go of the agent of a node idle for the cool-down (ClusterRuntime.retire; idempotent),
+        #: so the autoscaler may remove it: Ray counts a node with a live agent as busy
+        self.retire = retire
+        #: node -> since when it has run no job (alive nodes only)
+        self._idle_since: dict[str, float] = {}
         self.clock = clock
         self.shape = Shape()
         #: the last plan (for the capacity page); None before the first
@@ -109,16 +115,28 @@ class Scaler:
                     "detail": plan.reason,
                 }
             )
+        busy = {n.name for n in offer.nodes if n.schedulable and (n.used_cpus > 0 or n.used_memory > 0)}
         if self.hold is not None:
-            self.hold(
-                {n.name for n in offer.nodes if n.schedulable and (n.used_cpus > 0 or n.used_memory > 0)}
-            )
+            self.hold(busy)
+        self._retire_idle(alive, busy, plan, now)
         self.shape = plan.shape
         self.last = plan
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(insert(scaling_events), rows)
         return plan
+
+    def _retire_idle(self, alive: set[str], busy: set[str], plan: ScalePlan, now: float) -> None:
+        """Let go of the agents of nodes idle for the cool-down while no job waits for room."""
+        for name in busy | (set(self._idle_since) - alive):
+            self._idle_since.pop(name, None)
+        for name in alive - busy:
+            self._idle_since.setdefault(name, now)
+        if self.retire is None or plan.unplaced:
+            return
+        for name, since in sorted(self._idle_since.items()):
+            if now - since >= self.settings.cooldown:
+                self.retire(name)
 
     @staticmethod
     def _node_row(now: float, kind: str, name: str, count: int) -> dict[str, Any]:

@@ -39,6 +39,8 @@ RetryReason = Literal["oom", "timeout", "lost", "failed"]
 #: the longest label name and value (job_labels indexes them; see db/schema.py)
 MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 500
+#: labels under this prefix are the platform's own (a service's replicas carry them): jobs/policy.py
+RESERVED_LABEL = "freight."
 
 
 class _Strict(BaseModel):

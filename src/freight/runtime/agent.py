@@ -16,6 +16,8 @@ import contextlib
 import logging
 import os
 import socket
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ log = logging.getLogger("freight.agent")
 
 #: most bytes of log one read_log call returns
 LOG_CHUNK = 1 << 20
+#: released attempts remembered, so a late call about one (usage racing its release) claims nothing
+RELEASED_KEPT = 10_000
 
 
 def agent_settings(env: dict[str, str], node: str) -> Settings:
@@ -56,12 +60,18 @@ class NodeAgent:
         #: agent before it (replaced after it died) and is adopted first, so its cgroup slot is
         #: claimed again and never handed to a new attempt while it runs
         self._known: set[str] = set()
+        #: attempts released here (most recent last): never adopted again, or a call that raced the
+        #: release (Ray runs up to 16 at once) would claim the slot for an ended attempt for good
+        self._released: OrderedDict[str, None] = OrderedDict()
+        #: held while an attempt is adopted or released (the two must not interleave)
+        self._lock = threading.Lock()
 
     def _adopted(self, text: str) -> Handle:
         handle = Handle.from_json(text)
-        if handle.attempt_id not in self._known:
-            self.runtime.recover(handle)
-            self._known.add(handle.attempt_id)
+        with self._lock:
+            if handle.attempt_id not in self._known and handle.attempt_id not in self._released:
+                self.runtime.recover(handle)
+                self._known.add(handle.attempt_id)
         return handle
 
     def info(self) -> dict[str, Any]:
@@ -92,7 +102,8 @@ class NodeAgent:
             container=container_from_dict(request.get("container")),
         )
         handle = self.runtime.start(attempt)
-        self._known.add(handle.attempt_id)
+        with self._lock:
+            self._known.add(handle.attempt_id)
         return handle.to_json()
 
     def _user(self) -> tuple[int, int] | None:
@@ -128,8 +139,12 @@ class NodeAgent:
         the object store from this node first, so every server can read it even when this node's
         disk is not theirs. Returns whether the log was archived."""
         found = self._adopted(handle)
+        with self._lock:  # first: from here on no call adopts it again
+            self._known.discard(found.attempt_id)
+            self._released[found.attempt_id] = None
+            while len(self._released) > RELEASED_KEPT:
+                self._released.popitem(last=False)
         self.runtime.release(found)
-        self._known.discard(found.attempt_id)
         return log_path is not None and self._archive(found.attempt_id, Path(log_path))
 
     def _archive(self, attempt_id: str, log_path: Path) -> bool:
@@ -149,8 +164,11 @@ class NodeAgent:
     def recover(self, handle: str) -> dict[str, Any] | str:
         """The outcome (a dict) if the attempt ended, else "running" or "vanished"."""
         attempt = Handle.from_json(handle)
-        found = self.runtime.recover(attempt)
-        self._known.add(attempt.attempt_id)
+        with self._lock:
+            if attempt.attempt_id in self._released:
+                return Recovered.VANISHED.value  # released here: its slot is not its own any more
+            found = self.runtime.recover(attempt)
+            self._known.add(attempt.attempt_id)
         return found.value if isinstance(found, Recovered) else asdict(found)
 
     def usage(self, handle: str) -> tuple[int | None, float | None]:

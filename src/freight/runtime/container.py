@@ -92,6 +92,9 @@ for h in $hs; do
 done
 [ -e "$rec/kill" ] && exit 137
 for a; do shift; [ "$a" = "--cgroup-parent=@" ] && a="--cgroup-parent=$slot"; set -- "$@" "$a"; done
+# conmon leaves files (an empty `oom` when the container was OOM-killed) in its working directory:
+# run podman from the attempt's own folder, never from the folder the user submitted from
+cd "$rec" || exit 125
 "$podman" "$@"
 rc=$?
 # run --rm removed it (in the same podman: no second Go start); 125 is podman's own failure, which

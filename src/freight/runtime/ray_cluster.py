@@ -9,8 +9,10 @@ a hard node-affinity strategy and no CPU of their own, so a restarted server fin
 the attempts they hold; the attempts themselves run under their shims, not in Ray's worker processes,
 so they outlive an agent too (a new agent re-attaches through `recover`).
 
-A node is lost when Ray says it is dead or its agent cannot be reached: its attempts are `lost`
-(`ClusterRuntime.node_alive`). Ray is imported only here, and only when a cluster is used.
+A node is dead when Ray says so (`ClusterRuntime.node_alive`). A node Ray calls alive whose agent does
+not answer within AGENT_ANSWER seconds is listed alive but not `answering` (with the reason): the
+scheduler places nothing there and leaves its attempts alone (they run on under their shims), rather
+than losing them and running them twice. Ray is imported only here, and only when a cluster is used.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 
 NAMESPACE = "freight"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+#: seconds the agents have, all asked at once, to answer a look at the nodes (a hung agent costs this)
+AGENT_ANSWER = 2.0
+#: seconds a first look waits for agents that never answered yet (starting an actor takes seconds)
+AGENT_START = 60.0
 #: label resources a Ray node advertises become freight node labels: --resources '{"label:zone=eu": 1}'
 LABEL_PREFIX = "label:"
 
@@ -39,8 +45,13 @@ class ClusterNode:
     address: str
     cpus: float
     memory: int
+    #: Ray's word: the node's raylet is alive
     alive: bool
     labels: dict[str, str] = field(default_factory=dict)
+    #: its agent answered this look (a silent agent leaves the node alive, taking no new attempts)
+    answering: bool = True
+    #: why it is not answering
+    reason: str | None = None
 
 
 def loopback_only() -> None:
@@ -101,6 +112,15 @@ class ClusterRuntime:
             if k.startswith("FREIGHT_") and k not in {"FREIGHT_TOKEN", "FREIGHT_DATABASE_URL"}
         }
         self._agents: dict[str, Any] = {}
+        #: node id -> the `info` question its agent has not answered yet
+        self._asking: dict[str, Any] = {}
+        #: node id -> what its agent last said of itself (cpus, memory, ...)
+        self._info: dict[str, dict[str, Any]] = {}
+        #: node id -> the poll its agent has not answered yet
+        self._polling: dict[str, Any] = {}
+        #: nodes whose agent was let go while idle (retire): Ray counts a node with a live agent as
+        #: busy and would never remove it; the agent comes back when the node is used again
+        self._retired: set[str] = set()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ClusterRuntime:
@@ -119,49 +139,82 @@ class ClusterRuntime:
 
     # -- nodes -------------------------------------------------------------------------------------
 
-    def nodes(self) -> list[ClusterNode]:
+    def nodes(self, starting_wait: float = 0.0) -> list[ClusterNode]:
         """Every node Ray knows, alive or not, with what its agent says it offers. The agents are
-        asked all at once (one round trip for the cluster, not one per node)."""
-        found = []
+        asked all at once and given AGENT_ANSWER seconds in all: a silent agent's node is listed
+        alive, not answering, with its last known size. A question still unanswered is not asked
+        again (a hung agent does not pile up calls); its answer counts whenever it comes.
+        `starting_wait`: up to this many more seconds for agents that never answered yet (a first
+        look, before any tick: the agents are being started)."""
         listed = self._ray.nodes()
-        asked: dict[str, Any] = {}
-        for raw in listed:
-            if raw["Alive"]:
-                with contextlib.suppress(Exception):  # answered (or not) below
-                    agent = self.agent(raw["NodeID"], _labels(raw.get("Resources", {})))
-                    asked[raw["NodeID"]] = agent.info.remote()
+        # a retired node (its idle agent let go for the autoscaler) is asked nothing: Ray's figures
+        alive_ids = {raw["NodeID"] for raw in listed if raw["Alive"] and raw["NodeID"] not in self._retired}
+        for node_id in set(self._asking) - alive_ids:  # dead, forgotten or retired: nothing to ask
+            self._asking.pop(node_id, None)
+            self._info.pop(node_id, None)
+        problems: dict[str, str] = {}
         for raw in listed:
             node_id = raw["NodeID"]
-            alive = bool(raw["Alive"])
-            resources = raw.get("Resources", {})
-            cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
-            if alive:
+            if node_id in alive_ids and node_id not in self._asking:
                 try:
-                    info = self._agent_info(node_id, _labels(resources), asked.get(node_id))
-                    # what the operator gave the node (ray start --num-cpus/--memory) when it is
-                    # less than the machine: several raylets may share one machine
-                    cpus = min(cpus, float(info["cpus"])) if cpus else float(info["cpus"])
-                    memory = min(memory, int(info["memory"])) if memory else int(info["memory"])
-                except Exception:  # an agent that cannot start or answer: the node takes no jobs
-                    alive = False
-            found.append(
-                ClusterNode(
-                    node_id, raw.get("NodeManagerAddress", ""), cpus, memory, alive, _labels(resources)
-                )
-            )
-        return found
+                    agent = self.agent(node_id, _labels(raw.get("Resources", {})))
+                    self._asking[node_id] = agent.info.remote()
+                except Exception as exc:
+                    problems[node_id] = f"its agent cannot be started: {exc}"
+        refs = list(self._asking.values())
+        ready = self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0] if refs else []
+        answered = set(ready)  # object refs compare (and hash) by their object id
+        starting = [r for n, r in self._asking.items() if n not in self._info and r not in answered]
+        if starting and starting_wait > 0:
+            answered.update(self._ray.wait(starting, num_returns=len(starting), timeout=starting_wait)[0])
+        for node_id, ref in list(self._asking.items()):
+            if ref in answered:
+                del self._asking[node_id]
+                problem = self._take_info(node_id, ref)
+                if problem is not None:
+                    problems[node_id] = problem
+            else:
+                problems[node_id] = f"its agent did not answer within {AGENT_ANSWER:g} s"
+        return [self._node(raw, problems.get(raw["NodeID"])) for raw in listed]
 
-    def _agent_info(self, node_id: str, labels: dict[str, str], asked: Any = None) -> dict[str, Any]:
-        """What the node's agent says of itself (`asked`: the request already sent). An agent that
-        died while its node lives (killed, crashed) is replaced, once, rather than the node counted
-        as lost: its attempts run on."""
+    def _take_info(self, node_id: str, ref: Any) -> str | None:
+        """Keep what the agent answered; the problem, if its answer is an error. An agent that died
+        while its node lives (killed, crashed) is replaced: its attempts run on under their shims,
+        and the new one answers a later look."""
         try:
-            ref = asked if asked is not None else self.agent(node_id, labels).info.remote()
-            info: dict[str, Any] = self._ray.get(ref, timeout=60)
+            self._info[node_id] = self._ray.get(ref, timeout=0)
         except self._ray.exceptions.RayActorError:
+            if node_id in self._retired:
+                return None  # let go on purpose (retire): the node is placeable on Ray's figures
             self._agents.pop(node_id, None)
-            info = self._ray.get(self.agent(node_id, labels).info.remote(), timeout=60)
-        return info
+            with contextlib.suppress(Exception):
+                self.agent(node_id)
+            return "its agent died; a new one is starting"
+        except Exception as exc:
+            return f"its agent failed to answer: {exc}"
+        return None
+
+    def _node(self, raw: dict[str, Any], problem: str | None) -> ClusterNode:
+        node_id = raw["NodeID"]
+        resources = raw.get("Resources", {})
+        cpus, memory = float(resources.get("CPU", 0.0)), int(resources.get("memory", 0))
+        info = self._info.get(node_id)
+        if info is not None:
+            # what the operator gave the node (ray start --num-cpus/--memory) when it is less than
+            # the machine: several raylets may share one machine
+            cpus = min(cpus, float(info["cpus"])) if cpus else float(info["cpus"])
+            memory = min(memory, int(info["memory"])) if memory else int(info["memory"])
+        alive = bool(raw["Alive"])
+        return ClusterNode(
+            node_id,
+            raw.get("NodeManagerAddress", ""),
+            cpus,
+            memory,
+            alive,
+            _labels(resources),
+            answering=alive and problem is None,
+            reason=problem if alive else None,
+        )
 
     def agent(self, node_id: str, labels: dict[str, str] | None = None) -> Any:
         """The node's agent, started on first use (or found again after a server restart). `labels`
@@ -169,6 +222,7 @@ class ClusterRuntime:
         handle = self._agents.get(node_id)
         if handle is not None:
             return handle
+        self._retired.discard(node_id)  # the node is used again (a job, a log read): its agent returns
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if labels is None:
@@ -186,6 +240,21 @@ class ClusterRuntime:
         handle = actor.remote(self.env, node_id, labels)
         self._agents[node_id] = handle
         return handle
+
+    def retire(self, node_id: str) -> None:
+        """Let an idle node's agent go, so the autoscaler may remove the node: Ray counts a node
+        with a live agent as busy (measured: such nodes stayed; once their agents were killed they
+        went in 3.5 s). For nodes that run no attempt; the node stays listed (with Ray's figures)
+        and placeable, and its agent starts again when it is used. Idempotent."""
+        if node_id in self._retired:
+            return
+        self._retired.add(node_id)
+        self._asking.pop(node_id, None)
+        handle = self._agents.pop(node_id, None)
+        with contextlib.suppress(Exception):  # gone already: nothing to let go
+            if handle is None:
+                handle = self._ray.get_actor(f"freight-agent-{node_id}", namespace=NAMESPACE)
+            self._ray.kill(handle, no_restart=True)
 
     def node_alive(self, node_id: str) -> bool:
         return any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes())
@@ -230,22 +299,29 @@ class ClusterRuntime:
         return True
 
     def poll_many(self, handles: list[Handle]) -> dict[str, Outcome | None]:
-        """Poll many attempts with one request per node (not one per attempt): attempt id -> its
-        outcome, or None while it runs. A node that cannot answer leaves its attempts out."""
+        """Poll many attempts with one request per node (not one per attempt), all nodes at once,
+        waiting AGENT_ANSWER seconds in all: attempt id -> its outcome, or None while it runs. A node
+        that does not answer in time leaves its attempts out, and is not asked again until it has
+        answered (a hung agent does not pile up calls, nor hold the tick)."""
         by_node: dict[str, list[Handle]] = {}
         for handle in handles:
             by_node.setdefault(handle.extra["node"], []).append(handle)
-        pending = []
         for node, group in by_node.items():
+            if node in self._polling:
+                continue
             try:
-                ref = self.agent(node).poll.remote([h.to_json() for h in group])
+                self._polling[node] = self.agent(node).poll.remote([h.to_json() for h in group])
             except Exception:
                 continue
-            pending.append(ref)
+        refs = list(self._polling.values())
+        ready = set(self._ray.wait(refs, num_returns=len(refs), timeout=AGENT_ANSWER)[0]) if refs else set()
         found: dict[str, Outcome | None] = {}
-        for ref in pending:
+        for node, ref in list(self._polling.items()):
+            if ref not in ready:
+                continue
+            del self._polling[node]
             try:
-                answer = self._ray.get(ref, timeout=60)
+                answer = self._ray.get(ref, timeout=0)
             except self._ray.exceptions.RayError:
                 continue
             found.update({k: outcome_from_dict(v) if v is not None else None for k, v in answer.items()})

@@ -177,7 +177,11 @@ class NodeOut(BaseModel):
     running: int
     queued: int | None = Field(description="Jobs waiting in the store (embedded only)")
     labels: dict[str, str] = Field(description="What jobs constrain on (`constraints: {node.zone: eu}`)")
-    state: Literal["alive", "dead"]
+    state: Literal["alive", "unreachable", "returning", "dead"] = Field(
+        description="alive; unreachable (its agent does not answer: takes no new jobs, its jobs run on); "
+        "returning (answers again after it was lost: what ran there is stopped first); dead (lost)"
+    )
+    reason: str | None = Field(default=None, description="Why it takes no new jobs")
     isolation: str | None
 
 

@@ -32,6 +32,7 @@ from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState
+from freight.services.deploy import queues
 from freight.services.router import Router
 from freight.services.spec import LABEL, ServiceSpec
 from freight.services.store import ServiceRow, ServiceStore
@@ -239,7 +240,7 @@ class ServiceController:
                 "freight.health": spec.health,
             },
         )
-        view = self.jobs.submit(job)
+        view = self.jobs.submit(job, platform=True)  # freight.* labels are the platform's
         state.replicas[view.id] = Replica(view.id, port, key, now)
         self._health_paths[view.id] = spec.health
 
@@ -264,17 +265,21 @@ class ServiceController:
                 self.jobs.cancel(replica.job_id)
 
     def _adopt(self, now: float) -> None:
-        """After a restart: take back the replicas that still run, from their jobs' labels."""
+        """After a restart: take back the replicas that still run, from their jobs' labels. Only a job
+        in one of its service's queues is a replica (freight.* labels are the platform's own: no user
+        submission carries them, see jobs/policy.py; the queue check holds for jobs from before)."""
         self._adopted = True
+        services = {row.name: row for row in self.store.all()}
         views: list[JobView] = []
         for state_name in ("queued", "starting", "running"):
             views += self.jobs.list_jobs(state=state_name, limit=1000)
         for view in views:
-            name = view.labels.get(LABEL) or view.spec.labels.get(LABEL)
             labels = view.spec.labels
-            if not name or "freight.port" not in labels:
+            name = labels.get(LABEL)
+            row = services.get(name) if name else None
+            if row is None or "freight.port" not in labels or view.spec.queue not in queues(row):
                 continue
-            state = self._states.setdefault(name, _State())
+            state = self._states.setdefault(row.name, _State())
             replica = Replica(view.id, int(labels["freight.port"]), labels.get("freight.key", ""), now)
             state.replicas[view.id] = replica
             self._health_paths[view.id] = labels.get("freight.health", "/healthz")

@@ -60,9 +60,17 @@ def make_spec(
         raise format_validation_error(exc, "service") from None
 
 
+def queues(row: ServiceRow) -> frozenset[str]:
+    """The queues a service's replicas may run in: its spec's, and its previous revision's (a queue
+    change applies to replicas started from then on). A job labelled with the service elsewhere is
+    not one of its replicas."""
+    return frozenset({row.spec.queue} | ({row.previous.queue} if row.previous else set()))
+
+
 def describe(row: ServiceRow, jobs: list[JobView]) -> dict[str, Any]:
     """The service's row and its replicas that have not ended (`jobs`: those labelled with it)."""
     data = row.to_dict()
+    mine = queues(row)
     data["replicas"] = [
         {
             "job": view.id,
@@ -71,6 +79,6 @@ def describe(row: ServiceRow, jobs: list[JobView]) -> dict[str, Any]:
             "current": view.spec.labels.get("freight.key") == row.spec.replica_key(),
         }
         for view in jobs
-        if not view.terminal
+        if not view.terminal and view.spec.queue in mine
     ]
     return data

@@ -1,7 +1,8 @@
 """ServiceGateway: the gateway's HTTP routing to services, in front of the builds gateway.
 
 A request whose Host is one of a service's `hosts`, or whose path is under its `prefix` (the longest
-wins; the prefix is stripped), is proxied to the service's router on 127.0.0.1:PORT, which sends it
+wins; the prefix is stripped) on a host no builds app serves (an app's host is the app's alone: a
+service's prefix does not reach into it), is proxied to the service's router on 127.0.0.1:PORT, which sends it
 to a healthy replica (services/router.py: a replica leaves the route before it is stopped). Every
 other request goes to `fallback` (the builds gateway, serving releases). The routes are read from the
 services table and cached for `ttl` seconds, so a deploy elsewhere (another process) shows within it.
@@ -24,6 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from freight.services.claims import app_hosts
 from freight.services.store import ServiceStore
 
 Scope = MutableMapping[str, Any]
@@ -71,6 +73,7 @@ class ServiceGateway:
         self.ttl, self.clock = ttl, clock
         self._lock = threading.Lock()
         self._routes: list[ServiceRoute] = []
+        self._app_hosts: frozenset[str] = frozenset()
         self._loaded_at: float | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -89,6 +92,9 @@ class ServiceGateway:
         await self.fallback(scope, receive, send)
 
     def routes(self) -> list[ServiceRoute]:
+        return self._load()[0]
+
+    def _load(self) -> tuple[list[ServiceRoute], frozenset[str]]:
         now = self.clock()
         with self._lock:
             if self._loaded_at is None or now - self._loaded_at >= self.ttl:
@@ -97,15 +103,19 @@ class ServiceGateway:
                     for row in self.store.all()
                     if row.status != "removing" and (row.spec.hosts or row.spec.prefix)
                 ]
+                with self.store.engine.connect() as conn:
+                    self._app_hosts = app_hosts(conn)
                 self._loaded_at = now
-            return self._routes
+            return self._routes, self._app_hosts
 
     def match(self, host: str, path: str) -> tuple[ServiceRoute, str] | None:
         """The service a request goes to and the path its replica sees, or None (not a service's)."""
-        routes = self.routes()
+        routes, apps = self._load()
         for route in routes:
             if host and host in route.hosts:
                 return route, path
+        if host in apps:  # a builds app's host: its paths are the app's
+            return None
         best: ServiceRoute | None = None
         for route in routes:
             prefix = route.prefix or ""

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from freight.db.schema import services
-from freight.errors import NotFoundError, UserError
+from freight.errors import ConflictError, NotFoundError, UserError
+from freight.services import claims
 from freight.services.spec import NAME, ServiceSpec
 
 
@@ -33,6 +34,14 @@ class ServiceRow:
             "message": self.message,
             "updated_at": self.updated_at,
         }
+
+
+def _check_claims(conn: Connection, name: str, spec: ServiceSpec) -> None:
+    if not (spec.hosts or spec.prefix):
+        return
+    found = claims.collision(spec, claims.owners(conn, besides=name))
+    if found is not None:
+        raise found
 
 
 def _row(record: Any) -> ServiceRow:
@@ -64,11 +73,13 @@ class ServiceStore:
         return _row(record)
 
     def deploy(self, name: str, spec: ServiceSpec) -> ServiceRow:
-        """A new revision of `name` (created if new); the controller rolls the replicas to it."""
+        """A new revision of `name` (created if new); the controller rolls the replicas to it.
+        ConflictError (nothing written) when a host or the prefix is another service's or app's."""
         if not NAME.match(name):
             raise UserError(f"{name!r} is not a service name", where="NAME", hint="use a-z, 0-9 and -")
         now = time.time()
-        with self.engine.begin() as conn:
+        with claims.claiming(self.engine) as conn:
+            _check_claims(conn, name, spec)
             record = conn.execute(select(services).where(services.c.name == name)).first()
             if record is None:
                 conn.execute(
@@ -89,16 +100,27 @@ class ServiceStore:
         return self.get(name)
 
     def rollback(self, name: str, message: str | None = None) -> ServiceRow:
-        """Back to the spec before the last deploy (which becomes the one a rollback returns to)."""
+        """Back to the spec before the last deploy (which becomes the one a rollback returns to).
+        Its hosts and prefix are claimed again: ConflictError if someone took one meanwhile. An
+        automatic rollback (`message` given) then keeps the current revision's routes instead, so a
+        broken rollout is always undone."""
         row = self.get(name)
         if row.previous is None:
             raise UserError(f"service {name} has no earlier revision", where="NAME")
-        with self.engine.begin() as conn:
+        target = row.previous
+        with claims.claiming(self.engine) as conn:
+            try:
+                _check_claims(conn, name, target)
+            except ConflictError as exc:
+                if message is None:
+                    raise
+                target = target.model_copy(update={"hosts": row.spec.hosts, "prefix": row.spec.prefix})
+                message += f"; kept this revision's routes ({exc})"
             conn.execute(
                 update(services)
                 .where(services.c.name == name, services.c.revision == row.revision)
                 .values(
-                    spec=row.previous.model_dump_json(), previous=row.spec.model_dump_json(),
+                    spec=target.model_dump_json(), previous=row.spec.model_dump_json(),
                     revision=row.revision + 1, status="rolled_back" if message else "deploying",
                     message=message, updated_at=time.time(),
                 )

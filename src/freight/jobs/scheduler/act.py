@@ -59,14 +59,17 @@ class Act(SchedulerState):
 
     def _act(self, actions: Effects, now: float) -> None:
         waiting: list[Running] = []  # stops asked for mid-spawn: signalled once the handle is collected
+        # a node whose agent does not answer is not asked (that would hang the tick): the kill after
+        # the grace is asked again every second, so it reaches the attempt once the node answers
         for run in self._pending_term:
             if run.handle is not None:
-                self._guarded("stop", run.attempt_id, self.runtime.terminate, run.handle)
+                if self.nodes.reachable(run.node):
+                    self._guarded("stop", run.attempt_id, self.runtime.terminate, run.handle)
             elif self.running.get(run.job_id) is run:
                 waiting.append(run)
         self._pending_term = waiting
         for run in actions.kill:
-            if run.handle is not None:
+            if run.handle is not None and self.nodes.reachable(run.node):
                 self._guarded("kill", run.attempt_id, self.runtime.kill, run.handle)
         self.spawner.release(actions.release)
         for record_dir in actions.remove_records:

@@ -69,6 +69,7 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
         self._last_lease = now
         self._bind_socket()
         self.recover()
+        self.watch.start()
         self._publish()
 
     def _bind_socket(self) -> None:
@@ -100,6 +101,7 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
             batch = Batch()
             self._collect_spawned(batch, now)
             self._commit(batch, now)
+        self.watch.close()
         self.archiver.close()
         if self.scaler is not None:
             self.scaler.stop()
@@ -154,7 +156,7 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
             self._sync(batch, now)
         elif self._submitted:
             self._admit_submitted(batch, now)
-        if self.nodes.remote and now - self._last_nodes >= self.node_refresh:
+        if self.nodes.remote:  # takes the newest listing of the nodes; never waits for one
             self._refresh_nodes(batch, now)
         self._reap(batch, actions, now)
         self._timers(batch, actions, now)

@@ -7,12 +7,21 @@
                 `refresh` says which nodes were lost since the last look, so their attempts can be
                 marked `lost` and retried elsewhere.
 
+Lost is a verdict that starts a second copy of every attempt on the node (retry_on: lost), so it is
+given only when the cluster says the node is dead (or forgets it), or when the node has not answered
+for `lost_after` seconds (minutes: a partition or a hung agent must not run a job twice). A node that
+Ray calls alive but whose agent does not answer is *unreachable*: it takes no new attempts (placement
+gives the reason) and its attempts are left alone. A node declared lost that answers again is
+*returning*: it takes nothing until the scheduler has killed the attempts the store ended meanwhile
+(`returning()`, then `reconciled()`).
+
 The table is owned by the scheduler's thread; `snapshot()` returns plain rows for other threads (the
-API's `GET /api/v1/nodes`, `freight nodes`).
+API's `GET /api/v1/nodes`, `freight nodes`) and is safe to call while the scheduler changes the table.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,8 +40,13 @@ class NodeInfo:
     address: str
     cpus: float
     memory: int
+    #: the cluster says it is alive (Ray's view, not whether its agent answered)
     alive: bool = True
     labels: dict[str, str] = field(default_factory=dict)
+    #: its agent answered the last look: a live node whose agent is silent takes no new attempts
+    answering: bool = True
+    #: why it takes no new attempts (its agent is silent, starting, ...); None when it takes them
+    reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -68,11 +82,23 @@ class ClusterNodes:
 
     def __init__(self, runtime: ClusterRuntime) -> None:
         self.runtime = runtime
+        self._looked = False
 
     def list(self) -> list[NodeInfo]:
+        """The first look waits for agents being started (it precedes the scheduler's ticks); later
+        ones give every agent 2 s (they run off the tick's thread anyway)."""
+        from freight.runtime.ray_cluster import AGENT_START
+
+        found = self.runtime.nodes(starting_wait=0.0 if self._looked else AGENT_START)
+        self._looked = True
         return [
-            NodeInfo(n.id, n.address, n.cpus, n.memory, n.alive, dict(n.labels)) for n in self.runtime.nodes()
+            NodeInfo(n.id, n.address, n.cpus, n.memory, n.alive, dict(n.labels), n.answering, n.reason)
+            for n in found
         ]
+
+
+#: seconds a live node's agent may stay silent before the node is declared lost (FREIGHT_NODE_LOST_AFTER)
+LOST_AFTER = 300.0
 
 
 @dataclass
@@ -81,12 +107,41 @@ class _Entry:
     used_cpus: float = 0.0
     used_memory: int = 0
     running: int = 0
+    #: declared lost: its attempts were ended `lost` (and may run again elsewhere)
+    lost: bool = False
+    #: declared lost, answering again: the attempts ended meanwhile must be killed before it takes any
+    returning: bool = False
+    #: when its agent was first found silent (None: it answers)
+    silent_since: float | None = None
+
+    @property
+    def schedulable(self) -> bool:
+        return self.info.alive and self.info.answering and not self.lost and not self.returning
+
+    @property
+    def state(self) -> str:
+        if self.lost:
+            return "dead"
+        if self.returning:
+            return "returning"
+        return "alive" if self.info.answering else "unreachable"
+
+    @property
+    def reason(self) -> str | None:
+        if self.lost:
+            return "declared lost" if self.info.alive else "the cluster says it is dead"
+        if self.returning:
+            return "answers again after it was declared lost: stopping the attempts ended meanwhile"
+        return None if self.info.answering else self.info.reason or "its agent does not answer"
 
 
 class NodeTable:
-    def __init__(self, source: NodeSource) -> None:
+    def __init__(self, source: NodeSource, lost_after: float = LOST_AFTER) -> None:
         self.source = source
+        self.lost_after = lost_after
         self._nodes: dict[str, _Entry] = {}
+        #: held while `_nodes` changes size and while snapshot() copies it (other threads read it)
+        self._lock = threading.Lock()
         #: placement rows (ordered by id), rebuilt when the nodes change; a charge replaces one row
         self._rows: list[Node] | None = None
         self._row_of: dict[str, int] = {}
@@ -95,32 +150,69 @@ class NodeTable:
     def remote(self) -> bool:
         return self.source.remote
 
-    def refresh(self, infos: Iterable[NodeInfo] | None = None) -> list[str]:
-        """Read the nodes again (from `infos`, else the source). Returns the ids of nodes that were
-        alive and are now dead or gone: their attempts are lost."""
+    def refresh(self, infos: Iterable[NodeInfo] | None = None, now: float | None = None) -> list[str]:
+        """Read the nodes again (from `infos`, else the source). Returns the ids of nodes lost since
+        the last look: dead or gone in the cluster's word, or silent for `lost_after` seconds by `now`
+        (without `now`, silence alone never loses a node). Their attempts are lost."""
         found = {i.id: i for i in (self.source.list() if infos is None else infos)}
         lost = []
-        for node_id, entry in self._nodes.items():
-            now = found.get(node_id)
-            if entry.info.alive and (now is None or not now.alive):
-                lost.append(node_id)
-            if now is None:  # forgotten by the cluster: keep it, dead, while attempts may name it
-                found[node_id] = replace(entry.info, alive=False)
-        for node_id, info in found.items():
-            known = self._nodes.get(node_id)
-            if known is None:
-                self._nodes[node_id] = _Entry(info)
-            else:
-                known.info = info
-        self._rows = None
+        with self._lock:
+            for node_id, known in self._nodes.items():
+                if node_id not in found:  # forgotten by the cluster: keep it, dead, while attempts name it
+                    found[node_id] = replace(known.info, alive=False)
+            for node_id, info in found.items():
+                entry = self._nodes.get(node_id)
+                if entry is None:  # nothing of ours runs there yet: a dead one is simply lost
+                    self._nodes[node_id] = entry = _Entry(info, lost=not info.alive)
+                if self._look(entry, info, now):
+                    lost.append(node_id)
+            self._rows = None
         return lost
+
+    def _look(self, entry: _Entry, info: NodeInfo, now: float | None) -> bool:
+        """Update one node from what its source says now; True when that makes it lost."""
+        entry.info = info
+        if not info.alive:
+            was_lost, entry.lost, entry.returning = entry.lost, True, False
+            return not was_lost
+        if not info.answering:
+            if entry.silent_since is None:
+                entry.silent_since = now
+            since = entry.silent_since
+            if entry.lost or now is None or since is None or now - since < self.lost_after:
+                return False
+            entry.lost, entry.returning = True, False
+            return True
+        entry.silent_since = None
+        if entry.lost:  # it answers again: what ran there may still run
+            entry.lost, entry.returning = False, True
+        return False
+
+    def returning(self) -> list[str]:
+        """Nodes declared lost that answer again: the attempts the store ended on them must be killed
+        (their cgroup slots released) before they take new ones; then call `reconciled`."""
+        return sorted(node_id for node_id, e in self._nodes.items() if e.returning and e.info.answering)
+
+    def reconciled(self, node_id: str) -> None:
+        """What ran on this returning node was stopped: it may take attempts again."""
+        entry = self._nodes.get(node_id)
+        if entry is not None and entry.returning:
+            entry.returning = False
+            self._rows = None
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._nodes
 
     def alive(self, node_id: str) -> bool:
+        """Not lost: its attempts still count as running (an unreachable node is alive)."""
         entry = self._nodes.get(node_id)
-        return entry is not None and entry.info.alive
+        return entry is not None and not entry.lost
+
+    def reachable(self, node_id: str) -> bool:
+        """Its agent answered the last look (an unknown node, e.g. this machine's, counts as
+        reachable): calls to it will not hang the tick."""
+        entry = self._nodes.get(node_id)
+        return entry is None or (entry.info.answering and not entry.lost)
 
     def get(self, node_id: str) -> NodeInfo | None:
         entry = self._nodes.get(node_id)
@@ -135,7 +227,8 @@ class NodeTable:
     def _add(self, node_id: str, cpus: float, memory: int, count: int) -> None:
         entry = self._nodes.get(node_id)
         if entry is None:  # an attempt recovered on a node the source no longer lists
-            entry = self._nodes[node_id] = _Entry(NodeInfo(node_id, "", 0.0, 0, alive=False))
+            with self._lock:
+                entry = self._nodes[node_id] = _Entry(NodeInfo(node_id, "", 0.0, 0, alive=False), lost=True)
         entry.used_cpus += cpus
         entry.used_memory += memory
         entry.running += count
@@ -147,7 +240,8 @@ class NodeTable:
             self._rows = None
 
     def placement_nodes(self) -> list[Node]:
-        """The nodes as placement sees them (dead ones are not schedulable), ordered by id."""
+        """The nodes as placement sees them (lost, unreachable and returning ones are not
+        schedulable, with the reason), ordered by id."""
         if self._rows is None:
             ordered = sorted(self._nodes)
             self._row_of = {node_id: i for i, node_id in enumerate(ordered)}
@@ -158,8 +252,9 @@ class NodeTable:
                     e.info.memory,
                     e.used_cpus,
                     e.used_memory,
-                    schedulable=e.info.alive,
+                    schedulable=e.schedulable,
                     labels=e.info.labels,
+                    reason=e.reason,
                 )
                 for e in (self._nodes[node_id] for node_id in ordered)
             ]
@@ -174,13 +269,16 @@ class NodeTable:
 
     @property
     def capacity(self) -> tuple[float, int]:
-        """What the live nodes offer in all."""
-        live = [e.info for e in self._nodes.values() if e.info.alive]
+        """What the nodes not lost offer in all (an unreachable node's room comes back with it)."""
+        live = [e.info for e in self._nodes.values() if not e.lost]
         return sum(i.cpus for i in live), sum(i.memory for i in live)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """One plain row per node: id, name, address, cpus, memory, used_cpus, used_memory, running,
-        labels, state (alive | dead)."""
+        labels, state (alive | unreachable | returning | dead), reason (why it takes no attempts).
+        Safe from any thread: the rows are built from a copy taken under the table's lock."""
+        with self._lock:
+            entries = sorted(self._nodes.items())
         return [
             {
                 "id": e.info.id,
@@ -192,7 +290,8 @@ class NodeTable:
                 "used_memory": max(e.used_memory, 0),
                 "running": max(e.running, 0),
                 "labels": dict(e.info.labels),
-                "state": "alive" if e.info.alive else "dead",
+                "state": e.state,
+                "reason": e.reason,
             }
-            for _, e in sorted(self._nodes.items())
+            for _, e in entries
         ]

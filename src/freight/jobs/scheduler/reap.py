@@ -28,6 +28,9 @@ NODE_POLL_ERRORS = 20
 class Reap(SchedulerState):
     def _reap(self, batch: Batch, actions: Effects, now: float) -> None:
         polled = self._poll_many()
+        #: the batched poll was asked (a cluster's runtime): it alone answers for the nodes' attempts
+        polled_all = polled is not None
+        polled = polled or {}
         for job_id, run in list(self.running.items()):
             if run.handle is None:
                 if run.orphan_dir is not None:
@@ -38,6 +41,10 @@ class Reap(SchedulerState):
                 run.poll_errors = 0
             elif run.fd is not None and job_id not in self._exited:
                 continue  # its shim runs: its pidfd wakes the loop when it exits (no file read per tick)
+            elif self.nodes.remote and (polled_all or not self.nodes.reachable(run.node)):
+                # its node's agent has not answered yet (a later batched poll answers for it), or
+                # does not answer: asking it alone would hang the tick, and must not fail the job
+                continue
             else:
                 outcome = self._poll(run, run.handle, now)
             if outcome is not None:
@@ -69,12 +76,13 @@ class Reap(SchedulerState):
             return
         self._finish(job, run, outcome_of_record(seen), batch, actions, now)
 
-    def _poll_many(self) -> dict[str, Outcome | None]:
+    def _poll_many(self) -> dict[str, Outcome | None] | None:
         """A cluster's runtime answers for all of a node's attempts at once: one request per node
-        and tick instead of one per attempt. Attempts it could not ask about are polled one by one."""
+        and tick instead of one per attempt (None: it has no batched poll, or it failed, and the
+        attempts are polled one by one)."""
         poll_many = getattr(self.runtime, "poll_many", None)
         if poll_many is None:
-            return {}
+            return None
         handles = [r.handle for r in self.running.values() if r.handle is not None]
         if not handles:
             return {}
@@ -82,7 +90,7 @@ class Reap(SchedulerState):
             found: dict[str, Outcome | None] = poll_many(handles)
         except Exception:
             log.exception("polling the cluster's nodes failed; polling attempts one by one")
-            return {}
+            return None
         return found
 
     def _poll(self, run: Running, handle: Handle, now: float) -> Outcome | None:
@@ -92,7 +100,7 @@ class Reap(SchedulerState):
             if self.nodes.remote and run.poll_errors < NODE_POLL_ERRORS:
                 # its node may be dying: the next look at the nodes says lost (retried), not failed
                 run.poll_errors += 1
-                self._last_nodes = 0.0
+                self.watch.request()
                 return None
             return self._unwatchable(run.attempt_id, handle, exc, now)
         run.poll_errors = 0

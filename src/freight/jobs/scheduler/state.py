@@ -28,6 +28,7 @@ from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler.apply import Effects
 from freight.jobs.scheduler.changes import ChangeFeed
 from freight.jobs.scheduler.nodes import LocalNodes, NodeSource, NodeTable
+from freight.jobs.scheduler.nodewatch import NodeWatch
 from freight.jobs.scheduler.spawn import Spawner
 from freight.jobs.secrets import SecretStore
 from freight.jobs.states import JobState
@@ -79,6 +80,7 @@ class SchedulerState:
         nodes: NodeSource | None = None,
         node_refresh: float = 1.0,
         scaler: Scaler | None = None,
+        node_thread: bool | None = None,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -99,11 +101,24 @@ class SchedulerState:
         #: asks the cluster's autoscaler for the nodes the queue needs (None: no autoscaling)
         self.scaler = scaler
         #: every node jobs may be placed on, with what this scheduler placed there
-        self.nodes = NodeTable(nodes)
-        self.nodes.refresh()
+        self.nodes = NodeTable(nodes, lost_after=settings.node_lost_after)
+        self.nodes.refresh(now=self.clock())
         #: seconds between two looks at a cluster's nodes (a local node never changes)
         self.node_refresh = node_refresh
         self._last_nodes = self.clock()
+        #: lists a cluster's nodes on a thread of its own (None: threaded when the nodes are remote),
+        #: so a hung agent never stalls the tick
+        self.watch = NodeWatch(
+            nodes,
+            self._stop_ended,
+            interval=node_refresh,
+            threaded=nodes.remote if node_thread is None else node_thread,
+            wake=lambda: self._write_wake(b"n"),
+        )
+        #: node id -> attempts ended `lost` with it (attempt id -> handle): killed if it answers again
+        self._ended_with: dict[str, dict[str, Handle]] = {}
+        #: returning nodes whose ended attempts are being stopped
+        self._reconciling: set[str] = set()
         cpus, memory = self.nodes.capacity
         self.capacity = Node(self.node_name, cpus, memory)
         self.used_cpus = 0.0
@@ -163,6 +178,7 @@ class SchedulerState:
         def _admit(self, records: list[JobRecord], conn: Any, batch: Batch, now: float) -> None: ...
         def _notify_dependents(self, job: JobRecord, batch: Batch, now: float) -> None: ...
         def _node_went_away(self, run: Running) -> bool: ...
+        def _stop_ended(self, handle: Handle) -> None: ...
         def _finish(
             self, job: JobRecord, run: Running, outcome: Outcome, batch: Batch, actions: Effects, now: float
         ) -> None: ...

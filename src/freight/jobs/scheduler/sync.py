@@ -68,7 +68,7 @@ class Sync(SchedulerState):
         """Only the jobs whose state changed since the last look: new or retried ones to admit, and
         waiting ones another process moved on (this scheduler's own moves find them active or gone)."""
         new_ids = []
-        for change in self.changes.read(conn):
+        for change in self.changes.read(conn, now):
             held = self.jobs.get(change.job_id)
             if held is None:
                 if change.to_state in _WAITING:

@@ -1,8 +1,11 @@
 """/api/v1/services: deploy, list, show, roll back, scale and remove long-running services.
 
 A service lives in a queue (its replicas run there); a token sees and changes only the services of
-its queues, and one of another queue looks like no service at all. The controller beside the
-scheduler does the work; these calls write the desired state and return at once.
+its queues, and one of another queue looks like no service at all. Gateway routes (`hosts`,
+`prefix`) are the operator's to hand out: only an admin token or one for every queue may add a host
+or set a prefix; a token limited to queues may redeploy, scale or roll back a service keeping (or
+dropping) the routes it has. A host or prefix someone else holds is refused either way (409). The
+controller beside the scheduler does the work; these calls write the desired state and return at once.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from freight.errors import ConflictError, NotFoundError
+from freight.errors import ConflictError, NotFoundError, PermissionDeniedError
 from freight.server.api.common import check_input, reply
 from freight.server.auth import Caller, check_queue
 from freight.server.deps import ServerContext, request_ctx
 from freight.server.tokens import Principal
 from freight.services.deploy import describe, make_spec
-from freight.services.spec import LABEL
+from freight.services.spec import LABEL, ServiceSpec
 from freight.services.store import ServiceRow, ServiceStore
 
 router = APIRouter(tags=["services"])
@@ -100,7 +103,28 @@ def _deploy(ctx: ServerContext, principal: Principal, body: ServiceIn) -> JSONRe
         hosts=body.hosts,
         prefix=body.prefix,
     )
+    check_routes(principal, spec, existing.spec if existing else None)
     return reply(store.deploy(body.name, spec).to_dict(), status=202)
+
+
+def check_routes(principal: Principal, spec: ServiceSpec, held: ServiceSpec | None) -> None:
+    """PermissionDeniedError when a token limited to queues would give a service a host or prefix it
+    does not hold now (`held`: its current spec)."""
+    if principal.admin or principal.queues is None:
+        return
+    added = sorted(set(spec.hosts) - set(held.hosts if held else ()))
+    if added:
+        raise PermissionDeniedError(
+            f"adding host {added[0]} to a service needs an admin token or one for every queue",
+            where="hosts",
+            hint=f"this token is limited to: {principal.scope}; ask an admin to route it",
+        )
+    if spec.prefix is not None and spec.prefix != (held.prefix if held else None):
+        raise PermissionDeniedError(
+            f"setting prefix {spec.prefix} needs an admin token or one for every queue",
+            where="prefix",
+            hint=f"this token is limited to: {principal.scope}; ask an admin to route it",
+        )
 
 
 @router.get("/services/{name}", response_model=None, summary="One service and its replicas")
@@ -114,7 +138,9 @@ def get_service(ctx: Ctx, principal: Caller, name: ServiceName) -> JSONResponse:
 def rollback_service(ctx: Ctx, principal: Caller, name: ServiceName) -> JSONResponse:
     """Back to the revision before the last deploy, rolled like a deploy."""
     store = _store(ctx)
-    _visible(store, principal, name)
+    row = _visible(store, principal, name)
+    if row.previous is not None:
+        check_routes(principal, row.previous, row.spec)
     return reply(store.rollback(name).to_dict(), status=202)
 
 

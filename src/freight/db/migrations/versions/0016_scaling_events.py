@@ -1,7 +1,7 @@
 """scaling_events: what freight asked the autoscaler for, and nodes added and removed
 
 Revision ID: 0016
-Revises: 0017
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0017"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

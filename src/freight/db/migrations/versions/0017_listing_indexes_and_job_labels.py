@@ -1,6 +1,6 @@
 """keyset listing: (state, id), (queue, state, id) and (queue, id) on jobs; job_labels for label filters
 
-Revision ID: 0015
+Revision ID: 0017
 Revises: 0016
 """
 
@@ -11,7 +11,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None

@@ -224,9 +224,15 @@ def main() -> None:
                     if peer_rate:
                         figures[label][f"vs_{peer}"] = round(rate / peer_rate, 3)
             if args.ab:
-                ratio = max(runs[name]) / max(runs[f"{name}_unbatched"])
+                # each batched run against the unbatched run just before it (the load drifts)
+                pairs = [b / u for u, b in zip(runs[f"{name}_unbatched"], runs[name], strict=True)]
+                ratio = statistics.median(pairs)
+                figures[name]["vs_unbatched_paired"] = [round(r, 3) for r in pairs]
                 figures[name]["vs_unbatched"] = round(ratio, 3)
-                print(f"freight {name:20s}: batched/unbatched {ratio:.2f}x (best of 3 each)")
+                print(
+                    f"freight {name:20s}: batched/unbatched {ratio:.2f}x "
+                    f"(median of {len(pairs)} pairs: {', '.join(f'{r:.2f}' for r in pairs)})"
+                )
         scheduler.spawner.batch = True
         latencies = []
         for _ in range(args.latency_jobs):

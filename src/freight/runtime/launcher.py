@@ -7,10 +7,9 @@ The shim replies itself, and forks the job only once its reply is sent: so a req
 (the launcher died: EOF; or the shim died first: the launcher's DIED notice) started no job, and
 can be sent again. A launcher that does not answer in time (stopped, or wedged) is abandoned the
 same way: shutting our end for reading makes any later reply fail (EPIPE), so its shim never forks
-the job; a reply that made it before the shutdown is still read and used. Requests go one at a
-time (a lock): a round trip is a fork and a few syscalls in C, far shorter than the spawn it
-replaces, and the scheduler's two spawn threads do their Python work (placing the attempt,
-encoding the request) outside the lock.
+the job; a reply that made it before the shutdown is still read and used. A round trip holds a
+lock; `start_many` sends a batch of requests in one, before reading any reply (replies carry the
+request's id), so the launcher forks the next shim while the last one sets up.
 """
 
 from __future__ import annotations

@@ -193,6 +193,13 @@ class NodeTable:
         (their cgroup slots released) before they take new ones; then call `reconciled`."""
         return sorted(node_id for node_id, e in self._nodes.items() if e.returning and e.info.answering)
 
+    def hold(self, node_id: str) -> None:
+        """Take no attempts on this node until `reconciled` (attempts ended there may still run)."""
+        entry = self._nodes.get(node_id)
+        if entry is not None and not entry.lost:
+            entry.returning = True
+            self._rows = None
+
     def reconciled(self, node_id: str) -> None:
         """What ran on this returning node was stopped: it may take attempts again."""
         entry = self._nodes.get(node_id)

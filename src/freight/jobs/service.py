@@ -15,38 +15,35 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from freight.config import Settings, load_settings
 from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, job_labels, jobs, queues
 from freight.errors import ConflictError, FreightError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
+from freight.jobs.explain import explained
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
-from freight.jobs.policy import QueuePolicy, admit, check_labels, check_queue_policy
+from freight.jobs.policy import check_labels, check_queue_policy
 from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler import LEASE, LEASE_TTL, LeaseHeldError, Scheduler, detect_capacity
 from freight.jobs.scheduler.nodes import NodeSource
 from freight.jobs.secrets import MIN_MASKED, SecretStore, mask_bytes
-from freight.jobs.spec import JobSpec, merge_overrides, parse_spec
+from freight.jobs.spec import JobSpec, parse_spec
 from freight.jobs.states import JobState, check_transition
 from freight.jobs.store import (
     JobRecord,
     attempt_views,
-    definition_row,
     event_rows,
     job_views,
     load_jobs,
-    record_from_spec,
     resolve_job_id,
 )
-from freight.jobs.waiting import waiting_reasons
+from freight.jobs.submit import Submitter, ensure_queues
 from freight.runtime.base import Runtime
 from freight.text import find_bad_text
 
@@ -68,39 +65,6 @@ def _one_job(conn: Any, job_id: str) -> JobRecord:
     if not found:  # deleted between the two reads
         raise NotFoundError(f"no job {job_id!r}", hint="see `freight jobs ls`")
     return found[0]
-
-
-def _explained(conn: Any, views: list[JobView], *, count_ahead: bool = False) -> list[JobView]:
-    """`views`, with the reason queued jobs wait where the scheduler has not said (or cannot): their
-    queue is paused, or no scheduler serves the store; with `count_ahead` (one job), how many wait
-    before it in its queue (the scheduler speaks for a queue's head only). Said on reading, never
-    stored: it may change."""
-    queued = [v for v in views if v.state is JobState.QUEUED]
-    if not queued:
-        return views
-    paused = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.paused.is_(True)))}
-    scheduled = lease_holder(conn, LEASE) is not None
-    reasons = waiting_reasons(queued, paused=paused, scheduled=scheduled)
-    for view in queued:
-        if (
-            count_ahead
-            and view.id not in reasons
-            and view.reason is None
-            and (ahead := _ahead_of(conn, view))
-        ):
-            reasons[view.id] = (
-                f"waiting its turn: {ahead} job{'s' if ahead > 1 else ''} before it in queue {view.queue}"
-            )
-    return [replace(v, reason=reasons[v.id]) if v.id in reasons else v for v in views]
-
-
-def _ahead_of(conn: Any, view: JobView) -> int:
-    """Queued jobs its queue serves first: a higher priority, or the same one and submitted earlier."""
-    first = or_(jobs.c.priority > view.priority, and_(jobs.c.priority == view.priority, jobs.c.id < view.id))
-    query = select(func.count()).where(
-        jobs.c.queue == view.queue, jobs.c.state == JobState.QUEUED.value, first
-    )
-    return int(conn.execute(query).scalar() or 0)
 
 
 def _move(conn: Any, job: JobRecord, to: JobState, now: float, detail: str, **values: Any) -> None:
@@ -158,6 +122,7 @@ class JobService:
         self._stopping = False
         self._node_capacity: tuple[float, int] | None = None
         self.secrets = SecretStore(engine, settings)
+        self.submitter = Submitter(settings, engine, self.secrets, self._capacity, self.poke)
         self._secret_values: dict[str, tuple[bytes, ...]] = {}
 
     @classmethod
@@ -416,30 +381,13 @@ class JobService:
         finally:
             sock.close()
 
-    # --- submit -------------------------------------------------------------------------------------
+    # --- submit (jobs/submit.py) ---------------------------------------------------------------------
 
     def resolve(
         self, spec: JobSpec | dict[str, Any], definition: str | None = None
     ) -> tuple[JobSpec, str | None]:
         """Apply a definition's template (if any) and validate."""
-        if definition is None:
-            return (spec if isinstance(spec, JobSpec) else parse_spec(spec)), None
-        name, _, version_text = definition.partition(":")
-        if version_text and not version_text.isdigit():
-            raise UserError(
-                f"bad definition reference {definition!r}",
-                where="definition",
-                hint="use NAME or NAME:VERSION",
-            )
-        with self.engine.connect() as conn:
-            row = definition_row(conn, name, int(version_text) if version_text else None)
-        if row is None:
-            raise NotFoundError(
-                f"no job definition {definition!r}", where="definition", hint="see `freight definitions`"
-            )
-        overrides = spec.model_dump(exclude_unset=True) if isinstance(spec, JobSpec) else dict(spec)
-        merged = merge_overrides(json.loads(row["spec"]), overrides)
-        return parse_spec(merged, source=f"definition {name}:{row['version']}"), f"{name}:{row['version']}"
+        return self.submitter.resolve(spec, definition)
 
     def submit(
         self, spec: JobSpec | dict[str, Any], *, definition: str | None = None, platform: bool = False
@@ -447,69 +395,21 @@ class JobService:
         """Queue a job. `platform`: the platform's own job (a pipeline step, a build task), which may
         run as the server's user without its queue allowing it (see jobs/policy.py)."""
         resolved, ref = self.resolve(spec, definition)
-        return self._insert([(resolved, ref)], platform=platform)[0]
-
-    def _pin_image(self, spec: JobSpec) -> JobSpec:
-        """An image job runs one exact image: its name is pinned to a digest before the job is
-        placed, and a name that resolves to nothing is a UserError now rather than a failed attempt."""
-        if spec.image is None:
-            return spec
-        from freight.runtime.images import pin
-
-        return spec.model_copy(update={"image": pin(spec.image, self.settings)})
+        return self.submitter.insert([(resolved, ref)], platform=platform)[0]
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[JobView]:
-        return self._insert([(spec, None) for spec in specs])
+        return self.submitter.insert([(spec, None) for spec in specs])
 
-    def _insert(
-        self, items: Sequence[tuple[JobSpec, str | None]], *, platform: bool = False
-    ) -> list[JobView]:
-        items = [(self._pin_image(spec), ref) for spec, ref in items]
-        now = time.time()
-        fresh: list[JobRecord] = []
-        try:
-            with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now, fresh, platform)
-        except IntegrityError:
-            # Two submitters raced on one idempotency key; the other's insert won. Read theirs.
-            fresh.clear()
-            with self.engine.begin() as conn:
-                views = self._insert_in(conn, items, now, fresh, platform)
-        self.poke(submitted=fresh)
-        return views
+    def pin_images(self, items: Sequence[tuple[JobSpec, str | None]]) -> list[tuple[JobSpec, str | None]]:
+        """Each image job's image pinned to a digest (asks podman or the registry: may take a while)."""
+        return [(self.submitter.pin_image(spec), ref) for spec, ref in items]
 
     def submit_groups(
         self, groups: Sequence[Sequence[tuple[JobSpec, str | None]]]
     ) -> list[list[JobView] | FreightError]:
-        """Group commit: many independent submissions (each a list of (spec, pinned definition)) in
-        one transaction. Each group is all or nothing and its answer is its views or the error that
-        refused it; one bad group never refuses the others. A group's checks all run before it writes,
-        so a refused group leaves nothing behind in the shared transaction."""
-        out: list[list[JobView] | FreightError | None] = [None] * len(groups)
-        pinned: list[tuple[int, list[tuple[JobSpec, str | None]]]] = []
-        for index, group in enumerate(groups):
-            try:
-                pinned.append((index, [(self._pin_image(spec), ref) for spec, ref in group]))
-            except FreightError as exc:
-                out[index] = exc
-        fresh: list[JobRecord] = []
-        now = time.time()
-        try:
-            with self.engine.begin() as conn:
-                results = self._insert_groups(conn, [items for _, items in pinned], now, fresh)
-            for (index, _), result in zip(pinned, results, strict=True):
-                out[index] = result
-        except IntegrityError:
-            # Another submitter raced on an idempotency key: nothing of this batch was written.
-            # Each group alone, as submit() would (its retry reads the winner's job).
-            for index, items in pinned:
-                try:
-                    out[index] = self._insert(items)
-                except FreightError as exc:
-                    out[index] = exc
-            return [r for r in out if r is not None]
-        self.poke(submitted=fresh)
-        return [r for r in out if r is not None]
+        """Group commit: many independent submissions, their images pinned (`pin_images`), in one
+        transaction (see Submitter.submit_groups)."""
+        return self.submitter.submit_groups(groups)
 
     def _capacity(self) -> tuple[float, int]:
         """The most one job may ask for: this machine's capacity; on a cluster the scheduler tells
@@ -519,164 +419,6 @@ class JobService:
         if self._node_capacity is None:
             self._node_capacity = detect_capacity(self.settings)
         return self._node_capacity
-
-    def _insert_in(
-        self,
-        conn: Any,
-        items: Sequence[tuple[JobSpec, str | None]],
-        now: float,
-        fresh: list[JobRecord],
-        platform: bool = False,
-    ) -> list[JobView]:
-        """Insert what is new; `fresh` receives the records inserted."""
-        (result,) = self._insert_groups(conn, [items], now, fresh, platform)
-        if isinstance(result, FreightError):
-            raise result
-        return result
-
-    def _insert_groups(
-        self,
-        conn: Any,
-        groups: Sequence[Sequence[tuple[JobSpec, str | None]]],
-        now: float,
-        fresh: list[JobRecord],
-        platform: bool = False,
-    ) -> list[list[JobView] | FreightError]:
-        """Check every group, then write the accepted ones together: one read each of the queues,
-        the secrets and the idempotency keys, one insert per table and one explanation for all, so a
-        group commit costs little more than one submit. A group its checks refuse is answered with
-        its error and writes nothing. `fresh` receives the records inserted."""
-        every = [spec for group in groups for spec, _ in group]
-        rows = conn.execute(select(queues).where(queues.c.name.in_({s.queue for s in every}))).all()
-        policies = {r.name: QueuePolicy.from_row(r._mapping) for r in rows}
-        missing = set(self.secrets.missing(conn, {v for s in every for v in s.secrets.values()}))
-        keys = {s.idempotency_key for s in every if s.idempotency_key}
-        seen: dict[str, JobRecord] = {}
-        if keys:
-            found = conn.execute(select(jobs).where(jobs.c.idempotency_key.in_(keys)))
-            seen = {r.idempotency_key: JobRecord.from_row(r) for r in found}
-        out: list[list[JobView] | FreightError] = []
-        accepted: list[JobRecord] = []
-        accepted_ids: set[str] = set()
-        for group in groups:
-            try:
-                views, records = self._check_group(
-                    conn, group, now, policies, missing, seen, accepted_ids, platform
-                )
-            except FreightError as exc:
-                out.append(exc)
-                continue
-            out.append(views)
-            accepted += records
-            accepted_ids.update(r.id for r in records)
-            seen.update({r.idempotency_key: r for r in records if r.idempotency_key})
-        if accepted:
-            self._write(conn, accepted, {r.name for r in rows}, now)
-            fresh += accepted
-        explained = iter(_explained(conn, [v for views in out if isinstance(views, list) for v in views]))
-        return [r if isinstance(r, FreightError) else [next(explained) for _ in r] for r in out]
-
-    def _check_group(
-        self,
-        conn: Any,
-        group: Sequence[tuple[JobSpec, str | None]],
-        now: float,
-        policies: Mapping[str, QueuePolicy],
-        missing_secrets: set[str],
-        seen: Mapping[str, JobRecord],
-        accepted_ids: set[str],
-        platform: bool,
-    ) -> tuple[list[JobView], list[JobRecord]]:
-        """One submission's views and new records, or the error that refuses it (nothing written)."""
-        views: list[JobView] = []
-        records: list[JobRecord] = []
-        mine: dict[str, JobRecord] = {}
-        for index, (given, ref) in enumerate(group):
-            where = "spec" if len(group) == 1 else f"jobs.{index}"
-            policy = policies.get(given.queue) or QueuePolicy(given.queue)
-            spec = admit(given, policy, self._capacity(), platform=platform, where=where)
-            absent = sorted(set(given.secrets.values()) & missing_secrets)
-            if absent:
-                env_name = next(k for k, v in given.secrets.items() if v == absent[0])
-                raise NotFoundError(
-                    f"no secret {absent[0]!r}",
-                    where=f"{where}: secrets.{env_name}",
-                    hint=f"store it first: `freight secrets set {absent[0]}` (value on stdin)",
-                )
-            key = spec.idempotency_key
-            prior = (mine.get(key) or seen.get(key)) if key else None
-            if prior is not None:
-                if prior.spec != spec:
-                    raise ConflictError(
-                        f"idempotency key {key!r} was already used for job {prior.id} with a different spec",
-                        where="idempotency_key",
-                        hint="use a new key for a different job",
-                    )
-                views.append(prior.view())
-                continue
-            record = record_from_spec(spec, now=now, definition=ref)
-            records.append(record)
-            views.append(record.view())
-            if key:
-                mine[key] = record
-        if any(r.spec.depends_on for r in records):  # (copying the batch's ids costs, so only then)
-            self._check_dependencies(conn, records, accepted_ids | {r.id for r in records})
-        return views, records
-
-    def _write(self, conn: Any, fresh: list[JobRecord], known_queues: set[str], now: float) -> None:
-        """Insert accepted records with their queues (if new), dependencies and first events."""
-        self._ensure_queues(conn, {r.queue for r in fresh} - known_queues, now)
-        conn.execute(insert(jobs), [r.insert_params() for r in fresh])
-        dep_rows = [
-            {"job_id": r.id, "depends_on": d.job, "condition": d.condition}
-            for r in fresh
-            for d in r.spec.depends_on
-        ]
-        if dep_rows:
-            conn.execute(insert(dependencies), dep_rows)
-        label_rows = [{"job_id": r.id, "key": k, "value": v} for r in fresh for k, v in r.labels.items()]
-        if label_rows:
-            conn.execute(insert(job_labels), label_rows)
-        conn.execute(
-            insert(events),
-            [
-                {
-                    "job_id": r.id,
-                    "attempt": None,
-                    "from_state": None,
-                    "to_state": "queued",
-                    "at": now,
-                    "detail": "submitted",
-                }
-                for r in fresh
-            ],
-        )
-
-    def _check_dependencies(self, conn: Any, fresh: list[JobRecord], known: set[str]) -> None:
-        wanted = {d.job for r in fresh for d in r.spec.depends_on} - known
-        found = (
-            {r.id for r in conn.execute(select(jobs.c.id).where(jobs.c.id.in_(wanted)))} if wanted else set()
-        )
-        for record in fresh:
-            for index, dep in enumerate(record.spec.depends_on):
-                if dep.job not in known and dep.job not in found:
-                    raise NotFoundError(f"no job {dep.job!r} to depend on", where=f"depends_on.{index}.job")
-                if dep.job == record.id:
-                    raise UserError("a job cannot depend on itself", where=f"depends_on.{index}.job")
-
-    def _ensure_queues(self, conn: Any, names: set[str], now: float) -> None:
-        if not names:
-            return
-        have = {r.name for r in conn.execute(select(queues.c.name).where(queues.c.name.in_(names)))}
-        missing = names - have
-        if missing:
-            conn.execute(
-                insert(queues),
-                [
-                    {"name": n, "priority": 0, "weight": 1.0, "paused": False, "created_at": now}
-                    for n in sorted(missing)
-                ],
-            )
 
     # --- read ---------------------------------------------------------------------------------------
 
@@ -689,7 +431,7 @@ class JobService:
         """One job, by its id or a unique prefix of it."""
         with self.engine.connect() as conn:
             job = _one_job(conn, job_id)
-            return _explained(conn, [job.view(attempt_views(conn, job.id))], count_ahead=True)[0]
+            return explained(conn, [job.view(attempt_views(conn, job.id))], count_ahead=True)[0]
 
     def get_many(self, job_ids: Sequence[str]) -> list[JobView]:
         with self.engine.connect() as conn:
@@ -739,7 +481,7 @@ class JobService:
         query = query.order_by(order.desc()).limit(limit)
         with self.engine.connect() as conn:
             records = [JobRecord.from_row(row) for row in conn.execute(query)]
-            return _explained(conn, [record.view() for record in records])
+            return explained(conn, [record.view() for record in records])
 
     def usage(self, job_id: str) -> tuple[int | None, float | None] | None:
         """Live (memory bytes, cpu seconds) of a running job, when the scheduler runs in this process."""
@@ -1077,7 +819,7 @@ class JobService:
             checked = check_queue_policy(
                 dict(policy or {}), self._capacity(), dict(current._mapping) if current else None
             )
-            self._ensure_queues(conn, {name}, now)
+            ensure_queues(conn, {name}, now)
             values: dict[str, Any] = dict(checked)
             if weight is not None:
                 values["weight"] = weight

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freight.db.engine import STORE_RETRY_AFTER, store_unavailable
-from freight.errors import UserError
+from freight.errors import TransientError, UserError
 from freight.server.auth import authenticate_first
 
 log = logging.getLogger("freight.server")
@@ -107,6 +107,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, message)
+
+    @app.exception_handler(TransientError)
+    async def _transient(_request: Request, exc: TransientError) -> JSONResponse:
+        # may succeed if retried (a store that failed one submission of a group commit)
+        response = error_response(503, str(exc), hint="try again shortly")
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return response
 
     @app.exception_handler(OperationalError)
     async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

@@ -72,6 +72,16 @@ def _check_key(key: object, where: str) -> None:
         )
 
 
+async def _pinned(
+    ctx: ServerContext, items: list[tuple[JobSpec, str | None]]
+) -> list[tuple[JobSpec, str | None]]:
+    """Image jobs' images pinned to digests before the submission joins a group commit: pinning asks
+    podman or the registry, which must never happen on the commit's thread, under the write lock."""
+    if all(spec.image is None for spec, _ in items):
+        return items
+    return await run_in_threadpool(ctx.service.pin_images, items)
+
+
 async def submit_job(
     ctx: ServerContext,
     principal: Principal,
@@ -103,7 +113,7 @@ async def submit_job(
         spec, ref = await run_in_threadpool(svc.resolve, body, definition)
     check_queue(principal, spec.queue)
     # Submitting the pinned NAME:VERSION keeps the definition on record and cannot race a new version.
-    (view,) = await ctx.submits.submit([(spec, ref)])
+    (view,) = await ctx.submits.submit(await _pinned(ctx, [(spec, ref)]))
     replay = view.submitted_at < started
     return reply(view.to_dict(), 200 if replay else 201)
 
@@ -143,7 +153,7 @@ async def submit_batch(ctx: Ctx, principal: Caller, body: BatchIn) -> JSONRespon
         spec = parse_spec(item, source=f"jobs.{index}")
         check_queue(principal, spec.queue, where=f"jobs.{index}.queue")
         specs.append(spec)
-    views = await ctx.submits.submit([(spec, None) for spec in specs])
+    views = await ctx.submits.submit(await _pinned(ctx, [(spec, None) for spec in specs]))
     return reply({"jobs": [v.to_dict() for v in views]}, 201)
 
 

@@ -269,15 +269,13 @@ class NodeTable:
 
     @property
     def used(self) -> tuple[float, int]:
-        return (
-            sum(e.used_cpus for e in self._nodes.values()),
-            sum(e.used_memory for e in self._nodes.values()),
-        )
+        entries = list(self._nodes.values())  # one C-level copy: safe while another thread adds
+        return sum(e.used_cpus for e in entries), sum(e.used_memory for e in entries)
 
     @property
     def capacity(self) -> tuple[float, int]:
         """What the nodes not lost offer in all (an unreachable node's room comes back with it)."""
-        live = [e.info for e in self._nodes.values() if not e.lost]
+        live = [e.info for e in list(self._nodes.values()) if not e.lost]
         return sum(i.cpus for i in live), sum(i.memory for i in live)
 
     def snapshot(self) -> list[dict[str, Any]]:

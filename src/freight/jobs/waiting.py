@@ -1,6 +1,6 @@
 """Why a queued job waits, said on reading where the scheduler has not said (or cannot): its queue is
 paused, or no scheduler serves the store. Never stored: it may change. The job service
-(`_explained`) and the quick listing (jobs/listing.py) both say it through this one rule."""
+(jobs/explain.py) and the quick listing (jobs/listing.py) both say it through this one rule."""
 
 from __future__ import annotations
 

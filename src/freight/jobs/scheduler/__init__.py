@@ -12,8 +12,8 @@
     changes.py  what other processes changed (submissions, retries, cancellations), followed from a
                 cursor on the events table; a full rescan of waiting jobs every 15 s as a safety net.
     nodes.py    the nodes jobs may be placed on (this host, or a cluster's), with what is placed there.
-    nodewatch.py  a cluster's nodes listed on a thread of its own (an agent may hang); the tick takes
-                the newest listing and never waits.
+    nodewatch.py a cluster's nodes listed (and attempts on a returning node stopped) on threads of
+                their own: the tick takes the newest listing and never waits on an agent.
 
 The loop, one mixin per step over the state they share (`Scheduler` combines them):
     loop.py     the thread: lifecycle (lease, socket, wake pipe), the tick, introspection.

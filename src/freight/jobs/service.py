@@ -57,6 +57,27 @@ LOG_CHUNK = 1 << 20
 ARCHIVE_WAIT = 10.0
 #: the events wait() follows: endings, and manual retries of ended jobs
 _WAIT_STATES = [s.value for s in JobState if s.terminal] + [JobState.QUEUED.value]
+#: events per read while waiting (a read after a burst takes as many reads as it needs)
+WAIT_READ_BATCH = 2000
+
+
+def _wait_events(conn: Any, after: int) -> list[Any]:
+    """The events after id `after` that can end a wait (terminal, or queued again), in id order.
+    Read in ordered, limited batches: the primary key's index serves each whatever the planner's
+    statistics say (unlimited, stale statistics after a bulk submit make PostgreSQL scan the table),
+    as the scheduler's change feed does."""
+    found: list[Any] = []
+    while True:
+        rows = conn.execute(
+            select(events.c.id, events.c.job_id, events.c.from_state, events.c.to_state)
+            .where(events.c.id > after, events.c.to_state.in_(_WAIT_STATES))
+            .order_by(events.c.id)
+            .limit(WAIT_READ_BATCH)
+        ).all()
+        found += rows
+        if len(rows) < WAIT_READ_BATCH:
+            return found
+        after = int(rows[-1].id)
 
 
 def _one_job(conn: Any, job_id: str) -> JobRecord:
@@ -527,11 +548,7 @@ class JobService:
                     pending = {job_id for job_id, state in states.items() if not state.terminal}
                     recheck_at = time.monotonic() + _WAIT_RECHECK
                     continue
-                rows = conn.execute(
-                    select(events.c.id, events.c.job_id, events.c.from_state, events.c.to_state)
-                    .where(events.c.id > last_event, events.c.to_state.in_(_WAIT_STATES))
-                    .order_by(events.c.id)
-                ).all()
+                rows = _wait_events(conn, last_event)
             for row in rows:
                 last_event = max(last_event, int(row.id))
                 if row.job_id not in wanted:

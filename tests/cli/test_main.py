@@ -184,7 +184,7 @@ def test_a_mistyped_command_line_is_one_line_too(
     monkeypatch.setenv("FREIGHT_HOME", str(settings.home))
     monkeypatch.setattr(sys, "argv", ["freight", *args])
     with pytest.raises(SystemExit) as exited:
-        main()
+        main(leave=False)
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(said) and err.count("\n") == 1, err
@@ -211,7 +211,7 @@ def test_bad_input_leaves_no_store_behind(
     monkeypatch.delenv("FREIGHT_URL", raising=False)
     monkeypatch.setattr(sys, "argv", ["freight", *(a.replace("{bad}", str(bad)) for a in args)])
     with pytest.raises(SystemExit) as exited:
-        main()
+        main(leave=False)
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not home.exists()

@@ -58,7 +58,10 @@ class EventFollower:
         if not in_order(conn) and top > 0:
             low = max(0, top - START_LOOKBACK)
             seen = conn.execute(
-                select(events.c.id).where(events.c.id > low, events.c.id <= top).order_by(events.c.id)
+                select(events.c.id)
+                .where(events.c.id > low, events.c.id <= top)
+                .order_by(events.c.id)
+                .limit(START_LOOKBACK)
             ).scalars()
             self._note_gaps(low, [int(i) for i in seen] + [top + 1], now)
 

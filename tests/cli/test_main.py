@@ -177,7 +177,11 @@ def test_interrupting_run_cancels_the_job_and_shows_it_stopping(settings: Settin
     ],
 )
 def test_a_mistyped_command_line_is_one_line_too(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args, said
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    said: str,
 ) -> None:
     from freight.cli.main import main
 

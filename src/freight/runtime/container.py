@@ -156,8 +156,7 @@ def podman_run_args(request: AttemptRequest, container: Container, hooks_dir: Pa
     host = container.image.split("/", 1)[0]
     if "/" in container.image and host.split(":")[0] in ("127.0.0.1", "localhost"):
         args.append("--tls-verify=false")  # the local registry speaks plain HTTP on loopback
-    # only image attempts need the registry logins (and cryptography, which their module imports)
-    from freight.runtime.registry_auth import auth_file
+    from freight.runtime.registry_auth import auth_file  # cryptography: loaded for image jobs only
 
     logins = auth_file()
     if logins.is_file():  # the registry logins (`podman login`), whatever the job's environment says

@@ -30,7 +30,7 @@ def attempt(tmp_path: Path, image: str, argv: list[str], mounts: tuple[Mount, ..
         env={"PATH": "/bin"},
         cwd=None,
         limits=Limits(cpus=1.0, memory=128 << 20, pids=64),
-        log_path=tmp_path / "logs" / f"{attempt_id}.log",
+        log_path=tmp_path / "home" / "logs" / f"{attempt_id}.log",  # the agent's log folder
         container=Container(image, "none", mounts),
     )
 

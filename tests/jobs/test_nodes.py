@@ -480,3 +480,35 @@ def test_nothing_asks_a_silent_agent_from_the_tick_and_a_stop_waits_for_its_answ
     h.clock.advance(2.0)
     h.until(lambda: h.svc.get(job).state is JobState.CANCELLED)
     assert f"kill {job}-1" in h.runtime.calls
+
+
+def test_a_new_leader_kills_what_the_last_one_ended_lost_on_a_node_that_answers(h: Harness) -> None:
+    sched = h.start()
+    runtime = h.runtime
+    assert runtime is not None
+    retry = {"max_attempts": 3, "retry_on": ["lost"], "backoff": 0}
+    job = h.submit(constraints={"node.zone": "eu"}, retry=retry)
+    assert h.started(job) == "node-1"
+    h.until(lambda: h.svc.get(job).state is JobState.RUNNING)
+    h.nodes.kill("node-1")  # Ray: dead (a partition from the head, say); its attempt runs on
+    h.clock.advance(2.0)
+    h.until(lambda: h.svc.get(job).state is not JobState.RUNNING)
+    sched.fenced = True  # the leader dies before the node answers again
+    sched.close()
+    h.nodes.nodes = [replace(n, alive=True) if n.id == "node-1" else n for n in h.nodes.nodes]
+    runtime.calls.clear()
+    h.sched = Scheduler(
+        h.svc.engine,
+        runtime,
+        h.svc.settings,
+        clock=h.clock,
+        poll_interval=0.01,
+        nodes=h.nodes,
+        node_thread=False,
+    )
+    h.sched.start()  # knows nothing of the loss, but the store does: attempt 1 is killed there
+    assert runtime.calls[:2] == [f"kill {job}-1", f"release {job}-1"]
+    assert h.started(job, 2) == "node-1"
+    runtime.end(f"{job}-2")
+    h.until(lambda: h.svc.get(job).state is JobState.SUCCEEDED)
+    assert h.svc.get(job).attempts == 2

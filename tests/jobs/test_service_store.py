@@ -220,3 +220,47 @@ def test_a_home_that_cannot_be_made_is_one_error(settings: Settings) -> None:
 
     with pytest.raises(UserError, match=r"^FREIGHT_HOME: cannot create /proc/nope/home: .*write"):
         JobService.open(replace(settings, home=Path("/proc/nope/home")))
+
+
+def test_wait_reads_the_events_in_ordered_limited_batches(
+    svc: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlimited, the events read of wait() let PostgreSQL scan the table when its statistics were
+    stale (after a bulk submit); each read is ordered by id and limited, as the change feed's are."""
+    from sqlalchemy import event
+
+    from freight.jobs import eventfeed, service
+
+    monkeypatch.setattr(eventfeed, "READ_BATCH", 2)
+    ids = [v.id for v in svc.submit_many([JobSpec(command=["true"])] * 5)]
+    with svc.engine.connect() as conn:
+        before = int(conn.execute(select(func.max(events.c.id))).scalar_one())
+    for job_id in ids[:4]:
+        svc.cancel(job_id)
+    with svc.engine.connect() as conn:
+        follower = eventfeed.EventFollower()  # what wait() follows the events with
+        follower.start(conn, 0.0, before)
+        # 4 events: two full batches, then an empty one
+        found = follower.read(
+            conn,
+            0.0,
+            [events.c.id, events.c.job_id, events.c.to_state],
+            match=events.c.to_state.in_(service._WAIT_STATES),
+        )
+    assert [r.job_id for r in found] == ids[:4]
+    assert [r.to_state for r in found] == ["cancelled"] * 4
+    assert [r.id for r in found] == sorted(r.id for r in found)
+
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM events" in statement and "events.id >" in statement:
+            statements.append(statement)
+
+    event.listen(svc.engine, "before_cursor_execute", record)
+    try:
+        (view,) = svc.wait([ids[4]], timeout=0.5)  # still queued: it reads the events, then gives up
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", record)
+    assert view.state.value == "queued"
+    assert statements and all("ORDER BY" in s and "LIMIT" in s for s in statements)

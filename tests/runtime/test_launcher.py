@@ -21,6 +21,7 @@ from freight.config import Settings
 from freight.errors import TerminalError
 from freight.runtime import create_runtime, records
 from freight.runtime.base import Handle, Outcome, Recovered
+from freight.runtime.launcher import Request, Started
 from freight.runtime.notices import forget_warnings
 from freight.runtime.process import ShimRuntime
 from tests.runtime.helpers import eventually, gone, job_pid, request, slot_dir
@@ -229,6 +230,74 @@ def test_concurrent_starts_each_get_their_own_shim(runtime: ShimRuntime, tmp_pat
         codes.append(outcome.exit_code)
         runtime.release(handle)
     assert sorted(codes) == [3] * 10 + [4] * 10 + [5] * 10
+
+
+def test_a_batch_of_starts_is_one_round_trip_and_failures_stay_with_their_attempt(
+    runtime: ShimRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runtime.launcher is not None
+    batches: list[int] = []
+    start_many = runtime.launcher.start_many
+
+    def counted(requests: list[Request]) -> list[Started | Exception]:
+        batches.append(len(requests))
+        return start_many(requests)
+
+    monkeypatch.setattr(runtime.launcher, "start_many", counted)
+    blocked = tmp_path / "a-file"
+    blocked.touch()
+    fine = [request(tmp_path, ["sh", "-c", f"exit {code}"]) for code in (3, 4, 5)]
+    unloggable = dataclasses.replace(request(tmp_path, ["true"]), log_path=blocked / "x.log")
+    nul = request(tmp_path, ["echo", "a\0b"])
+    huge = request(
+        tmp_path,
+        ["sh", "-c", 'test "${#BIG}" = 100000'],
+        env={"BIG": "x" * 100_000} | {f"MORE{i}": "y" * 100_000 for i in range(2)},
+    )
+    empty = request(tmp_path, [])
+    results = runtime.start_many([fine[0], unloggable, fine[1], nul, huge, empty, fine[2]])
+    assert batches == [5]  # the three fine ones and two the shim refuses; not the huge or empty one
+    handles = [results[i] for i in (0, 2, 6)]
+    assert all(isinstance(h, Handle) and h.shim_pid not in runtime._children for h in handles)
+    assert isinstance(results[1], Exception) and "Not a directory" in str(results[1])
+    assert not (runtime.run_dir / unloggable.attempt_id).exists()
+    assert isinstance(results[3], ValueError) and "embedded null byte" in str(results[3])
+    assert isinstance(results[4], Handle) and results[4].shim_pid in runtime._children  # spawned
+    assert isinstance(results[5], TerminalError)
+    for handle, code in [*zip(handles, (3, 4, 5), strict=True), (results[4], 0)]:
+        assert isinstance(handle, Handle)
+        outcome = runtime.wait(handle, timeout=30)
+        assert outcome is not None and outcome.exit_code == code
+        runtime.release(handle)
+    # the slots and the attempt ids of the failed ones are free again
+    again = runtime.start_many(
+        [unloggable_fixed := dataclasses.replace(unloggable, log_path=tmp_path / "ok.log")]
+    )
+    assert isinstance(again[0], Handle) and again[0].attempt_id == unloggable_fixed.attempt_id
+    assert runtime.wait(again[0], timeout=30) is not None
+    runtime.release(again[0])
+
+
+def test_a_batch_sent_to_a_dead_launcher_is_started_by_a_new_one(
+    runtime: ShimRuntime, tmp_path: Path
+) -> None:
+    first = runtime.start(request(tmp_path, ["true"]))
+    assert runtime.wait(first, timeout=30) is not None
+    runtime.release(first)
+    old = launcher_pid(runtime)
+    os.kill(old, signal.SIGKILL)
+    eventually(lambda: gone(old), "the launcher to die")
+    results = runtime.start_many([request(tmp_path, ["sh", "-c", f"exit {code}"]) for code in (6, 7, 8)])
+    assert runtime.launcher is not None and runtime.launcher.starts == 2
+    codes = []
+    for handle in results:
+        assert isinstance(handle, Handle)
+        assert handle.shim_pid not in runtime._children  # forked by the new launcher, not spawned
+        outcome = runtime.wait(handle, timeout=30)
+        assert outcome is not None and outcome.exit_code is not None
+        codes.append(outcome.exit_code)
+        runtime.release(handle)
+    assert codes == [6, 7, 8]
 
 
 def test_start_failures_in_the_shim_are_reported_and_leave_nothing(

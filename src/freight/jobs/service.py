@@ -25,6 +25,7 @@ from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, job_labels, jobs, queues
 from freight.errors import ConflictError, FreightError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
+from freight.jobs.eventfeed import EventFollower
 from freight.jobs.explain import explained
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
@@ -495,14 +496,16 @@ class JobService:
             return event_rows(conn, job_id and resolve_job_id(conn, job_id), limit)
 
     def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]:
-        """Block until every job is terminal (or `timeout` passes). Follows the events table from where
-        it was, so each wake-up reads only what changed, however many jobs are awaited; a full re-check
-        every few seconds covers event ids that commit out of order (PostgreSQL sequences)."""
+        """Block until every job is terminal (or `timeout` passes). Follows the events table
+        (jobs/eventfeed.py, which also reads an event that commits after later ids on PostgreSQL), so
+        each wake-up reads only what changed, however many jobs are awaited; a full re-check every
+        few seconds is the safety net for a transaction that stays open longer."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = set(job_ids)
         seen = self._settled()  # before the read: a commit after it is followed by another read
+        follower = EventFollower()
         with self.engine.connect() as conn:
-            last_event = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+            follower.start(conn, time.monotonic())
             states = self._states(conn, list(wanted))
         missing = wanted - states.keys()
         if missing:
@@ -527,13 +530,13 @@ class JobService:
                     pending = {job_id for job_id, state in states.items() if not state.terminal}
                     recheck_at = time.monotonic() + _WAIT_RECHECK
                     continue
-                rows = conn.execute(
-                    select(events.c.id, events.c.job_id, events.c.from_state, events.c.to_state)
-                    .where(events.c.id > last_event, events.c.to_state.in_(_WAIT_STATES))
-                    .order_by(events.c.id)
-                ).all()
+                rows = follower.read(
+                    conn,
+                    time.monotonic(),
+                    [events.c.id, events.c.job_id, events.c.from_state, events.c.to_state],
+                    match=events.c.to_state.in_(_WAIT_STATES),
+                )
             for row in rows:
-                last_event = max(last_event, int(row.id))
                 if row.job_id not in wanted:
                     continue
                 if row.to_state == JobState.QUEUED.value:

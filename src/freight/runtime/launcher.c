@@ -7,7 +7,8 @@
  *
  * The runtime spawns it with descriptor 3 = its end of a SOCK_SEQPACKET socketpair. It forks at
  * once (the first process exits and the runtime reaps it; init adopts the launcher, which so never
- * lingers as the runtime's zombie), starts a session of its own and says HELLO. Then per message:
+ * lingers as the runtime's zombie), starts a session of its own and says HELLO. Then per message
+ * (a batch of requests sent before any reply is read is served in one wake, in order):
  *
  *   request  runtime → launcher: struct launch_request, then NUL-terminated strings
  *            RECORD_DIR LOG CWD RLIMITS PROCS... STATS... ARGV... ENV...;
@@ -265,6 +266,7 @@ static void reap(void) {
 }
 
 /* One request: fork its shim. Returns 0 once the runtime has closed its end. */
+/* 2: served a request; 1: none waiting (or interrupted); 0: the runtime's end closed */
 static int serve_one(char *buf) {
     union {
         struct cmsghdr align;
@@ -277,7 +279,7 @@ static int serve_one(char *buf) {
     if (n == 0)
         return 0;
     if (n < 0)
-        return errno == EINTR || errno == EAGAIN;
+        return errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK;
     int slot_fd = -1;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -309,7 +311,7 @@ static int serve_one(char *buf) {
     }
     if (slot_fd >= 0)
         close(slot_fd);
-    return 1;
+    return 2;
 }
 
 int serve(void) {
@@ -361,7 +363,14 @@ int serve(void) {
         }
         if (fds[1].revents & POLLIN)
             reap();
-        if (fds[0].revents && !serve_one(buf))
-            return 0;
+        if (fds[0].revents) {
+            /* a batch (Launcher.start_many) is served in one wake: each request is forked in turn,
+               so this fork overlaps the set-up of the shim before it */
+            int served;
+            while ((served = serve_one(buf)) == 2)
+                ;
+            if (!served)
+                return 0;
+        }
     }
 }

@@ -7,10 +7,9 @@ The shim replies itself, and forks the job only once its reply is sent: so a req
 (the launcher died: EOF; or the shim died first: the launcher's DIED notice) started no job, and
 can be sent again. A launcher that does not answer in time (stopped, or wedged) is abandoned the
 same way: shutting our end for reading makes any later reply fail (EPIPE), so its shim never forks
-the job; a reply that made it before the shutdown is still read and used. Requests go one at a
-time (a lock): a round trip is a fork and a few syscalls in C, far shorter than the spawn it
-replaces, and the scheduler's two spawn threads do their Python work (placing the attempt,
-encoding the request) outside the lock.
+the job; a reply that made it before the shutdown is still read and used. A round trip holds a
+lock; `start_many` sends a batch of requests in one, before reading any reply (replies carry the
+request's id), so the launcher forks the next shim while the last one sets up.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: the request header: magic, id, then how many PROCS, STATS, ARGV and ENV strings follow
@@ -42,6 +42,10 @@ _ENCODING = sys.getfilesystemencoding()
 _FD_SPACE = socket.CMSG_SPACE(4)
 #: seconds a start waits for its reply before the launcher is taken for wedged and replaced
 REPLY_TIMEOUT = 10.0
+
+
+#: an encoded request: its counts, its strings, and the slot's claim (a descriptor) if any
+Request = tuple[tuple[int, int, int, int], bytes, "int | None"]
 
 
 class LauncherGone(Exception):
@@ -109,19 +113,49 @@ class Launcher:
         could not be set up (errno and path as for mkdir/open; the record directory is not left
         behind), ValueError for a NUL in a string.
         """
-        fds = [slot_lock] if slot_lock is not None else []
+        result = self.start_many([(counts, payload, slot_lock)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def start_many(self, requests: Sequence[Request]) -> list[Started | Exception]:
+        """Have a shim forked for each encoded request, in one round trip: every request is sent
+        before any reply is read, so the launcher forks the next shim while the last one sets up and
+        the caller's thread wakes once for them all. Each result is what `start` returns or raises
+        for that request alone (a request with no reply started no job, as for `start`)."""
+        results: list[Started | Exception | None] = [None] * len(requests)
         with self._lock:
-            sock = self._sock or self._spawn()
-            ident = self._next_id
-            self._next_id = ident + 1 if ident < 0xFFFFFFFF else 1
+            try:
+                sock = self._sock or self._spawn()
+            except LauncherGone as exc:
+                return [exc for _ in requests]
+            #: request id -> its index, for the requests sent and not answered yet
+            pending: dict[int, int] = {}
+            dead = False
             try:
                 try:
-                    sock.sendmsg([_REQUEST.pack(_MAGIC, ident, *counts), payload], _rights(fds))
-                except OSError as exc:
-                    if exc.errno == errno.EMSGSIZE:  # a socket buffer smaller than MAX_REQUEST
-                        raise TooLarge(str(exc)) from None
-                    raise
-                while True:
+                    for index, (counts, payload, slot_lock) in enumerate(requests):
+                        ident = self._next_id
+                        self._next_id = ident + 1 if ident < 0xFFFFFFFF else 1
+                        fds = [slot_lock] if slot_lock is not None else []
+                        try:
+                            sock.sendmsg([_REQUEST.pack(_MAGIC, ident, *counts), payload], _rights(fds))
+                        except OSError as exc:
+                            if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+                                raise
+                            # a socket buffer smaller than MAX_REQUEST: nothing was sent
+                            too_large = exc.errno == errno.EMSGSIZE
+                            results[index] = TooLarge(str(exc)) if too_large else exc
+                            continue
+                        pending[ident] = index
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    # the launcher is gone: what it was sent before may have replied (read on)
+                    gone = LauncherGone(f"the launcher is gone: {exc}")
+                    for index, result in enumerate(results):
+                        if result is None and index not in pending.values():
+                            results[index] = gone
+                    dead = True
+                while pending:
                     message, received = self._reply(sock)
                     if not message:
                         raise LauncherGone(
@@ -130,27 +164,20 @@ class Launcher:
                             else "the launcher exited"
                         )
                     got, err, pid, kind, start = _REPLY.unpack_from(message)
-                    if got != ident:  # a notice for a shim that had replied long ago
+                    index = pending.pop(got, -1)
+                    if index < 0:  # a notice for a shim that had replied long ago
                         _close(received)
                         continue
-                    if kind == STARTED:
-                        return Started(pid, start, received[0] if received else None)
-                    _close(received)
-                    if kind == DIED:
-                        raise ShimDied(f"the shim died of signal {err} before it started the job")
-                    text = message[_REPLY.size :].decode(_ENCODING, "surrogateescape")
-                    if err == errno.EINVAL and text == "embedded null byte":
-                        raise ValueError(text)
-                    raise OSError(err, os.strerror(err), text)
-            except (BrokenPipeError, ConnectionResetError) as exc:
+                    results[index] = _result(message, received, err, pid, kind, start)
+            except (BrokenPipeError, ConnectionResetError, LauncherGone) as exc:
                 self._drop()
-                raise LauncherGone(f"the launcher is gone: {exc}") from None
-            except LauncherGone:
-                self._drop()
-                raise
+                gone = exc if isinstance(exc, LauncherGone) else LauncherGone(f"the launcher is gone: {exc}")
+                for index in pending.values():
+                    results[index] = gone
             finally:
-                if self._wedged:
+                if self._wedged or dead:
                     self._drop()
+        return [r if r is not None else LauncherGone("the launcher did not answer") for r in results]
 
     def _reply(self, sock: socket.socket) -> tuple[bytes, list[int]]:
         """The next message. After `reply_timeout` seconds of silence our end is shut for reading
@@ -222,6 +249,21 @@ class Launcher:
         self._sock, self.pid = ours, pid
         self.starts += 1
         return ours
+
+
+def _result(
+    message: bytes, received: list[int], err: int, pid: int, kind: int, start: int
+) -> Started | Exception:
+    """What one reply says of its request."""
+    if kind == STARTED:
+        return Started(pid, start, received[0] if received else None)
+    _close(received)
+    if kind == DIED:
+        return ShimDied(f"the shim died of signal {err} before it started the job")
+    text = message[_REPLY.size :].decode(_ENCODING, "surrogateescape")
+    if err == errno.EINVAL and text == "embedded null byte":
+        return ValueError(text)
+    return OSError(err, os.strerror(err), text)
 
 
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:

@@ -27,19 +27,33 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn, ParamSpec
 
 from freight.errors import TerminalError, TransientError, disk_full
 from freight.runtime import records
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
 from freight.runtime.isolation import Isolation, Placement
-from freight.runtime.launcher import MAX_REQUEST, Launcher, LauncherGone, ShimDied, Started, TooLarge
+from freight.runtime.launcher import (
+    MAX_REQUEST,
+    Launcher,
+    LauncherGone,
+    Request,
+    ShimDied,
+    Started,
+    TooLarge,
+)
 from freight.runtime.notices import warn_once
 from freight.runtime.shim import Shim
 
 _ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,200}$")
 _STDIN_FROM_DEV_NULL = (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
 _ALL_SIGNALS = tuple(signal.valid_signals())
+#: launcher requests sent before their replies are read (small: replies wait in our socket buffer)
+LAUNCH_BATCH = 32
+
+_P = ParamSpec("_P")
 
 
 class ShimRuntime:
@@ -70,6 +84,45 @@ class ShimRuntime:
     # -- start ------------------------------------------------------------------------------------
 
     def start(self, request: AttemptRequest) -> Handle:
+        placement, record_dir = self._begin(request)
+        return self._complete(request, placement, record_dir, None)
+
+    def start_many(self, requests: Sequence[AttemptRequest]) -> list[Handle | Exception]:
+        """Start these attempts, their launcher requests sent in batches of one round trip each
+        (Launcher.start_many). Each result is what start() returns or raises for that attempt alone."""
+        launcher = self.launcher
+        if launcher is None or launcher.broken is not None or len(requests) < 2:
+            return [_outcome_of(self.start, request) for request in requests]
+        results: list[Handle | Exception | None] = [None] * len(requests)
+        #: attempts placed and encoded, waiting for the launcher: (index, placement, record dir)
+        batch: list[tuple[int, Placement, str]] = []
+        encoded: list[Request] = []
+        for index, request in enumerate(requests):
+            try:
+                placement, record_dir = self._begin(request)
+            except Exception as exc:
+                results[index] = exc
+                continue
+            try:
+                counts, payload = self._encode(launcher, request, placement, record_dir)
+            except Exception as exc:  # as start() would raise it, with the slot given back
+                results[index] = _outcome_of(self._complete, request, placement, record_dir, exc)
+                continue
+            if len(payload) > MAX_REQUEST:
+                results[index] = _outcome_of(self._complete, request, placement, record_dir, TooLarge())
+                continue
+            batch.append((index, placement, record_dir))
+            encoded.append((counts, payload, placement.lock))
+        for first in range(0, len(batch), LAUNCH_BATCH):
+            launched = launcher.start_many(encoded[first : first + LAUNCH_BATCH])
+            for (index, placement, record_dir), got in zip(
+                batch[first : first + LAUNCH_BATCH], launched, strict=True
+            ):
+                results[index] = _outcome_of(self._complete, requests[index], placement, record_dir, got)
+        return [r if r is not None else RuntimeError("not started") for r in results]
+
+    def _begin(self, request: AttemptRequest) -> tuple[Placement, str]:
+        """Check the request and take its slot; raises as start() does."""
         if not _ATTEMPT_ID.match(request.attempt_id):
             raise TerminalError(f"attempt id {request.attempt_id!r} cannot name a directory")
         if not request.argv:
@@ -82,27 +135,27 @@ class ShimRuntime:
                 self._unreaped = {pid for pid in self._unreaped if not self._reap_locked(pid)}
         try:
             placement = self.isolation.place(request.attempt_id, request.limits)
-            record_dir = self._run_prefix + request.attempt_id
+        except BaseException as exc:
+            self._failed(request, exc)
+        return placement, self._run_prefix + request.attempt_id
+
+    def _complete(
+        self,
+        request: AttemptRequest,
+        placement: Placement,
+        record_dir: str,
+        first: Started | Exception | None,
+    ) -> Handle:
+        """Launch a placed attempt (`first`: what a batch start already made of it) and make its
+        handle; on failure its slot is given back and the error raised as start() raises it."""
+        try:
             try:
-                started = self._launch(request, placement, record_dir)
+                started = self._launch(request, placement, record_dir, first)
             except BaseException:
                 self.isolation.unplace(request.attempt_id, placement)
                 raise
         except BaseException as exc:
-            with self._lock:
-                self._live.discard(request.attempt_id)
-            if isinstance(exc, FileExistsError):
-                raise TerminalError(
-                    f"attempt {request.attempt_id} was started before: {exc.filename} exists"
-                ) from None
-            if isinstance(exc, OSError) and disk_full(exc):
-                raise TransientError(
-                    f"cannot start attempt {request.attempt_id}: no space left on the disk of "
-                    f"{exc.filename or 'its log or records'} (ENOSPC)"
-                ) from exc
-            if isinstance(exc, OSError):
-                raise TransientError(f"cannot start attempt {request.attempt_id}: {exc}") from exc
-            raise
+            self._failed(request, exc)
         if started.pidfd is not None:
             with self._lock:
                 self._pidfds[request.attempt_id] = started.pidfd
@@ -117,29 +170,68 @@ class ShimRuntime:
             extra={"cpu_base": placement.cpu_base} if placement.cpu_base else {},
         )
 
-    def _launch(self, request: AttemptRequest, placement: Placement, record_dir: str) -> Started:
+    def _failed(self, request: AttemptRequest, exc: BaseException) -> NoReturn:
+        """An attempt that did not start: no longer live; the error as start() raises it."""
+        with self._lock:
+            self._live.discard(request.attempt_id)
+        if isinstance(exc, FileExistsError):
+            raise TerminalError(
+                f"attempt {request.attempt_id} was started before: {exc.filename} exists"
+            ) from None
+        if isinstance(exc, OSError) and disk_full(exc):
+            raise TransientError(
+                f"cannot start attempt {request.attempt_id}: no space left on the disk of "
+                f"{exc.filename or 'its log or records'} (ENOSPC)"
+            ) from exc
+        if isinstance(exc, OSError):
+            raise TransientError(f"cannot start attempt {request.attempt_id}: {exc}") from exc
+        raise exc
+
+    def _encode(
+        self, launcher: Launcher, request: AttemptRequest, placement: Placement, record_dir: str
+    ) -> tuple[tuple[int, int, int, int], bytes]:
+        return launcher.encode(
+            record_dir,
+            str(request.log_path),
+            request.cwd or "-",
+            _with_user(placement.rlimits, request.user),
+            placement.procs,
+            placement.counters,
+            request.argv,
+            request.env,
+        )
+
+    def _launch(
+        self,
+        request: AttemptRequest,
+        placement: Placement,
+        record_dir: str,
+        first: Started | Exception | None = None,
+    ) -> Started:
+        tries = 2  # a launcher that died is started again, once per attempt
+        if first is not None:  # what a batch start made of it
+            if isinstance(first, Started):
+                return first
+            if isinstance(first, TooLarge):
+                tries = 0
+            elif isinstance(first, (LauncherGone, ShimDied)):
+                _discard_unstarted(record_dir)  # no job ran: nothing else can be in it
+                tries = 1
+            else:
+                raise first
         launcher = self.launcher
-        if launcher is not None and launcher.broken is None:
-            counts, payload = launcher.encode(
-                record_dir,
-                str(request.log_path),
-                request.cwd or "-",
-                _with_user(placement.rlimits, request.user),
-                placement.procs,
-                placement.counters,
-                request.argv,
-                request.env,
-            )
+        if tries and launcher is not None and launcher.broken is None:
+            counts, payload = self._encode(launcher, request, placement, record_dir)
             if len(payload) <= MAX_REQUEST:
-                for _ in range(2):  # a launcher that died is started again, once per attempt
+                for _ in range(tries):
                     try:
                         return launcher.start(counts, payload, placement.lock)
                     except (LauncherGone, ShimDied):
                         _discard_unstarted(record_dir)  # no job ran: nothing else can be in it
                     except TooLarge:
                         break
-                if launcher.broken is not None:
-                    warn_once("launcher", f"freight: {launcher.broken}; spawning a shim per attempt")
+        if launcher is not None and launcher.broken is not None:
+            warn_once("launcher", f"freight: {launcher.broken}; spawning a shim per attempt")
         pid = self._spawn(request, placement, record_dir)
         started = records.start_time(pid)
         return Started(pid, started if started is not None else 0, None)
@@ -397,3 +489,11 @@ def _above_stdio(fd: int) -> int:
     moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
     os.close(fd)
     return moved
+
+
+def _outcome_of(call: Callable[_P, Handle], *args: _P.args, **kwargs: _P.kwargs) -> Handle | Exception:
+    """What `call` returns, or the exception it raised (one attempt's, kept with that attempt)."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        return exc

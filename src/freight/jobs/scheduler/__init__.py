@@ -6,11 +6,14 @@
                 attempt, due timers). No I/O, no clock, no threads.
     apply.py    one compare-and-set transaction per tick, transitions checked against the table and
                 fenced by the lease's token; side effects (`Effects`) only after it commits.
-    spawn.py    attempts being started on a small pool, collected by the loop on a later tick; ended
-                attempts released on the same pool, one task per tick.
+    spawn.py    attempts being started on a small pool (a tick's starts as one batch per worker,
+                `start_many`), collected by the loop on a later tick; ended attempts released on
+                the same pool, one task per tick.
     changes.py  what other processes changed (submissions, retries, cancellations), followed from a
                 cursor on the events table; a full rescan of waiting jobs every 15 s as a safety net.
     nodes.py    the nodes jobs may be placed on (this host, or a cluster's), with what is placed there.
+    nodewatch.py a cluster's nodes listed (and attempts on a returning node stopped) on threads of
+                their own: the tick takes the newest listing and never waits on an agent.
 
 The loop, one mixin per step over the state they share (`Scheduler` combines them):
     loop.py     the thread: lifecycle (lease, socket, wake pipe), the tick, introspection.

@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from sqlalchemy import select
+
+from freight.db.schema import attempts
 from freight.jobs.placement import Node
 from freight.jobs.scheduler.state import Running, SchedulerState
 from freight.jobs.store import Batch
@@ -22,6 +25,8 @@ log = logging.getLogger("freight.scheduler")
 
 #: seconds a failed start waits for a fresh listing of the nodes (the agents have 2 s to answer)
 FRESH_WAIT = 3.0
+#: how far back a new leader looks for attempts ended `lost` that may still run on their node
+RECONCILE_WINDOW = 86_400.0
 
 
 class ClusterWatch(SchedulerState):
@@ -50,7 +55,7 @@ class ClusterWatch(SchedulerState):
             self._reconciling.discard(node_id)
             self._ended_with.pop(node_id, None)
             self.nodes.reconciled(node_id)
-            log.warning("node %s answers again; what ran there after it was lost was stopped", node_id[:12])
+            log.warning("node %s: the attempts the store ended there were stopped", node_id[:12])
         listing = self.watch.take()
         if listing is None and not self._lost_pending:
             return
@@ -94,6 +99,30 @@ class ClusterWatch(SchedulerState):
             )
             self._reconciling.add(node_id)
             self.watch.stop_attempts(node_id, ended)
+
+    def _reconcile_on_start(self, now: float) -> None:
+        """A new leader does not know which nodes the last one declared lost: every attempt the store
+        ended `lost` on a cluster node lately (it may run on there, partitioned) is killed on its
+        node if that node answers, else when it answers again after being lost. Runs after recovery
+        re-attached the running attempts (so their slots are claimed), on the nodes' thread."""
+        if not self.nodes.remote:
+            return
+        query = select(attempts.c.id, attempts.c.node, attempts.c.handle).where(
+            attempts.c.state == "lost",
+            attempts.c.handle.is_not(None),
+            attempts.c.node.is_not(None),
+            attempts.c.ended_at >= now - RECONCILE_WINDOW,
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        for row in rows:
+            with contextlib.suppress(Exception):  # an unreadable handle: nothing to kill it with
+                self._ended_with.setdefault(row.node, {})[row.id] = Handle.from_json(row.handle)
+        for node_id, ended in list(self._ended_with.items()):
+            if self.nodes.alive(node_id) and self.nodes.reachable(node_id) and node_id in self.nodes:
+                self.nodes.hold(node_id)  # it takes nothing before they are stopped
+                self._reconciling.add(node_id)
+                self.watch.stop_attempts(node_id, list(ended.values()))
 
     def _stop_ended(self, handle: Handle) -> None:
         """Kill an attempt whose end is committed (its node was lost), and give its slot back."""

@@ -69,6 +69,7 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
         self._last_lease = now
         self._bind_socket()
         self.recover()
+        self._reconcile_on_start(now)
         self.watch.start()
         self._publish()
 

@@ -193,6 +193,13 @@ class NodeTable:
         (their cgroup slots released) before they take new ones; then call `reconciled`."""
         return sorted(node_id for node_id, e in self._nodes.items() if e.returning and e.info.answering)
 
+    def hold(self, node_id: str) -> None:
+        """Take no attempts on this node until `reconciled` (attempts ended there may still run)."""
+        entry = self._nodes.get(node_id)
+        if entry is not None and not entry.lost:
+            entry.returning = True
+            self._rows = None
+
     def reconciled(self, node_id: str) -> None:
         """What ran on this returning node was stopped: it may take attempts again."""
         entry = self._nodes.get(node_id)
@@ -262,15 +269,13 @@ class NodeTable:
 
     @property
     def used(self) -> tuple[float, int]:
-        return (
-            sum(e.used_cpus for e in self._nodes.values()),
-            sum(e.used_memory for e in self._nodes.values()),
-        )
+        entries = list(self._nodes.values())  # one C-level copy: safe while another thread adds
+        return sum(e.used_cpus for e in entries), sum(e.used_memory for e in entries)
 
     @property
     def capacity(self) -> tuple[float, int]:
         """What the nodes not lost offer in all (an unreachable node's room comes back with it)."""
-        live = [e.info for e in self._nodes.values() if not e.lost]
+        live = [e.info for e in list(self._nodes.values()) if not e.lost]
         return sum(i.cpus for i in live), sum(i.memory for i in live)
 
     def snapshot(self) -> list[dict[str, Any]]:

@@ -48,12 +48,14 @@ class NodeWatch:
         #: node id -> attempts to stop there; node ids whose attempts were all stopped
         self._to_stop: dict[str, list[Handle]] = {}
         self._stopped: set[str] = set()
+        self._stop_asked = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self.threaded and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="freight-nodes", daemon=True)
             self._thread.start()
+            threading.Thread(target=self._run_stops, name="freight-node-stops", daemon=True).start()
 
     def close(self) -> None:
         """Stop the thread (a look in progress is not waited for: it may hang)."""
@@ -94,7 +96,7 @@ class NodeWatch:
         once all of them were. A failure is tried again at the next look."""
         with self._cond:
             self._to_stop.setdefault(node_id, []).extend(handles)
-            self._asked = True
+            self._stop_asked = True
             self._cond.notify_all()
         if not self.threaded:
             self._stop_pending()
@@ -112,8 +114,18 @@ class NodeWatch:
                 if self._closing:
                     return
                 self._asked = False
-            self._stop_pending()
             self._look()
+
+    def _run_stops(self) -> None:
+        while True:
+            with self._cond:
+                # a failed stop is tried again after `interval`
+                self._cond.wait_for(lambda: self._stop_asked or self._closing, self.interval)
+                if self._closing:
+                    return
+                self._stop_asked = False
+            if self._stop_pending():
+                self._wake()
 
     def _look(self) -> None:
         try:
@@ -127,9 +139,11 @@ class NodeWatch:
             self._cond.notify_all()
         self._wake()
 
-    def _stop_pending(self) -> None:
+    def _stop_pending(self) -> bool:
+        """Stop what is queued; True when some node's attempts were all stopped."""
         with self._cond:
             work, self._to_stop = self._to_stop, {}
+        done = False
         for node_id, handles in work.items():
             failed = []
             for handle in handles:
@@ -145,3 +159,5 @@ class NodeWatch:
                     self._to_stop.setdefault(node_id, []).extend(failed)
                 else:
                     self._stopped.add(node_id)
+                    done = True
+        return done

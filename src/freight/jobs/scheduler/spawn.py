@@ -33,6 +33,8 @@ log = logging.getLogger("freight.scheduler")
 
 #: what a spawn returns: the handle (or None and why not) and when it started
 Spawned = tuple[Handle | None, str | None, float]
+#: an attempt handed to a batch: its request, the names of its secrets, and where its spawn goes
+Asked = tuple[AttemptRequest, "dict[str, str] | None", "Future[Spawned]"]
 
 
 #: all a job sees of the server's environment unless its queue lets it inherit the whole of it
@@ -105,22 +107,33 @@ class Spawner:
         self._pool: ThreadPoolExecutor | None = None
         self._unfinished = 0
         self._lock = threading.Lock()
+        #: a tick's spawns in a few pool tasks, started in batches (False: one task per attempt)
+        self.batch = True
 
     def start(self, items: list[tuple[JobRecord, Running, AttemptRequest | str]]) -> None:
-        """Spawn these attempts; a str in place of a request is why it could not even be asked."""
+        """Spawn these attempts; a str in place of a request is why it could not even be asked.
+        With `batch` (the default), a tick's spawns go to the pool as one task per worker, each
+        starting its share in one call (`start_many`, one launcher round trip) rather than one task
+        per attempt: handing each attempt to a thread of its own cost the loop more than its start."""
         if not items:
             return
         with self._lock:
             self._unfinished += len(items)
+        asked: list[Asked] = []
         for job, run, request in items:
-            future: Future[Spawned]
+            future: Future[Spawned] = Future()
             if isinstance(request, str):
-                future = Future()
                 future.set_result((None, request, self.clock()))
+            elif self.batch:
+                asked.append((request, job.spec.secrets, future))
             else:
                 future = self._executor().submit(self._spawn_one, request, job.spec.secrets)
             self.inflight.append((job, run, future))
             future.add_done_callback(self._finished)
+        if asked:
+            share = -(-len(asked) // min(self.workers, len(asked)))
+            for first in range(0, len(asked), share):
+                self._executor().submit(self._spawn_batch, asked[first : first + share])
 
     def release(self, handles: list[Handle]) -> None:
         """Give ended attempts' slots back, all in one task on the pool: killing what a job left in
@@ -166,24 +179,70 @@ class Spawner:
         if last:
             self.wake()
 
-    def _spawn_one(self, request: AttemptRequest, secret_names: dict[str, str] | None = None) -> Spawned:
-        if secret_names:
-            try:
-                if self.secrets is None:
-                    raise FreightError("this scheduler has no secret store")
-                values = self.secrets.values(secret_names.values())
-            except Exception as exc:  # the job fails saying why; the tick never does
-                problem = exc if isinstance(exc, FreightError) else f"cannot read its secrets: {exc}"
-                return None, str(problem), self.clock()
-            request = replace(request, env=request.env | {var: values[n] for var, n in secret_names.items()})
+    def _spawn_batch(
+        self, asked: list[tuple[AttemptRequest, dict[str, str] | None, Future[Spawned]]]
+    ) -> None:
+        """Start a share of a tick's attempts in one call to the runtime where it can (one launcher
+        round trip); each future gets what its attempt's spawn alone would have returned."""
         try:
-            handle = self.runtime.start(request)
-        except FreightError as exc:
-            return None, str(exc), self.clock()
-        except Exception as exc:  # one attempt's failure, whatever it is, is that attempt's alone
-            log.exception("starting attempt %s failed", request.attempt_id)
-            return None, describe(exc), self.clock()
+            start_many = getattr(self.runtime, "start_many", None)
+            if start_many is None or len(asked) < 2:
+                for request, secret_names, future in asked:
+                    future.set_result(self._spawn_one(request, secret_names))
+                return
+            ready: list[tuple[AttemptRequest, Future[Spawned]]] = []
+            for request, secret_names, future in asked:
+                with_secrets = self._with_secrets(request, secret_names)
+                if isinstance(with_secrets, str):
+                    future.set_result((None, with_secrets, self.clock()))
+                else:
+                    ready.append((with_secrets, future))
+            try:
+                results: list[Handle | Exception] = start_many([request for request, _ in ready])
+            except Exception as exc:  # the runtime's batch call itself failed: each attempt fails alike
+                log.exception("starting %d attempts failed", len(ready))
+                results = [exc] * len(ready)
+            for (request, future), result in zip(ready, results, strict=True):
+                future.set_result(self._spawned(request, result))
+        except BaseException as exc:  # never leave a future unset: the loop would wait on it forever
+            for _, _, future in asked:
+                if not future.done():
+                    future.set_result((None, describe(exc), self.clock()))
+            raise
+
+    def _with_secrets(
+        self, request: AttemptRequest, secret_names: dict[str, str] | None
+    ) -> AttemptRequest | str:
+        """The request with its named secrets decrypted into its env, or why they cannot be read."""
+        if not secret_names:
+            return request
+        try:
+            if self.secrets is None:
+                raise FreightError("this scheduler has no secret store")
+            values = self.secrets.values(secret_names.values())
+        except Exception as exc:  # the job fails saying why; the tick never does
+            problem = exc if isinstance(exc, FreightError) else f"cannot read its secrets: {exc}"
+            return str(problem)
+        return replace(request, env=request.env | {var: values[n] for var, n in secret_names.items()})
+
+    def _spawn_one(self, request: AttemptRequest, secret_names: dict[str, str] | None = None) -> Spawned:
+        with_secrets = self._with_secrets(request, secret_names)
+        if isinstance(with_secrets, str):
+            return None, with_secrets, self.clock()
+        try:
+            handle = self.runtime.start(with_secrets)
+        except Exception as exc:
+            return self._spawned(with_secrets, exc)
+        return self._spawned(with_secrets, handle)
+
+    def _spawned(self, request: AttemptRequest, result: Handle | Exception) -> Spawned:
+        """What a start came to: the handle (written beside the shim's records) or why it failed."""
+        if isinstance(result, FreightError):
+            return None, str(result), self.clock()
+        if isinstance(result, Exception):  # one attempt's failure, whatever it is, is that attempt's alone
+            log.error("starting attempt %s failed", request.attempt_id, exc_info=result)
+            return None, describe(result), self.clock()
         started_at = self.clock()
         with contextlib.suppress(OSError):
-            Path(handle.record_dir, HANDLE_FILE).write_text(handle.to_json())
-        return handle, None, started_at
+            Path(result.record_dir, HANDLE_FILE).write_text(result.to_json())
+        return result, None, started_at

@@ -121,9 +121,10 @@ def test_the_agent_writes_reads_and_archives_only_its_own_log_folder(env: dict[s
                 agent.start({**req, "log_path": path})
         assert agent._known == set()  # nothing started
         (home / "logs").mkdir(parents=True, exist_ok=True)
-        (home / "logs" / "link.log").symlink_to("/etc/shadow")  # a link out is followed, then refused
+        link = home / "logs" / f"link-{job_id}.log"
+        link.symlink_to("/etc/shadow")  # a link out is followed, then refused
         with pytest.raises(PermissionError):
-            agent.read_log(str(home / "logs" / "link.log"))
+            agent.read_log(str(link))
         handle = agent.start(req)
         assert agent.wait(handle, 60) is not None
         assert agent.read_log(req["log_path"]) == b"mine\n"

@@ -30,7 +30,7 @@ def attempt(tmp_path: Path, image: str, argv: list[str], mounts: tuple[Mount, ..
         env={"PATH": "/bin"},
         cwd=None,
         limits=Limits(cpus=1.0, memory=128 << 20, pids=64),
-        log_path=tmp_path / "home" / "logs" / f"{attempt_id}.log",  # the agent's log folder
+        log_path=tmp_path / "logs" / f"{attempt_id}.log",
         container=Container(image, "none", mounts),
     )
 
@@ -57,7 +57,7 @@ def test_an_agent_runs_an_image_attempt_in_its_container(
     data.mkdir()
     (data / "greeting").write_text("from the host\n")
     req = attempt(
-        tmp_path,
+        agent.settings.home,  # the agent writes logs under its own log folder only
         test_image.pinned,
         ["sh", "-c", "cat /www/healthz /data/greeting; exit 4"],  # /www exists in the image only
         mounts=(Mount(str(data), "/data"),),

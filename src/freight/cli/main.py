@@ -67,30 +67,34 @@ def _main() -> None:
 
         sys.stdout.write(root_help())
         sys.exit(0)
-    from rich.markup import escape
-
-    from freight.cli.output import err_console
-
+    # rich (~10 ms) loads only to say what went wrong: a command that prints no error never needs it
     try:
         _run_app()
     except UserError as exc:
         # escaped: messages name TOML sections such as [tasks.lint], which rich would eat as markup
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        _error(str(exc))
         sys.exit(2)
     except FreightError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        _error(str(exc))
         sys.exit(1)
     except Exception as exc:
         if not _store_unavailable(exc):
             raise
         orig = getattr(exc, "orig", None)
         first = str(orig).strip().splitlines()[0] if orig is not None else "unavailable"
-        err_console.print(
-            f"[red]error:[/] the store is busy or unreachable ({escape(first)}); nothing was changed, "
-            "try again shortly",
-            highlight=False,
+        _error(
+            f"the store is busy or unreachable ({first}); nothing was changed, try again shortly",
         )
         sys.exit(1)
+
+
+def _error(message: str) -> None:
+    """`error: MESSAGE` on stderr, the message escaped from rich's markup."""
+    from rich.markup import escape
+
+    from freight.cli.output import err_console
+
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False)
 
 
 def _store_unavailable(exc: Exception) -> bool:
@@ -108,13 +112,11 @@ def _run_app() -> None:
     """The app, with a mistyped command line (an unknown option, a bad value for one) said in one
     line like any other bad input, instead of click's framed usage box."""
     import typer
-    from rich.markup import escape
 
     # typer vendors click; these are the classes it raises (typer re-exports only a few of them)
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     from freight.cli.app import app
-    from freight.cli.output import err_console
 
     command = typer.main.get_command(app)
     try:
@@ -124,13 +126,13 @@ def _run_app() -> None:
         sys.exit(2)
     except UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err_console.print(f"[red]error:[/] {escape(exc.format_message())}{where}", highlight=False)
+        _error(exc.format_message() + where)
         sys.exit(2)
     except ClickException as exc:
-        err_console.print(f"[red]error:[/] {escape(exc.format_message())}", highlight=False)
+        _error(exc.format_message())
         sys.exit(exc.exit_code)
     except typer.Abort:  # end of input at a prompt
-        err_console.print("freight: aborted")
+        sys.stderr.write("freight: aborted\n")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -216,7 +216,7 @@ class JobService:
             from freight.jobs.scheduler.nodes import ClusterNodes
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
-            connect(self.settings.ray_address)
+            connect(self.settings.ray_address, self.settings.home)
             cluster = ClusterRuntime.for_settings(self.settings)
             return cluster, ClusterNodes(cluster)
         from freight.runtime.factory import create_job_runtime
@@ -237,7 +237,7 @@ class JobService:
             from freight.jobs.scheduler.nodes import ClusterNodes
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
-            connect(self.settings.ray_address)
+            connect(self.settings.ray_address, self.settings.home)
             source = ClusterNodes(ClusterRuntime.for_settings(self.settings))
         else:
             from freight.jobs.scheduler.nodes import LocalNodes

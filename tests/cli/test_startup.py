@@ -105,6 +105,17 @@ def test_running_a_job_loads_no_migrations_server_data_library_or_fsspec(
     assert loaded == []
 
 
+def test_a_plain_run_is_parsed_without_typers_command_group(tmp_path: Path, cgroup_parent: str) -> None:
+    # cli/direct.py: the root group (cli/app.py) and typer's click command are never built for it
+    heavy = ("freight.cli.app", "alembic")
+    loaded_by("jobs", "ls", heavy=heavy, home=tmp_path)  # a new store: migrated
+    run = ("run", "-m", "64M", "--env", "A=1", "--", "true")
+    loaded, said = probe(*run, heavy=heavy, home=tmp_path, cgroup_parent=cgroup_parent)
+    assert "succeeded" in said, said
+    assert loaded == []
+    assert loaded_by("run", "--help", heavy=heavy) == ["freight.cli.app"]  # typer's to answer
+
+
 def test_run_leaves_without_teardown_yet_runs_exit_functions_flushes_and_keeps_the_jobs_code(
     tmp_path: Path, cgroup_parent: str
 ) -> None:

@@ -16,8 +16,11 @@ from typing import Any, NoReturn
 from freight.errors import FreightError, UserError
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["build"]:
+def main(*, leave: bool = True) -> None:
+    """The `freight` console script. After `build` and `run` it ends the process itself (_leave);
+    `leave=False` (a test or a program calling it in its own process) raises SystemExit instead,
+    as every other command does."""
+    if leave and sys.argv[1:2] == ["build"]:
         # a cached build answers without typer, pydantic or SQLAlchemy (None: it must run in full)
         from freight.builds.fastpath import try_build
 
@@ -29,7 +32,7 @@ def main() -> None:
         except SystemExit as done:
             _leave(_exit_code(done))
         _leave(0)
-    if sys.argv[1:2] == ["run"]:
+    if leave and sys.argv[1:2] == ["run"]:
         # the job has ended and the scheduler of this process stopped: nothing is left to free
         try:
             _main()
@@ -111,6 +114,7 @@ def _store_unavailable(exc: Exception) -> bool:
 def _run_app() -> None:
     """The app, with a mistyped command line (an unknown option, a bad value for one) said in one
     line like any other bad input, instead of click's framed usage box."""
+    _run_direct()
     import typer
 
     # typer vendors click; these are the classes it raises (typer re-exports only a few of them)
@@ -135,6 +139,32 @@ def _run_app() -> None:
         sys.stderr.write("freight: aborted\n")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run_direct() -> None:
+    """A command marked `direct` in cli/registry.py, on a plain command line, is called without
+    typer (cli/direct.py); returns when typer must parse the command line."""
+    from freight.cli.registry import COMMANDS
+
+    entry = COMMANDS.get(sys.argv[1]) if len(sys.argv) > 1 else None
+    if entry is None or not entry.direct:
+        return
+    from freight.cli.direct import call
+
+    found = call(entry.target, sys.argv[2:])
+    if found is None:
+        return
+    import typer
+
+    func, params = found
+    try:
+        func(**params)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (EOFError, KeyboardInterrupt):  # as click says it (then cli/main.py's typer.Abort)
+        sys.stderr.write("\nfreight: aborted\n")
+        sys.exit(1)
+    sys.exit(0)
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 from freight.config import load_settings
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
+from freight.runtime.ray_auth import use_token
 from freight.runtime.ray_cluster import loopback_only
 
 RESULTS = Path(__file__).parent / "results"
@@ -96,6 +97,7 @@ def main() -> None:
             "FREIGHT_CPUS": "2",
         }
         embedded, e_states, e_isolation = measure(embedded_env, n, args.rounds)
+        use_token(root / "cluster")  # freight joins only clusters that require its token: start this one so
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()

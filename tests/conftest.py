@@ -49,6 +49,14 @@ def home(tmp_path: Path) -> Path:
 
 CGROUP_PARENT = f"freight-test-{os.getpid()}"
 
+#: every Ray cluster the tests start requires this token (Ray's token authentication), as freight
+#: requires of the clusters it joins (runtime/ray_auth.py); set before any test starts Ray
+RAY_TOKEN_DIR = Path(tempfile.mkdtemp(prefix="freight-test-ray-token-"))
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN_PATH"] = str(RAY_TOKEN_DIR / "token")
+(RAY_TOKEN_DIR / "token").write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+(RAY_TOKEN_DIR / "token").chmod(0o600)
+
 
 @pytest.fixture
 def cgroup_parent() -> str:
@@ -59,6 +67,7 @@ def cgroup_parent() -> str:
 def _remove_test_cgroups() -> Iterator[None]:
     """The session's cgroup slots (and any job left in them) go away when the tests end."""
     yield
+    shutil.rmtree(RAY_TOKEN_DIR, ignore_errors=True)
     from freight.runtime.cgroups import CgroupUnavailable, open_cgroups
     from freight.runtime.container import remove_container_cgroups
     from freight.runtime.slots import SlotPool

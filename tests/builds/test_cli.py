@@ -198,3 +198,33 @@ def test_serve_checks_its_options_before_serving() -> None:
     assert str(bad_env.exception).startswith("--env: 'bad env' is not an environment name")  # type: ignore[attr-defined]
     assert invoke("serve", "--port", "99999").exit_code == 2  # type: ignore[attr-defined]
     assert invoke("serve", "--ttl", "-1").exit_code == 2  # type: ignore[attr-defined]
+
+
+def test_a_build_whose_app_would_take_a_services_host_stops_before_it_starts(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """A builds app may not publish on a host a service holds (db/claims.py, the rule services/ apply
+    the other way): one line naming freight.toml's section, exit 2, nothing built or routed."""
+    from freight.builds.store import BuildStore
+    from freight.services.spec import ServiceSpec
+    from freight.services.store import ServiceStore
+
+    ws = slow_workspace(tmp_path / "ws", apps=("a",))
+    with (ws / "freight.toml").open("a") as toml:
+        toml.write('\n[apps.a]\nhosts = ["web.example.com"]\n')
+    with JobService.open(settings) as svc:
+        service = ServiceSpec(image="x", command=["x"], port=18000, replicas=0, hosts=["web.example.com"])
+        ServiceStore(svc.engine).deploy("web", service)
+        done = subprocess.run(
+            [sys.executable, "-m", "freight.cli.main", "build", "--cwd", str(ws)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(
+            f"error: {ws / 'freight.toml'}: apps.a.hosts: "
+            "host web.example.com is already routed to service web"
+        )
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert BuildStore(svc.engine).routes() == []
+        assert svc.events() == []  # no job was submitted

@@ -160,3 +160,26 @@ def test_the_entry_exits_with_the_builds_code_and_its_output_flushed(ws: Path, e
     assert again.returncode == 0 and "cached" in again.stdout  # the fast path
     bad = subprocess.run([*main, "--bogus"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_a_one_app_build_loads_only_what_a_process_task_needs(ws: Path, env: dict[str, str]) -> None:
+    """The full path after a hand-over imports what planning and a process job need, and not what
+    only image jobs (cryptography), YAML lockfiles (yaml), remote stores (fsspec) or error messages
+    (rich) use: each costs the one-app-changed build 5-20 ms (docs/benchmarks.md, issue 12)."""
+    full_build(ws)
+    with (ws / "apps" / "app-03" / "src" / "main.js").open("a") as handle:
+        handle.write("export const changed = 1;\n")
+    probe = (
+        "import atexit, json, sys\n"
+        "def report():\n"
+        "    loaded = sorted(m for m in ('cryptography', 'yaml', 'fsspec', 'rich') if m in sys.modules)\n"
+        "    sys.stderr.write('\\nLOADED ' + json.dumps(loaded) + '\\n')\n"
+        "atexit.register(report)\n"
+        "sys.argv = ['freight', 'build', '--cwd', sys.argv[1], '--no-publish', '--json']\n"
+        "from freight.cli.main import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(ws)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["totals"]["built"] == 1
+    assert json.loads(done.stderr.strip().splitlines()[-1].removeprefix("LOADED ")) == []

@@ -177,14 +177,18 @@ def test_interrupting_run_cancels_the_job_and_shows_it_stopping(settings: Settin
     ],
 )
 def test_a_mistyped_command_line_is_one_line_too(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args, said
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    said: str,
 ) -> None:
     from freight.cli.main import main
 
     monkeypatch.setenv("FREIGHT_HOME", str(settings.home))
     monkeypatch.setattr(sys, "argv", ["freight", *args])
     with pytest.raises(SystemExit) as exited:
-        main()
+        main(leave=False)
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(said) and err.count("\n") == 1, err
@@ -211,7 +215,7 @@ def test_bad_input_leaves_no_store_behind(
     monkeypatch.delenv("FREIGHT_URL", raising=False)
     monkeypatch.setattr(sys, "argv", ["freight", *(a.replace("{bad}", str(bad)) for a in args)])
     with pytest.raises(SystemExit) as exited:
-        main()
+        main(leave=False)
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not home.exists()

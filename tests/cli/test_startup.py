@@ -103,3 +103,51 @@ def test_running_a_job_loads_no_migrations_server_data_library_or_fsspec(
     loaded, said = probe("run", "--", "true", heavy=heavy, home=tmp_path, cgroup_parent=cgroup_parent)
     assert "succeeded" in said, said
     assert loaded == []
+
+
+def test_a_plain_run_is_parsed_without_typers_command_group(tmp_path: Path, cgroup_parent: str) -> None:
+    # cli/direct.py: the root group (cli/app.py) and typer's click command are never built for it
+    heavy = ("freight.cli.app", "alembic")
+    loaded_by("jobs", "ls", heavy=heavy, home=tmp_path)  # a new store: migrated
+    run = ("run", "-m", "64M", "--env", "A=1", "--", "true")
+    loaded, said = probe(*run, heavy=heavy, home=tmp_path, cgroup_parent=cgroup_parent)
+    assert "succeeded" in said, said
+    assert loaded == []
+    assert loaded_by("run", "--help", heavy=heavy) == ["freight.cli.app"]  # typer's to answer
+
+
+def test_run_leaves_without_teardown_yet_runs_exit_functions_flushes_and_keeps_the_jobs_code(
+    tmp_path: Path, cgroup_parent: str
+) -> None:
+    # cli/main.py: `freight run` ends with os._exit after the exit functions (the probe reports from
+    # one) and a flush; the job's own output and its exit code come through
+    env = {k: v for k, v in os.environ.items() if k not in ("FREIGHT_URL", "FREIGHT_TOKEN")}
+    env |= {"FREIGHT_HOME": str(tmp_path), "FREIGHT_CGROUP_PARENT": cgroup_parent}
+    script = (
+        "import atexit, sys; atexit.register(lambda: print('EXIT-FUNCTION-RAN'))\n"
+        "class Freed:\n    def __del__(self) -> None: print('TORN-DOWN')\n"
+        "freed = Freed()\n"  # freed in the interpreter's teardown, which os._exit skips
+    ) + PROBE
+    args = ["run", "--", "sh", "-c", "echo from-the-job; exit 3"]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(args), json.dumps(["alembic"])],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines() == ["from-the-job", "EXIT-FUNCTION-RAN"], done.stdout
+    assert "LOADED" in done.stderr
+
+
+def test_leaving_early_waits_for_a_thread_that_is_no_daemon() -> None:
+    # the rule of cli/main.py's _leave: no thread that is not a daemon is cut off
+    script = (
+        "import threading, time\n"
+        "from freight.cli.main import _leave\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), print('THREAD-DONE', flush=True))).start()\n"
+        "_leave(5)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (5, "THREAD-DONE\n"), done.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from freight.jobs import eventfeed
 from freight.jobs.scheduler import Scheduler, changes
 from freight.jobs.scheduler.changes import FULL_EVERY
 from freight.jobs.service import JobService
@@ -72,7 +73,7 @@ def test_the_full_scan_still_runs_every_full_every_seconds(h: Harness) -> None:
 def test_a_read_after_a_burst_takes_every_change_in_batches(
     svc: JobService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(changes, "READ_BATCH", 2)
+    monkeypatch.setattr(eventfeed, "READ_BATCH", 2)
     feed = changes.ChangeFeed()
     with svc.engine.connect() as conn:
         feed.restart(conn, 0.0)

@@ -13,8 +13,9 @@ from sqlalchemy import Engine, insert
 
 from freight.config import Settings
 from freight.db.schema import events
-from freight.jobs.scheduler import changes
-from freight.jobs.scheduler.changes import GAP_HOLD, Change, ChangeFeed
+from freight.jobs import eventfeed
+from freight.jobs.eventfeed import GAP_HOLD
+from freight.jobs.scheduler.changes import Change, ChangeFeed
 from freight.jobs.service import JobService
 
 
@@ -86,7 +87,7 @@ def test_a_rescan_keeps_the_cursor_so_a_commit_in_flight_meanwhile_is_read(engin
 
 
 def test_gaps_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(changes, "MAX_GAPS", 5)
+    monkeypatch.setattr(eventfeed, "MAX_GAPS", 5)
     feed = started(engine)
     with engine.connect() as lost:
         lost.execute(insert(events), [event(f"lost{i}") for i in range(20)])

@@ -229,16 +229,24 @@ def test_wait_reads_the_events_in_ordered_limited_batches(
     stale (after a bulk submit); each read is ordered by id and limited, as the change feed's are."""
     from sqlalchemy import event
 
-    from freight.jobs import service
+    from freight.jobs import eventfeed, service
 
-    monkeypatch.setattr(service, "WAIT_READ_BATCH", 2)
+    monkeypatch.setattr(eventfeed, "READ_BATCH", 2)
     ids = [v.id for v in svc.submit_many([JobSpec(command=["true"])] * 5)]
     with svc.engine.connect() as conn:
         before = int(conn.execute(select(func.max(events.c.id))).scalar_one())
     for job_id in ids[:4]:
         svc.cancel(job_id)
     with svc.engine.connect() as conn:
-        found = service._wait_events(conn, before)  # 4 events: two full batches, then an empty one
+        follower = eventfeed.EventFollower()  # what wait() follows the events with
+        follower.start(conn, 0.0, before)
+        # 4 events: two full batches, then an empty one
+        found = follower.read(
+            conn,
+            0.0,
+            [events.c.id, events.c.job_id, events.c.to_state],
+            match=events.c.to_state.in_(service._WAIT_STATES),
+        )
     assert [r.job_id for r in found] == ids[:4]
     assert [r.to_state for r in found] == ["cancelled"] * 4
     assert [r.id for r in found] == sorted(r.id for r in found)

@@ -99,3 +99,38 @@ def test_a_call_that_races_a_release_claims_no_slot_for_the_ended_attempt(
         assert agent.recover(first) == "vanished"  # released here: never adopted again
     finally:
         cleanup(agent)
+
+
+def test_the_agent_writes_reads_and_archives_only_its_own_log_folder(env: dict[str, str], home: Path) -> None:
+    """The agent runs as root: a caller naming any other file (a job that reached it, say) is refused
+    before anything starts, is read or is archived."""
+    agent = NodeAgent(env, f"node-{uuid.uuid4().hex[:6]}")
+    try:
+        job_id = f"0123abcd{uuid.uuid4().hex[:12]}"
+        req = request(home, job_id, ["/bin/sh", "-c", "echo mine"])
+        outside = [
+            "/etc/shadow",
+            str(home / "logs" / ".." / "ray_auth_token"),
+            str(home / "logs"),
+            str(home / "logsx" / "a.log"),
+        ]
+        for path in outside:
+            with pytest.raises(PermissionError, match="not a log file of this node"):
+                agent.read_log(path)
+            with pytest.raises(PermissionError, match="not a log file of this node"):
+                agent.start({**req, "log_path": path})
+        assert agent._known == set()  # nothing started
+        (home / "logs").mkdir(parents=True, exist_ok=True)
+        link = home / "logs" / f"link-{job_id}.log"
+        link.symlink_to("/etc/shadow")  # a link out is followed, then refused
+        with pytest.raises(PermissionError):
+            agent.read_log(str(link))
+        handle = agent.start(req)
+        assert agent.wait(handle, 60) is not None
+        assert agent.read_log(req["log_path"]) == b"mine\n"
+        with pytest.raises(PermissionError):
+            agent.release(handle, "/etc/shadow")
+        assert f"{job_id}-1" in agent._known  # refused before the release began
+        assert agent.release(handle, req["log_path"]) is True
+    finally:
+        cleanup(agent)

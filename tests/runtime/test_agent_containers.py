@@ -57,7 +57,7 @@ def test_an_agent_runs_an_image_attempt_in_its_container(
     data.mkdir()
     (data / "greeting").write_text("from the host\n")
     req = attempt(
-        tmp_path,
+        agent.settings.home,  # the agent writes logs under its own log folder only
         test_image.pinned,
         ["sh", "-c", "cat /www/healthz /data/greeting; exit 4"],  # /www exists in the image only
         mounts=(Mount(str(data), "/data"),),

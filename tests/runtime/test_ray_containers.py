@@ -51,7 +51,9 @@ def test_a_ray_node_runs_image_attempts_in_their_container(
     runtime = ClusterRuntime(cluster)
     node = next(n for n in runtime.nodes() if n.alive)
 
-    inside = attempt(tmp_path, "inside", test_image.pinned, "cat /www/healthz; exit 5")  # /www: the image's
+    inside = attempt(
+        Path(cluster["FREIGHT_HOME"]) / "logs", "inside", test_image.pinned, "cat /www/healthz; exit 5"
+    )  # /www: the image's
     handle = runtime.start(inside, node=node.id)
     outcome = runtime.wait(handle, timeout=180)
     runtime.release(handle)
@@ -59,7 +61,7 @@ def test_a_ray_node_runs_image_attempts_in_their_container(
     assert inside.log_path.read_text() == "ok\n"
 
     dd = "dd if=/dev/zero of=/dev/null bs=256M count=1"
-    hog = attempt(tmp_path, "hog", test_image.pinned, dd, memory=64 << 20)
+    hog = attempt(Path(cluster["FREIGHT_HOME"]) / "logs", "hog", test_image.pinned, dd, memory=64 << 20)
     handle = runtime.start(hog, node=node.id)
     outcome = runtime.wait(handle, timeout=180)
     runtime.release(handle)

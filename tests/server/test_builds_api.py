@@ -316,3 +316,29 @@ def test_dry_and_why_answer_for_the_server_cache_and_runs(
     bad_env = http.post("/apps/app-01/deploy", json={"env": "no env"}, headers=bearer(live.admin))
     assert bad_env.status_code == 422 and bad_env.json()["where"] == "env"
     assert bad_env.json()["message"].startswith("'no env' is not an environment name (up to 64 letters")
+
+
+def test_a_build_whose_app_would_take_a_services_host_is_a_409(
+    live: Live, http: httpx.Client, tmp_path: Path
+) -> None:
+    """Checked as the build is asked for (db/claims.py), not after its apps are built."""
+    from freight.services.spec import ServiceSpec
+    from freight.services.store import ServiceStore
+
+    host = f"claimed-{os.getpid()}-{time.monotonic_ns()}.example.com"
+    ws = slow_workspace(tmp_path / "ws", apps=("a",))
+    with (ws / "freight.toml").open("a") as toml:
+        toml.write(f'\n[apps.a]\nhosts = ["{host}"]\n')
+    services = ServiceStore(live.service.engine)
+    name = f"claim-{time.monotonic_ns() % 10**9}"
+    services.deploy(name, ServiceSpec(image="x", command=["x"], port=18000, replicas=0, hosts=[host]))
+    try:
+        answer = http.post("/builds", json={"workspace": str(ws)}, headers=bearer(live.admin))
+        assert answer.status_code == 409, answer.text
+        body = answer.json()
+        assert body["where"] == f"{ws / 'freight.toml'}: apps.a.hosts"
+        assert body["message"] == f"host {host} is already routed to service {name}"
+        listed = http.get("/builds", headers=bearer(live.admin)).json()
+        assert str(ws) not in json.dumps(listed)  # no build was started
+    finally:
+        services.delete(name)

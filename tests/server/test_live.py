@@ -146,3 +146,20 @@ def test_ui_says_plainly_that_a_job_ran_out_of_memory(http: httpx.Client, live: 
         panel = browser.get(f"/ui/jobs/{job['id']}/panel").text
     assert "Killed: out of memory" in panel
     assert "Raise resources.memory above 48.0M" in panel
+
+
+def test_the_event_feed_follows_new_events_of_one_job(http: httpx.Client) -> None:
+    job = submit(http, command=["true"])
+    with http.stream(
+        "GET", "/api/v1/events", params={"follow": "true", "after_id": 0, "job_id": job["id"]}
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        states: list[str] = []
+        lines = response.iter_lines()
+        while "succeeded" not in states:
+            line = next(lines)
+            if line.startswith("data: "):
+                row = json.loads(line[6:])
+                assert row["job_id"] == job["id"]
+                states.append(row["to_state"])
+    assert states[0] == "queued" and states[-1] == "succeeded"

@@ -86,3 +86,27 @@ def test_a_rollback_claims_its_routes_again(stores: tuple[ServiceStore, BuildSto
     back = store.rollback("web", message="rolled back: a new replica never got healthy")
     assert back.status == "rolled_back" and back.spec.hosts == []
     assert back.message is not None and "kept this revision's routes" in back.message
+
+
+def test_a_builds_app_cannot_take_a_host_or_prefix_a_service_holds(
+    stores: tuple[ServiceStore, BuildStore],
+) -> None:
+    """The rule is symmetric (db/claims.py): an app's route is refused as a service's would be."""
+    store, builds = stores
+    store.deploy("web", spec(hosts=["web.example.com"], prefix="/api/"))
+    store.deploy("docs", spec(prefix="/docs/v1/"))
+    before = builds.routes()
+    for route, says in (
+        (Route("blog", ("WEB.example.com",), "/blog/", True), "host web.example.com is already routed"),
+        (Route("blog", (), "/api/v1/", True), "prefix /api/v1/ overlaps service web's prefix /api/"),
+        (Route("shop", ("shop.example.com",), "/docs/", True), "/docs/ overlaps service docs's prefix"),
+    ):
+        with pytest.raises(ConflictError) as caught:
+            builds.set_route(route)
+        assert says in str(caught.value) and "\n" not in str(caught.value)
+        assert builds.routes() == before  # nothing written
+    # its own route again, a catch-all app at /, other hosts and prefixes, a host among apps: fine
+    builds.set_route(Route("shop", ("shop.example.com",), "/shop/", False))
+    builds.set_route(Route("root", (), "/", True))
+    builds.set_route(Route("blog", ("blog.example.com", "shop.example.com"), "/blog/", True))
+    assert {r.app for r in builds.routes()} == {"shop", "home", "root", "blog"}

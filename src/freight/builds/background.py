@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from freight.builds.api import Builds
 from freight.builds.plan import Plan
 from freight.builds.progress import RecordingReporter
-from freight.builds.runner import RunOptions, cancel_jobs
+from freight.builds.runner import RunOptions, cancel_jobs, check_routes
 from freight.errors import FreightError
 from freight.jobs.client import JobClient
 
@@ -146,6 +146,9 @@ def start_build(
 ) -> WorkspaceBuild:
     """Run `plan` in the background; the record's id is the run's, and its state is `failed` when a
     task failed."""
+    publish = plan.ws.config.workspace.publish if options.publish is None else options.publish
+    if publish:
+        check_routes(builds.store, plan)  # a route a service holds: 409 now, nothing built
     record = WorkspaceBuild(id=new_id(), workspace=str(plan.ws.root))
     options = replace(options, run_id=record.id, cancel=record.cancelled)
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from freight.errors import UserError
 
@@ -50,6 +49,12 @@ class Lockfile:
         return sorted(set(found.values()))
 
 
+def _yaml_errors() -> tuple[type[Exception], ...]:
+    """yaml's error class once a YAML lockfile was read (yaml loads only for those)."""
+    yaml = sys.modules.get("yaml")
+    return (yaml.YAMLError,) if yaml is not None else ()
+
+
 def load_lockfile(root: Path, name: str | None) -> Lockfile | None:
     if name is None:
         return None
@@ -62,7 +67,9 @@ def load_lockfile(root: Path, name: str | None) -> Lockfile | None:
             return _yarn_berry(text) if "__metadata:" in text else _yarn_v1(text)
         if name == "pnpm-lock.yaml":
             return _pnpm(text)
-    except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (ValueError, KeyError, TypeError, AttributeError, *_yaml_errors())):
+            raise
         raise UserError(
             f"cannot read the lockfile: {exc}",
             where=str(path),
@@ -166,6 +173,8 @@ def _yarn_v1(text: str) -> Lockfile:
 
 
 def _yarn_berry(text: str) -> Lockfile:
+    import yaml  # only yarn berry's and pnpm's lockfiles are YAML
+
     data: dict[str, Any] = yaml.safe_load(text) or {}
     keys: dict[str, str] = {}
     for key in data:
@@ -195,6 +204,8 @@ def _yarn_berry(text: str) -> Lockfile:
 
 
 def _pnpm(text: str) -> Lockfile:
+    import yaml  # only yarn berry's and pnpm's lockfiles are YAML
+
     data: dict[str, Any] = yaml.safe_load(text) or {}
     version = str(data.get("lockfileVersion", ""))
     modern = not version.startswith(("5", "6"))

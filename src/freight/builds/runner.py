@@ -203,6 +203,27 @@ class Builder:
         return view.state == JobState.SUCCEEDED, seconds, log
 
 
+def app_route(pkg: Package, app: AppConfig) -> Route:
+    """Where the gateway serves an app's releases."""
+    return Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa)
+
+
+def check_routes(store: BuildStore, plan: Plan) -> None:
+    """ConflictError, naming the app's section of freight.toml, when a service holds a host or the
+    prefix an app of `plan` would publish on (the claim rule of db/claims.py)."""
+    config = plan.ws.config
+    for task in plan.graph.tasks.values():
+        pkg = task.package
+        if not (pkg.is_app and task.name == RELEASE_TASK):
+            continue
+        try:
+            store.check_route(app_route(pkg, config.app(*pkg.names)))
+        except ConflictError as exc:
+            section = next((name for name in pkg.names if name in config.apps), pkg.slug)
+            where = f"{config.source}: apps.{section}.{exc.where}"
+            raise ConflictError(exc.message, where=where, hint=exc.hint) from None
+
+
 def _job_seconds(view: JobView) -> float | None:
     if view.started_at is not None and view.ended_at is not None:
         return max(0.0, view.ended_at - view.started_at)
@@ -246,6 +267,8 @@ class _Run:
         self.t0 = time.monotonic()
         order = self.plan.graph.order()
         self.pending = list(order)
+        if self.publish:
+            check_routes(self.b.store, self.plan)  # before anything is built or published
         self.reporter.started(len(order))
         self.reporter.info(
             f"build {self.id}: {len(order)} tasks (cancel: Ctrl-C, or `freight build --cancel {self.id}`)"
@@ -614,7 +637,7 @@ class _Run:
         entry["image"] = pinned
 
     def _route(self, pkg: Package, app: AppConfig) -> None:
-        route = Route(pkg.slug, tuple(app.hosts), app.prefix or f"/{pkg.slug}/", app.spa)
+        route = app_route(pkg, app)
         if self.routes is None:
             self.routes = {r.app: r for r in self.b.store.routes()}
         if self.routes.get(route.app) != route:  # a write only when the route moved

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from freight.builds.config import check_deploy_env
 from freight.config import Settings
+from freight.db import claims
 from freight.db.engine import make_engine, migrate
 from freight.db.schema import (
     build_apps,
@@ -63,6 +64,10 @@ class Route:
     hosts: tuple[str, ...]
     prefix: str
     spa: bool
+
+
+def _claim(route: Route) -> claims.Owner:
+    return claims.Owner(claims.APP, route.app, tuple(host.lower() for host in route.hosts), route.prefix)
 
 
 @dataclass(frozen=True)
@@ -211,9 +216,17 @@ class BuildStore:
 
     # routes ----------------------------------------------------------------------------------------
 
+    def check_route(self, route: Route) -> None:
+        """ConflictError when a service holds one of the route's hosts or its prefix (the gateway's
+        claim rule, db/claims.py). A read: set_route checks again as it writes."""
+        with self.engine.connect() as conn:
+            claims.check(conn, _claim(route))
+
     def set_route(self, route: Route) -> None:
+        """Store an app's route; ConflictError (nothing written) when a service holds part of it."""
         values = {"hosts": json.dumps(list(route.hosts)), "prefix": route.prefix, "spa": route.spa}
-        with self.engine.begin() as conn:
+        with claims.claiming(self.engine) as conn:
+            claims.check(conn, _claim(route))
             done = conn.execute(
                 update(build_apps)
                 .where(build_apps.c.app == route.app)

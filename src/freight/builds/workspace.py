@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from freight.builds.config import BuildConfig, load_config
 from freight.builds.globs import match_any
 from freight.errors import UserError
@@ -124,6 +122,8 @@ def find_root(start: Path) -> Path:
 def _workspace_globs(root: Path, manifest: dict[str, Any]) -> list[str]:
     pnpm = root / "pnpm-workspace.yaml"
     if pnpm.exists():
+        import yaml  # only pnpm workspaces have it; npm's and yarn's are package.json
+
         try:
             data = yaml.safe_load(pnpm.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:

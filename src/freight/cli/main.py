@@ -10,19 +10,30 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 from typing import Any, NoReturn
 
 from freight.errors import FreightError, UserError
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["build"]:
+def main(*, leave: bool = True) -> None:
+    """The `freight` console script. After `build` and `run` it ends the process itself (_leave);
+    `leave=False` (a test or a program calling it in its own process) raises SystemExit instead,
+    as every other command does."""
+    if leave and sys.argv[1:2] == ["build"]:
         # a cached build answers without typer, pydantic or SQLAlchemy (None: it must run in full)
         from freight.builds.fastpath import try_build
 
         code = try_build(sys.argv[2:])
         if code is not None:
             _leave(code)
+        try:
+            _main()
+        except SystemExit as done:
+            _leave(_exit_code(done))
+        _leave(0)
+    if leave and sys.argv[1:2] == ["run"]:
+        # the job has ended and the scheduler of this process stopped: nothing is left to free
         try:
             _main()
         except SystemExit as done:
@@ -39,10 +50,14 @@ def _exit_code(done: SystemExit) -> int:
 
 
 def _leave(code: int) -> NoReturn:
-    """Exit now, without the interpreter's teardown. After a build that opened the job platform,
-    freeing every module's objects (SQLAlchemy's, pydantic's, the runtime's) took 0.3-0.6 s here,
-    a third of a one-app build, and there is nothing left to do by then: the stores were closed by
-    their with-blocks. Exit functions still run (weakref finalizers, temporary folders, logging)."""
+    """Exit now, without the interpreter's teardown. After a build or a run that opened the job
+    platform, freeing every module's objects (SQLAlchemy's, pydantic's, the runtime's) took 0.1-0.6 s
+    here (a third of a one-app build, a quarter of `freight run -- true`), and there is nothing left
+    to do by then: the stores were closed by their with-blocks. Exit functions still run (weakref
+    finalizers, temporary folders, logging), output is flushed, and a thread that is not a daemon
+    still running (none is, by then; a guard) gets the ordinary exit that waits for it."""
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -55,30 +70,34 @@ def _main() -> None:
 
         sys.stdout.write(root_help())
         sys.exit(0)
-    from rich.markup import escape
-
-    from freight.cli.output import err_console
-
+    # rich (~10 ms) loads only to say what went wrong: a command that prints no error never needs it
     try:
         _run_app()
     except UserError as exc:
         # escaped: messages name TOML sections such as [tasks.lint], which rich would eat as markup
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        _error(str(exc))
         sys.exit(2)
     except FreightError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        _error(str(exc))
         sys.exit(1)
     except Exception as exc:
         if not _store_unavailable(exc):
             raise
         orig = getattr(exc, "orig", None)
         first = str(orig).strip().splitlines()[0] if orig is not None else "unavailable"
-        err_console.print(
-            f"[red]error:[/] the store is busy or unreachable ({escape(first)}); nothing was changed, "
-            "try again shortly",
-            highlight=False,
+        _error(
+            f"the store is busy or unreachable ({first}); nothing was changed, try again shortly",
         )
         sys.exit(1)
+
+
+def _error(message: str) -> None:
+    """`error: MESSAGE` on stderr, the message escaped from rich's markup."""
+    from rich.markup import escape
+
+    from freight.cli.output import err_console
+
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False)
 
 
 def _store_unavailable(exc: Exception) -> bool:
@@ -95,14 +114,13 @@ def _store_unavailable(exc: Exception) -> bool:
 def _run_app() -> None:
     """The app, with a mistyped command line (an unknown option, a bad value for one) said in one
     line like any other bad input, instead of click's framed usage box."""
+    _run_direct()
     import typer
-    from rich.markup import escape
 
     # typer vendors click; these are the classes it raises (typer re-exports only a few of them)
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     from freight.cli.app import app
-    from freight.cli.output import err_console
 
     command = typer.main.get_command(app)
     try:
@@ -112,15 +130,41 @@ def _run_app() -> None:
         sys.exit(2)
     except UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err_console.print(f"[red]error:[/] {escape(exc.format_message())}{where}", highlight=False)
+        _error(exc.format_message() + where)
         sys.exit(2)
     except ClickException as exc:
-        err_console.print(f"[red]error:[/] {escape(exc.format_message())}", highlight=False)
+        _error(exc.format_message())
         sys.exit(exc.exit_code)
     except typer.Abort:  # end of input at a prompt
-        err_console.print("freight: aborted")
+        sys.stderr.write("freight: aborted\n")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run_direct() -> None:
+    """A command marked `direct` in cli/registry.py, on a plain command line, is called without
+    typer (cli/direct.py); returns when typer must parse the command line."""
+    from freight.cli.registry import COMMANDS
+
+    entry = COMMANDS.get(sys.argv[1]) if len(sys.argv) > 1 else None
+    if entry is None or not entry.direct:
+        return
+    from freight.cli.direct import call
+
+    found = call(entry.target, sys.argv[2:])
+    if found is None:
+        return
+    import typer
+
+    func, params = found
+    try:
+        func(**params)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (EOFError, KeyboardInterrupt):  # as click says it (then cli/main.py's typer.Abort)
+        sys.stderr.write("\nfreight: aborted\n")
+        sys.exit(1)
+    sys.exit(0)
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,9 @@ To add a command or a noun:
    The help line must be the first line of the function's docstring or the Typer's help
    (tests/cli/test_registry.py checks it, and that the target imports). The order here is the order
    of `freight --help`.
-3. A command whose arguments run on after `--` (like `run`) passes `passthrough=True`.
+3. A command whose arguments run on after `--` (like `run`) passes `passthrough=True`; one whose
+   start-up matters and whose options are all plain (cli/direct.py) may pass `direct=True` to have
+   its plain command lines parsed without typer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Entry:
     target: str
     help: str
     passthrough: bool = False  # options after the first argument belong to the job, not to freight
+    direct: bool = False  # plain command lines parsed by cli/direct.py from the function's signature
 
 
 COMMANDS: dict[str, Entry] = {
@@ -36,6 +39,7 @@ COMMANDS: dict[str, Entry] = {
         "freight.cli.jobs:run",
         "Run a command as an isolated job, stream its output, and exit with its exit code.",
         passthrough=True,
+        direct=True,
     ),
     "submit": Entry("freight.cli.jobs:submit", "Queue a job and print its id.", passthrough=True),
     "up": Entry("freight.cli.up:up", "Serve the API and the web UI and run the scheduler, in one process."),

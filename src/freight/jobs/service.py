@@ -25,6 +25,7 @@ from freight.db.engine import open_engine
 from freight.db.schema import attempts, definitions, dependencies, events, job_labels, jobs, queues
 from freight.errors import ConflictError, FreightError, NotFoundError, UserError
 from freight.jobs.client import JobView, check_attempt
+from freight.jobs.eventfeed import EventFollower
 from freight.jobs.explain import explained
 from freight.jobs.lease import lease_holder
 from freight.jobs.logarchive import LogArchive, LogArchiver
@@ -57,27 +58,6 @@ LOG_CHUNK = 1 << 20
 ARCHIVE_WAIT = 10.0
 #: the events wait() follows: endings, and manual retries of ended jobs
 _WAIT_STATES = [s.value for s in JobState if s.terminal] + [JobState.QUEUED.value]
-#: events per read while waiting (a read after a burst takes as many reads as it needs)
-WAIT_READ_BATCH = 2000
-
-
-def _wait_events(conn: Any, after: int) -> list[Any]:
-    """The events after id `after` that can end a wait (terminal, or queued again), in id order.
-    Read in ordered, limited batches: the primary key's index serves each whatever the planner's
-    statistics say (unlimited, stale statistics after a bulk submit make PostgreSQL scan the table),
-    as the scheduler's change feed does."""
-    found: list[Any] = []
-    while True:
-        rows = conn.execute(
-            select(events.c.id, events.c.job_id, events.c.from_state, events.c.to_state)
-            .where(events.c.id > after, events.c.to_state.in_(_WAIT_STATES))
-            .order_by(events.c.id)
-            .limit(WAIT_READ_BATCH)
-        ).all()
-        found += rows
-        if len(rows) < WAIT_READ_BATCH:
-            return found
-        after = int(rows[-1].id)
 
 
 def _one_job(conn: Any, job_id: str) -> JobRecord:
@@ -236,7 +216,7 @@ class JobService:
             from freight.jobs.scheduler.nodes import ClusterNodes
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
-            connect(self.settings.ray_address)
+            connect(self.settings.ray_address, self.settings.home)
             cluster = ClusterRuntime.for_settings(self.settings)
             return cluster, ClusterNodes(cluster)
         from freight.runtime.factory import create_job_runtime
@@ -257,7 +237,7 @@ class JobService:
             from freight.jobs.scheduler.nodes import ClusterNodes
             from freight.runtime.ray_cluster import ClusterRuntime, connect
 
-            connect(self.settings.ray_address)
+            connect(self.settings.ray_address, self.settings.home)
             source = ClusterNodes(ClusterRuntime.for_settings(self.settings))
         else:
             from freight.jobs.scheduler.nodes import LocalNodes
@@ -516,14 +496,16 @@ class JobService:
             return event_rows(conn, job_id and resolve_job_id(conn, job_id), limit)
 
     def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[JobView]:
-        """Block until every job is terminal (or `timeout` passes). Follows the events table from where
-        it was, so each wake-up reads only what changed, however many jobs are awaited; a full re-check
-        every few seconds covers event ids that commit out of order (PostgreSQL sequences)."""
+        """Block until every job is terminal (or `timeout` passes). Follows the events table
+        (jobs/eventfeed.py, which also reads an event that commits after later ids on PostgreSQL), so
+        each wake-up reads only what changed, however many jobs are awaited; a full re-check every
+        few seconds is the safety net for a transaction that stays open longer."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = set(job_ids)
         seen = self._settled()  # before the read: a commit after it is followed by another read
+        follower = EventFollower()
         with self.engine.connect() as conn:
-            last_event = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+            follower.start(conn, time.monotonic())
             states = self._states(conn, list(wanted))
         missing = wanted - states.keys()
         if missing:
@@ -548,9 +530,13 @@ class JobService:
                     pending = {job_id for job_id, state in states.items() if not state.terminal}
                     recheck_at = time.monotonic() + _WAIT_RECHECK
                     continue
-                rows = _wait_events(conn, last_event)
+                rows = follower.read(
+                    conn,
+                    time.monotonic(),
+                    [events.c.id, events.c.job_id, events.c.from_state, events.c.to_state],
+                    match=events.c.to_state.in_(_WAIT_STATES),
+                )
             for row in rows:
-                last_event = max(last_event, int(row.id))
                 if row.job_id not in wanted:
                     continue
                 if row.to_state == JobState.QUEUED.value:

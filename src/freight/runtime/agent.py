@@ -89,7 +89,7 @@ class NodeAgent:
     def start(self, request: dict[str, Any]) -> str:
         """Start one attempt (AttemptRequest as a dict); returns its handle as JSON."""
         env = {**request["env"], "FREIGHT_NODE": self.node}
-        log_path = Path(request["log_path"])
+        log_path = self._log_file(request["log_path"])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         attempt = AttemptRequest(
             attempt_id=request["attempt_id"],
@@ -138,6 +138,7 @@ class NodeAgent:
         """Give the attempt's slot back (its outcome is committed). With `log_path`, its log goes to
         the object store from this node first, so every server can read it even when this node's
         disk is not theirs. Returns whether the log was archived."""
+        confined = None if log_path is None else self._log_file(log_path)  # before any change
         found = self._adopted(handle)
         with self._lock:  # first: from here on no call adopts it again
             self._known.discard(found.attempt_id)
@@ -145,7 +146,7 @@ class NodeAgent:
             while len(self._released) > RELEASED_KEPT:
                 self._released.popitem(last=False)
         self.runtime.release(found)
-        return log_path is not None and self._archive(found.attempt_id, Path(log_path))
+        return confined is not None and self._archive(found.attempt_id, confined)
 
     def _archive(self, attempt_id: str, log_path: Path) -> bool:
         from freight.storage.objectstore import ObjectStore
@@ -176,11 +177,20 @@ class NodeAgent:
 
     def read_log(self, path: str, offset: int = 0, size: int = LOG_CHUNK) -> bytes:
         """Up to `size` bytes of an attempt's log from `offset` (b"" at its end or when absent), so
-        logs can be followed live from another machine."""
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as log:
+        logs can be followed live from another machine. Only files under this node's log folder."""
+        with contextlib.suppress(FileNotFoundError), open(self._log_file(path), "rb") as log:
             log.seek(offset)
             return log.read(min(size, LOG_CHUNK))
         return b""
+
+    def _log_file(self, path: str) -> Path:
+        """`path` if it names a file under this node's log folder (links resolved), else refused:
+        the agent runs as root, and its callers say which file to write, read or archive."""
+        logs = Path(os.path.realpath(self.settings.logs_dir))
+        found = Path(os.path.realpath(path))
+        if found == logs or not found.is_relative_to(logs):
+            raise PermissionError(f"{path}: not a log file of this node (under {logs})")
+        return found
 
 
 def container_from_dict(data: dict[str, Any] | None) -> Container | None:

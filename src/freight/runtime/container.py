@@ -42,7 +42,6 @@ from freight.runtime.cgroupfs import read_pids
 from freight.runtime.cgroups import CgroupDriver
 from freight.runtime.launcher import Launcher
 from freight.runtime.process import ShimRuntime
-from freight.runtime.registry_auth import auth_file
 from freight.runtime.slots import SlotPool
 
 #: what podman itself needs to find conmon and runc, when the job's environment has no PATH
@@ -157,6 +156,8 @@ def podman_run_args(request: AttemptRequest, container: Container, hooks_dir: Pa
     host = container.image.split("/", 1)[0]
     if "/" in container.image and host.split(":")[0] in ("127.0.0.1", "localhost"):
         args.append("--tls-verify=false")  # the local registry speaks plain HTTP on loopback
+    from freight.runtime.registry_auth import auth_file  # cryptography: loaded for image jobs only
+
     logins = auth_file()
     if logins.is_file():  # the registry logins (`podman login`), whatever the job's environment says
         args += ["--authfile", str(logins)]

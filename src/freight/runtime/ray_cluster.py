@@ -22,12 +22,14 @@ import logging
 import os
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from freight.config import Settings
+from freight.config import Settings, load_settings
 from freight.errors import TransientError, UserError
 from freight.runtime.agent import NodeAgent, outcome_from_dict
 from freight.runtime.base import AttemptRequest, Handle, Outcome, Recovered
+from freight.runtime.ray_auth import refuse_open_cluster, use_token
 
 NAMESPACE = "freight"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -67,23 +69,33 @@ def loopback_only() -> None:
         constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
 
 
-def connect(address: str) -> None:
-    """Join the Ray cluster at `address` ("auto" reads RAY_ADDRESS) as a driver in freight's namespace."""
+def connect(address: str, home: Path | None = None) -> None:
+    """Join the Ray cluster at `address` ("auto" reads RAY_ADDRESS) as a driver in freight's namespace,
+    with the cluster's token (runtime/ray_auth.py; `home`: FREIGHT_HOME, else the environment's).
+    A cluster that lets callers without the token in is refused: jobs could drive the agents."""
     host = address.removeprefix("ray://").rsplit(":", 1)[0]
     if host in LOOPBACK:
         loopback_only()  # a cluster on this machine only: the driver must use 127.0.0.1 too
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return
+    use_token(home if home is not None else load_settings().home)
     import ray
 
-    if ray.is_initialized():
-        return
     try:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, ValueError) as exc:
+    except (ConnectionError, ValueError, ray.exceptions.AuthenticationError) as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
         raise UserError(
-            f"cannot join the Ray cluster at {address!r}: {exc}",
+            f"cannot join the Ray cluster at {address!r}: {exc}{cause}",
             where="FREIGHT_RAY_ADDRESS",
-            hint="start one with `ray start --head`, or give its address (host:6379)",
+            hint="start one with `ray start --head` (RAY_AUTH_MODE=token, freight's token: see "
+            "docs/operations.md), or give its address (host:6379)",
         ) from None
+    try:
+        refuse_open_cluster(ray.get_runtime_context().gcs_address)
+    except UserError:
+        ray.shutdown()
+        raise
 
 
 def _labels(resources: dict[str, float]) -> dict[str, str]:

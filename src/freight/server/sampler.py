@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from freight.db.schema import attempts, events, jobs
+from freight.jobs.eventfeed import EventFollower
 from freight.jobs.scheduler import detect_capacity
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
@@ -63,8 +64,8 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._capacity: tuple[float, int] | None = None
-        # id of the last event read for start latencies; None until the first sample primes it
-        self._last_event: int | None = None
+        # follows the events table for first starts; the first sample starts it
+        self._starts = EventFollower()
 
     def start(self) -> None:
         if self._thread is None:
@@ -139,30 +140,28 @@ class Sampler:
 
     def _observe_starts(self) -> None:
         """Feed the submit->start latency of jobs whose first attempt started since the last sample
-        to the histogram. Reads the events table past the last event seen (a primary-key range)."""
+        to the histogram. Follows the events table (jobs/eventfeed.py: a start that commits after
+        later events on PostgreSQL is still read, by the next sample)."""
         if self.on_started is None:
             return
+        now = time.monotonic()
         with self.service.engine.connect() as conn:
-            if self._last_event is None:
-                self._last_event = int(
-                    conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one()
-                )
+            if not self._starts.started:
+                self._starts.start(conn, now)
                 return
-            top = int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
-            rows = conn.execute(
-                select(events.c.id, events.c.at, jobs.c.submitted_at)
-                .join(jobs, jobs.c.id == events.c.job_id)
-                .where(
-                    events.c.id > self._last_event,
-                    events.c.id <= top,
+            rows = self._starts.read(
+                conn,
+                now,
+                [events.c.id, events.c.at, jobs.c.submitted_at],
+                match=and_(
                     events.c.to_state == JobState.RUNNING.value,
                     events.c.from_state == JobState.STARTING.value,
                     events.c.attempt == 1,
                     # a re-attach after a restart carries a detail; a fresh start does not
                     events.c.detail.is_(None),
-                )
-                .order_by(events.c.id)
-            ).all()
+                    jobs.c.id.is_not(None),
+                ),
+                select_from=events.outerjoin(jobs, jobs.c.id == events.c.job_id),
+            )
         for row in rows:
             self.on_started(max(0.0, row.at - row.submitted_at))
-        self._last_event = max(top, self._last_event)

@@ -11,7 +11,7 @@ import asyncio
 import codecs
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -135,14 +135,14 @@ def parse_last_event_id(value: str | None) -> tuple[int | None, int]:
     return None, 0
 
 
-async def follow_events(fetch: Any, after_id: int, poll: float = 0.5) -> AsyncIterator[str]:
-    """SSE of events newer than `after_id`. `fetch(after_id)` returns rows (oldest first)."""
+async def follow_events(fetch: Callable[[], list[dict[str, Any]]], poll: float = 0.5) -> AsyncIterator[str]:
+    """SSE of new events: `fetch()` returns the events that became visible since its last call,
+    oldest first (it keeps the cursor: see server/api/events.py, event_reader)."""
     yield "retry: 2000\n\n"
     quiet_since = time.monotonic()
     while True:
-        rows = await run_in_threadpool(fetch, after_id)
+        rows = await run_in_threadpool(fetch)
         for row in rows:
-            after_id = max(after_id, int(row["id"]))
             yield sse("event", row, str(row["id"]))
         if rows:
             quiet_since = time.monotonic()

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from freight.db.schema import services
 from freight.errors import ConflictError, NotFoundError, UserError
@@ -34,14 +34,6 @@ class ServiceRow:
             "message": self.message,
             "updated_at": self.updated_at,
         }
-
-
-def _check_claims(conn: Connection, name: str, spec: ServiceSpec) -> None:
-    if not (spec.hosts or spec.prefix):
-        return
-    found = claims.collision(spec, claims.owners(conn, besides=name))
-    if found is not None:
-        raise found
 
 
 def _row(record: Any) -> ServiceRow:
@@ -79,7 +71,7 @@ class ServiceStore:
             raise UserError(f"{name!r} is not a service name", where="NAME", hint="use a-z, 0-9 and -")
         now = time.time()
         with claims.claiming(self.engine) as conn:
-            _check_claims(conn, name, spec)
+            claims.check(conn, name, spec)
             record = conn.execute(select(services).where(services.c.name == name)).first()
             if record is None:
                 conn.execute(
@@ -110,7 +102,7 @@ class ServiceStore:
         target = row.previous
         with claims.claiming(self.engine) as conn:
             try:
-                _check_claims(conn, name, target)
+                claims.check(conn, name, target)
             except ConflictError as exc:
                 if message is None:
                     raise

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Engine, and_, select
 
 from freight.db.schema import events, jobs
+from freight.jobs.eventfeed import EventFollower
 from freight.server.api.common import check_input, reply, visible_job
 from freight.server.auth import Caller
 from freight.server.deps import ServerContext, request_ctx
@@ -35,6 +38,32 @@ def _rows(
     query = query.order_by(events.c.id.desc() if newest_first else events.c.id).limit(limit)
     with ctx.service.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def event_reader(
+    engine: Engine, principal: Principal, job_id: str | None, start: int | None
+) -> Callable[[], list[dict[str, Any]]]:
+    """What the live feed sends next: the visible events (of `job_id`, if given) that became
+    visible since the last call, oldest first, past `start` (default: the newest event). One
+    follower (jobs/eventfeed.py) keeps the cursor, so an event that commits late on PostgreSQL,
+    after later ids were sent, is still sent."""
+    follower = EventFollower()
+    conditions: list[ColumnElement[bool]] = []
+    if principal.queues is not None and not principal.admin:
+        conditions.append(jobs.c.queue.in_(sorted(principal.queues)))
+    if job_id is not None:
+        conditions.append(events.c.job_id == job_id)
+    match = and_(*conditions) if conditions else None
+    source = events.outerjoin(jobs, jobs.c.id == events.c.job_id)
+
+    def fetch() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            if not follower.started:
+                follower.start(conn, time.monotonic(), start)
+            rows = follower.read(conn, time.monotonic(), list(events.c), match=match, select_from=source)
+        return [{c.name: row._mapping[c.name] for c in events.c} for row in rows]
+
+    return fetch
 
 
 @router.get(
@@ -69,16 +98,8 @@ def list_events(
         start = after_id
         if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ID:
             start = int(last_event_id)
-        if start is None:
-            newest = _rows(ctx, principal, after_id=None, limit=1, newest_first=True)
-            start = int(newest[0]["id"]) if newest else 0
-
-        def fetch(after: int) -> list[dict[str, Any]]:
-            rows = _rows(ctx, principal, after_id=after, limit=500, newest_first=False)
-            return [r for r in rows if job_id is None or r["job_id"] == job_id]
-
         return StreamingResponse(
-            follow_events(fetch, start),
+            follow_events(event_reader(ctx.service.engine, principal, job_id, start)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

@@ -29,6 +29,7 @@ from freight.builds.outputs import (
     read_regular,
     write_inside,
 )
+from freight.builds.results import TaskResult
 from freight.builds.signing import sign, verify
 from freight.errors import NotFoundError, UserError
 
@@ -64,6 +65,23 @@ class Lookup:
     @property
     def hit(self) -> bool:
         return self.entry is not None
+
+    def result(self, task: str, package: str, hash: str, start: float, end: float) -> TaskResult:
+        """The run's record of this hit (one shape for the fast path and the runner)."""
+        assert self.entry is not None, "only a hit has a result"
+        return TaskResult(
+            task,
+            package,
+            hash,
+            "cached",
+            cache=self.source,
+            duration=end - start,
+            saved=self.entry.duration,
+            start=start,
+            end=end,
+            outputs=len(self.entry.files),
+            log=self.entry.log,
+        )
 
 
 class CacheCheckFailed(Exception):

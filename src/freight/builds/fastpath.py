@@ -181,20 +181,7 @@ class _FastBuild:
                 results[tid] = TaskResult(tid, task.recipe.package, hashes[tid], "noop", start=now, end=now)
             else:
                 found, begin, end = done[tid]
-                assert found.entry is not None
-                results[tid] = TaskResult(
-                    tid,
-                    task.recipe.package,
-                    hashes[tid],
-                    "cached",
-                    cache=found.source,
-                    duration=end - begin,
-                    saved=found.entry.duration,
-                    start=begin,
-                    end=end,
-                    outputs=len(found.entry.files),
-                    log=found.entry.log,
-                )
+                results[tid] = found.result(tid, task.recipe.package, hashes[tid], begin, end)
             reporter.task_finished(results[tid])
         reporter.finished()
         deps = {t.recipe.task: t.recipe.deps for t in memo.tasks}

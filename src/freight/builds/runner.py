@@ -397,19 +397,7 @@ class _Run:
                 self._submit(task, self.plan.ws.root / task.package.dir, start)
             return
         tid = task.id
-        result = TaskResult(
-            tid,
-            task.package.name,
-            self.plan.hashes[tid],
-            "cached",
-            cache=lookup.source,
-            duration=end - start,
-            saved=lookup.entry.duration,
-            start=start,
-            end=end,
-            outputs=len(lookup.entry.files),
-            log=lookup.entry.log,
-        )
+        result = lookup.result(tid, task.package.name, self.plan.hashes[tid], start, end)
         self.results[tid] = result
         self.reporter.task_finished(result)
         self._publish(task, lookup.entry.manifest if lookup.in_place else None)

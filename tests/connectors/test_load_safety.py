@@ -63,6 +63,19 @@ def test_a_constraint_violation_is_one_sentence(pg_db: str) -> None:
         wh.close()
 
 
+def test_appending_rows_already_there_says_how_to_load_them_again(warehouse: Warehouse) -> None:
+    """Found by a user re-running the Dataduct example: DuckDB's own ConstraintException came out
+    as it was, with no word of what to do."""
+    warehouse.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)")
+    warehouse.load("t", reader(table()), mode="append")
+    with pytest.raises(UserError) as err:
+        warehouse.load("t", reader(table()), mode="append")
+    assert str(err.value).startswith("the load into 't' breaks a constraint: ")
+    assert "\n" not in str(err.value)
+    assert err.value.hint is not None and "mode upsert" in err.value.hint
+    assert len(rows(warehouse)) == N  # the failed load changed nothing
+
+
 @pytest.fixture
 def pg_two(pg_db: str) -> Iterator[tuple[PostgresWarehouse, PostgresWarehouse, str]]:
     url = f"postgresql://postgres@127.0.0.1:5432/{pg_db}"

@@ -16,7 +16,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from freight.connectors.identifiers import qi, qt
-from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
+from freight.connectors.warehouse import (
+    SEQ_COLUMN,
+    LoadMode,
+    LoadResult,
+    check_load_args,
+    constraint_error,
+    with_sequence,
+)
 from freight.errors import UserError
 
 if TYPE_CHECKING:
@@ -86,6 +93,8 @@ class DuckDBWarehouse:
     ) -> LoadResult:
         """With `parquet_files` (local paths holding the same rows as `batches`), append and replace
         let DuckDB read the files itself: same rows, about a third less memory than an Arrow scan."""
+        import duckdb
+
         schema = batches.schema
         check_load_args(mode, primary_key, schema)
         self.con.begin()
@@ -114,6 +123,10 @@ class DuckDBWarehouse:
                     if not parquet_files:
                         self._unregister()
             self.con.commit()
+        except duckdb.ConstraintException as exc:
+            self.con.rollback()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise constraint_error(first.removeprefix("Constraint Error: "), table, mode) from None
         except BaseException:
             self.con.rollback()
             raise

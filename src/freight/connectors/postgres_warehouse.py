@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from freight.connectors.connections import redact
 from freight.connectors.identifiers import qi, qt
-from freight.connectors.warehouse import SEQ_COLUMN, LoadMode, LoadResult, check_load_args, with_sequence
+from freight.connectors.warehouse import (
+    SEQ_COLUMN,
+    LoadMode,
+    LoadResult,
+    check_load_args,
+    constraint_error,
+    with_sequence,
+)
 from freight.errors import FreightError, TerminalError, TransientError, UserError
 
 if TYPE_CHECKING:
@@ -101,7 +108,7 @@ class PostgresWarehouse:
                 else:
                     rows = self._upsert(table, batches, primary_key or [], names)
         except psycopg.Error as exc:
-            raise load_error(exc, table) from None
+            raise load_error(exc, table, mode) from None
         return LoadResult(table, mode, rows, created, tuple(added))
 
     def lock_table(self, table: str) -> None:
@@ -213,7 +220,7 @@ def load_lock_key(name: str) -> int:
 _TRANSIENT = ("40", "08")
 
 
-def load_error(exc: Exception, table: str) -> FreightError:
+def load_error(exc: Exception, table: str, mode: LoadMode = "append") -> FreightError:
     """A database error during a load, as one sentence (the first line of the server's message)."""
     state = getattr(exc, "sqlstate", None) or ""
     first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -224,7 +231,7 @@ def load_error(exc: Exception, table: str) -> FreightError:
     if state.startswith(_TRANSIENT):
         return TransientError(f"the load into {table!r} failed and may succeed if run again: {first}")
     if state.startswith("23"):  # integrity: a NULL or duplicate key, a foreign key
-        return UserError(f"the load into {table!r} breaks a constraint: {first}")
+        return constraint_error(first, table, mode)
     return TerminalError(f"the load into {table!r} failed: {first}")
 
 

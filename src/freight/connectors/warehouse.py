@@ -111,3 +111,16 @@ def split_table(name: str) -> tuple[str | None, str]:
         schema, table = name.rsplit(".", 1)
         return schema, table
     return None, name
+
+
+def constraint_error(first_line: str, table: str, mode: LoadMode) -> UserError:
+    """A load whose rows break a constraint of the table (a NULL, a duplicate key), one sentence;
+    an append of rows already there says how to load the same rows again."""
+    hint = None
+    if mode == "append" and ("uplicate" in first_line or "unique" in first_line.lower()):
+        hint = (
+            "an append load adds every row again (as Dataduct's create-load-redshift and load-redshift "
+            "do): load with mode upsert and a primary_key (Dataduct: upsert, load-reload-pk) or mode "
+            "replace to load rows that are already there"
+        )
+    return UserError(f"the load into {table!r} breaks a constraint: {first_line}", hint=hint)

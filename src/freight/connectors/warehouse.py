@@ -119,8 +119,7 @@ def constraint_error(first_line: str, table: str, mode: LoadMode) -> UserError:
     hint = None
     if mode == "append" and ("uplicate" in first_line or "unique" in first_line.lower()):
         hint = (
-            "an append load adds every row again (as Dataduct's create-load-redshift and load-redshift "
-            "do): load with mode upsert and a primary_key (Dataduct: upsert, load-reload-pk) or mode "
-            "replace to load rows that are already there"
+            "an append load adds every row again, as Dataduct's create-load-redshift does; "
+            "to load rows that are already there use mode upsert with a primary_key, or mode replace"
         )
     return UserError(f"the load into {table!r} breaks a constraint: {first_line}", hint=hint)

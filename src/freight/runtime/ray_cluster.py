@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,14 @@ class ClusterRuntime:
             for k, v in (env if env is not None else dict(os.environ)).items()
             if k.startswith("FREIGHT_") and k not in {"FREIGHT_TOKEN", "FREIGHT_DATABASE_URL"}
         }
+        #: guards the agent table (_agents, _retired, _starting, _held): the scheduler's thread starts
+        #: attempts while the autoscaling Scaler's thread retires idle nodes
+        self._lock = threading.RLock()
         self._agents: dict[str, Any] = {}
+        #: node id -> starts under way there (retire refuses such a node)
+        self._starting: dict[str, int] = {}
+        #: node id -> attempts started (or re-attached) there and not released yet
+        self._held: dict[str, set[str]] = {}
         #: node id -> the `info` question its agent has not answered yet
         self._asking: dict[str, Any] = {}
         #: node id -> what its agent last said of itself (cpus, memory, ...)
@@ -198,7 +206,8 @@ class ClusterRuntime:
         except self._ray.exceptions.RayActorError:
             if node_id in self._retired:
                 return None  # let go on purpose (retire): the node is placeable on Ray's figures
-            self._agents.pop(node_id, None)
+            with self._lock:
+                self._agents.pop(node_id, None)
             with contextlib.suppress(Exception):
                 self.agent(node_id)
             return "its agent died; a new one is starting"
@@ -231,6 +240,10 @@ class ClusterRuntime:
     def agent(self, node_id: str, labels: dict[str, str] | None = None) -> Any:
         """The node's agent, started on first use (or found again after a server restart). `labels`
         are the node's when the caller has them already; else they are looked up."""
+        with self._lock:
+            return self._agent(node_id, labels)
+
+    def _agent(self, node_id: str, labels: dict[str, str] | None) -> Any:
         handle = self._agents.get(node_id)
         if handle is not None:
             return handle
@@ -253,20 +266,30 @@ class ClusterRuntime:
         self._agents[node_id] = handle
         return handle
 
-    def retire(self, node_id: str) -> None:
+    def retire(self, node_id: str) -> bool:
         """Let an idle node's agent go, so the autoscaler may remove the node: Ray counts a node
         with a live agent as busy (measured: such nodes stayed; once their agents were killed they
         went in 3.5 s). For nodes that run no attempt; the node stays listed (with Ray's figures)
-        and placeable, and its agent starts again when it is used. Idempotent."""
-        if node_id in self._retired:
-            return
-        self._retired.add(node_id)
-        self._asking.pop(node_id, None)
-        handle = self._agents.pop(node_id, None)
-        with contextlib.suppress(Exception):  # gone already: nothing to let go
-            if handle is None:
-                handle = self._ray.get_actor(f"freight-agent-{node_id}", namespace=NAMESPACE)
-            self._ray.kill(handle, no_restart=True)
+        and placeable, and its agent starts again when it is used. Idempotent. A node with an
+        attempt, or a start under way (the scheduler placed a job there meanwhile), is refused:
+        False. Under the agent table's lock, so a start waits for the retire and gets a new agent."""
+        with self._lock:
+            if self._starting.get(node_id) or self._held.get(node_id):
+                return False
+            if node_id in self._retired:
+                return True
+            self._retired.add(node_id)
+            self._asking.pop(node_id, None)
+            handle = self._agents.pop(node_id, None)
+            with contextlib.suppress(Exception):  # gone already: nothing to let go
+                if handle is None:
+                    handle = self._ray.get_actor(f"freight-agent-{node_id}", namespace=NAMESPACE)
+                self._ray.kill(handle, no_restart=True)
+            return True
+
+    def _hold(self, node: str, attempt_id: str) -> None:
+        with self._lock:
+            self._held.setdefault(node, set()).add(attempt_id)
 
     def node_alive(self, node_id: str) -> bool:
         return any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes())
@@ -278,15 +301,37 @@ class ClusterRuntime:
         if node is None:
             raise UserError(f"attempt {request.attempt_id} has no node", hint="place it first")
         payload = {**asdict(request), "log_path": str(request.log_path)}
+        with self._lock:  # a retire of this node now is refused until the start is over
+            self._starting[node] = self._starting.get(node, 0) + 1
+            try:
+                ref = self.agent(node).start.remote(payload)
+            except BaseException:
+                self._started(node, None)
+                raise
         try:
-            text = self._ray.get(self.agent(node).start.remote(payload), timeout=60)
+            text = self._ray.get(ref, timeout=60)
         except self._ray.exceptions.RayError as exc:
+            self._started(node, None)
             raise TransientError(
                 f"node {node[:12]} could not start attempt {request.attempt_id}: {exc}"
             ) from exc
+        except BaseException:
+            self._started(node, None)
+            raise
+        self._started(node, request.attempt_id)
         handle = Handle.from_json(text)
         extra = {**handle.extra, "node": node, "log_path": str(request.log_path)}
         return Handle(**{**asdict(handle), "extra": extra})
+
+    def _started(self, node: str, attempt_id: str | None) -> None:
+        with self._lock:
+            left = self._starting.get(node, 1) - 1
+            if left > 0:
+                self._starting[node] = left
+            else:
+                self._starting.pop(node, None)
+            if attempt_id is not None:
+                self._held.setdefault(node, set()).add(attempt_id)
 
     def _call(self, handle: Handle, method: str, *args: Any, wait: float | None = 60.0) -> Any:
         """Ask the attempt's node's agent; `wait`: seconds for its answer (None: as long as it takes).
@@ -294,6 +339,8 @@ class ClusterRuntime:
         node = handle.extra["node"]
         try:
             return self._ray.get(getattr(self.agent(node), method).remote(*args), timeout=wait)
+        except self._ray.exceptions.GetTimeoutError:
+            raise TransientError(f"node {node[:12]} did not answer within {wait or 0:g} s") from None
         except self._ray.exceptions.RayActorError:
             if not self._replace_agent(node):
                 raise
@@ -304,7 +351,8 @@ class ClusterRuntime:
     def _replace_agent(self, node: str) -> bool:
         """The node's agent died (the node may live on): forget it, and start another if the node is
         alive. The attempts it ran keep running under their shims; the new agent adopts them."""
-        self._agents.pop(node, None)
+        with self._lock:
+            self._agents.pop(node, None)
         if not self.node_alive(node):
             return False
         self.agent(node)
@@ -362,19 +410,23 @@ class ClusterRuntime:
         if not self.node_alive(handle.extra["node"]):
             return Recovered.VANISHED
         found = self._call(handle, "recover", handle.to_json())
+        self._hold(handle.extra["node"], handle.attempt_id)
         return Recovered(found) if isinstance(found, str) else outcome_from_dict(found)
 
     def release(self, handle: Handle) -> None:
         # the node archives the attempt's log as it lets go of it (this server may not see its disk)
         self._call(handle, "release", handle.to_json(), handle.extra.get("log_path"))
+        with self._lock:
+            self._held.get(handle.extra["node"], set()).discard(handle.attempt_id)
 
     def fileno(self, handle: Handle) -> int | None:
         return None  # exits are learnt by polling the agents
 
     def usage(self, handle: Handle) -> tuple[int | None, float | None]:
-        memory, cpu = self._call(handle, "usage", handle.to_json())
+        # an API thread asks: a hung agent costs AGENT_ANSWER seconds, then "did not answer"
+        memory, cpu = self._call(handle, "usage", handle.to_json(), wait=AGENT_ANSWER)
         return memory, cpu
 
     def read_log(self, handle: Handle, path: str, offset: int = 0) -> bytes:
-        data: bytes = self._call(handle, "read_log", path, offset)
+        data: bytes = self._call(handle, "read_log", path, offset, wait=AGENT_ANSWER)
         return data

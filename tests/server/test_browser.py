@@ -1,10 +1,12 @@
 """The web UI in the machine's Chromium (Playwright; never a downloaded browser): sign in, submit a
 job, watch it finish, read its log, cancel another, move around by keyboard, watch a pipeline run end
-and follow its steps to their jobs, and look at apps and their releases."""
+and follow its steps to their jobs, look at apps and their releases, and watch a service's replicas
+change live on the services pages."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from freight.pipelines.loader import load_pipeline
 from freight.pipelines.store import RunStore
+from tests.containers import BuiltImage
 from tests.server.conftest import Live
 from tests.server.workloads import publish_apps, runner, write_pipeline
 
@@ -270,3 +273,32 @@ def test_a_builds_page_draws_its_task_graph_with_the_critical_path(page: Page, l
     expect(page.locator("table.tasks tbody tr")).to_have_count(4)
     page.goto("/builds/nope")
     expect(page.locator("h1")).to_contain_text("not found", ignore_case=True)
+
+
+def test_the_services_pages_follow_a_scale_without_reload(
+    page: Page, live: Live, test_image: BuiltImage
+) -> None:
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    spec = {"name": service, "image": test_image.pinned, "port": 18090, "replicas": 1, "queue": "svc-ui"}
+    with api(live) as client:
+        assert client.post("/api/v1/services", json=spec).status_code == 202
+        page.keyboard.press("g")
+        page.keyboard.press("s")
+        expect(page).to_have_url(re.compile(r"/services$"))
+        row = page.locator(f'#service-rows tr[data-service="{service}"]')
+        expect(row.locator("td").nth(3)).to_have_text("0 / 1")
+        page.evaluate("window.notReloaded = true")
+        assert client.post(f"/api/v1/services/{service}/scale", json={"replicas": 3}).status_code == 202
+        expect(row.locator("td").nth(3)).to_have_text("0 / 3", timeout=SLOW)
+        row.locator("a").click()
+        expect(page).to_have_url(re.compile(rf"/services/{service}$"))
+        expect(page.locator("#service-panel dl.facts")).to_contain_text("3 · ")
+        page.evaluate("window.notReloaded = true")
+        assert client.post(f"/api/v1/services/{service}/scale", json={"replicas": 2}).status_code == 202
+        expect(page.locator("#service-panel dl.facts")).to_contain_text("2 · ", timeout=SLOW)
+        spec["command"] = ["sh", "-c", "exec httpd -f -p $PORT -h /www"]
+        assert client.post("/api/v1/services", json=spec).status_code == 202
+        expect(page.locator("#spec-title")).to_have_text("Revision 2", timeout=SLOW)
+        assert page.evaluate("window.notReloaded") is True
+        assert client.delete(f"/api/v1/services/{service}").status_code == 202
+        expect(page.locator("#service-panel .page-head .badge")).to_have_text("removing", timeout=SLOW)

@@ -16,6 +16,13 @@ from freight.errors import UserError
 from freight.units import parse_bytes, parse_cpus
 
 
+def log_key(job_id: str, attempt: int) -> str:
+    """An attempt's log, relative to FREIGHT_HOME: its local path and its key in the object store
+    alike. Job ids start with their submission time in hex, so the first 8 digits bucket logs by
+    ~minute: one directory per minute, not a mkdir per job."""
+    return f"logs/{job_id[:8]}/{job_id}.{attempt}.log"
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -57,9 +64,8 @@ class Settings:
         return self.home / "logs"
 
     def log_path(self, job_id: str, attempt: int) -> Path:
-        """Where an attempt's output goes. Job ids start with their submission time in hex, so the
-        first 8 digits bucket logs by ~minute: one directory per minute, not a mkdir per job."""
-        return self.logs_dir / job_id[:8] / f"{job_id}.{attempt}.log"
+        """Where an attempt's output goes (see log_key)."""
+        return self.home / log_key(job_id, attempt)
 
     #: Per-attempt shim records (pid, exit status); None picks a tmpfs directory (see run_dir).
     run_dir_override: Path | None = None

@@ -17,10 +17,9 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from freight.cli import main as cli_main
-from freight.config import Settings, load_settings
+from freight.config import Settings, load_settings, log_key
 from freight.db.schema import attempts, jobs, leases
 from freight.errors import UserError
-from freight.jobs.logarchive import log_key
 from freight.jobs.service import JobService
 from freight.jobs.spec import JobSpec
 from freight.jobs.states import JobState

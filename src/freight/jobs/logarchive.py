@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select, update
 
-from freight.config import Settings
+from freight.config import Settings, log_key
 from freight.db.schema import attempts
 from freight.errors import FreightError, NotFoundError, disk_full
 
@@ -34,11 +34,6 @@ log = logging.getLogger("freight.logarchive")
 
 #: rows per IN (...) list
 _CHUNK = 500
-
-
-def log_key(job_id: str, number: int) -> str:
-    """The archived log's key: the local path relative to FREIGHT_HOME."""
-    return f"logs/{job_id[:8]}/{job_id}.{number}.log"
 
 
 def split_attempt_id(attempt_id: str) -> tuple[str, int]:

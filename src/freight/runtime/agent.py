@@ -22,7 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from freight.config import Settings, load_settings
+from freight.config import Settings, load_settings, log_key
 from freight.runtime.base import AttemptRequest, Container, Handle, Limits, Mount, Outcome, Recovered
 from freight.runtime.capacity import detect_capacity
 from freight.runtime.jobuser import job_user
@@ -152,7 +152,7 @@ class NodeAgent:
         from freight.storage.objectstore import ObjectStore
 
         job_id, _, number = attempt_id.rpartition("-")
-        key = f"logs/{job_id[:8]}/{job_id}.{number}.log"  # logarchive.log_key, one layer up
+        key = log_key(job_id, int(number))
         try:
             ObjectStore(self.settings.object_store_url).put_file(key, log_path, link=True)
         except FileNotFoundError:

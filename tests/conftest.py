@@ -121,3 +121,4 @@ def test_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]
     image = build_test_image(tmp_path_factory.mktemp("image"))
     yield image
     image.registry.stop()
+    image.remove()  # its names in podman's store: each session's registry port made one more

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +28,12 @@ class BuiltImage:
     #: REGISTRY/NAME@sha256:...
     pinned: str
     name: str
+
+    def remove(self) -> None:
+        """Untag it from this node's podman store (the layers go once no name holds them)."""
+        repository = self.pinned.split("@", 1)[0]
+        names = [self.pinned, f"{repository}:latest"]
+        subprocess.run(["podman", "rmi", "--force", "--ignore", *names], capture_output=True, check=False)
 
 
 def build_test_image(root: Path) -> BuiltImage:

@@ -58,6 +58,23 @@ def test_the_node_archives_an_ended_attempts_log_as_it_releases_it(env: dict[str
         cleanup(agent)
 
 
+def test_an_attempt_id_that_names_no_job_attempt_is_released_without_an_archive(
+    env: dict[str, str], home: Path
+) -> None:
+    """Release must not fail after the slot is freed: an id that is not "<job id>-<n>" (a direct
+    runtime user's) has no archive key, so its log stays on the node and release says so."""
+    agent = NodeAgent(env, f"node-{uuid.uuid4().hex[:6]}")
+    try:
+        req = request(home, f"0123abcd{uuid.uuid4().hex[:12]}", ["/bin/true"])
+        req["attempt_id"] = "adhoc.1"
+        handle = agent.start(req)
+        assert agent.wait(handle, 60) is not None
+        assert agent.release(handle, req["log_path"]) is False
+        assert Path(req["log_path"]).exists()
+    finally:
+        cleanup(agent)
+
+
 def test_a_replacing_agent_adopts_a_running_attempt_before_answering(env: dict[str, str], home: Path) -> None:
     node = f"node-{uuid.uuid4().hex[:6]}"
     first = NodeAgent(env, node)

@@ -3,6 +3,7 @@ started for the session, by digest (tests/containers.py)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import uuid
@@ -13,7 +14,7 @@ import pytest
 
 from freight.config import Settings
 from freight.errors import TerminalError
-from freight.runtime import create_runtime
+from freight.runtime import create_runtime, images
 from freight.runtime.base import AttemptRequest, Container, Limits, Mount, Outcome, Recovered
 from freight.runtime.container import ContainerRuntime, container_name, podman_run_args
 from freight.runtime.slots import SlotPool
@@ -200,3 +201,26 @@ def test_a_new_runtime_reattaches_and_records_the_exit_once(
     finally:
         second.remove_leftovers()
         second.close()
+
+
+def test_an_image_pulled_as_the_attempt_starts_leaves_no_pull_progress_in_the_log(
+    containers: ContainerRuntime, test_image: BuiltImage, tmp_path: Path
+) -> None:
+    """An image built here and pushed is pulled again by digest (the pushed manifest is not the local
+    one): podman's "Trying to pull ... Copying blob" went into the job's log ahead of its output."""
+    context = tmp_path / "image"
+    context.mkdir()
+    (context / "Containerfile").write_text(
+        f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /{uuid.uuid4().hex}\n"
+    )
+    shutil.copy2("/bin/busybox", context / "busybox")
+    (context / "marker").write_text(uuid.uuid4().hex)
+    name = f"freight-pull-{uuid.uuid4().hex[:8]}"
+    pinned, _ = images.build(context, name, test_image.settings)
+    try:
+        outcome, log = run(containers, request(tmp_path, pinned, ["/bin/busybox", "echo", "only this"]))
+        assert (outcome.exit_code, log) == (0, "only this\n")
+    finally:
+        subprocess.run(
+            ["podman", "rmi", "--force", "--ignore", pinned, f"{pinned.split('@')[0]}:latest"], check=False
+        )

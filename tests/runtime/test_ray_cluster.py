@@ -43,7 +43,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def request(tmp: Path, name: str, code: str, memory: int = 256 << 20) -> AttemptRequest:
     return AttemptRequest(
-        attempt_id=f"{name}.1",
+        attempt_id=f"{name}-1",  # as the scheduler names them: <job id>-<n>
         argv=[sys.executable, "-c", code],
         env={"PATH": "/usr/bin:/bin"},
         cwd=None,

@@ -35,7 +35,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 def attempt(tmp: Path, name: str, image: str, script: str, memory: int = 128 << 20) -> AttemptRequest:
     return AttemptRequest(
-        attempt_id=f"{name}.1",
+        attempt_id=f"{name}-1",  # as the scheduler names them: <job id>-<n>
         argv=["sh", "-c", script],
         env={"PATH": "/bin"},
         cwd=None,

@@ -152,6 +152,8 @@ class NodeAgent:
         from freight.storage.objectstore import ObjectStore
 
         job_id, _, number = attempt_id.rpartition("-")
+        if not (job_id and number.isdigit()):  # not a job's attempt ("<job id>-<n>"): no archive key
+            return False
         key = log_key(job_id, int(number))
         try:
             ObjectStore(self.settings.object_store_url).put_file(key, log_path, link=True)

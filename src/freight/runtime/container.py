@@ -126,6 +126,7 @@ def podman_run_args(request: AttemptRequest, container: Container, hooks_dir: Pa
         str(hooks_dir),
         "run",
         "--rm",
+        "--quiet",  # a pull's progress is podman's, not the job's output (errors still reach the log)
         "--name",
         container_name(request.attempt_id),
         "--cgroups=no-conmon",

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from freight.builds.api import Builds
+from freight.builds.feed import EventFeed
 from freight.builds.plan import Plan
 from freight.builds.progress import RecordingReporter
 from freight.builds.runner import RunOptions, cancel_jobs, check_routes
@@ -51,6 +52,9 @@ class BackgroundRun:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def ended(self) -> None:
+        """Called once the record's final state and end time are set."""
 
 
 R = TypeVar("R", bound=BackgroundRun)
@@ -107,6 +111,7 @@ class BackgroundRuns:
                 record.state = "failed"
                 record.error = f"{type(exc).__name__}: {exc}"
             record.ended_at = time.time()
+            record.ended()
         with self._guard:
             self._threads.pop(record.id, None)
 
@@ -123,12 +128,16 @@ class WorkspaceBuild(BackgroundRun):
     workspace: str
     #: `RunSummary.to_dict()` once the run is over
     summary: dict[str, Any] | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
+    #: what its reporter saw, long-polled by clients (GET /builds/{id}/events?wait=)
+    events: EventFeed = field(default_factory=EventFeed)
     #: Set by `cancel()`; the runner stops starting tasks and cancels its jobs.
     cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("events", "cancelled")}
+
+    def ended(self) -> None:
+        self.events.close()
 
     def cancel(self, client: JobClient) -> list[str]:
         """Stop the build: nothing new starts, and every unfinished job it has is cancelled (the

@@ -15,6 +15,7 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
@@ -359,25 +360,43 @@ def get_build(trigger: Trigger, _caller: Reader, build_id: BuildId) -> JSONRespo
     return reply(found.to_dict() if isinstance(found, WorkspaceBuild) else found)
 
 
+#: The longest a request for a build's events waits for news (clients ask again).
+EVENTS_WAIT_MAX = 25.0
+
+
 @router.get(
     "/builds/{build_id}/events",
     response_model=None,
     responses={200: {"model": BuildEventsOut}},
     summary="A build's progress: tasks started and finished, logs, warnings",
 )
-def build_events(
+async def build_events(
     trigger: Trigger,
     _caller: Reader,
     build_id: BuildId,
     after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=EVENTS_WAIT_MAX,
+            description="Seconds to wait for an event past `after` or the build's end (a long poll)",
+        ),
+    ] = 0.0,
 ) -> JSONResponse:
-    found = _build(trigger, build_id)
+    """The events past `after`. With `wait`, the answer comes as soon as there is one, or the build
+    ended, or `wait` seconds passed (then `events` may be empty): no interval to poll at."""
+    check_input(build_id, "build_id")
+    found = trigger.runs.get(build_id)
     if not isinstance(found, WorkspaceBuild):
         # recorded before this server started (or forgotten): only the summary is left
-        return reply({"state": found["state"], "events": [], "next": after})
-    # read the state first: a build seen done has all its events in the list already
+        recorded = await run_in_threadpool(_build, trigger, build_id)
+        state = recorded.state if isinstance(recorded, WorkspaceBuild) else recorded["state"]
+        return reply({"state": state, "events": [], "next": after})
+    await found.events.wait(after, wait)
+    # read the state first: a build seen done has all its events in the feed already
     state = found.state
-    events = found.events[after:]
+    events = found.events.since(after)
     return reply({"state": state, "events": events, "next": after + len(events)})
 
 

@@ -48,7 +48,11 @@ def env_of(live: Live, token: str | None = None, **more: str) -> dict[str, str]:
 def freight(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """The real `freight` entry, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "freight.cli.main", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "freight.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from freight.builds.depcache import mark_installed
+from freight.builds.fastpath import FastBuild, Options
 from freight.builds.handover import Request, parse
 from freight.builds.sample import generate, git_init
+from freight.builds.store import BuildStore
 from freight.builds.workspace import load_workspace
 from freight.server.tokens import create_token
 from tests.builds.conftest import _npm
@@ -74,6 +76,10 @@ def test_a_changed_app_then_a_cached_build_run_on_the_server(live: Live, ws: Pat
         f"{live.url}/api/v1/builds/{summary['id']}", headers={"Authorization": f"Bearer {live.admin}"}
     ).json()
     assert record["state"] == "succeeded" and record["summary"] == summary
+    # the server's first build wrote the plan memo: it answered this one with its fast path
+    assert FastBuild(live.settings, Options(cwd=ws), os.environ, publish=False).check() is not None
+    row = BuildStore(live.service.engine).run(summary["id"])
+    assert row is not None and row["trigger"] == "api" and row["status"] == "ok"
 
 
 def test_a_failing_task_exits_1(live: Live, ws: Path) -> None:  # noqa: F811

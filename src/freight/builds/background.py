@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from freight.builds.api import Builds
+from freight.builds.fastpath import Checked, FastBuild
 from freight.builds.feed import EventFeed
 from freight.builds.plan import Plan
 from freight.builds.progress import RecordingReporter
@@ -169,3 +170,32 @@ def start_build(
             build.state = "cancelled" if summary.cancelled else "failed"
 
     return runs.start(record, str(plan.ws.root), work)
+
+
+def start_cached_build(
+    runs: BackgroundRuns,
+    builds: Builds,
+    client: JobClient,
+    fast: FastBuild,
+    found: Checked,
+    options: RunOptions,
+    replan: Callable[[], Plan],
+) -> WorkspaceBuild:
+    """Answer a build the fast path found fully cached (`FastBuild.check`) in the background: outputs
+    checked or restored, the run recorded in this server's store, no plan made. Should an entry turn
+    out a miss when read, nothing has been reported yet: the build goes on as `start_build`'s would,
+    with `replan()`'s plan."""
+    record = WorkspaceBuild(id=new_id(), workspace=str(found.root))
+    options = replace(options, run_id=record.id, cancel=record.cancelled)
+
+    def work(build: WorkspaceBuild) -> None:
+        reporter = RecordingReporter(build.events)
+        summary = fast.answer(found, reporter, builds.store, run_id=build.id, trigger=options.trigger)
+        if summary is None:
+            summary = builds.builder(client, reporter).run(replan(), options)
+        build.run_id = summary.id
+        build.summary = summary.to_dict()
+        if not summary.ok:
+            build.state = "cancelled" if summary.cancelled else "failed"
+
+    return runs.start(record, str(found.root), work)

@@ -8,6 +8,12 @@ the same folder, in the same run, alternating, in four scenarios:
 - dist removed: every app's dist/ deleted, so every output comes from the cache;
 - one app changed: a line appended to one app's source (a fresh change before each pair of runs).
 
+A third contender, "freight, server up" (`freight_server`), is `freight build --no-publish` with
+FREIGHT_URL and FREIGHT_TOKEN set: the bench starts `freight up` on a free port with a FREIGHT_HOME of
+its own (its own cache, store and plan memo, as plain freight has its own and turbo its .turbo/: no
+contender is answered from another's cache) and an admin token, and the build is handed to that warm
+process (builds/handover.py). The server stays up through the whole bench, idle while the others run.
+
 The floor is the same builds started straight by `xargs -P2 sh` (node_modules/.bin on PATH), no
 orchestrator, no cache. Each figure is the median of --repeat runs; after every freight run the
 bench counts stale files (an output file no fresh build would produce) in the apps' dist/ folders.
@@ -24,11 +30,15 @@ import json
 import os
 import platform as host
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +129,55 @@ def xargs_floor(root: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+@contextmanager
+def freight_server(home: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """`freight up` on a free port with its own FREIGHT_HOME and an admin token; the env a
+    `freight build` hands its builds over with."""
+    # a cgroup parent of its own: its slots are not plain freight's
+    server_env = {
+        **env,
+        "FREIGHT_HOME": str(home),
+        "FREIGHT_CGROUP_PARENT": f"{env['FREIGHT_CGROUP_PARENT']}-up",
+    }
+    made = subprocess.run(
+        [str(FREIGHT), "tokens", "create", "--name", "bench", "--admin", "--json"],
+        env=server_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = json.loads(made.stdout)["token"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = (home / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(FREIGHT), "up", "--port", str(port)], env=server_env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"freight up did not start: {(home / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield {**server_env, "FREIGHT_URL": url, "FREIGHT_TOKEN": token}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--apps", type=int, default=50)
@@ -127,13 +186,14 @@ def main() -> None:
     parser.add_argument("--esbuild", default="0.28.2")
     parser.add_argument("--turbo", default="^2")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold runs and the xargs floor")
+    parser.add_argument("--no-server", action="store_true", help="skip the `freight up` contender")
     parser.add_argument(
         "--compare", type=Path, help="also run freight from this checkout's src/ (an A/B under the same load)"
     )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix="freight-bench-builds-") as tmp_text:
+    with tempfile.TemporaryDirectory(prefix="freight-bench-builds-") as tmp_text, ExitStack() as stack:
         tmp = Path(tmp_text)
         root = tmp / "ws"
         npm_install = prepare(root, args.apps, args.lines, args.esbuild, args.turbo)
@@ -161,6 +221,10 @@ def main() -> None:
                 "PYTHONPATH": str(base_src),
                 "FREIGHT_HOME": str(tmp / "home-base"),
             }
+        if not args.no_server:
+            (tmp / "home-server").mkdir()
+            tools["freight_server"] = freight_cmd
+            envs["freight_server"] = stack.enter_context(freight_server(tmp / "home-server", env))
         times: dict[str, dict[str, list[float]]] = {s: {t: [] for t in tools} for s in SCENARIOS}
         stale: dict[str, int] = {t: 0 for t in tools}
         floor: list[float] = []
@@ -217,6 +281,16 @@ def main() -> None:
         "ratio_base_to_turbo": {
             s: round(m["freight_base"] / m["turbo"], 3) for s, m in medians.items() if "freight_base" in m
         },
+        "ratio_server_to_turbo": {
+            s: round(m["freight_server"] / m["turbo"], 3) for s, m in medians.items() if "freight_server" in m
+        },
+        "ratio_server_to_turbo_paired": {
+            s: round(
+                statistics.median(a / b for a, b in zip(by["freight_server"], by["turbo"], strict=True)), 3
+            )
+            for s, by in times.items()
+            if "freight_server" in by
+        },
         "compare": str(args.compare) if args.compare else None,
         "xargs_floor_seconds": round(statistics.median(floor), 4) if floor else None,
         "freight_cli_import_seconds": round(statistics.median(startup), 4),
@@ -224,16 +298,12 @@ def main() -> None:
     }
     (RESULTS / "builds.json").write_text(json.dumps(result, indent=2))
     print(f"{args.apps} apps, turbo {turbo_version}, median of {args.repeat}, load {os.getloadavg()[0]:.1f}")
-    base = "freight_base" in tools
-    print(
-        f"{'scenario':<18}{'freight':>10}{'turbo':>10}{'ratio':>8}"
-        + (f"{'base':>10}{'ratio':>8}" if base else "")
-    )
+    others = [t for t in tools if t != "turbo"]
+    print(f"{'scenario':<18}{'turbo':>10}" + "".join(f"{t:>16}{'ratio':>7}" for t in others))
     for scenario, m in medians.items():
-        ratio = result["ratio_freight_to_turbo"][scenario]
-        line = f"{scenario:<18}{m['freight']:>9.3f}s{m['turbo']:>9.3f}s{ratio:>8.2f}"
-        if base:
-            line += f"{m['freight_base']:>9.3f}s{m['freight_base'] / m['turbo']:>8.2f}"
+        line = f"{scenario:<18}{m['turbo']:>9.3f}s"
+        for t in others:
+            line += f"{m[t]:>15.3f}s{m[t] / m['turbo']:>7.2f}"
         print(line)
     if floor:
         floor_s = result["xargs_floor_seconds"]

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from freight.builds.api import Builds
+from freight.builds.fastpath import Checked, FastBuild
+from freight.builds.feed import EventFeed
 from freight.builds.plan import Plan
 from freight.builds.progress import RecordingReporter
 from freight.builds.runner import RunOptions, cancel_jobs, check_routes
@@ -51,6 +53,9 @@ class BackgroundRun:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def ended(self) -> None:
+        """Called once the record's final state and end time are set."""
 
 
 R = TypeVar("R", bound=BackgroundRun)
@@ -107,6 +112,7 @@ class BackgroundRuns:
                 record.state = "failed"
                 record.error = f"{type(exc).__name__}: {exc}"
             record.ended_at = time.time()
+            record.ended()
         with self._guard:
             self._threads.pop(record.id, None)
 
@@ -123,12 +129,16 @@ class WorkspaceBuild(BackgroundRun):
     workspace: str
     #: `RunSummary.to_dict()` once the run is over
     summary: dict[str, Any] | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
+    #: what its reporter saw, long-polled by clients (GET /builds/{id}/events?wait=)
+    events: EventFeed = field(default_factory=EventFeed)
     #: Set by `cancel()`; the runner stops starting tasks and cancels its jobs.
     cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("events", "cancelled")}
+
+    def ended(self) -> None:
+        self.events.close()
 
     def cancel(self, client: JobClient) -> list[str]:
         """Stop the build: nothing new starts, and every unfinished job it has is cancelled (the
@@ -160,3 +170,32 @@ def start_build(
             build.state = "cancelled" if summary.cancelled else "failed"
 
     return runs.start(record, str(plan.ws.root), work)
+
+
+def start_cached_build(
+    runs: BackgroundRuns,
+    builds: Builds,
+    client: JobClient,
+    fast: FastBuild,
+    found: Checked,
+    options: RunOptions,
+    replan: Callable[[], Plan],
+) -> WorkspaceBuild:
+    """Answer a build the fast path found fully cached (`FastBuild.check`) in the background: outputs
+    checked or restored, the run recorded in this server's store, no plan made. Should an entry turn
+    out a miss when read, nothing has been reported yet: the build goes on as `start_build`'s would,
+    with `replan()`'s plan."""
+    record = WorkspaceBuild(id=new_id(), workspace=str(found.root))
+    options = replace(options, run_id=record.id, cancel=record.cancelled)
+
+    def work(build: WorkspaceBuild) -> None:
+        reporter = RecordingReporter(build.events)
+        summary = fast.answer(found, reporter, builds.store, run_id=build.id, trigger=options.trigger)
+        if summary is None:
+            summary = builds.builder(client, reporter).run(replan(), options)
+        build.run_id = summary.id
+        build.summary = summary.to_dict()
+        if not summary.ok:
+            build.state = "cancelled" if summary.cancelled else "failed"
+
+    return runs.start(record, str(found.root), work)

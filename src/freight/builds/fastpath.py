@@ -24,16 +24,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from freight.builds import memo as plan_memo
 from freight.builds.cache import CacheStore, Lookup, TaskCache
 from freight.builds.files import hand_over, head_commit, list_files
 from freight.builds.outputs import OutputsState
-from freight.builds.progress import PlainReporter
+from freight.builds.progress import PlainReporter, Reporter
 from freight.builds.recipe import evaluate, seed_node_version
 from freight.builds.results import RunSummary, TaskResult, critical_path
 from freight.builds.signing import cache_key
@@ -89,16 +89,51 @@ def try_build(argv: list[str], environ: Mapping[str, str] | None = None) -> int 
     if settings.url:
         return None
     try:
-        return _FastBuild(settings, options, env).run()
+        return FastBuild(settings, options, env).run()
     except (FreightError, OSError, ValueError, KeyError):
         return None  # the full path does it again, and says what is wrong if anything is
 
 
-class _FastBuild:
-    def __init__(self, settings: Settings, options: Options, environ: dict[str, str]) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """What `check` found: the memo held, and every runnable task's entry is in the local cache."""
+
+    memo: plan_memo.PlanMemo
+    root: Path
+    cache: TaskCache
+    hashes: dict[str, str]
+    inputs: Mapping[str, Any]
+    lookups: list[plan_memo.MemoTask]
+
+
+class Recorder(Protocol):
+    """`RunRecorder` (sqlite3, the CLI) or `BuildStore` (a server's store)."""
+
+    def record_run(self, run: dict[str, Any], tasks: Iterable[dict[str, Any]], /) -> None: ...
+
+
+class FastBuild:
+    """The fast path over one workspace folder: `check` (reads only), then `answer` (checks or
+    restores outputs, reports, records). The CLI runs both through `run`; a server (builds.api's
+    builds) calls them with its own reporter and store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: Options,
+        environ: Mapping[str, str],
+        *,
+        publish: bool | None = None,
+    ) -> None:
         self.settings = settings
         self.options = options
-        self.environ = environ
+        self.environ = dict(environ)
+        #: the run's publish setting (None: as freight.toml says); only a run that publishes nothing
+        #: is answered here
+        self.publish = False if options.no_publish else publish
+        #: the workspace root and its git listing, once `check` found the memo holds (a full plan
+        #: may start from that listing)
+        self.listed: tuple[Path, dict[str, str]] | None = None
 
     def _cache(self) -> TaskCache | None:
         """The local cache, when the object store is the local one under FREIGHT_HOME (as make_cache
@@ -110,10 +145,12 @@ class _FastBuild:
         store = CacheStore(LocalBlobs(root.resolve()), cache_key(self.settings, self.environ), "local")
         return TaskCache(store, None, state=OutputsState(home / "cache" / "outputs.json"))
 
-    def run(self) -> int | None:
+    def check(self) -> Checked | None:
+        """Whether this path can answer: the memo holds and every runnable task is in the local
+        cache. Changes nothing."""
         start_dir = self.options.cwd.resolve()
         memo = plan_memo.load(self.settings.home, start_dir)
-        if memo is None or (memo.publish and not self.options.no_publish):
+        if memo is None or (self.publish is None and memo.publish) or self.publish:
             return None
         cache = self._cache()
         if cache is None or cache.local is None:
@@ -123,8 +160,7 @@ class _FastBuild:
         key = plan_memo.fingerprint(start_dir, root, files, memo.dirs, self.environ)
         if key != memo.key:
             return None
-        # the plan still holds: should the full path take over, it starts from this listing and node
-        hand_over(root, files)
+        self.listed = (root, files)
         seed_node_version(memo.node)
         inputs = evaluate(
             [t.recipe for t in memo.tasks], files, memo.dirs, memo.global_inputs, self.environ, memo.node
@@ -134,25 +170,47 @@ class _FastBuild:
         # every task must be a hit before any output is touched
         if any(not t.cache or not cache.local.has(hashes[t.recipe.task]) for t in lookups):
             return None
+        return Checked(memo, root, cache, hashes, inputs, lookups)
+
+    def run(self) -> int | None:
+        """The CLI: answer and print as `freight build` does; None: the full path must run."""
+        found = self.check()
+        if self.listed is not None:
+            # the plan still holds: should the full path take over, it starts from this listing
+            hand_over(*self.listed)
+        if found is None:
+            return None
         recorder = RunRecorder.open(self.settings.database_url)
         if recorder is None:
             return None
         try:
-            return self._finish(memo, root, cache, recorder, hashes, inputs, lookups)
+            reporter = PlainReporter(sys.stderr, logs=not self.options.as_json)
+            summary = self.answer(found, reporter, recorder)
         finally:
             recorder.close()
+        if summary is None:
+            return None
+        data = summary.to_dict()
+        if self.options.as_json:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        else:
+            sys.stdout.write(RunSummary.from_dict(data).table() + "\n")
+        sys.stdout.flush()
+        return 0 if data["status"] == "ok" else 1
 
-    def _finish(
+    def answer(
         self,
-        memo: plan_memo.PlanMemo,
-        root: Path,
-        cache: TaskCache,
-        recorder: RunRecorder,
-        hashes: dict[str, str],
-        inputs: Mapping[str, Any],
-        lookups: list[plan_memo.MemoTask],
-    ) -> int | None:
-        run_id = os.urandom(8).hex()  # as the runner's uuid4().hex[:16], without importing uuid
+        found: Checked,
+        reporter: Reporter,
+        recorder: Recorder,
+        *,
+        run_id: str | None = None,
+        trigger: str = "cli",
+    ) -> RunSummary | None:
+        """Check or restore every task's outputs, report and record the run; None (before reporting
+        anything) when an entry turns out a miss or warns: the full path goes on from there."""
+        memo, root, cache, hashes = found.memo, found.root, found.cache, found.hashes
+        run_id = run_id or os.urandom(8).hex()  # as the runner's uuid4().hex[:16], without uuid
         started_at = time.time()
         t0 = time.monotonic()
         order = [t.recipe.task for t in memo.tasks]
@@ -160,15 +218,14 @@ class _FastBuild:
         def look_up(task: plan_memo.MemoTask) -> tuple[Lookup, float, float]:
             begin = time.monotonic() - t0
             tid = task.recipe.task
-            found = cache.lookup(hashes[tid], tid, root / task.recipe.dir, task.outputs)
-            return found, begin, time.monotonic() - t0
+            hit = cache.lookup(hashes[tid], tid, root / task.recipe.dir, task.outputs)
+            return hit, begin, time.monotonic() - t0
 
-        done = _parallel(look_up, lookups, RESTORE_THREADS)
+        done = _parallel(look_up, found.lookups, RESTORE_THREADS)
         if cache.state is not None:
             cache.state.flush()
-        if any(not found.hit or found.warnings for found, _b, _e in done.values()):
+        if any(not hit.hit or hit.warnings for hit, _b, _e in done.values()):
             return None  # restored outputs stay (they are the entries'); the full path goes on from there
-        reporter = PlainReporter(sys.stderr, logs=not self.options.as_json)
         reporter.started(len(order))
         reporter.info(
             f"build {run_id}: {len(order)} tasks (cancel: Ctrl-C, or `freight build --cancel {run_id}`)"
@@ -180,8 +237,8 @@ class _FastBuild:
                 now = time.monotonic() - t0
                 results[tid] = TaskResult(tid, task.recipe.package, hashes[tid], "noop", start=now, end=now)
             else:
-                found, begin, end = done[tid]
-                results[tid] = found.result(tid, task.recipe.package, hashes[tid], begin, end)
+                hit, begin, end = done[tid]
+                results[tid] = hit.result(tid, task.recipe.package, hashes[tid], begin, end)
             reporter.task_finished(results[tid])
         reporter.finished()
         deps = {t.recipe.task: t.recipe.deps for t in memo.tasks}
@@ -195,6 +252,7 @@ class _FastBuild:
             results=results,
             critical_path=chain,
             critical_seconds=seconds,
+            trigger=trigger,
             graph={tid: sorted(deps[tid]) for tid in order},
         )
         tasks = [
@@ -203,7 +261,7 @@ class _FastBuild:
                 "hash": r.hash,
                 "status": r.status,
                 "duration": r.duration,
-                "inputs": inputs[r.task].to_dict(),
+                "inputs": found.inputs[r.task].to_dict(),
             }
             for r in results.values()
         ]
@@ -213,7 +271,7 @@ class _FastBuild:
             "started_at": summary.started_at,
             "ended_at": summary.ended_at,
             "status": summary.status,
-            "trigger": "cli",
+            "trigger": trigger,
             "commit": summary.commit,
         }
         try:
@@ -221,13 +279,7 @@ class _FastBuild:
         except Exception as exc:
             summary.warnings.append(f"could not record the run in the state store: {exc}")
             reporter.warning(summary.warnings[-1])
-        data = summary.to_dict()
-        if self.options.as_json:
-            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-        else:
-            sys.stdout.write(RunSummary.from_dict(data).table() + "\n")
-        sys.stdout.flush()
-        return 0 if data["status"] == "ok" else 1
+        return summary
 
 
 def _parallel(

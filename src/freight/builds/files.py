@@ -63,6 +63,11 @@ def hand_over(root: Path, files: dict[str, str]) -> None:
     _handed[root.resolve()] = files
 
 
+def take_back(root: Path) -> None:
+    """Forget a listing handed over and not used (a long-lived process must not plan from it later)."""
+    _handed.pop(root.resolve(), None)
+
+
 def list_files(root: Path) -> dict[str, str]:
     """Every input file under `root` (relative '/' paths) -> "mode sha1"."""
     handed = _handed.pop(root.resolve(), None)

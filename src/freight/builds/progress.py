@@ -118,11 +118,15 @@ class PlainReporter:
             self.out.flush()
 
 
+class EventSink(Protocol):
+    def append(self, event: dict[str, Any], /) -> None: ...
+
+
 class RecordingReporter:
     """Appends what it is told to `events` as JSON-ready dicts (a server-side build's progress), so a
     client can `replay` them through its own reporter and print what a local build prints."""
 
-    def __init__(self, events: list[dict[str, Any]]) -> None:
+    def __init__(self, events: EventSink) -> None:
         self.events = events
 
     def started(self, total: int) -> None:

@@ -8,8 +8,6 @@ through RemoteJobClient's request helper: server errors come back as the same Us
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from freight.builds.api import ReleaseRow
@@ -19,8 +17,9 @@ from freight.builds.progress import Reporter, replay
 from freight.builds.store import Deployment, Release
 from freight.jobs.remote import RemoteJobClient, _q
 
-#: seconds between polls of a running build (its progress is printed as it comes)
-POLL = 0.25
+#: seconds the server may hold a request for a build's events (a long poll: it answers at once when
+#: there is news); under RemoteJobClient's 30 s timeout
+WAIT = 20.0
 
 
 def _row(data: dict[str, Any]) -> ReleaseRow:
@@ -87,20 +86,16 @@ class RemoteBuilds:
         """POST /builds/{id}/cancel: the build's unfinished jobs are cancelled (an admin token)."""
         return dict(self.http.request("POST", f"/builds/{_q(build_id)}/cancel"))
 
-    def follow(
-        self,
-        build_id: str,
-        reporter: Reporter,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> dict[str, Any]:
-        """Replay the build's progress into `reporter` until it is over; its final record."""
+    def follow(self, build_id: str, reporter: Reporter) -> dict[str, Any]:
+        """Replay the build's progress into `reporter` as it comes (long polls) until it is over; its
+        final record."""
         after = 0
         while True:
-            page = self.http.request("GET", f"/builds/{_q(build_id)}/events", params={"after": after})
+            page = self.http.request(
+                "GET", f"/builds/{_q(build_id)}/events", params={"after": after, "wait": WAIT}
+            )
             for event in page["events"]:
                 replay(event, reporter)
             after = int(page["next"])
             if page["state"] in ENDED:
                 return self.build(build_id)
-            sleep(POLL)

@@ -1,7 +1,8 @@
 """Entry point: `freight ...`. Bad input prints one line and exits 2, never a traceback.
 
 `freight --help` answers from the command table (cli/registry.py) without importing typer, and
-`freight build` first tries its fast path (builds/fastpath.py: a cached build, stdlib only); every
+`freight build` first tries its fast path (builds/fastpath.py: a cached build, stdlib only) or, with
+FREIGHT_URL, hands the build to that server (builds/handover.py, stdlib only); every
 other command line goes to the lazy root group (cli/app.py), which imports only the command it runs.
 How to add a command: see cli/registry.py."""
 
@@ -21,10 +22,16 @@ def main(*, leave: bool = True) -> None:
     `leave=False` (a test or a program calling it in its own process) raises SystemExit instead,
     as every other command does."""
     if leave and sys.argv[1:2] == ["build"]:
-        # a cached build answers without typer, pydantic or SQLAlchemy (None: it must run in full)
-        from freight.builds.fastpath import try_build
+        # a cached build answers without typer, pydantic or SQLAlchemy, and so does one handed to the
+        # server at FREIGHT_URL (None: it must run in full)
+        if os.environ.get("FREIGHT_URL"):
+            from freight.builds.handover import try_remote
 
-        code = try_build(sys.argv[2:])
+            code = try_remote(sys.argv[2:])
+        else:
+            from freight.builds.fastpath import try_build
+
+            code = try_build(sys.argv[2:])
         if code is not None:
             _leave(code)
         try:

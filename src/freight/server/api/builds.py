@@ -15,12 +15,17 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from freight.builds import memo
 from freight.builds.api import Builds
-from freight.builds.background import WorkspaceBuild, start_build
+from freight.builds.background import WorkspaceBuild, start_build, start_cached_build
 from freight.builds.config import DEPLOY_ENV, deploy_env
+from freight.builds.fastpath import FastBuild
+from freight.builds.fastpath import Options as FastOptions
+from freight.builds.files import hand_over, take_back
 from freight.builds.hooks import GitBuildTrigger
 from freight.builds.plan import Plan, PlanOptions
 from freight.builds.runner import RunOptions, cancel_jobs
@@ -258,13 +263,22 @@ def _workspace(text: str) -> FsPath:
     return path
 
 
-def _plan(trigger: GitBuildTrigger, body: PlanIn) -> Plan:
+def _plan(
+    trigger: GitBuildTrigger, body: PlanIn, listed: tuple[FsPath, dict[str, str]] | None = None
+) -> Plan:
+    """The plan of `body`; from the git listing the fast path made, if it made one."""
     root = _workspace(body.workspace)
     check_input(body.model_dump(), "")
     options = PlanOptions(
         tasks=tuple(body.tasks), only=tuple(body.packages), affected_since=body.affected_since
     )
-    return trigger.builds.plan(root, options)
+    if listed is None:
+        return trigger.builds.plan(root, options)
+    hand_over(*listed)
+    try:
+        return trigger.builds.plan(root, options)
+    finally:
+        take_back(listed[0])  # not used (a bad freight.toml): a later plan must ask git again
 
 
 @router.post(
@@ -300,9 +314,37 @@ def why_build(trigger: Trigger, _admin: Admin, body: WhyIn) -> JSONResponse:
 )
 def create_build(ctx: Ctx, trigger: Trigger, _admin: Admin, body: BuildIn) -> JSONResponse:
     """Plans at once (bad packages, tasks or refs are a 4xx), then builds in the background with this
-    server's job platform; poll GET /builds/{id}."""
-    plan = _plan(trigger, body)
+    server's job platform; follow GET /builds/{id}/events?wait= and GET /builds/{id}.
+
+    The default build (no packages, `--task` or `--affected-since`, no `force`) that publishes
+    nothing first tries the fast path, as a local `freight build` does: when the plan memo holds and
+    every task is in the local cache, it is answered without planning."""
     run = RunOptions(continue_on_error=body.continue_, force=body.force, publish=body.publish, trigger="api")
+    default = not body.packages and tuple(body.tasks) == memo.TASKS and not body.affected_since
+    listed = None
+    if default and not body.force:
+        root = _workspace(body.workspace)
+        fast = FastBuild(trigger.settings, FastOptions(cwd=root), os.environ, publish=body.publish)
+        found = fast.check()
+        if found is not None:
+            plan_options = PlanOptions()
+            record = start_cached_build(
+                trigger.runs,
+                trigger.builds,
+                ctx.service,
+                fast,
+                found,
+                run,
+                replan=lambda: trigger.builds.plan(root, plan_options),
+            )
+            return reply(record.to_dict(), 202)
+        listed = fast.listed
+    plan = _plan(trigger, body, listed)
+    if default:
+        # as a local build does: the next build of this folder may answer from the memo
+        start = FsPath(body.workspace).resolve()
+        made = memo.memo_of(plan, start, plan.ws.config.workspace.publish, os.environ)
+        memo.save(trigger.settings.home, start, made)
     record = start_build(trigger.runs, trigger.builds, ctx.service, plan, run)
     return reply(record.to_dict(), 202)
 
@@ -359,25 +401,43 @@ def get_build(trigger: Trigger, _caller: Reader, build_id: BuildId) -> JSONRespo
     return reply(found.to_dict() if isinstance(found, WorkspaceBuild) else found)
 
 
+#: The longest a request for a build's events waits for news (clients ask again).
+EVENTS_WAIT_MAX = 25.0
+
+
 @router.get(
     "/builds/{build_id}/events",
     response_model=None,
     responses={200: {"model": BuildEventsOut}},
     summary="A build's progress: tasks started and finished, logs, warnings",
 )
-def build_events(
+async def build_events(
     trigger: Trigger,
     _caller: Reader,
     build_id: BuildId,
     after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=EVENTS_WAIT_MAX,
+            description="Seconds to wait for an event past `after` or the build's end (a long poll)",
+        ),
+    ] = 0.0,
 ) -> JSONResponse:
-    found = _build(trigger, build_id)
+    """The events past `after`. With `wait`, the answer comes as soon as there is one, or the build
+    ended, or `wait` seconds passed (then `events` may be empty): no interval to poll at."""
+    check_input(build_id, "build_id")
+    found = trigger.runs.get(build_id)
     if not isinstance(found, WorkspaceBuild):
         # recorded before this server started (or forgotten): only the summary is left
-        return reply({"state": found["state"], "events": [], "next": after})
-    # read the state first: a build seen done has all its events in the list already
+        recorded = await run_in_threadpool(_build, trigger, build_id)
+        state = recorded.state if isinstance(recorded, WorkspaceBuild) else recorded["state"]
+        return reply({"state": state, "events": [], "next": after})
+    await found.events.wait(after, wait)
+    # read the state first: a build seen done has all its events in the feed already
     state = found.state
-    events = found.events[after:]
+    events = found.events.since(after)
     return reply({"state": state, "events": events, "next": after + len(events)})
 
 

@@ -319,3 +319,64 @@ def test_a_job_whose_stored_spec_cannot_be_read_fails_alone(svc: JobService) -> 
     assert bad_view.state is JobState.FAILED
     assert "its spec cannot be read" in (bad_view.reason or "") and "colour" in (bad_view.reason or "")
     assert good_view.state is JobState.SUCCEEDED
+
+
+def test_a_waiter_in_the_schedulers_process_reads_endings_from_memory(
+    svc: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each commit that ended a job woke the waiter into a query of the events table (on a run of
+    many short jobs, about as much of the interpreter as the scheduler's own commits); the jobs the
+    scheduler ended now come from its EndLog, and the store is read only on the timers."""
+    from sqlalchemy import event
+
+    from freight.jobs import service
+
+    monkeypatch.setattr(service, "_WAIT_FOLLOW", 3600.0)
+    monkeypatch.setattr(service, "_WAIT_RECHECK", 3600.0)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        # the waiter's read (the scheduler's change feed reads the events too, other columns)
+        if "events.from_state" in statement and "events.id >" in statement:
+            statements.append(statement)
+
+    views = svc.submit_many([JobSpec(command=["true"], resources=SMALL)] * 30)  # type: ignore[arg-type]
+    event.listen(svc.engine, "before_cursor_execute", record)
+    try:
+        done = svc.wait([v.id for v in views], timeout=120)
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", record)
+    assert [v.state for v in done] == [JobState.SUCCEEDED] * 30
+    assert statements == []
+
+
+def test_a_waiter_checks_the_store_before_it_returns_a_job_the_log_called_ended(
+    svc: JobService, tmp_path: Path
+) -> None:
+    """The EndLog may be read after the events: a job retried by hand between them would look ended.
+    wait() reads the jobs' states before it returns and waits again for any that is not terminal."""
+    import threading
+
+    gate = tmp_path / "go"
+    view = svc.submit(JobSpec(shell=f"while [ ! -e {gate} ]; do sleep 0.02; done", resources=SMALL))  # type: ignore[arg-type]
+    ends = svc.scheduler.ends  # type: ignore[union-attr]
+    real = ends.since
+    lied = threading.Event()
+
+    def since(seen: int) -> tuple[int, list[str] | None]:
+        count, ended = real(seen)
+        if ended is not None and not lied.is_set():
+            lied.set()
+            return count, [*ended, view.id]  # says the running job ended
+        return count, ended
+
+    ends.since = since  # type: ignore[method-assign]
+    result: list[JobView] = []
+    waiter = threading.Thread(target=lambda: result.extend(svc.wait([view.id], timeout=120)))
+    waiter.start()
+    while not lied.is_set():
+        ends.record([])  # a commit that ended nothing: the waiter reads the log
+        time.sleep(0.01)
+    gate.touch()
+    waiter.join()
+    assert [v.state for v in result] == [JobState.SUCCEEDED]

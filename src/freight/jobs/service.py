@@ -52,6 +52,9 @@ log = logging.getLogger("freight.service")
 
 #: seconds between full state checks in wait()
 _WAIT_RECHECK = 2.0
+#: at most this long between two reads of the events table in wait(), however busy this process's
+#: scheduler is (its endings are read from memory; other writers' changes only from the store)
+_WAIT_FOLLOW = 0.2
 #: bytes per read of a log (a big log is streamed, not read whole)
 LOG_CHUNK = 1 << 20
 #: how long a follower waits for an ended attempt's log that ran on another node to be archived
@@ -499,7 +502,10 @@ class JobService:
         """Block until every job is terminal (or `timeout` passes). Follows the events table
         (jobs/eventfeed.py, which also reads an event that commits after later ids on PostgreSQL), so
         each wake-up reads only what changed, however many jobs are awaited; a full re-check every
-        few seconds is the safety net for a transaction that stays open longer."""
+        few seconds is the safety net for a transaction that stays open longer. A wake-up by this
+        process's scheduler takes the jobs it ended from its EndLog, without a query; the store is
+        still read at least every 0.2 s for other writers, and the jobs' states are read at the end:
+        a job found not terminal there (retried by hand meanwhile) is waited for again."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = set(job_ids)
         seen = self._settled()  # before the read: a commit after it is followed by another read
@@ -511,23 +517,54 @@ class JobService:
         if missing:
             raise NotFoundError(f"no job {sorted(missing)[0]!r}")
         pending = {job_id for job_id, state in states.items() if not state.terminal}
-        recheck_at = time.monotonic() + _WAIT_RECHECK
+        while True:
+            self._wait_pending(pending, wanted, follower, seen, deadline)
+            seen = self._settled()
+            views = self.get_many(job_ids)
+            pending = {v.id for v in views if not v.state.terminal}
+            if not pending or (deadline is not None and time.monotonic() >= deadline):
+                return views
+
+    def _wait_pending(
+        self,
+        pending: set[str],
+        wanted: set[str],
+        follower: EventFollower,
+        seen: int,
+        deadline: float | None,
+    ) -> None:
+        """Take jobs out of `pending` as they end, until none is left or the deadline passes.
+        `seen`: the scheduler's settled count before the states in `pending` were read."""
+        now = time.monotonic()
+        recheck_at = now + _WAIT_RECHECK
+        follow_at = now + _WAIT_FOLLOW
         while pending:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                break
-            if self._settled() == seen:
+                return
+            local = self._settled() != seen
+            if not local:
                 with self._changed:
-                    notified = self._changed.wait(0.2 if left is None else min(0.2, left))
+                    notified = self._changed.wait(_WAIT_FOLLOW if left is None else min(_WAIT_FOLLOW, left))
+                local = self._settled() != seen
                 # woken by this process's scheduler for a commit that ended nothing: nothing to read
                 # (changes by other processes are read on the timeouts, as before)
-                if notified and self._settled() == seen and time.monotonic() < recheck_at:
+                if notified and not local and time.monotonic() < recheck_at:
+                    continue
+            scheduler = self.scheduler
+            now = time.monotonic()
+            if local and scheduler is not None and now < min(recheck_at, follow_at):
+                count, ended = scheduler.ends.since(seen)
+                if ended is not None:  # None: some of those commits left its window; read the store
+                    seen = count
+                    pending.difference_update(ended)
                     continue
             seen = self._settled()
+            follow_at = now + _WAIT_FOLLOW
             with self.engine.connect() as conn:
-                if time.monotonic() >= recheck_at:
+                if now >= recheck_at:
                     states = self._states(conn, list(pending))
-                    pending = {job_id for job_id, state in states.items() if not state.terminal}
+                    pending.intersection_update(j for j, state in states.items() if not state.terminal)
                     recheck_at = time.monotonic() + _WAIT_RECHECK
                     continue
                 rows = follower.read(
@@ -544,7 +581,6 @@ class JobService:
                         pending.add(row.job_id)  # retried by hand after it ended
                 else:
                     pending.discard(row.job_id)
-        return self.get_many(job_ids)
 
     def _settled(self) -> int:
         """How many commits of this process's scheduler ended or re-queued a job (-1: none runs here)."""

@@ -37,8 +37,9 @@ class Act(SchedulerState):
             self._step_down()
             raise
         self._last_lease = now
-        if any(new.terminal or new is JobState.QUEUED for _, _, new, _, _ in batch.transitions):
-            self.settled += 1
+        ended = [job.id for job, _, new, _, _ in batch.transitions if new.terminal]
+        if ended or any(new is JobState.QUEUED for _, _, new, _, _ in batch.transitions):
+            self.ends.record(ended)
         if batch.ended_attempts:
             self.archiver.submit(row["b_id"] for row in batch.ended_attempts)
         for job_id in lost:

@@ -27,6 +27,7 @@ from freight.jobs.queue import FairQueues
 from freight.jobs.scaling import Scaler
 from freight.jobs.scheduler.apply import Effects
 from freight.jobs.scheduler.changes import ChangeFeed
+from freight.jobs.scheduler.endlog import EndLog
 from freight.jobs.scheduler.nodes import LocalNodes, NodeSource, NodeTable
 from freight.jobs.scheduler.nodewatch import NodeWatch
 from freight.jobs.scheduler.spawn import Spawner
@@ -136,9 +137,9 @@ class SchedulerState:
         self.holder = holder_id()
         #: the lease's fencing token, taken with it in start(); every commit checks it
         self.token = 0
-        #: commits so far that ended a job or queued one again (what JobService.wait follows): a
-        #: waiter in this process woken by a commit that did neither need not read the store
-        self.settled = 0
+        #: commits so far that ended a job or queued one again, and the jobs each ended (what
+        #: JobService.wait follows): a waiter in this process reads them here, not in the store
+        self.ends = EndLog()
         #: a commit found the token stale: another scheduler took over, this one must not write again
         self.fenced = False
         self._stop = threading.Event()
@@ -168,6 +169,11 @@ class SchedulerState:
         self.archiver = LogArchiver(engine, LogArchive(settings), self.node_name)
         #: what other processes changed, followed through the events table (changes.py)
         self.changes = ChangeFeed()
+
+    @property
+    def settled(self) -> int:
+        """Commits so far that ended a job or queued one again (see EndLog)."""
+        return self.ends.settled
 
     if TYPE_CHECKING:
 

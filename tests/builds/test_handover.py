@@ -146,6 +146,18 @@ def test_the_events_long_poll_answers_an_ended_build_at_once(live: Live, ws: Pat
         assert too_long.status_code == 422 and too_long.json()["where"] == "wait"
 
 
+def test_an_option_it_does_not_handle_builds_through_the_full_cli(
+    live: Live,  # noqa: F811
+    ws: Path,
+    tmp_path: Path,
+) -> None:
+    env = env_of(live, FREIGHT_HOME=str(tmp_path / "cli-home"))
+    done = freight(env, "build", "--cwd", str(ws), "--no-publish", "--summarize")
+    assert done.returncode == 0, done.stderr
+    assert "summary: " in done.stderr and "TASK" in done.stdout
+    assert list((tmp_path / "cli-home" / "builds" / "runs").glob("*.json"))  # written by the CLI
+
+
 def test_options_it_does_not_handle_go_to_the_full_cli() -> None:
     for argv in (["--dry"], ["--why", "a"], ["--cancel", "x"], ["--summarize"], ["--nope"], ["-C"], ["--"]):
         assert parse(argv) is None, argv

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -20,10 +21,12 @@ from freight.config import Settings
 from freight.db.schema import attempts, events, leases
 from freight.jobs.client import JobView
 from freight.jobs.lease import LeaseLostError, try_lease
-from freight.jobs.scheduler import Scheduler
+from freight.jobs.scheduler import Scheduler, act, apply
 from freight.jobs.scheduler.events import HANDLE_FILE
+from freight.jobs.scheduler.state import HOLD_RUNNING
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
+from freight.jobs.store import Batch
 from freight.runtime.base import Recovered
 from freight.runtime.records import STATUS
 from tests.jobs.fakes import FakeClock, FakeRuntime
@@ -326,3 +329,61 @@ def test_a_wake_after_close_writes_to_no_other_file(h: Harness, tmp_path: Path) 
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def test_an_attempt_that_began_running_is_committed_with_the_next_tick(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick whose batch only says "these began running" holds it for the next tick (at most
+    HOLD_RUNNING later), so a short job's start and end commit together: one transaction, both events."""
+    sched, rt = h.scheduler()
+    job = submit(h)
+    h.until(sched, lambda: sched._held is not None)
+    assert h.state(job) is JobState.STARTING  # spawned, its handle beside the records; not yet committed
+    assert sched._next_timer_in(h.clock()) <= HOLD_RUNNING
+    rt.end(f"{job}-1")
+    commits: list[Batch] = []
+    real = apply.commit
+
+    def counting(engine: Any, leader: Any, batch: Batch, now: float) -> set[str]:
+        commits.append(batch)
+        return real(engine, leader, batch, now)
+
+    monkeypatch.setattr(act, "commit", counting)
+    h.until(sched, lambda: h.state(job) is JobState.SUCCEEDED)
+    assert [[new.value for _, _, new, _, _ in b.transitions] for b in commits] == [["running", "succeeded"]]
+    assert [e["to_state"] for e in reversed(h.svc.events(job))] == [
+        "queued",
+        "starting",
+        "running",
+        "succeeded",
+    ]
+
+
+def test_a_held_start_with_nothing_after_it_is_committed_on_the_next_tick(h: Harness) -> None:
+    sched, _ = h.scheduler()
+    job = submit(h)
+    h.until(sched, lambda: sched._held is not None)
+    sched.tick()
+    assert sched._held is None and h.state(job) is JobState.RUNNING
+
+
+def test_a_crash_while_a_start_is_held_reattaches_from_the_handle(h: Harness) -> None:
+    old, old_rt = h.scheduler()
+    job = submit(h)
+    h.until(old, lambda: old._held is not None)
+    h.crash(old)
+    new, rt = h.scheduler(old_rt)
+    assert h.state(job) is JobState.RUNNING
+    rt.end(f"{job}-1")
+    h.until(new, lambda: h.state(job) is JobState.SUCCEEDED)
+    assert h.job(job).attempts == 1 and h.attempt_rows(job) == 1
+
+
+def test_a_scheduler_that_stops_commits_the_start_it_held(h: Harness) -> None:
+    sched, _ = h.scheduler()
+    job = submit(h)
+    h.until(sched, lambda: sched._held is not None)
+    h.alive.remove(sched)
+    sched.close()
+    assert h.state(job) is JobState.RUNNING

@@ -220,6 +220,19 @@ class Batch:
         job.updated_at = now
         self.transitions.append((job, old, new, job.attempts, detail))
 
+    def only_running(self) -> bool:
+        """Whether all it holds is attempts that began running (what a tick may hold back: see
+        Scheduler.tick)."""
+        return (
+            all(new is JobState.RUNNING for _, _, new, _, _ in self.transitions)
+            and not self.new_attempts
+            and not self.ended_attempts
+            and not self.stop_reasons
+            and not self.reasons
+            and not self.clear_cancel
+            and not self.dropped_attempts
+        )
+
     def __bool__(self) -> bool:
         return bool(
             self.transitions

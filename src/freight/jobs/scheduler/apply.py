@@ -33,6 +33,9 @@ class Effects:
     #: record directories of attempts settled from them (no handle to release them with)
     remove_records: list[str] = field(default_factory=list)
 
+    def __bool__(self) -> bool:
+        return bool(self.start or self.kill or self.release or self.remove_records)
+
 
 @dataclass(frozen=True)
 class Leader:

@@ -97,9 +97,10 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
     def close(self) -> None:
         """Leave running attempts alone (they keep running); give up the lease and the socket."""
         # spawns still in flight end first; their handles are committed unless this one was fenced
-        if self.spawner.shutdown() and not self.fenced and self.token:
+        spawned = self.spawner.shutdown()
+        if (spawned or self._held is not None) and not self.fenced and self.token:
             now = self.clock()
-            batch = Batch()
+            batch, self._held = self._held or Batch(), None
             self._collect_spawned(batch, now)
             self._commit(batch, now)
         self.watch.close()
@@ -148,7 +149,8 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
                     while self._sock.recv(64):
                         self._poked = True
         now = self.clock()
-        batch = Batch()
+        batch, held = self._held or Batch(), self._held is not None
+        self._held = None
         actions = Effects()
         self._collect_spawned(batch, now)
         if self._poked or now - self._last_sync >= self.poll_interval:
@@ -164,6 +166,12 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
         self._place(batch, actions, now)
         if self.scaler is not None and self.scaler.due(now):
             self._offer_demand(self.scaler, now)
+        if not held and batch and batch.only_running() and not actions and not self._pending_term:
+            # Nothing but attempts that began running: their commit waits for the next tick (at most
+            # HOLD_RUNNING away), so that a short job's start and end take one transaction, not two.
+            # Safe to hold: each handle is already beside its shim's records, where recovery looks.
+            self._held = batch
+            batch = Batch()
         committed = self._commit(batch, now, notify=False)
         self._act(actions, now)
         if committed and self.on_commit is not None:

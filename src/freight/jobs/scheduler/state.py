@@ -43,6 +43,8 @@ from freight.runtime.jobuser import job_user
 
 LEASE = SCHEDULER_LEASE
 LEASE_TTL = 15.0
+#: seconds a tick may hold back the commit of attempts that only began running (see Scheduler.tick)
+HOLD_RUNNING = 0.02
 
 
 @dataclass
@@ -140,6 +142,8 @@ class SchedulerState:
         #: commits so far that ended a job or queued one again, and the jobs each ended (what
         #: JobService.wait follows): a waiter in this process reads them here, not in the store
         self.ends = EndLog()
+        #: a tick's batch of attempts that only began running, committed with the next tick's
+        self._held: Batch | None = None
         #: a commit found the token stale: another scheduler took over, this one must not write again
         self.fenced = False
         self._stop = threading.Event()

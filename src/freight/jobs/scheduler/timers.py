@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from freight.jobs.scheduler.apply import Effects
 from freight.jobs.scheduler.decide import Watched, due_timers
-from freight.jobs.scheduler.state import Running, SchedulerState
+from freight.jobs.scheduler.state import HOLD_RUNNING, Running, SchedulerState
 from freight.jobs.states import JobState
 from freight.jobs.store import (
     Batch,
@@ -14,6 +14,8 @@ from freight.jobs.store import (
 class Timers(SchedulerState):
     def _next_timer_in(self, now: float) -> float:
         wait = self.poll_interval
+        if self._held is not None:
+            wait = min(wait, HOLD_RUNNING)
         if self.delayed:
             wait = min(wait, self.delayed[0][0] - now)
         for run in self.running.values():

@@ -12,6 +12,8 @@
     changes.py  what other processes changed (submissions, retries, cancellations), followed from a
                 cursor on the events table; a full rescan of waiting jobs every 15 s as a safety net.
     nodes.py    the nodes jobs may be placed on (this host, or a cluster's), with what is placed there.
+    endlog.py   the jobs each commit ended, kept in memory for a waiter in the same process
+                (JobService.wait), which then needs no query per wake-up.
     nodewatch.py a cluster's nodes listed (and attempts on a returning node stopped) on threads of
                 their own: the tick takes the newest listing and never waits on an agent.
 
@@ -27,6 +29,7 @@ The loop, one mixin per step over the state they share (`Scheduler` combines the
     timers.py   timeouts (TERM, then KILL after the grace) and elapsed retry backoffs.
     place.py    fair queues -> nodes while jobs fit; claims (write-ahead) and the capacity they hold.
     act.py      commit a tick's batch (fenced), then the side effects: signals, releases, spawns.
+                (loop.py holds a batch that only says attempts began running for one tick.)
 
 The store is the source of truth; the loop's collections are a cache rebuilt by `recover()`.
 """

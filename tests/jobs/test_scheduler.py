@@ -358,7 +358,9 @@ def test_a_waiter_checks_the_store_before_it_returns_a_job_the_log_called_ended(
     import threading
 
     gate = tmp_path / "go"
-    view = svc.submit(JobSpec(shell=f"while [ ! -e {gate} ]; do sleep 0.02; done", resources=SMALL))  # type: ignore[arg-type]
+    # bounded (about a minute): a failing run must not leave the job behind
+    script = f"i=0; while [ ! -e {gate} ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done"
+    view = svc.submit(JobSpec(shell=script, resources=SMALL))  # type: ignore[arg-type]
     ends = svc.scheduler.ends  # type: ignore[union-attr]
     real = ends.since
     lied = threading.Event()

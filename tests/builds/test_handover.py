@@ -16,6 +16,7 @@ import pytest
 from freight.builds.depcache import mark_installed
 from freight.builds.fastpath import FastBuild, Options
 from freight.builds.handover import Request, parse
+from freight.builds.results import RunSummary
 from freight.builds.sample import generate, git_init
 from freight.builds.store import BuildStore
 from freight.builds.workspace import load_workspace
@@ -174,3 +175,102 @@ def test_options_it_does_not_handle_go_to_the_full_cli() -> None:
         "force": False,
         "publish": False,
     }
+
+
+class _OldServer:
+    """A server that answers at once, the way one without the long poll does (it ignores `wait`):
+    a build that stays running for `pages` pages, then ends; or HTML where JSON should be."""
+
+    def __init__(self, pages: int, html: bool = False) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.polls = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, body: Any) -> None:
+                raw = b"<html>a gateway</html>" if html else json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._send({"id": "b1", "state": "queued"})
+
+            def do_GET(self) -> None:
+                if "/events" in self.path:
+                    owner.polls += 1
+                    state = "running" if owner.polls <= pages else "succeeded"
+                    return self._send({"state": state, "events": [], "next": 0})
+                summary = RunSummary("r1", "/ws", None, 0.0, 0.0, {}, [], 0.0).to_dict()
+                self._send({"id": "b1", "state": "succeeded", "summary": summary})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_that_does_not_hold_the_poll_is_asked_at_most_every_min_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the 0.25 s sleep of the fixed poll, a server that ignores `wait` (an older one) was
+    asked again at once, in a tight loop, for as long as the build ran."""
+    from freight.builds import handover
+
+    slept: list[float] = []
+    monkeypatch.setattr(handover.time, "sleep", slept.append)
+    server = _OldServer(pages=3)
+    try:
+        env = {"FREIGHT_URL": server.url, "FREIGHT_TOKEN": "t", "FREIGHT_HOME": str(tmp_path / "home")}
+        assert handover.try_remote(["--no-publish", "-C", str(tmp_path)], env) == 0
+    finally:
+        server.close()
+    assert server.polls == 4 and slept == [handover.MIN_POLL] * 3
+
+
+def test_a_url_that_is_not_a_freight_server_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from freight.builds import handover
+
+    server = _OldServer(pages=0, html=True)
+    home = str(tmp_path / "home")
+    try:
+        env = {"FREIGHT_URL": server.url, "FREIGHT_TOKEN": "t", "FREIGHT_HOME": home}
+        assert handover.try_remote(["--no-publish", "-C", str(tmp_path)], env) == 2
+    finally:
+        server.close()
+    bad_port = {"FREIGHT_URL": "http://127.0.0.1:abc", "FREIGHT_TOKEN": "t", "FREIGHT_HOME": home}
+    assert handover.try_remote(["--no-publish", "-C", str(tmp_path)], bad_port) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err), err
+    assert "not freight's JSON" in err[0] and "FREIGHT_URL" in err[1]
+    assert "Traceback" not in "".join(err)
+
+
+def test_a_second_ctrl_c_after_the_cancel_question_is_one_line_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cancel request and the follow after "y" were not guarded: a second Ctrl-C there printed
+    http.client's traceback (the full CLI exits 130 with one line)."""
+    from freight.builds import handover
+
+    def interrupted(self: Any) -> int:
+        raise KeyboardInterrupt  # as a Ctrl-C during the follow after "cancel it? y"
+
+    monkeypatch.setattr(handover._HandedBuild, "run", interrupted)
+    env = {"FREIGHT_URL": "http://127.0.0.1:9", "FREIGHT_TOKEN": "t", "FREIGHT_HOME": str(tmp_path)}
+    assert handover.try_remote(["--no-publish"], env) == 130
+    assert capsys.readouterr().err == "\nfreight: aborted\n"

@@ -27,7 +27,7 @@ from freight.jobs.scheduler.state import HOLD_RUNNING
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
 from freight.jobs.store import Batch
-from freight.runtime.base import Recovered
+from freight.runtime.base import AttemptRequest, Handle, Recovered
 from freight.runtime.records import STATUS
 from tests.jobs.fakes import FakeClock, FakeRuntime
 
@@ -387,3 +387,32 @@ def test_a_scheduler_that_stops_commits_the_start_it_held(h: Harness) -> None:
     h.alive.remove(sched)
     sched.close()
     assert h.state(job) is JobState.RUNNING
+
+
+class _AgentLayoutRuntime(FakeRuntime):
+    """Records where a cluster node's agent keeps them (<run_dir>/<node>/<attempt>), which is not
+    where a new leader's recovery reads handles from."""
+
+    def handle(self, attempt_id: str) -> Handle:
+        return Handle(attempt_id, 0, 0, str(self.run_dir / "node-a" / attempt_id), "fake")
+
+    def start(self, request: AttemptRequest) -> Handle:
+        (self.run_dir / "node-a" / request.attempt_id).mkdir(parents=True, exist_ok=True)
+        self.started.append(request.attempt_id)
+        return self.handle(request.attempt_id)
+
+
+def test_a_start_recovery_could_not_find_is_committed_at_once_and_never_run_twice(h: Harness) -> None:
+    """Held, a start whose handle sits in an agent's folder was lost with a crashed leader: the next
+    one found the job `starting` with no handle, re-queued it and started the attempt a second time."""
+    rt = _AgentLayoutRuntime(h.run_dir)
+    old, _ = h.scheduler(rt)
+    job = submit(h)
+    # the tick that collects the spawn: it commits the start (never holds it), then the leader dies
+    h.until(old, lambda: job in old.running and old.running[job].handle is not None)
+    assert old._held is None and h.state(job) is JobState.RUNNING
+    h.crash(old)
+    new, _ = h.scheduler(rt)
+    for _ in range(20):
+        new.tick()
+    assert rt.started == [f"{job}-1"]

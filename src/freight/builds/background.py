@@ -190,7 +190,11 @@ def start_cached_build(
 
     def work(build: WorkspaceBuild) -> None:
         reporter = RecordingReporter(build.events)
-        summary = fast.answer(found, reporter, builds.store, run_id=build.id, trigger=options.trigger)
+        summary = None
+        # cancelled while it waited for its folder: the runner skips every task and records that,
+        # where the fast path would restore outputs into the workspace and call it a success
+        if not build.cancelled.is_set():
+            summary = fast.answer(found, reporter, builds.store, run_id=build.id, trigger=options.trigger)
         if summary is None:
             summary = builds.builder(client, reporter).run(replan(), options)
         build.run_id = summary.id

@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ API = "/api/v1"
 WAIT = 20.0
 #: socket timeout: above WAIT, and above the time the server takes to plan a large workspace
 TIMEOUT = 60.0
+#: an empty page sooner than this means the server did not hold the request: ask again after it
+MIN_POLL = 0.25
 ENDED = ("succeeded", "failed", "cancelled")
 #: Exit codes as cli/main.py and cli/build.py use them.
 USER_ERROR_EXIT = 2
@@ -123,13 +126,19 @@ def try_remote(argv: list[str], environ: Mapping[str, str] | None = None) -> int
         return None  # the full CLI says what is wrong with the settings
     if not settings.url:
         return None
-    client = _Api(settings.url, settings.token)
+    try:
+        client = _Api(settings.url, settings.token)
+    except (ValueError, http.client.HTTPException) as exc:  # e.g. a port that is not a number
+        return _fail(f"FREIGHT_URL: {settings.url!r} is not a server's URL: {exc}", USER_ERROR_EXIT)
     try:
         return _HandedBuild(client, request).run()
     except UserError as exc:
         return _fail(str(exc), USER_ERROR_EXIT)
     except FreightError as exc:
         return _fail(str(exc), 1)
+    except KeyboardInterrupt:  # a second Ctrl-C, after the first one's question was answered
+        sys.stderr.write("\nfreight: aborted\n")
+        return CANCELLED_EXIT
     finally:
         client.close()
 
@@ -174,12 +183,15 @@ class _HandedBuild:
         path = f"/builds/{quote(self.build_id, safe='')}"
         after = 0
         while True:
+            asked = time.monotonic()
             page = self.api.call("GET", f"{path}/events?{urlencode({'after': after, 'wait': WAIT})}")
             for event in page["events"]:
                 replay(event, reporter)
             after = int(page["next"])
             if page["state"] in ENDED:
                 return dict(self.api.call("GET", path))
+            if not page["events"] and time.monotonic() - asked < MIN_POLL:
+                time.sleep(MIN_POLL)  # a server that does not hold the request (an older one)
 
     def _print(self, data: dict[str, Any]) -> None:
         """As cli/build.py's _print_summary."""
@@ -262,7 +274,14 @@ class _Api:
                 raise self._unreachable(exc) from None
         if response.status >= 400:
             raise _error(response.status, response.reason, raw)
-        return json.loads(raw) if raw else None
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise UserError(
+                f"{self.url} answered {method} {API}{path} with something that is not freight's JSON",
+                where="FREIGHT_URL",
+                hint="point it at `freight up`'s API address (not its gateway or another server)",
+            ) from None
 
     def _unreachable(self, exc: BaseException) -> UserError:
         return UserError(

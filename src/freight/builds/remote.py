@@ -8,6 +8,7 @@ through RemoteJobClient's request helper: server errors come back as the same Us
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from freight.builds.api import ReleaseRow
@@ -20,6 +21,8 @@ from freight.jobs.remote import RemoteJobClient, _q
 #: seconds the server may hold a request for a build's events (a long poll: it answers at once when
 #: there is news); under RemoteJobClient's 30 s timeout
 WAIT = 20.0
+#: an empty page sooner than this means the server did not hold the request: ask again after it
+MIN_POLL = 0.25
 
 
 def _row(data: dict[str, Any]) -> ReleaseRow:
@@ -91,6 +94,7 @@ class RemoteBuilds:
         final record."""
         after = 0
         while True:
+            asked = time.monotonic()
             page = self.http.request(
                 "GET", f"/builds/{_q(build_id)}/events", params={"after": after, "wait": WAIT}
             )
@@ -99,3 +103,5 @@ class RemoteBuilds:
             after = int(page["next"])
             if page["state"] in ENDED:
                 return self.build(build_id)
+            if not page["events"] and time.monotonic() - asked < MIN_POLL:
+                time.sleep(MIN_POLL)  # a server that does not hold the request (an older one)

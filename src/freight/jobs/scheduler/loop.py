@@ -43,6 +43,7 @@ from freight.jobs.store import (
     Batch,
     JobRecord,
 )
+from freight.runtime.base import Handle
 
 log = logging.getLogger("freight.scheduler")
 
@@ -166,10 +167,19 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
         self._place(batch, actions, now)
         if self.scaler is not None and self.scaler.due(now):
             self._offer_demand(self.scaler, now)
-        if not held and batch and batch.only_running() and not actions and not self._pending_term:
+        if (
+            not held
+            and not self.nodes.remote
+            and batch
+            and batch.only_running()
+            and not actions
+            and not self._pending_term
+            and self._found_by_recovery(batch)
+        ):
             # Nothing but attempts that began running: their commit waits for the next tick (at most
             # HOLD_RUNNING away), so that a short job's start and end take one transaction, not two.
-            # Safe to hold: each handle is already beside its shim's records, where recovery looks.
+            # Safe to hold on this host only: each handle is already beside its shim's records, where
+            # recovery looks. A cluster node's records are on that node, out of a new leader's sight.
             self._held = batch
             batch = Batch()
         committed = self._commit(batch, now, notify=False)
@@ -179,6 +189,15 @@ class Scheduler(Recovery, Sync, Reap, Settle, ClusterWatch, Placement, Timers, A
         if now - self._last_lease >= LEASE_TTL / 3:
             self._renew_lease(now)
         self._publish()
+
+    def _found_by_recovery(self, batch: Batch) -> bool:
+        """Whether every attempt that began running has its handle where a new leader's recovery
+        reads it (<run_dir>/<attempt id>/handle.json), so its commit may wait a tick."""
+        run_dir = self.settings.run_dir
+        return all(
+            Handle.from_json(row["handle"]).record_dir == str(run_dir / row["b_id"])
+            for row in batch.running_attempts
+        )
 
     def _renew_lease(self, now: float) -> None:
         try:

@@ -12,34 +12,32 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from freight.config import load_settings
 from freight.jobs.client import JobView
 from freight.jobs.service import JobService
 from freight.jobs.states import JobState
-from freight.runtime.ray_cluster import NAMESPACE, loopback_only
-from tests.conftest import CGROUP_PARENT, JOB_TMP
+from freight.runtime.ray_cluster import NAMESPACE
+from tests.conftest import CGROUP_PARENT
+from tests.raycluster import G, cluster_service, job_folder, node_of, two_node_cluster, until
 
 pytestmark = pytest.mark.slow
-G = 1 << 30
 
 
 class Rig:
-    def __init__(self, cluster: object, svc: JobService, shared: Path, address: str) -> None:
+    def __init__(self, cluster: Any, svc: JobService, shared: Path, address: str) -> None:
         self.cluster = cluster
         self.address = address
         self.svc = svc
         #: a folder jobs (the job user) may write into
         self.shared = shared
 
-    def node(self, zone: str) -> dict[str, object]:
-        return next(n for n in self.svc.nodes() if n["labels"].get("zone") == zone)
+    def node(self, zone: str) -> dict[str, Any]:
+        return node_of(self.svc, zone)
 
     def run(self, **spec: object) -> JobView:
         return self.wait(self.submit(**spec))
@@ -55,52 +53,16 @@ class Rig:
         return b"".join(self.svc.logs(job_id)).decode(errors="replace").strip()
 
 
-def until(done: Callable[[], bool], what: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached: {what}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    loopback_only()  # before Ray starts any process
-    import ray
-    from ray.cluster_utils import Cluster
-
-    JOB_TMP.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="cluster-", dir=JOB_TMP))
-    root.chmod(0o1777 if os.geteuid() == 0 else 0o700)
+    root = job_folder("cluster-")
     shared = root / "shared"
     shared.mkdir()
     shared.chmod(0o1777)
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "memory": G,
-            "resources": {"label:zone=eu": 1},
-            "include_dashboard": False,
-        },
-    )
-    cluster.add_node(num_cpus=2, memory=2 * G, resources={"label:zone=us": 1})
-    cluster.wait_for_nodes()
-    settings = load_settings(
-        {
-            "FREIGHT_HOME": str(root / "home"),
-            "FREIGHT_CGROUP_PARENT": CGROUP_PARENT,
-            "FREIGHT_RAY_ADDRESS": cluster.address,
-        }
-    )
-    svc = JobService.open(settings)
-    svc.start_scheduler(poll_interval=0.2)
     try:
-        yield Rig(cluster, svc, shared, cluster.address)
+        with two_node_cluster() as cluster, cluster_service(cluster.address, root / "home") as svc:
+            yield Rig(cluster, svc, shared, cluster.address)
     finally:
-        svc.close()
-        ray.shutdown()
-        cluster.shutdown()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -227,10 +189,8 @@ def test_a_hung_agent_neither_stalls_the_scheduler_nor_runs_its_job_twice(rig: R
 
 
 def test_a_killed_nodes_jobs_finish_elsewhere_exactly_once(rig: Rig) -> None:
-    doomed = rig.cluster.add_node(  # type: ignore[attr-defined]
-        num_cpus=4, memory=4 * G, resources={"label:zone=asia": 1}
-    )
-    rig.cluster.wait_for_nodes()  # type: ignore[attr-defined]
+    doomed = rig.cluster.add_node(num_cpus=4, memory=4 * G, resources={"label:zone=asia": 1})
+    rig.cluster.wait_for_nodes()
     until(lambda: any(n["labels"].get("zone") == "asia" for n in rig.svc.nodes()), "the scheduler sees it")
     pid_file = rig.shared / "first.pid"
     script = (
@@ -246,7 +206,7 @@ def test_a_killed_nodes_jobs_finish_elsewhere_exactly_once(rig: Rig) -> None:
     until(pid_file.exists, "the first attempt runs")
     asia = rig.node("asia")
     try:
-        rig.cluster.remove_node(doomed)  # type: ignore[attr-defined]
+        rig.cluster.remove_node(doomed)
         view = rig.wait(job)
     finally:  # the first attempt outlives its node here (one machine): end it
         with contextlib.suppress(ValueError, OSError):

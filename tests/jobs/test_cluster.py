@@ -95,6 +95,9 @@ def test_jobs_land_on_the_node_with_room_and_see_their_node(rig: Rig) -> None:
     assert rig.log(big.id) == us["id"]  # only the us node has 2 cpus
     assert rig.log(pinned.id) == eu["id"]
     assert rig.log(big.id) != rig.log(pinned.id)
+    # the attempt says where it ran, as the API shows it
+    assert rig.svc.get(big.id).attempt_list[-1].node == us["id"]
+    assert rig.svc.get(pinned.id).attempt_list[-1].node == eu["id"]
 
 
 def test_a_job_too_big_for_every_node_says_so(rig: Rig) -> None:

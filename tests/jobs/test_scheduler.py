@@ -62,6 +62,7 @@ def test_a_short_job_never_ends_before_it_started(svc: JobService) -> None:
         attempt = view.attempt_list[-1]
         assert attempt.started_at is not None and attempt.ended_at is not None
         assert attempt.ended_at >= attempt.started_at
+        assert attempt.node == os.uname().nodename  # where it ran (a Ray node's id on a cluster)
 
 
 def test_command_that_cannot_start_fails_with_clear_error(svc: JobService) -> None:

@@ -35,6 +35,8 @@ class AttemptView:
     cpu_seconds: float | None
     error: str | None
     log_path: str | None
+    #: the node it ran on: this machine's name embedded, the Ray node's id on a cluster
+    node: str | None = None
 
 
 @dataclass(frozen=True)

@@ -365,6 +365,7 @@ def _attempt_view(r: Any) -> AttemptView:
         cpu_seconds=r.cpu_seconds,
         error=r.error,
         log_path=r.log_path,
+        node=r.node,
     )
 
 

@@ -149,3 +149,17 @@ def test_usage_and_log_reads_of_a_hung_agent_answer_did_not_answer(tmp_path: Pat
         with pytest.raises(TransientError, match="node abababababab did not answer within 2 s"):
             read()
         assert ray.timeouts == [AGENT_ANSWER]
+
+
+def test_agents_archive_logs_to_the_servers_object_store(tmp_path: Path) -> None:
+    """Settings given to the service (not only its environment) reach the agents: before the fix an
+    agent archived logs to FREIGHT_HOME/objects while the server read them from its own store (S3)."""
+    from dataclasses import replace
+
+    from freight.config import load_settings
+
+    pytest.importorskip("ray")
+    settings = replace(load_settings({"FREIGHT_HOME": str(tmp_path)}), object_store_url="s3://data/freight")
+    env = ClusterRuntime.for_settings(settings).env
+    assert env["FREIGHT_OBJECT_STORE"] == "s3://data/freight"
+    assert env["FREIGHT_HOME"] == str(tmp_path)

@@ -144,11 +144,13 @@ class ClusterRuntime:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ClusterRuntime:
-        """Agents that start with these settings (home, cgroups, isolation, job user, run dir) on
-        top of this process's FREIGHT_* environment."""
+        """Agents that start with these settings (home, object store, cgroups, isolation, job user,
+        run dir) on top of this process's FREIGHT_* environment. The object store is where an agent
+        archives the logs of its node's attempts: the server reads them there."""
         env = dict(os.environ)
         env.update(
             FREIGHT_HOME=str(settings.home),
+            FREIGHT_OBJECT_STORE=settings.object_store_url,
             FREIGHT_CGROUP_PARENT=settings.cgroup_parent,
             FREIGHT_ISOLATION=settings.isolation,
             FREIGHT_JOB_USER=settings.job_user,

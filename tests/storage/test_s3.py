@@ -16,6 +16,7 @@ from freight.builds.store import BuildStore
 from freight.config import Settings
 from freight.db.engine import make_engine
 from freight.jobs.logarchive import LogArchive
+from freight.pipelines.datasets import read_dataset
 from freight.pipelines.loader import load_pipeline
 from freight.storage.objectstore import ObjectStore
 from tests.pipelines.stepdriver import run_once
@@ -72,6 +73,27 @@ def test_extract_files_reads_an_s3_glob(s3_env: str, tmp_path: Path) -> None:
         (3, "tab\there"),
     ]
     con.close()
+
+
+def test_transform_sql_reads_each_s3_input_as_its_own(s3_env: str, tmp_path: Path) -> None:
+    """Two inputs whose part files have the same names (part-00000.parquet): each is downloaded on
+    its own. Before the fix the second overwrote the first in the step's scratch folder and both
+    views read it: this union returned b twice, silently (a join of differently shaped inputs
+    failed with a binder error)."""
+    (tmp_path / "freight.toml").write_text("")
+    (tmp_path / "p.yaml").write_text(
+        "name: two\nsteps:\n"
+        "  - {name: a, type: transform-sql, sql: \"SELECT 1 AS id, 'from a' AS note\"}\n"
+        "  - {name: b, type: transform-sql, sql: \"SELECT 2 AS id, 'from b' AS note\"}\n"
+        "  - name: both\n    type: transform-sql\n    inputs: [a, b]\n"
+        "    sql: SELECT * FROM a UNION ALL SELECT * FROM b ORDER BY id\n"
+    )
+    root = "s3://data/runs-two"
+    out = run_once(load_pipeline(tmp_path / "p.yaml"), tmp_path / "freight.toml", tmp_path / "home", root)
+    assert out["both"]["rows"] == 2
+    (run_id,) = {key.split("/")[0] for key in ObjectStore(root).list()}
+    both = read_dataset(ObjectStore(f"{root}/{run_id}/both")).read_all()
+    assert both.to_pylist() == [{"id": 1, "note": "from a"}, {"id": 2, "note": "from b"}]
 
 
 def test_the_build_cache_on_s3_round_trips_and_rejects_tampering(s3_env: str, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ holds its schema, so the next step knows the columns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -113,13 +114,16 @@ def part_keys(store: ObjectStore) -> list[str]:
 
 
 def local_files(store: ObjectStore, scratch: Path) -> list[str]:
-    """Paths a local reader (DuckDB) can open; remote parts are downloaded into `scratch` first."""
+    """Paths a local reader (DuckDB) can open; remote parts are downloaded into `scratch` first, in
+    a folder of this dataset's own: every dataset names its parts alike (part-00000.parquet), so
+    the inputs of one step must not share a folder."""
     keys = part_keys(store)
     out = []
+    folder = scratch / hashlib.sha256(store.url.encode()).hexdigest()[:16]
     for key in keys:
         path = store.local_path(key)
         if path is None:
-            path = scratch / key.replace("/", "_")
+            path = folder / key.replace("/", "_")
             store.get_file(key, path)
         out.append(str(path))
     return out

@@ -38,7 +38,11 @@ def _npm(args: list[str], cwd: Path) -> None:
 
 @pytest.fixture(scope="session")
 def esbuild_version() -> str:
-    """esbuild from the npm registry, installed once under .cache/npm-esbuild/."""
+    return install_esbuild()
+
+
+def install_esbuild() -> str:
+    """esbuild from the npm registry, installed once under .cache/npm-esbuild/; its version."""
     ESBUILD_DIR.mkdir(parents=True, exist_ok=True)
     (ESBUILD_DIR / ".gitignore").write_text("*\n")
     with (ESBUILD_DIR / ".lock").open("w") as lock:
@@ -56,9 +60,13 @@ def esbuild_version() -> str:
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory, esbuild_version: str) -> Path:
     """A committed 12-app workspace with its lockfile and installed node_modules."""
-    root = tmp_path_factory.mktemp("template") / "ws"
-    generate(root, APPS, esbuild_version=esbuild_version)
-    # The npm cache already holds esbuild (the fixture above fetched it), so this stays local.
+    return sample_workspace(tmp_path_factory.mktemp("template") / "ws", APPS, esbuild_version)
+
+
+def sample_workspace(root: Path, apps: int, esbuild_version: str) -> Path:
+    """The sample monorepo with `apps` apps at `root`, npm-installed and committed."""
+    generate(root, apps, esbuild_version=esbuild_version)
+    # The npm cache already holds esbuild (install_esbuild fetched it), so this stays local.
     _npm(["install", "--no-audit", "--no-fund", "--prefer-offline"], root)
     git_init(root)
     mark_installed(load_workspace(root))

@@ -27,6 +27,24 @@ def test_oom_is_read_from_the_counter_not_guessed_from_sigkill() -> None:
     assert state is JobState.FAILED and reason == "killed by SIGKILL"
 
 
+def test_a_failure_at_the_memory_limit_says_so() -> None:
+    """A runtime that aborts when an allocation fails (SIGABRT) is not the OOM killer's doing, but
+    the user's fix is the same: the reason names the limit (seen as a flaky SIGABRT of a step)."""
+    state, reason = classify(outcome(signal=6, peak_memory=63 << 20), None, SPEC)
+    assert state is JobState.FAILED
+    assert reason == (
+        "killed by SIGABRT; its memory peaked at 63.0M of its 64.0M limit, so an allocation may "
+        "have failed: raise resources.memory"
+    )
+    assert "64.0M limit" in (classify(outcome(signal=11, peak_memory=64 << 20), None, SPEC)[1] or "")
+    assert classify(outcome(signal=6, peak_memory=32 << 20), None, SPEC)[1] == "killed by SIGABRT"
+    # an exit code or SIGTERM at the limit is not taken for it (the page cache counts on cgroup v1)
+    assert classify(outcome(exit_code=1, peak_memory=64 << 20), None, SPEC)[1] == "exited with code 1"
+    assert classify(outcome(signal=15, peak_memory=64 << 20), None, SPEC)[1] == "killed by SIGTERM"
+    roomy = JobSpec(command=["x"], resources={"memory": "1G"})
+    assert classify(outcome(signal=6, peak_memory=512 << 20), None, roomy)[1] == "killed by SIGABRT"
+
+
 def test_stop_reasons_win() -> None:
     assert classify(outcome(signal=9), "timeout", SPEC)[0] is JobState.TIMED_OUT
     assert classify(outcome(signal=15), "cancel", SPEC)[0] is JobState.CANCELLED

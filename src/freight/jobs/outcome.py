@@ -45,8 +45,27 @@ def classify(outcome: Outcome, stop_reason: str | None, spec: JobSpec) -> tuple[
     if outcome.exit_code == 0:
         return JobState.SUCCEEDED, None
     if outcome.signal:
-        return JobState.FAILED, f"killed by {signal_name(outcome.signal)}"
+        reason = f"killed by {signal_name(outcome.signal)}"
+        return JobState.FAILED, reason + _at_its_memory_limit(outcome, limit)
     return JobState.FAILED, f"exited with code {outcome.exit_code}"
+
+
+#: A process that aborts or faults with its peak this close to its memory limit may have failed an
+#: allocation before the OOM killer acted (allocators abort on ENOMEM: Arrow's jemalloc did, as
+#: SIGABRT). Only these signals: a plain non-zero exit after heavy I/O can show a peak at the limit
+#: on cgroup v1, where the page cache counts.
+NEAR_LIMIT = 0.95
+_ALLOCATION_SIGNALS = frozenset({signals.SIGABRT, signals.SIGSEGV, signals.SIGBUS})
+
+
+def _at_its_memory_limit(outcome: Outcome, limit: int | None) -> str:
+    peak = outcome.peak_memory
+    if outcome.signal not in _ALLOCATION_SIGNALS or not limit or not peak or peak < NEAR_LIMIT * limit:
+        return ""
+    return (
+        f"; its memory peaked at {format_bytes(peak)} of its {format_bytes(limit)} limit, so an "
+        "allocation may have failed: raise resources.memory"
+    )
 
 
 def should_retry(state: JobState, exit_code: int | None, attempts: int, spec: JobSpec) -> bool:

@@ -66,6 +66,10 @@ def seaweed_s3() -> Iterator[str]:
                 time.sleep(0.2)
         yield endpoint
     finally:
+        # fsspec keeps one S3FileSystem per set of arguments for the process's life, with the
+        # endpoint the environment named when it was made: a later server on another port would be
+        # asked at this one's (seen as "connection refused" in the module after the first server)
+        s3fs.S3FileSystem.clear_instance_cache()
         # its data is thrown away: no need to wait out a graceful stop (~10 s)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

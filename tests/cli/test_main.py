@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +32,6 @@ def freight(settings: Settings, *args: str, cwd: Path | None = None) -> subproce
 
 def job_count(settings: Settings) -> int:
     out = freight(settings, "jobs", "ls", "--json")
-    import json
 
     return len(json.loads(out.stdout)) if out.returncode == 0 and out.stdout.strip() else 0
 
@@ -128,6 +129,15 @@ def test_run_exits_like_the_job_and_says_why(
     result = freight(settings, "run", *args)
     assert result.returncode == code, result.stderr
     assert said in result.stderr
+
+
+def test_jobs_show_says_which_node_each_attempt_ran_on(settings: Settings) -> None:
+    assert freight(settings, "run", "--", "true").returncode == 0
+    job_id = json.loads(freight(settings, "jobs", "ls", "--json").stdout)[0]["id"]
+    shown = freight(settings, "jobs", "show", job_id)
+    header, row = (line.split() for line in shown.stdout.splitlines()[-2:])
+    assert header[:4] == ["#", "STATE", "NODE", "EXIT"], shown.stdout
+    assert row[:4] == ["1", "succeeded", socket.gethostname()[:20], "0"], shown.stdout
 
 
 def test_run_streams_output(settings: Settings) -> None:

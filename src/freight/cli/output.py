@@ -107,12 +107,14 @@ def show_job(view: JobView) -> None:
         console.print(f"  [dim]{key:>11}[/]  {value}")
     if view.attempt_list:
         table = Table(box=None, header_style="bold", title="attempts", title_justify="left")
-        for column in ("#", "STATE", "EXIT", "SIGNAL", "OOM", "PEAK MEM", "CPU", "STARTED", "ERROR"):
+        columns = ("#", "STATE", "NODE", "EXIT", "SIGNAL", "OOM", "PEAK MEM", "CPU", "STARTED", "ERROR")
+        for column in columns:
             table.add_column(column)
         for a in view.attempt_list:
             table.add_row(
                 str(a.number),
                 a.state,
+                _node_name(a.node),
                 "-" if a.exit_code is None else str(a.exit_code),
                 "-" if a.signal is None else str(a.signal),
                 "yes" if a.oom_killed else "no",
@@ -122,6 +124,13 @@ def show_job(view: JobView) -> None:
                 a.error or "",
             )
         console.print(table)
+
+
+def _node_name(node: str | None) -> str:
+    """A host name as it is; a Ray node id (56 hex digits) by its first 12, as `freight nodes`."""
+    if not node:
+        return "-"
+    return node if len(node) <= 20 else node[:12]
 
 
 def _retry_line(max_attempts: int, retry_on: Sequence[object]) -> str:

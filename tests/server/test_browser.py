@@ -6,6 +6,7 @@ change live on the services pages."""
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,8 @@ def test_a_waiting_job_says_why(page: Page, live: Live) -> None:
     with api(live) as client:
         done = client.post("/api/v1/jobs/wait", json={"ids": [job["id"]], "timeout": 30}).json()["jobs"][0]
     assert done["state"] == "succeeded"
+    page.goto(f"/jobs/{job['id']}")  # its attempt says where it ran
+    expect(page.locator("td.node")).to_have_text(socket.gethostname())
 
 
 def test_keyboard_navigation_and_the_capacity_chart(page: Page) -> None:

@@ -44,7 +44,6 @@ BASE_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER")
 RELEASE_TASK = "build"
 #: The label every job of a build run carries (its value is the run id).
 RUN_LABEL = "build.run"
-UNFINISHED = tuple(s for s in JobState if not s.terminal)
 #: Cache lookups (restores) at once: enough to overlap decompression with the disk on a small machine.
 RESTORE_THREADS = 4
 
@@ -78,15 +77,24 @@ def bin_path(ws: Workspace, pkg: Package, base_path: str) -> str:
 
 
 def cancel_jobs(client: JobClient, run_id: str) -> list[str]:
-    """Cancel every unfinished job of a build run (the tasks and the install carry `build.run`)."""
+    """Cancel every unfinished job of a build run (the tasks and the install carry `build.run`);
+    the ids of the jobs this stopped. One listing of all the run's jobs: a listing per state could
+    miss a job that changed state between two of them. A job that ends cancelled while this runs
+    counts: the run's own runner cancels the rest of its jobs once one ends cancelled, so it may
+    reach a job first."""
+    asked = time.time()
     cancelled: list[str] = []
-    for state in UNFINISHED:
-        for view in client.list_jobs(state=state.value, label={RUN_LABEL: run_id}, limit=10_000):
-            try:
-                client.cancel(view.id)
-            except ConflictError:  # it ended in between
+    for view in client.list_jobs(label={RUN_LABEL: run_id}, limit=10_000):
+        if view.state.terminal:
+            if view.state is JobState.CANCELLED and (view.ended_at or 0.0) >= asked:
+                cancelled.append(view.id)
+            continue
+        try:
+            client.cancel(view.id)
+        except ConflictError:  # it ended in between: by a cancel, or by itself
+            if client.get(view.id).state is not JobState.CANCELLED:
                 continue
-            cancelled.append(view.id)
+        cancelled.append(view.id)
     return cancelled
 
 

@@ -383,3 +383,21 @@ def test_a_waiter_checks_the_store_before_it_returns_a_job_the_log_called_ended(
     gate.touch()
     waiter.join()
     assert [v.state for v in result] == [JobState.SUCCEEDED]
+
+
+def test_nodes_seen_from_another_process_say_what_runs_there(svc: JobService, settings: Settings) -> None:
+    """`freight nodes` beside `freight up` (or a standby server) has no scheduler of its own: what is
+    in use comes from the store's running attempts (it said 0 while jobs ran)."""
+    job = svc.submit({"command": ["sleep", "60"], "resources": {"cpus": 0.5, "memory": "64M"}, "timeout": 60})
+    deadline = time.monotonic() + 30
+    while svc.get(job.id).state is not JobState.RUNNING:
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.05)
+    with JobService.open(settings) as other:
+        assert other.scheduler is None
+        (node,) = other.nodes()
+        assert (node["used_cpus"], node["used_memory"], node["running"]) == (0.5, 64 << 20, 1)
+    svc.cancel(job.id)
+    assert svc.wait([job.id], timeout=30)[0].state is JobState.CANCELLED
+    with JobService.open(settings) as other:
+        assert other.nodes()[0]["running"] == 0

@@ -228,7 +228,8 @@ class JobService:
 
     def nodes(self) -> list[dict[str, Any]]:
         """The nodes jobs are placed on (see NodeTable.snapshot): as the scheduler of this process
-        last saw them, else as their source lists them now (no usage: another process schedules)."""
+        last saw them, else as their source lists them now with what the store says runs there
+        (another process schedules: `freight nodes` beside `freight up`, a standby server)."""
         scheduler = self.scheduler
         if scheduler is not None:
             rows: list[dict[str, Any]] = scheduler.snapshot()["nodes"]
@@ -248,7 +249,31 @@ class JobService:
             source = LocalNodes(os.uname().nodename, *self._capacity())
         table = NodeTable(source)
         table.refresh()
+        for node, cpus, memory in self._running_charges():
+            table.charge(node, cpus, memory)
         return table.snapshot()
+
+    def _running_charges(self) -> list[tuple[str, float, int]]:
+        """(node, cpus, memory) of every attempt starting or running, as the store has them: what
+        the scheduler of another process holds on each node. Driven by the jobs' state index and
+        the attempts' primary keys, so it costs what runs, not what the store holds."""
+        live = [JobState.STARTING.value, JobState.RUNNING.value]
+        with self.engine.connect() as conn:
+            current = [
+                f"{job_id}-{number}"
+                for job_id, number in conn.execute(
+                    select(jobs.c.id, jobs.c.attempts).where(jobs.c.state.in_(live))
+                )
+            ]
+            charges: list[tuple[str, float, int]] = []
+            for at in range(0, len(current), 500):
+                rows = conn.execute(
+                    select(attempts.c.node, attempts.c.cpus, attempts.c.memory).where(
+                        attempts.c.id.in_(current[at : at + 500]), attempts.c.state.in_(live)
+                    )
+                )
+                charges += [(node, cpus, memory) for node, cpus, memory in rows if node]
+        return charges
 
     def capacity(self) -> dict[str, Any]:
         """The capacity page's view: nodes, the demand the autoscaler was given (this process's

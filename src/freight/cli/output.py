@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from freight.jobs.placement import node_name
 from freight.jobs.states import JobState
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def show_job(view: JobView) -> None:
             table.add_row(
                 str(a.number),
                 a.state,
-                _node_name(a.node),
+                node_name(a.node) if a.node else "-",
                 "-" if a.exit_code is None else str(a.exit_code),
                 "-" if a.signal is None else str(a.signal),
                 "yes" if a.oom_killed else "no",
@@ -124,13 +125,6 @@ def show_job(view: JobView) -> None:
                 a.error or "",
             )
         console.print(table)
-
-
-def _node_name(node: str | None) -> str:
-    """A host name as it is; a Ray node id (56 hex digits) by its first 12, as `freight nodes`."""
-    if not node:
-        return "-"
-    return node if len(node) <= 20 else node[:12]
 
 
 def _retry_line(max_attempts: int, retry_on: Sequence[object]) -> str:

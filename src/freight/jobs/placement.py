@@ -21,6 +21,12 @@ from typing import Literal
 from freight.units import format_bytes, plural
 
 
+def node_name(node_id: str) -> str:
+    """What people read for a node: a host name as it is; a Ray node id (56 hex digits) by its
+    first 12, which say which one."""
+    return node_id if len(node_id) <= 20 else node_id[:12]
+
+
 @dataclass(frozen=True)
 class Node:
     name: str

@@ -125,22 +125,21 @@ def refuse_open_cluster(address: str) -> None:
             expired.set()
             probe.kill()
 
+        output_pipe = probe.stdout
+        assert output_pipe is not None  # stdout=PIPE
         timer = threading.Timer(PROBE_WAIT, expire)
         timer.start()
         lines: list[str] = []
         try:
-            assert probe.stdout is not None
-            for line in probe.stdout:
+            for line in output_pipe:
                 lines.append(line)
                 if any(mark in line for mark in REFUSED):
-                    probe.kill()
-                    break
+                    break  # the answer: Ray would only ask again
         finally:
             timer.cancel()
             probe.kill()
             probe.wait()
-            if probe.stdout is not None:
-                probe.stdout.close()
+            output_pipe.close()
     output = "".join(lines)
     if "joined" in output.split():
         raise UserError(

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from freight.jobs.placement import Node
+from freight.jobs.placement import Node, node_name
 
 if TYPE_CHECKING:
     from freight.runtime.ray_cluster import ClusterRuntime
@@ -50,8 +50,8 @@ class NodeInfo:
 
     @property
     def name(self) -> str:
-        """What people read: a Ray node id is 56 hex digits, its first 12 say which one."""
-        return self.id if len(self.id) <= 20 else self.id[:12]
+        """What people read (see placement.node_name)."""
+        return node_name(self.id)
 
 
 class NodeSource(Protocol):

@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from freight.jobs.placement import node_name
 from freight.jobs.states import TERMINAL, JobState
 from freight.server import views
 from freight.server.deps import ServerContext
@@ -33,6 +34,7 @@ def _templates() -> Jinja2Templates:
         clock=views.clock,
         ago=views.ago,
         tone=views.tone,
+        node_name=node_name,
         state_label=views.state_label,
         run_tone=views.run_tone,
         run_label=views.run_label,

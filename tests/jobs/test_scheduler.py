@@ -389,10 +389,7 @@ def test_nodes_seen_from_another_process_say_what_runs_there(svc: JobService, se
     """`freight nodes` beside `freight up` (or a standby server) has no scheduler of its own: what is
     in use comes from the store's running attempts (it said 0 while jobs ran)."""
     job = svc.submit({"command": ["sleep", "60"], "resources": {"cpus": 0.5, "memory": "64M"}, "timeout": 60})
-    deadline = time.monotonic() + 30
-    while svc.get(job.id).state is not JobState.RUNNING:
-        assert time.monotonic() < deadline, "the job did not start"
-        time.sleep(0.05)
+    wait_until(lambda: svc.get(job.id).state is JobState.RUNNING)
     with JobService.open(settings) as other:
         assert other.scheduler is None
         (node,) = other.nodes()
